@@ -1,0 +1,336 @@
+"""Loading the key list from keys.json and the environment conventions of the source documents.
+
+Sources, merged into one list (the README's "Configuration" section documents this order):
+
+1. ``keys.json`` (path argument, else ``KEY_STORE_PATH``, else ``./keys.json`` when it exists):
+   ``{"keys": [...], "routing": {...}}``, a bare list of keys, or document 002's
+   ``{"providers": {"gemini": {"keys": [...]}}}``.
+2. Provider variables, for each of OpenAI, Anthropic and Gemini (document 001): the comma list
+   ``OPENAI_API_KEYS``, the numbered ``OPENAI_API_KEY_1..N`` and the single ``OPENAI_API_KEY``. All
+   are used; a secret given twice (or already used by a keys.json entry) counts once. Such keys
+   serve every model of their provider, with limits from ``OPENAI_RPM``/``_TPM``/``_RPD`` when set.
+3. ``ENABLE_KEY_ROTATION=false`` (or ``LLM_MULTI_KEY_ROUTER_ENABLED=false``) is document 003's
+   single-key mode: keys.json and the lists are ignored; only ``*_API_KEY`` single keys are used.
+
+Secrets of keys.json entries come from the secret store (``SECRET_STORE_TYPE``); with the ``env``
+store they are read from ``secret_ref``, ``API_KEY_{KEY_ID}`` (document 004) or
+``{PROVIDER}_KEY_{key_id}`` (document 003). keys.json itself never holds a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from keys.models import DEFAULT_MODELS, APIKey, ModelBinding
+from router.errors import ConfigError
+from router.masking import looks_like_secret
+from router.settings import PROVIDERS, Settings
+
+ENV_PREFIX = {"openai": "OPENAI", "anthropic": "ANTHROPIC", "gemini": "GEMINI"}
+_SECRET_FIELDS = ("api_key", "secret", "key", "token", "value")
+
+
+@dataclass
+class KeyConfig:
+    """The merged key list, the raw routing section and where each key came from."""
+
+    keys: list[APIKey]
+    routing: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def by_id(self) -> dict[str, APIKey]:
+        return {key.key_id: key for key in self.keys}
+
+
+def resolve_keys_path(path: str | os.PathLike[str] | None, settings: Settings) -> Path | None:
+    """The keys.json to read: the argument, ``KEY_STORE_PATH``, or ``./keys.json`` if present."""
+    if path is not None:
+        return Path(path)
+    if settings.KEY_STORE_PATH:
+        return Path(settings.KEY_STORE_PATH)
+    default = Path("keys.json")
+    return default if default.is_file() else None
+
+
+def load_key_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
+) -> KeyConfig:
+    """Every key from every source, merged; raises :class:`ConfigError` naming the place."""
+    env = os.environ if environ is None else environ
+    settings = settings or Settings.from_env(env)
+    single_key_mode = settings.rotation_enabled is False
+    config = KeyConfig(keys=[])
+    keys_path = None if single_key_mode else resolve_keys_path(path, settings)
+    if keys_path is not None:
+        keys, routing = load_keys_file(keys_path)
+        config.keys.extend(keys)
+        config.routing = routing
+        config.path = keys_path
+        config.sources.update({k.key_id: str(keys_path) for k in keys})
+    elif single_key_mode:
+        config.warnings.append("key rotation disabled: single-key mode, keys.json ignored")
+
+    known_secrets = _env_secrets_of(config.keys, env) if settings.SECRET_STORE_TYPE == "env" else set()
+    for key, source in keys_from_environment(env, single_key_mode=single_key_mode):
+        secret = env_secret_by_ref(key.secret_ref or "", env)
+        if secret in known_secrets:
+            continue
+        known_secrets.add(secret or "")
+        if key.key_id in config.sources:
+            raise ConfigError(f"key id {key.key_id!r} is already defined", source=source)
+        config.keys.append(key)
+        config.sources[key.key_id] = source
+    return config
+
+
+# -- keys.json ---------------------------------------------------------------------------------
+
+
+def load_keys_file(path: str | os.PathLike[str]) -> tuple[list[APIKey], dict[str, Any]]:
+    """Parse and validate a keys.json file: (keys, routing section)."""
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", source=where) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", source=where) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=where) from None
+    entries, routing = _entries_of(data, where)
+    keys: list[APIKey] = []
+    seen: dict[str, int] = {}
+    for index, (entry, provider) in enumerate(entries):
+        key = parse_key_entry(entry, source=where, index=index, provider=provider)
+        if key.key_id in seen:
+            raise ConfigError(
+                f"duplicate key_id {key.key_id!r} (first defined in entry #{seen[key.key_id]})",
+                source=where, entry=index, field="key_id",
+            )
+        seen[key.key_id] = index
+        keys.append(key)
+    return keys, routing
+
+
+def _entries_of(data: Any, where: str) -> tuple[list[tuple[Any, str | None]], dict[str, Any]]:
+    if isinstance(data, list):
+        return [(entry, None) for entry in data], {}
+    if not isinstance(data, dict):
+        raise ConfigError("expected an object with a 'keys' list", source=where)
+    routing = data.get("routing", {})
+    if not isinstance(routing, dict):
+        raise ConfigError("must be an object", source=where, field="routing")
+    if "providers" in data and "keys" not in data:
+        providers = data["providers"]
+        if not isinstance(providers, dict):
+            raise ConfigError("must be an object", source=where, field="providers")
+        entries: list[tuple[Any, str | None]] = []
+        for provider, block in providers.items():
+            if not isinstance(block, dict) or not isinstance(block.get("keys"), list):
+                raise ConfigError("expected a 'keys' list", source=where, field=f"providers.{provider}")
+            entries.extend((entry, provider) for entry in block["keys"])
+        return entries, routing
+    keys = data.get("keys")
+    if not isinstance(keys, list):
+        raise ConfigError("missing or not a list", source=where, field="keys")
+    return [(entry, None) for entry in keys], routing
+
+
+def parse_key_entry(
+    entry: Any, *, source: str, index: int, provider: str | None = None
+) -> APIKey:
+    """One keys.json entry as an APIKey; errors name the file, the entry and the field."""
+    if not isinstance(entry, dict):
+        raise ConfigError("expected an object", source=source, entry=index)
+    label: str | int = entry.get("key_id") if isinstance(entry.get("key_id"), str) else index
+    data = dict(entry)
+    for name in _SECRET_FIELDS:
+        if name in data:
+            data = _secret_field_as_ref(data, name, source, label)
+    if provider is not None:
+        data.setdefault("provider", provider)
+    if "model_name" not in data:
+        models = data.get("models") or data.get("priority_models")
+        if isinstance(models, list) and models and isinstance(models[0], dict) and "model" in models[0]:
+            data["model_name"] = models[0]["model"]
+    try:
+        return APIKey.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or None
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "missing":
+            message = "required field is missing"
+        raise ConfigError(message, source=source, entry=label, field=loc) from None
+
+
+def _secret_field_as_ref(data: dict[str, Any], name: str, source: str, label: str | int) -> dict[str, Any]:
+    """Document 002 names the secret's variable in ``api_key``; a literal secret is refused."""
+    value = data.pop(name)
+    if isinstance(value, str) and re.fullmatch(r"[A-Z][A-Z0-9_]*", value):
+        data.setdefault("secret_ref", "env:" + value.removesuffix("_PLACEHOLDER"))
+        return data
+    shown = "a secret" if isinstance(value, str) and looks_like_secret(value) else "a value"
+    raise ConfigError(
+        f"holds {shown}; keys.json must not contain secrets. Put the secret in the secret store "
+        "(for the env store: API_KEY_<KEY_ID>) or name its variable in 'secret_ref'",
+        source=source, entry=label, field=name,
+    )
+
+
+def save_keys_file(path: str | os.PathLike[str], keys: list[APIKey], routing: dict[str, Any] | None = None) -> None:
+    """Write keys (metadata only, never secrets) to ``path`` atomically: temp file, then rename."""
+    target = Path(path)
+    document: dict[str, Any] = {"keys": [key.metadata() for key in keys]}
+    if routing:
+        document["routing"] = routing
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- environment -------------------------------------------------------------------------------
+
+
+def fingerprint(secret: str) -> str:
+    """A short, stable, non-reversible identifier of a secret (8 hex digits of its SHA-256)."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:8]
+
+
+def _env_limit(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError("must be a whole number", source="environment", field=name) from None
+    if value < 1:
+        raise ConfigError("must be at least 1", source="environment", field=name)
+    return value
+
+
+def env_provider_refs(env: Mapping[str, str], provider: str, *, single_only: bool = False) -> list[str]:
+    """The secret references a provider's variables define: comma list, numbered, single."""
+    prefix = ENV_PREFIX[provider]
+    refs: list[str] = []
+    if not single_only:
+        listed = [part.strip() for part in env.get(f"{prefix}_API_KEYS", "").split(",")]
+        refs.extend(f"env:{prefix}_API_KEYS#{i}" for i, part in enumerate(listed, 1) if part)
+        numbered = sorted(
+            (int(m.group(1)), name)
+            for name in env
+            if (m := re.fullmatch(rf"{prefix}_API_KEY_(\d+)", name)) and env[name].strip()
+        )
+        refs.extend(f"env:{name}" for _, name in numbered)
+    if env.get(f"{prefix}_API_KEY", "").strip():
+        refs.append(f"env:{prefix}_API_KEY")
+    return refs
+
+
+def keys_from_environment(
+    env: Mapping[str, str], *, single_key_mode: bool = False
+) -> list[tuple[APIKey, str]]:
+    """Keys defined by provider variables, each with its source; duplicates by secret removed."""
+    found: list[tuple[APIKey, str]] = []
+    seen: set[str] = set()
+    for provider in PROVIDERS:
+        prefix = ENV_PREFIX[provider]
+        limits = {
+            "rpm": _env_limit(env, f"{prefix}_RPM"),
+            "tpm": _env_limit(env, f"{prefix}_TPM"),
+            "rpd": _env_limit(env, f"{prefix}_RPD"),
+        }
+        base_url = env.get(f"{prefix}_BASE_URL", "").strip() or None
+        model = env.get(f"{prefix}_MODEL", "").strip() or DEFAULT_MODELS[provider]
+        for ref in env_provider_refs(env, provider, single_only=single_key_mode):
+            secret = env_secret_by_ref(ref, env)
+            if not secret or secret in seen:
+                continue
+            seen.add(secret)
+            source = ref.removeprefix("env:").split("#")[0]
+            try:
+                key = APIKey(
+                    key_id=f"{provider}-{fingerprint(secret)}",
+                    provider=provider,  # type: ignore[arg-type]
+                    model_name=model,
+                    models=[ModelBinding(model=model), ModelBinding(model="*", priority=1)],
+                    base_url=base_url,
+                    secret_ref=ref,
+                    **limits,
+                )
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ".".join(str(p) for p in err["loc"])
+                variable = f"{prefix}_BASE_URL" if loc == "base_url" else f"{prefix}_MODEL"
+                raise ConfigError(err["msg"], source="environment", field=variable) from None
+            found.append((key, f"env:{source}"))
+    return found
+
+
+def env_secret_by_ref(ref: str, env: Mapping[str, str]) -> str | None:
+    """Resolve ``[env:]NAME`` or ``[env:]NAME#i`` (the i-th element, from 1, of a comma list)."""
+    name = ref.removeprefix("env:")
+    index = None
+    if "#" in name:
+        name, _, pos = name.partition("#")
+        index = int(pos) if pos.isdigit() else None
+    raw = env.get(name)
+    if raw is None:
+        return None
+    if index is None:
+        return raw.strip() or None
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    return parts[index - 1] if 0 < index <= len(parts) else None
+
+
+def env_secret_names(key: APIKey) -> list[str]:
+    """Variables that may hold a keys.json key's secret, in the order they are tried."""
+    names: list[str] = [key.secret_ref] if key.secret_ref else []
+    upper_id = re.sub(r"[^A-Z0-9]", "_", key.key_id.upper())
+    names.append(f"API_KEY_{upper_id}")
+    prefix = ENV_PREFIX.get(key.provider, key.provider.upper())
+    names.append(f"{prefix}_KEY_{key.key_id}")
+    if f"{prefix}_KEY_{upper_id}" not in names:
+        names.append(f"{prefix}_KEY_{upper_id}")
+    return names
+
+
+def env_secret_for(key: APIKey, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """(secret, variable it came from) for ``key`` from the environment conventions."""
+    names = env_secret_names(key)
+    for name in names:
+        value = env_secret_by_ref(name, env)
+        if value:
+            return value, name.removeprefix("env:")
+    return None, names[0].removeprefix("env:")
+
+
+def _env_secrets_of(keys: list[APIKey], env: Mapping[str, str]) -> set[str]:
+    return {secret for key in keys if (secret := env_secret_for(key, env)[0])}

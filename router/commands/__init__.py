@@ -1,0 +1,1 @@
+"""Command modules of ``python -m router``; each has ``add_parser(subparsers)``."""

@@ -1,0 +1,35 @@
+"""``python -m router --health-check [--url URL]``: print a JSON health report, exit 0 when healthy."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from router.log import configure_logging
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("health", help="same as --health-check")
+    parser.add_argument("--url", help="check a running gateway at this URL instead")
+    parser.add_argument("--keys", metavar="PATH", help="keys.json to use")
+    parser.set_defaults(handler=run_health_check)
+
+
+def run_health_check(args: argparse.Namespace) -> int:
+    configure_logging(level="WARNING", force=True)
+    if getattr(args, "url", None):
+        from router.commands.remote_health import check_gateway
+
+        return check_gateway(args.url)
+    from router.health import health_report
+
+    report = asyncio.run(health_report(getattr(args, "keys", None)))
+    json.dump(report, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+    if not report["healthy"]:
+        sys.stderr.write("unhealthy: " + "; ".join(report["errors"]) + "\n")
+        return 1
+    return 0

@@ -1,0 +1,294 @@
+"""The one exception hierarchy of the product.
+
+    RouterError                         base of everything raised on purpose
+    ├── ConfigError                     bad keys.json / environment; names file, entry and field
+    ├── StoreError                      the Redis (or embedded) store failed or is unreachable
+    ├── SecretStoreError                a secret backend failed; names backend, key id and cause
+    ├── CapacityError                   no key can take the request now
+    │   ├── AllKeysExhaustedError       every key is busy or unhealthy; says why and until when
+    │   └── RequestTooLargeError        the estimate is larger than any key's burst: never fits
+    ├── ConversationError               conversation history problems
+    │   ├── ConversationTooLargeError   a conversation hit its size cap (trimming disabled)
+    │   └── ConversationNotSavedError   an answer was produced but the turn could not be stored
+    ├── ClientRequestError              a caller's request is malformed (gateway: 400)
+    ├── GatewayAuthError                bad or missing virtual key / master key (gateway: 401/403)
+    └── ProviderError                   a provider refused or failed a call
+        ├── RateLimitedError            429; carries retry_after and whether per-minute or per-day
+        ├── ProviderAuthError           401/403; the key is disabled until replaced
+        ├── BadRequestError             400 that is the request's fault (no rotation)
+        │   ├── ContextLengthExceededError
+        │   └── ContentFilteredError
+        ├── OverloadedError             Anthropic 529 and similar
+        ├── ServerError                 5xx
+        ├── ProviderTimeoutError        no answer in time
+        ├── ProviderConnectionError     connection refused / reset (``reached_provider`` says if sent)
+        └── MalformedResponseError      an answer that could not be parsed
+
+Third-party exceptions (redis, aiohttp, hvac, boto3, azure) are translated at the boundary that
+calls them, with ``raise ... from exc``. No message ever contains a secret: callers pass masked
+identifiers only, and the logging pipeline masks anything that still looks like a key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class RouterError(Exception):
+    """Base of every error this product raises on purpose."""
+
+    error_type: str = "router_error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": str(self), "error_type": self.error_type}
+
+
+class ConfigError(RouterError):
+    """Invalid configuration. The message names the place: source (file or variable), entry, field."""
+
+    error_type = "config_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        entry: str | int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.source = source
+        self.entry = entry
+        self.field = field
+        self.reason = message
+        super().__init__(self._compose(message))
+
+    def _compose(self, message: str) -> str:
+        where = []
+        if self.source:
+            where.append(str(self.source))
+        if self.entry is not None:
+            where.append(f"entry {self.entry!r}" if isinstance(self.entry, str) else f"entry #{self.entry}")
+        if self.field:
+            where.append(f"field {self.field!r}")
+        return f"{', '.join(where)}: {message}" if where else message
+
+
+class StoreError(RouterError):
+    """The Redis store (or the embedded store) failed or cannot be reached."""
+
+    error_type = "store_unavailable"
+
+
+class SecretStoreError(RouterError):
+    """A secret could not be read. Names the backend, the key id and the cause, never the secret.
+
+    ``cause`` is one of: ``not_found``, ``denied``, ``unreachable``, ``malformed``, ``config``.
+    """
+
+    error_type = "secret_store_error"
+
+    def __init__(self, backend: str, key_id: str | None, cause: str, detail: str = "") -> None:
+        self.backend = backend
+        self.key_id = key_id
+        self.cause = cause
+        self.detail = detail
+        target = f" for key {key_id!r}" if key_id else ""
+        tail = f": {detail}" if detail else ""
+        super().__init__(f"Cannot retrieve secret{target} from {backend} ({cause}){tail}")
+
+
+class CapacityError(RouterError):
+    """No key can take this request now."""
+
+    error_type = "rate_limited"
+
+
+@dataclass(frozen=True)
+class KeyUnavailability:
+    """Why one key cannot serve now, and until when (unix time; None: until an operator acts)."""
+
+    key_id: str
+    reason: str
+    until: float | None = None
+
+
+class AllKeysExhaustedError(CapacityError):
+    """Every candidate key is out of capacity or unhealthy.
+
+    ``retry_at`` is the earliest unix time at which a key is expected to have room (None when no key
+    will recover by itself, for example all are disabled for auth failures).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        retry_at: float | None,
+        now: float,
+        reason: str = "",
+        keys: list[KeyUnavailability] | None = None,
+    ) -> None:
+        self.model = model
+        self.retry_at = retry_at
+        self.now = now
+        self.reason = reason
+        self.keys = list(keys or [])
+        when = (
+            f"retry in {self.retry_after:.2f}s" if retry_at is not None else "no key recovers by itself"
+        )
+        why = f" ({reason})" if reason else ""
+        super().__init__(f"No keys with available capacity for model {model!r}{why}; {when}")
+
+    @property
+    def retry_after(self) -> float | None:
+        if self.retry_at is None:
+            return None
+        return max(0.0, self.retry_at - self.now)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["retry_after"] = self.retry_after
+        out["keys"] = [k.__dict__ for k in self.keys]
+        return out
+
+
+class RequestTooLargeError(CapacityError):
+    """The request needs more tokens than any key's burst allows: waiting would never help."""
+
+    error_type = "request_too_large"
+
+    def __init__(self, model: str, tokens: int, max_tokens: int) -> None:
+        self.model = model
+        self.tokens = tokens
+        self.max_tokens = max_tokens
+        super().__init__(
+            f"Request needs {tokens} tokens but the largest burst of any key for model {model!r} "
+            f"is {max_tokens}; it can never fit"
+        )
+
+
+class ConversationError(RouterError):
+    """Conversation history problem."""
+
+    error_type = "conversation_error"
+
+
+class ConversationTooLargeError(ConversationError):
+    """The conversation reached its message or byte cap and automatic trimming is off."""
+
+    error_type = "conversation_too_large"
+
+
+class ConversationNotSavedError(ConversationError):
+    """A turn's answer was produced but could not be stored."""
+
+    error_type = "conversation_not_saved"
+
+
+class ClientRequestError(RouterError):
+    """The caller's request is malformed; ``param`` names the offending parameter."""
+
+    error_type = "invalid_request_error"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        self.param = param
+        super().__init__(message)
+
+
+class GatewayAuthError(RouterError):
+    """Missing or invalid virtual key or master key."""
+
+    error_type = "authentication_error"
+
+
+@dataclass
+class ProviderErrorInfo:
+    """What a provider failure carried, besides its class."""
+
+    provider: str = ""
+    key: str = ""  # masked key identifier, never the secret
+    status: int | None = None
+    retry_after: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ProviderError(RouterError):
+    """A provider refused or failed a call."""
+
+    error_type = "provider_error"
+    #: Retrying on another key may help.
+    rotate: bool = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        key: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.provider = provider
+        self.key = key
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out.update(provider=self.provider, status=self.status, retry_after=self.retry_after)
+        return out
+
+
+class RateLimitedError(ProviderError):
+    """429. ``scope`` is ``minute`` or ``day`` (a per-day quota cools the key until the reset)."""
+
+    error_type = "rate_limited"
+
+    def __init__(self, message: str, *, scope: str = "minute", **kw: Any) -> None:
+        self.scope = scope
+        super().__init__(message, **kw)
+
+
+class ProviderAuthError(ProviderError):
+    error_type = "auth"
+
+
+class BadRequestError(ProviderError):
+    error_type = "bad_request"
+    rotate = False
+
+
+class ContextLengthExceededError(BadRequestError):
+    error_type = "context_length_exceeded"
+
+
+class ContentFilteredError(BadRequestError):
+    error_type = "content_filtered"
+
+
+class OverloadedError(ProviderError):
+    error_type = "overloaded"
+
+
+class ServerError(ProviderError):
+    error_type = "server_error"
+
+
+class ProviderTimeoutError(ProviderError):
+    error_type = "timeout"
+
+
+class ProviderConnectionError(ProviderError):
+    """Connection failed. ``reached_provider`` False means the request never left: release it."""
+
+    error_type = "connection_error"
+
+    def __init__(self, message: str, *, reached_provider: bool = False, **kw: Any) -> None:
+        self.reached_provider = reached_provider
+        super().__init__(message, **kw)
+
+
+class MalformedResponseError(ProviderError):
+    error_type = "malformed_response"

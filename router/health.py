@@ -1,0 +1,75 @@
+"""The health report of ``python -m router --health-check`` (and the base of ``health_check()``).
+
+Healthy means: the configuration is valid and the store answers. A pool with no keys is reported
+(with a warning) but is not unhealthy: a fresh install with no configuration must pass.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from keys.config import KeyConfig, env_secret_for, load_key_config
+from router.errors import ConfigError, StoreError
+from router.settings import Settings
+from router.store import Store, create_store
+
+
+def _keys_section(config: KeyConfig, settings: Settings) -> dict[str, Any]:
+    by_provider: dict[str, int] = {}
+    for key in config.keys:
+        by_provider[key.provider] = by_provider.get(key.provider, 0) + 1
+    section: dict[str, Any] = {
+        "total": len(config.keys),
+        "active": sum(1 for key in config.keys if key.active),
+        "by_provider": by_provider,
+        "keys_file": str(config.path) if config.path else None,
+    }
+    if settings.SECRET_STORE_TYPE == "env":
+        missing = [k.key_id for k in config.keys if k.active and env_secret_for(k, os.environ)[0] is None]
+        section["secrets_missing"] = missing
+    return section
+
+
+async def store_health(store: Store) -> dict[str, Any]:
+    try:
+        latency = await store.ping()
+    except StoreError as exc:
+        return {**store.describe(), "ok": False, "error": str(exc)}
+    return {**store.describe(), "ok": True, "latency_ms": round(latency, 3)}
+
+
+async def health_report(keys_path: str | None = None, settings: Settings | None = None) -> dict[str, Any]:
+    """Configuration, keys and store health as one JSON-ready dict with ``healthy``."""
+    report: dict[str, Any] = {
+        "healthy": True,
+        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "errors": [],
+        "warnings": [],
+    }
+    try:
+        settings = settings or Settings.from_env()
+        config = load_key_config(keys_path, settings=settings)
+    except ConfigError as exc:
+        report["healthy"] = False
+        report["errors"].append(str(exc))
+        return report
+    report["keys"] = _keys_section(config, settings)
+    report["secret_store"] = {"type": settings.SECRET_STORE_TYPE}
+    report["warnings"].extend(config.warnings)
+    if not config.keys:
+        report["warnings"].append(
+            "no API keys configured: set OPENAI_API_KEY (or ANTHROPIC_API_KEY, GEMINI_API_KEY) or a keys.json"
+        )
+    if report["keys"].get("secrets_missing"):
+        report["warnings"].append(f"{len(report['keys']['secrets_missing'])} active key(s) have no secret")
+    store = create_store(settings)
+    try:
+        report["store"] = await store_health(store)
+    finally:
+        await store.close()
+    if not report["store"]["ok"]:
+        report["healthy"] = False
+        report["errors"].append(report["store"]["error"])
+    return report

@@ -1,0 +1,109 @@
+"""Logging: structlog, JSON in production and console in a terminal, secrets masked everywhere.
+
+The pipeline is a list of processors (structlog's model). :func:`mask_secrets` is one of them: it
+walks every value of the event, including the rendered exception text, and masks anything that looks
+like a key (see :mod:`router.masking`). Records from the standard library (aiohttp, redis, boto3 ...)
+go through the same processors, so a third-party message that echoes a header is masked too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from router.masking import redact
+
+_configured = False
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, MutableMapping):
+        return {k: _mask_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return type(value)(_mask_value(v) for v in value) if not isinstance(value, set) else [
+            _mask_value(v) for v in value
+        ]
+    if isinstance(value, BaseException):
+        return redact(f"{type(value).__name__}: {value}")
+    return value
+
+
+def mask_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """Processor: mask secrets in every value of the event (exception text included)."""
+    return {key: _mask_value(value) for key, value in event_dict.items()}
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        mask_secrets,
+    ]
+
+
+def _wants_json(fmt: str | None) -> bool:
+    fmt = (fmt or os.environ.get("LOG_FORMAT") or "auto").lower()
+    if fmt in ("json", "console"):
+        return fmt == "json"
+    return not sys.stderr.isatty()
+
+
+def configure_logging(level: str | None = None, fmt: str | None = None, *, force: bool = False) -> None:
+    """Configure structlog and the standard library root logger once per process.
+
+    ``fmt``: ``json``, ``console`` or ``auto`` (console on a terminal, JSON otherwise);
+    defaults to ``LOG_FORMAT``. ``level`` defaults to ``LOG_LEVEL`` or INFO.
+    """
+    global _configured
+    if _configured and not force:
+        return
+    level_name = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if _wants_json(fmt)
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    shared = _shared_processors()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, "_llm_router", False)]
+    # A library must not take over an application's logging: install our handler when asked to
+    # (command line, gateway) or when nobody configured the root logger.
+    if force or not root.handlers or ours:
+        for old in ours:
+            root.removeHandler(old)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter)
+        handler._llm_router = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+        root.setLevel(level_name)
+    _configured = True
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structured logger; configures logging with the defaults on first use."""
+    if not _configured:
+        configure_logging()
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

@@ -1,0 +1,150 @@
+"""Every Redis key name the product uses, built here and nowhere else.
+
+Hash tags: Redis Cluster places a key by the part between the first ``{`` and ``}``. A Lua script may
+only touch keys of one slot, so every key one script touches carries the same tag:
+
+* ``{<prefix>}`` — the whole key pool (limits, usage, health, selection indexes, reservations).
+  The reserve script chooses among all keys of a model atomically, so they must share one slot.
+* ``{<conv_id>}`` — the keys of one conversation (messages and metadata), appended atomically.
+* ``{<prefix>:rl}`` — per-user and global request limits of the gateway, checked together.
+* ``{<prefix>:vk}`` — virtual keys of the gateway (hashed), listed and revoked together.
+
+The README's "Redis keys" table is generated from :func:`describe` and must stay in step with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    """Key names under one prefix (``REDIS_KEY_PREFIX``, default ``llmr``)."""
+
+    prefix: str = "llmr"
+
+    # -- key pool: one slot ------------------------------------------------------------------
+    @property
+    def pool_tag(self) -> str:
+        return "{" + self.prefix + "}"
+
+    @property
+    def pool_config(self) -> str:
+        """Hash: ``k:<key_id>`` key record, ``b:<group>|<model>`` limits, ``m:<model>`` model record."""
+        return f"{self.pool_tag}:cfg"
+
+    @property
+    def pool_state(self) -> str:
+        """Hash: ``<group>|<model>`` -> GCRA timestamps, day and minute counters."""
+        return f"{self.pool_tag}:state"
+
+    @property
+    def pool_windows(self) -> str:
+        """Hash: ``<group>|<model>`` -> per-second usage of the last minute (strict mode only)."""
+        return f"{self.pool_tag}:win"
+
+    @property
+    def pool_health(self) -> str:
+        """Hash: ``<key_id>`` -> health record (state, until, reason, level, failures)."""
+        return f"{self.pool_tag}:health"
+
+    @property
+    def pool_stats(self) -> str:
+        """Hash: ``<key_id>:<counter>`` -> request/success/failure/... counters and last use."""
+        return f"{self.pool_tag}:stats"
+
+    @property
+    def pool_cursor(self) -> str:
+        """Hash: ``<model>#<tier>`` -> round-robin cursor."""
+        return f"{self.pool_tag}:cursor"
+
+    @property
+    def pool_models(self) -> str:
+        """Set: models that have a selection index."""
+        return f"{self.pool_tag}:models"
+
+    def ready(self, model: str, tier: int) -> str:
+        """Sorted set: key ids of a model's priority tier, scored by the earliest time they have room."""
+        return f"{self.pool_tag}:ready:{tier}:{model}"
+
+    def order(self, model: str, tier: int) -> str:
+        """Sorted set: key ids of a model's tier in round-robin order (score = position)."""
+        return f"{self.pool_tag}:order:{tier}:{model}"
+
+    def share(self, model: str, tier: int) -> str:
+        """Sorted set: key ids scored by use divided by weight (least_used and weighted)."""
+        return f"{self.pool_tag}:share:{tier}:{model}"
+
+    def reservation(self, reservation_id: str) -> str:
+        """Hash: one reservation (key, group|model, tokens, times, state); expires after its TTL."""
+        return f"{self.pool_tag}:res:{reservation_id}"
+
+    # -- conversations: one slot per conversation ----------------------------------------------
+    def conv_messages(self, conv_id: str) -> str:
+        """List: the messages of a conversation (document 004's ``conv:messages:<conv_id>``)."""
+        return f"{self.prefix}:conv:messages:{{{conv_id}}}"
+
+    def conv_meta(self, conv_id: str) -> str:
+        """Hash: conversation metadata (document 004's ``conv:meta:<conv_id>``)."""
+        return f"{self.prefix}:conv:meta:{{{conv_id}}}"
+
+    def conv_pattern(self) -> str:
+        """SCAN pattern matching every conversation's metadata key."""
+        return f"{self.prefix}:conv:meta:*"
+
+    # -- gateway limits and virtual keys -------------------------------------------------------
+    @property
+    def rl_tag(self) -> str:
+        return "{" + self.prefix + ":rl}"
+
+    def rl_user(self, user_id: str) -> str:
+        """String: GCRA timestamp of a user's request limit (document 004's ``rl:user:<user_id>``)."""
+        return f"{self.rl_tag}:user:{user_id}"
+
+    @property
+    def rl_global(self) -> str:
+        """String: GCRA timestamp of the global request limit (document 004's ``rl:global``)."""
+        return f"{self.rl_tag}:global"
+
+    def rl_vkey(self, vkey_id: str, limit: str) -> str:
+        """String: GCRA timestamp of a virtual key's own RPM/TPM budget."""
+        return f"{self.rl_tag}:vkey:{vkey_id}:{limit}"
+
+    @property
+    def vk_tag(self) -> str:
+        return "{" + self.prefix + ":vk}"
+
+    def vkey(self, digest: str) -> str:
+        """Hash: one virtual key, stored under the SHA-256 of the key (never the key itself)."""
+        return f"{self.vk_tag}:key:{digest}"
+
+    @property
+    def vkey_index(self) -> str:
+        """Hash: virtual key id -> digest, for listing and revoking."""
+        return f"{self.vk_tag}:index"
+
+
+def describe(keys: RedisKeys | None = None) -> list[tuple[str, str, str]]:
+    """(pattern, type, meaning) of every key, for the README table."""
+    k = keys or RedisKeys()
+    m, t, c, u = "<model>", "<tier>", "<conv_id>", "<user_id>"
+    return [
+        (k.pool_config, "hash", "key records, limits per quota group and model, model records"),
+        (k.pool_state, "hash", "GCRA timestamps, day and minute counters per quota group and model"),
+        (k.pool_windows, "hash", "per-second usage of the last minute (strict mode)"),
+        (k.pool_health, "hash", "health per key: state, until, reason, cooldown level, failures"),
+        (k.pool_stats, "hash", "counters per key: requests, successes, failures, rate limited, last use"),
+        (k.pool_cursor, "hash", "round-robin cursor per model and tier"),
+        (k.pool_models, "set", "models with a selection index"),
+        (k.ready(m, t).replace("<tier>", t), "zset", "keys of a model's tier by earliest time with room"),
+        (k.order(m, t).replace("<tier>", t), "zset", "keys of a model's tier in round-robin order"),
+        (k.share(m, t).replace("<tier>", t), "zset", "keys by use / weight (least_used, weighted)"),
+        (k.reservation("<reservation_id>"), "hash", "one reservation; expires after its TTL"),
+        (k.conv_messages(c), "list", "messages of a conversation"),
+        (k.conv_meta(c), "hash", "conversation metadata"),
+        (k.rl_user(u), "string", "per-user request limit (GCRA)"),
+        (k.rl_global, "string", "global request limit (GCRA)"),
+        (k.rl_vkey("<vkey_id>", "<rpm|tpm>"), "string", "a virtual key's own budget (GCRA)"),
+        (k.vkey("<sha256>"), "hash", "a virtual key (hashed)"),
+        (k.vkey_index, "hash", "virtual key id -> digest"),
+    ]

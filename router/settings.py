@@ -1,0 +1,137 @@
+"""One typed settings object, read from the environment (the settings tables of documents 003/004).
+
+Every field is named exactly as its environment variable. An empty variable counts as unset
+(``REDIS_URL=""`` selects the embedded store, as document 003 describes). A bad value raises
+:class:`~router.errors.ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from router.errors import ConfigError
+
+Strategy = Literal["capacity", "round_robin", "random", "least_used", "weighted"]
+SecretStoreType = Literal["env", "file", "vault", "aws", "azure", "infisical"]
+PROVIDERS = ("openai", "anthropic", "gemini")
+
+
+class Settings(BaseModel):
+    """Product settings. Construct with :meth:`from_env`; fields carry their variable names."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    # Store
+    REDIS_URL: str | None = None
+    REDIS_CLUSTER: bool = False
+    REDIS_MAX_CONNECTIONS: int = Field(64, ge=1)
+    REDIS_TIMEOUT_SECONDS: float = Field(5.0, gt=0)
+    REDIS_KEY_PREFIX: str = Field("llmr", pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    # Keys and secrets
+    KEY_STORE_PATH: str | None = None
+    ROUTING_CONFIG_PATH: str | None = None
+    SECRET_STORE_TYPE: SecretStoreType = "env"
+    SECRET_REFRESH_INTERVAL: float = Field(300.0, gt=0)
+    SECRETS_FILE: str = "secrets.json"
+    ENABLE_KEY_ROTATION: bool | None = None
+    LLM_MULTI_KEY_ROUTER_ENABLED: bool | None = None
+
+    # Selection strategy: per provider, then global; None means the documented default.
+    KEY_ROTATION_STRATEGY: Strategy | None = None
+    OPENAI_KEY_ROTATION_STRATEGY: Strategy | None = None
+    ANTHROPIC_KEY_ROTATION_STRATEGY: Strategy | None = None
+    GEMINI_KEY_ROTATION_STRATEGY: Strategy | None = None
+
+    # Health
+    RATE_LIMIT_COOLDOWN_SECONDS: float = Field(60.0, gt=0)
+    COOLDOWN_BACKOFF_FACTOR: float = Field(2.0, ge=1)
+    COOLDOWN_MAX_SECONDS: float = Field(900.0, gt=0)
+    CIRCUIT_BREAKER_THRESHOLD: int = Field(3, ge=1)
+    CIRCUIT_BREAKER_TIMEOUT_SECONDS: float = Field(300.0, gt=0)
+    RESET_BREAKERS_WHEN_ALL_UNHEALTHY: bool = True
+
+    # Requests
+    DEFAULT_MODEL: str | None = None
+    RESERVE_WAIT_SECONDS: float = Field(2.0, ge=0)
+    RESERVATION_TTL_SECONDS: int = Field(600, ge=10)
+    MAX_ATTEMPTS: int = Field(5, ge=1)
+    RETRY_BUDGET_SECONDS: float = Field(60.0, gt=0)
+    REQUEST_TIMEOUT_SECONDS: float = Field(120.0, gt=0)
+    CONNECT_TIMEOUT_SECONDS: float = Field(10.0, gt=0)
+
+    # Conversations
+    CONVERSATION_TTL_SECONDS: int = Field(86400, ge=1)
+    CONVERSATION_MAX_MESSAGES: int = Field(1000, ge=2)
+    CONVERSATION_MAX_BYTES: int = Field(2_000_000, ge=1024)
+    CONVERSATION_OVERFLOW: Literal["trim", "error"] = "trim"
+
+    # Gateway
+    USER_RPM_DEFAULT: int = Field(10, ge=1)
+    GLOBAL_RPM_MAX: int = Field(1000, ge=1)
+    ROUTER_MASTER_KEY: SecretStr | None = None
+
+    # Logging
+    LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: Literal["auto", "json", "console"] = "auto"
+
+    # Secret stores (documents 000, 003, 004)
+    VAULT_ADDR: str | None = None
+    VAULT_TOKEN: SecretStr | None = None
+    VAULT_SECRET_PATH: str = "secret/llm"
+    VAULT_ROLE_ID: str | None = None
+    VAULT_SECRET_ID: SecretStr | None = None
+    VAULT_NAMESPACE: str | None = None
+    AWS_REGION: str = "us-east-1"
+    AWS_SECRET_PREFIX: str = "llm/"
+    AWS_ENDPOINT_URL: str | None = None
+    AZURE_VAULT_URL: str | None = None
+    INFISICAL_SITE_URL: str = "https://app.infisical.com"
+    INFISICAL_CLIENT_ID: str | None = None
+    INFISICAL_CLIENT_SECRET: SecretStr | None = None
+    INFISICAL_PROJECT_ID: str | None = None
+    INFISICAL_ENVIRONMENT: str = "production"
+    INFISICAL_SECRET_PATH: str = "/"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``environ`` (default ``os.environ``), with keyword overrides on top."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {
+            name: env[name] for name in cls.model_fields if env.get(name, "").strip() != ""
+        }
+        values.update(overrides)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = str(err["loc"][0]) if err["loc"] else "environment"
+            raise ConfigError(err["msg"], source="environment", field=name) from None
+
+    @property
+    def rotation_enabled(self) -> bool | None:
+        """``ENABLE_KEY_ROTATION`` / ``LLM_MULTI_KEY_ROUTER_ENABLED``; None when neither is set."""
+        for flag in (self.ENABLE_KEY_ROTATION, self.LLM_MULTI_KEY_ROUTER_ENABLED):
+            if flag is not None:
+                return flag
+        return None
+
+    def strategy_for(self, provider: str) -> Strategy | None:
+        """The configured strategy for ``provider``; None when not configured."""
+        specific: Strategy | None = getattr(self, f"{provider.upper()}_KEY_ROTATION_STRATEGY", None)
+        return specific or self.KEY_ROTATION_STRATEGY
+
+    @property
+    def uses_embedded_store(self) -> bool:
+        return not self.REDIS_URL
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings from ``os.environ`` (cached; tests build their own)."""
+    return Settings.from_env()

