@@ -2,6 +2,10 @@
 
 Scripts are read once with :mod:`importlib.resources` and called by SHA (EVALSHA); the store
 reloads them transparently when Redis answers NOSCRIPT (a restart or a failover).
+
+Redis scripts cannot import each other. A script whose first lines are ``-- include: <lib>``
+comments gets ``lua/<lib>.lua`` prepended when it is loaded, so the key-pool scripts share one
+library (``lib_pool.lua``: GCRA, state records, health) instead of copies of it.
 """
 
 from __future__ import annotations
@@ -21,10 +25,23 @@ class Script:
     sha: str
 
 
+def _read(name: str) -> str:
+    return (resources.files(__name__) / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def _expand(source: str) -> str:
+    parts: list[str] = []
+    for line in source.splitlines():
+        if not line.startswith("-- include: "):
+            break
+        parts.append(_read(line.removeprefix("-- include: ").strip()))
+    return "\n".join([*parts, source])
+
+
 @cache
 def load(name: str) -> Script:
-    """The script ``lua/<name>.lua``; raises FileNotFoundError for an unknown name."""
-    source = (resources.files(__name__) / f"{name}.lua").read_text(encoding="utf-8")
+    """The script ``lua/<name>.lua`` with its includes; FileNotFoundError for an unknown name."""
+    source = _expand(_read(name))
     return Script(name=name, source=source, sha=hashlib.sha1(source.encode()).hexdigest())  # noqa: S324
 
 
@@ -33,5 +50,5 @@ def available() -> list[str]:
     return sorted(
         entry.name.removesuffix(".lua")
         for entry in resources.files(__name__).iterdir()
-        if entry.name.endswith(".lua")
+        if entry.name.endswith(".lua") and not entry.name.startswith("lib_")
     )

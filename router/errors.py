@@ -31,7 +31,7 @@ identifiers only, and the logging pipeline masks anything that still looks like 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -202,17 +202,6 @@ class GatewayAuthError(RouterError):
     error_type = "authentication_error"
 
 
-@dataclass
-class ProviderErrorInfo:
-    """What a provider failure carried, besides its class."""
-
-    provider: str = ""
-    key: str = ""  # masked key identifier, never the secret
-    status: int | None = None
-    retry_after: float | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 class ProviderError(RouterError):
     """A provider refused or failed a call."""
 
@@ -228,11 +217,14 @@ class ProviderError(RouterError):
         key: str = "",
         status: int | None = None,
         retry_after: float | None = None,
+        rate_limits: Any = None,
     ) -> None:
         self.provider = provider
         self.key = key
         self.status = status
         self.retry_after = retry_after
+        #: The provider's rate-limit headers of this answer, parsed (router.providers), if any.
+        self.rate_limits = rate_limits
         super().__init__(message)
 
     def to_dict(self) -> dict[str, Any]:

@@ -63,6 +63,10 @@ class Store:
     kind: StoreKind
     keys: RedisKeys
     url: str = ""
+    #: Bounds commands in flight. redis-py's RedisCluster (and fakeredis) raise MaxConnectionsError
+    #: instead of waiting when the pool is full, so their callers queue here (the standalone client
+    #: waits in its BlockingConnectionPool). Commands should go through run() or call().
+    limiter: asyncio.Semaphore | None = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -72,19 +76,28 @@ class Store:
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a Lua script by SHA; on NOSCRIPT (restart, failover) send its source once."""
         try:
-            try:
-                return await self.client.evalsha(script.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                log.info("lua script reloaded", script=script.name)
-                return await self.client.eval(script.source, len(keys), *keys, *args)
+            if self.limiter is not None:
+                async with self.limiter:
+                    return await self._run(script, keys, args)
+            return await self._run(script, keys, args)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StoreError(f"{self.describe_target()} unreachable running {script.name}: {exc}") from exc
         except ResponseError as exc:
             raise StoreError(f"script {script.name} failed: {exc}") from exc
 
+    async def _run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            log.debug("lua script loaded", script=script.name)
+            return await self.client.eval(script.source, len(keys), *keys, *args)
+
     async def call(self, coro: Any) -> Any:
         """Await a redis-py command, translating connection failures into StoreError."""
         try:
+            if self.limiter is not None:
+                async with self.limiter:
+                    return await coro
             return await coro
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StoreError(f"{self.describe_target()} unreachable: {exc}") from exc
@@ -145,7 +158,9 @@ def create_store(settings: Settings | None = None, *, url: str | None = None) ->
     keys = RedisKeys(settings.REDIS_KEY_PREFIX)
     url = url if url is not None else settings.REDIS_URL
     if not url:
-        return Store(client=_embedded_client(), kind="embedded", keys=keys)
+        # fakeredis's pool also refuses instead of waiting past its size
+        limiter = asyncio.Semaphore(settings.REDIS_MAX_CONNECTIONS)
+        return Store(client=_embedded_client(), kind="embedded", keys=keys, limiter=limiter)
     cluster = settings.REDIS_CLUSTER or url.startswith(("redis+cluster://", "rediss+cluster://"))
     url = url.replace("+cluster://", "://", 1)
     retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
@@ -155,12 +170,13 @@ def create_store(settings: Settings | None = None, *, url: str | None = None) ->
             client: Any = RedisCluster.from_url(
                 url,
                 decode_responses=True,
-                max_connections=max(settings.REDIS_MAX_CONNECTIONS, 32),
+                max_connections=settings.REDIS_MAX_CONNECTIONS,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 retry=retry,
             )
-            return Store(client=client, kind="cluster", keys=keys, url=url)
+            limiter = asyncio.Semaphore(settings.REDIS_MAX_CONNECTIONS)
+            return Store(client=client, kind="cluster", keys=keys, url=url, limiter=limiter)
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             decode_responses=True,

@@ -1,0 +1,471 @@
+"""The capacity engine: atomic select-and-reserve of RPM/TPM/RPD across processes (Lua in Redis).
+
+Every call is one script run (EVALSHA), so any number of processes sharing one Redis never push a
+quota group and model past its limits. The unit of limits is a *bucket*: a quota group and a model.
+Keys are indexed per model and priority tier in sorted sets; a reservation looks at a bounded number
+of candidates, so its cost does not grow with the pool (see lua/reserve.lua).
+
+    engine = CapacityEngine(store)
+    await engine.configure(keys)                        # APIKey list (idempotent, every process)
+    r = await engine.reserve("gpt-4o", tokens=1200)     # Reservation, or AllKeysExhaustedError
+    await engine.settle(r, actual_tokens=830)           # refund 370 tokens, record success
+    await engine.release(r)                             # the call never left: everything back
+
+Time always comes from the store (``redis.call('TIME')``). Tests may pass a ``clock`` (a callable
+returning unix seconds) that the scripts then use instead: the only way a client clock gets in.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import lua
+from keys.models import APIKey, key_serves
+from router.errors import AllKeysExhaustedError, ConfigError, KeyUnavailability, RequestTooLargeError
+from router.redis_keys import RedisKeys
+from router.store import Store
+
+Strategy = Literal["capacity", "round_robin", "random", "least_used", "weighted"]
+STRATEGIES: tuple[str, ...] = ("capacity", "round_robin", "random", "least_used", "weighted")
+Outcome = Literal["success", "neutral", "rate_limited", "auth", "transient"]
+
+_RESERVE = lua.load("reserve")
+_SETTLE = lua.load("settle")
+_RELEASE = lua.load("release")
+_SET_HEALTH = lua.load("set_health")
+_SYNC = lua.load("sync_model")
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    """How failures turn into cooldowns and open circuits (documents 001 and 003 defaults)."""
+
+    cooldown_seconds: float = 60.0
+    cooldown_factor: float = 2.0
+    cooldown_max_seconds: float = 900.0
+    breaker_threshold: int = 3
+    breaker_timeout_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Capacity held on one key for one call; settle or release it exactly once (both idempotent)."""
+
+    reservation_id: str
+    key_id: str
+    model: str
+    tokens: int
+    tier: int
+    bucket: str
+    reserved_at: float
+    probe: bool = False
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class SettleResult:
+    settled: bool
+    key_id: str = ""
+    tokens: int = 0
+    state: str = ""
+    until: float = 0.0
+    note: str = ""
+    #: Tokens the reservation still holds after this settle (>= actual: refunds are conservative).
+    charged: float = 0.0
+
+
+@dataclass
+class _ModelLayout:
+    """Which keys serve a model, at which tier, as last synced by this process."""
+
+    tiers: list[int]
+    tier_of: dict[str, int]
+
+
+@dataclass
+class _ZoneCache:
+    offsets: str = ""
+    computed_at: float = -1.0
+
+
+def _limits_record(key: APIKey) -> str:
+    values = [
+        key.rpm or 0,
+        key.tpm or 0,
+        key.rpd or 0,
+        key.rpm_burst or key.rpm or 0,
+        key.tpm_burst or key.tpm or 0,
+        1 if key.strict else 0,
+        key.reset_tz,
+    ]
+    return "\t".join(str(v) for v in values)
+
+
+def _tags_record(key: APIKey) -> str:
+    return ";" + "".join(f"{k}={v};" for k, v in sorted(key.tags.items()))
+
+
+def _f(value: str) -> float:
+    return float("inf") if value == "inf" else float(value)
+
+
+class CapacityEngine:
+    """Python side of the key-pool scripts for one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        reservation_ttl: int = 600,
+        probe_ttl: float = 60.0,
+        policy: HealthPolicy | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.store = store
+        self.names: RedisKeys = store.keys
+        self.reservation_ttl = reservation_ttl
+        self.probe_ttl = probe_ttl
+        self.policy = policy or HealthPolicy()
+        self._clock = clock
+        self._keys: dict[str, APIKey] = {}
+        self._layouts: dict[str, _ModelLayout] = {}
+        self._zones = _ZoneCache()
+        self._random = random.Random()  # noqa: S311 - load spreading, not security
+
+    # -- configuration ---------------------------------------------------------------------------
+    @property
+    def keys(self) -> dict[str, APIKey]:
+        return dict(self._keys)
+
+    async def configure(self, keys: Iterable[APIKey]) -> None:
+        """Adopt a key list: check quota groups, then sync every model already indexed or named.
+
+        Models reached only through patterns (``*``, ``gpt-4o*``) are synced on first use.
+        """
+        new = {key.key_id: key for key in keys}
+        _check_groups(new.values())
+        self._keys = new
+        models = {b.model for key in new.values() for b in key.bindings if not b.is_pattern}
+        models.update(self._layouts)
+        models.update(await self.store.call(self.store.client.smembers(self.names.pool_models)))
+        self._layouts = {}
+        for model in sorted(models):
+            await self.sync_model(model)
+
+    def serving(self, model: str) -> list[tuple[APIKey, int, float]]:
+        """(key, tier, weight) of every configured key that serves ``model``, in config order."""
+        out = []
+        for key in self._keys.values():
+            binding = key_serves(key, model)
+            if binding is not None:
+                out.append((key, binding.priority, binding.weight))
+        return out
+
+    async def sync_model(self, model: str) -> _ModelLayout:
+        """Write the records and indexes of ``model`` (idempotent; usage state untouched)."""
+        serving = self.serving(model)
+        tiers = sorted({tier for _, tier, _ in serving})
+        previous = await self.store.call(self.store.client.hget(self.names.pool_config, f"m:{model}"))
+        old_tiers = [int(t) for t in previous.split("\t")[1].split(",") if t] if previous else []
+        all_tiers = sorted(set(tiers) | set(old_tiers))
+        bursts = [key.tpm_burst or key.tpm for key, _, _ in serving]
+        max_burst = -1 if not bursts or any(b is None for b in bursts) else max(b for b in bursts if b)
+        keys = [self.names.pool_config, self.names.pool_health, self.names.pool_models, self.names.pool_state]
+        for tier in all_tiers:
+            keys += [self.names.ready(model, tier), self.names.order(model, tier), self.names.share(model, tier)]
+        args: list[Any] = [model, max_burst, ",".join(map(str, tiers)), ",".join(map(str, all_tiers)), len(serving)]
+        for key, tier, weight in serving:
+            args += [key.key_id, tier, key.group, repr(float(weight)), _tags_record(key), 1 if key.active else 0]
+        buckets = {f"{key.group}|{model}": _limits_record(key) for key, _, _ in serving}
+        args.append(len(buckets))
+        for name, record in buckets.items():
+            args += [name, record]
+        args.append(self._now_arg())
+        await self.store.run(_SYNC, keys, args)
+        layout = _ModelLayout(tiers=tiers, tier_of={key.key_id: tier for key, tier, _ in serving})
+        self._layouts[model] = layout
+        return layout
+
+    async def _layout(self, model: str) -> _ModelLayout:
+        layout = self._layouts.get(model)
+        if layout is None:
+            layout = await self.sync_model(model)
+        return layout
+
+    # -- time ------------------------------------------------------------------------------------
+    def _now_arg(self) -> str:
+        return "" if self._clock is None else repr(float(self._clock()))
+
+    def _offsets(self) -> str:
+        """Seconds east of UTC of every day-reset calendar in use, recomputed once a minute."""
+        wall = time.time() if self._clock is None else self._clock()
+        if abs(wall - self._zones.computed_at) < 60 and self._zones.offsets:
+            return self._zones.offsets
+        zones = {key.reset_tz for key in self._keys.values()} | {"UTC"}
+        moment = datetime.fromtimestamp(wall, tz=ZoneInfo("UTC"))
+        parts = []
+        for name in sorted(zones):
+            offset = moment.astimezone(ZoneInfo(name)).utcoffset()
+            parts.append(f"{name}={int(offset.total_seconds()) if offset else 0}")
+        self._zones = _ZoneCache(";".join(parts), wall)
+        return self._zones.offsets
+
+    # -- the hot path ----------------------------------------------------------------------------
+    async def reserve(
+        self,
+        model: str,
+        tokens: int,
+        *,
+        strategy: str = "capacity",
+        reservation_id: str | None = None,
+        exclude: Sequence[str] = (),
+        tags: dict[str, str] | None = None,
+    ) -> Reservation:
+        """Reserve 1 request and ``tokens`` tokens on a key of ``model``.
+
+        Raises AllKeysExhaustedError (with the earliest retry time and why) when no key has room,
+        RequestTooLargeError when no key could ever fit the request.
+        """
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
+        if tokens < 0:
+            raise ValueError("tokens must be >= 0")
+        layout = await self._layout(model)
+        rid = reservation_id or uuid.uuid4().hex
+        args = [
+            model, int(tokens), strategy, rid, self.reservation_ttl, self._now_arg(), self._offsets(),
+            repr(self._random.random()), ",".join(exclude),
+            ",".join(f"{k}={v}" for k, v in sorted((tags or {}).items())),
+            ",".join(map(str, layout.tiers)), self.probe_ttl,
+        ]
+        reply = await self.store.run(_RESERVE, self._reserve_keys(model, rid, layout), args)
+        if reply[0] == "no_keys" and layout.tier_of:
+            # The store lost the pool's records (restart without persistence, flush): rebuild them.
+            layout = await self.sync_model(model)
+            args[10] = ",".join(map(str, layout.tiers))
+            reply = await self.store.run(_RESERVE, self._reserve_keys(model, rid, layout), args)
+        status = reply[0]
+        if status == "ok":
+            return Reservation(
+                reservation_id=rid, key_id=reply[1], model=model, tokens=int(reply[2]),
+                tier=int(reply[4]), bucket=reply[6], reserved_at=float(reply[3]),
+                probe=reply[5] == "probe", duplicate=reply[5] == "dup",
+            )
+        if status == "too_large":
+            raise RequestTooLargeError(model, int(tokens), int(reply[2]))
+        now = float(reply[1]) if status == "no_keys" else float(reply[3])
+        if status == "no_keys":
+            raise AllKeysExhaustedError(model, retry_at=None, now=now, reason="no active key serves this model")
+        notes = []
+        for entry in reply[4:]:
+            key_id, why, until = entry.split("|")
+            notes.append(KeyUnavailability(key_id, why, None if until == "inf" else float(until)))
+        retry_at = _f(reply[1])
+        raise AllKeysExhaustedError(
+            model, retry_at=None if retry_at == float("inf") else retry_at, now=now, reason=reply[2], keys=notes
+        )
+
+    def _reserve_keys(self, model: str, rid: str, layout: _ModelLayout) -> list[str]:
+        n = self.names
+        keys = [n.pool_config, n.pool_state, n.pool_windows, n.pool_health, n.pool_stats, n.pool_cursor,
+                n.reservation(rid)]
+        for tier in layout.tiers:
+            keys += [n.ready(model, tier), n.order(model, tier), n.share(model, tier)]
+        return keys
+
+    def _ready_sets(self, key_id: str, first: tuple[str, int] | None = None) -> list[str]:
+        """Ready sets the key is in (as this process knows them); ``first`` goes first."""
+        sets = []
+        if first is not None:
+            sets.append(self.names.ready(*first))
+        for model, layout in self._layouts.items():
+            tier = layout.tier_of.get(key_id)
+            if tier is not None and (model, tier) != first:
+                sets.append(self.names.ready(model, tier))
+        return sets
+
+    async def settle(
+        self,
+        reservation: Reservation,
+        actual_tokens: int | None = None,
+        outcome: Outcome = "success",
+        *,
+        retry_after: float | None = None,
+        scope: str = "minute",
+        error_class: str = "",
+    ) -> SettleResult:
+        """Charge the actual tokens (refund or extra) and record the outcome; idempotent."""
+        p = self.policy
+        keys = [
+            self.names.reservation(reservation.reservation_id), self.names.pool_config,
+            self.names.pool_state, self.names.pool_windows, self.names.pool_health, self.names.pool_stats,
+            *self._ready_sets(reservation.key_id, (reservation.model, reservation.tier)),
+        ]
+        args = [
+            "" if actual_tokens is None else int(actual_tokens), outcome,
+            "" if retry_after is None else repr(float(max(0.0, retry_after))), scope,
+            p.cooldown_seconds, p.cooldown_factor, p.cooldown_max_seconds,
+            p.breaker_threshold, p.breaker_timeout_seconds, error_class or outcome,
+            self._now_arg(), self._offsets(),
+        ]
+        reply = await self.store.run(_SETTLE, keys, args)
+        if reply[0] == "settled":
+            return SettleResult(True, reply[1], int(reply[2]), reply[3], float(reply[4]), charged=float(reply[5]))
+        return SettleResult(False, reservation.key_id, note=reply[-1])
+
+    async def release(self, reservation: Reservation) -> bool:
+        """Give back a reservation whose call never reached the provider; idempotent."""
+        keys = [
+            self.names.reservation(reservation.reservation_id), self.names.pool_config,
+            self.names.pool_state, self.names.pool_windows, self.names.pool_stats,
+            self.names.ready(reservation.model, reservation.tier),
+        ]
+        reply = await self.store.run(_RELEASE, keys, [self._now_arg(), self._offsets()])
+        return bool(reply[0] == "released")
+
+    # -- health actions --------------------------------------------------------------------------
+    async def _set_health(self, key_id: str, action: str, seconds: float = 0, reason: str = "") -> dict[str, Any]:
+        buckets = []
+        key = self._keys.get(key_id)
+        if key is not None:
+            buckets = [f"{key.group}|{model}" for model, layout in self._layouts.items() if key_id in layout.tier_of]
+        keys = [self.names.pool_config, self.names.pool_state, self.names.pool_health, *self._ready_sets(key_id)]
+        args = [key_id, action, repr(float(seconds)), reason, self._now_arg(), ",".join(buckets)]
+        state, until, why = await self.store.run(_SET_HEALTH, keys, args)
+        return {"state": state, "until": float(until), "reason": why}
+
+    async def cooldown(self, key_id: str, seconds: float, reason: str = "manual") -> dict[str, Any]:
+        return await self._set_health(key_id, "cooldown", seconds, reason)
+
+    async def clear_cooldown(self, key_id: str) -> dict[str, Any]:
+        return await self._set_health(key_id, "clear")
+
+    async def disable(self, key_id: str, reason: str = "manual") -> dict[str, Any]:
+        return await self._set_health(key_id, "disable", 0, reason)
+
+    async def enable(self, key_id: str) -> dict[str, Any]:
+        """Revive a disabled key (an auth-disabled key comes back only this way) and re-index it."""
+        result = await self._set_health(key_id, "enable")
+        for model, layout in list(self._layouts.items()):
+            if key_id in layout.tier_of:
+                await self.sync_model(model)
+        return result
+
+    # -- reading state ---------------------------------------------------------------------------
+    async def now(self) -> float:
+        return float(self._clock()) if self._clock is not None else await self.store.server_time()
+
+    async def bucket_usage(self, bucket: str, key: APIKey, now: float | None = None) -> dict[str, Any]:
+        """Usage of one bucket: sliding-minute requests/tokens, the day's, room left, blocks."""
+        now = await self.now() if now is None else now
+        raw = await self.store.call(self.store.client.hget(self.names.pool_state, bucket))
+        return _usage_from_state(raw, key, now)
+
+    async def health(self, key_id: str) -> dict[str, Any]:
+        raw = await self.store.call(self.store.client.hget(self.names.pool_health, key_id))
+        return _parse_health(raw)
+
+    async def stats(self, key_id: str) -> dict[str, Any]:
+        fields = ["requests", "successes", "failures", "rate_limited", "released", "tokens",
+                  "last_used", "last_error", "last_error_at"]
+        values = await self.store.call(
+            self.store.client.hmget(self.names.pool_stats, [f"{key_id}:{f}" for f in fields])
+        )
+        out: dict[str, Any] = {}
+        for name, value in zip(fields, values, strict=True):
+            if name in ("last_used", "last_error_at"):
+                out[name] = float(value) if value else None
+            elif name == "last_error":
+                out[name] = value or None
+            else:
+                out[name] = int(value or 0)
+        return out
+
+    async def layout_models(self) -> list[str]:
+        return sorted(self._layouts)
+
+
+def _check_groups(keys: Iterable[APIKey]) -> None:
+    """Keys of one quota group share one budget: their limits must agree."""
+    first: dict[str, APIKey] = {}
+    for key in keys:
+        other = first.setdefault(key.group, key)
+        if other is not key and _limits_record(other) != _limits_record(key):
+            raise ConfigError(
+                f"keys {other.key_id!r} and {key.key_id!r} share quota group {key.group!r} "
+                "but have different limits (rpm, tpm, rpd, bursts, strict, day_reset_tz must match)",
+                entry=key.key_id, field="quota_group",
+            )
+
+
+@dataclass
+class _State:
+    tat_r: float = 0.0
+    tat_t: float = 0.0
+    day: int = -1
+    day_req: int = 0
+    day_tok: int = 0
+    minute: int = -1
+    min_req: int = 0
+    min_tok: int = 0
+    prev_req: int = 0
+    prev_tok: int = 0
+    blocked: float = 0.0
+    level: int = 0
+    extra: list[str] = field(default_factory=list)
+
+
+def _parse_state(raw: str | None) -> _State:
+    if not raw:
+        return _State()
+    p = raw.split("\t")
+    return _State(
+        float(p[0]), float(p[1]), int(p[2]), int(p[3]), int(p[4]), int(p[5]), int(p[6]), int(p[7]),
+        int(p[8]), int(p[9]), float(p[10]), int(p[11]),
+    )
+
+
+def _usage_from_state(raw: str | None, key: APIKey, now: float) -> dict[str, Any]:
+    s = _parse_state(raw)
+    minute = int(now // 60)
+    if s.minute == minute:
+        cur_req, cur_tok, prev_req, prev_tok = s.min_req, s.min_tok, s.prev_req, s.prev_tok
+    elif s.minute == minute - 1:
+        cur_req, cur_tok, prev_req, prev_tok = 0, 0, s.min_req, s.min_tok
+    else:
+        cur_req = cur_tok = prev_req = prev_tok = 0
+    weight = 1.0 - (now % 60) / 60.0  # share of the previous minute inside the sliding minute
+    offset = datetime.fromtimestamp(now, tz=ZoneInfo(key.reset_tz)).utcoffset()
+    day = int((now + (offset.total_seconds() if offset else 0)) // 86400)
+    same_day = s.day == day
+
+    def room(tat: float, limit: int | None, burst: int | None) -> float | None:
+        if not limit:
+            return None
+        interval = 60.0 / limit
+        return max(0.0, (burst or limit) - max(0.0, tat - now) / interval)
+
+    return {
+        "rpm": {"count": round(prev_req * weight + cur_req), "limit": key.rpm,
+                "available": room(s.tat_r, key.rpm, key.rpm_burst)},
+        "tpm": {"used": round(prev_tok * weight + cur_tok), "limit": key.tpm,
+                "available": room(s.tat_t, key.tpm, key.tpm_burst)},
+        "rpd": {"count": s.day_req if same_day else 0, "limit": key.rpd,
+                "tokens": s.day_tok if same_day else 0},
+        "blocked_until": s.blocked if s.blocked > now else None,
+        "backoff_level": s.level,
+    }
+
+
+def _parse_health(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {"state": "ok", "until": 0.0, "reason": "", "level": 0, "fails": 0}
+    p = raw.split("\t")
+    return {"state": p[0], "until": float(p[1]), "reason": p[2], "level": int(p[3]), "fails": int(p[4])}

@@ -1,0 +1,300 @@
+-- lib_pool.lua: the key-pool library, prepended to reserve/settle/release/cooldown/sync scripts.
+--
+-- Records are tab-separated strings in hash fields. Numbers are written with explicit formats:
+-- Lua's tostring keeps 14 significant digits, too few for microsecond unix timestamps.
+--
+--   cfg    k:<key>            group, active (1/0), tags (";k=v;k=v;")
+--   cfg    b:<group>|<model>  rpm, tpm, rpd, rpm_burst, tpm_burst, strict (1/0), tz name (0 = no limit)
+--   cfg    m:<model>          max tpm burst of the model's keys (-1: some key has no tpm limit), tiers
+--   cfg    w:<key>|<model>    weight
+--   state  <group>|<model>    see read_state
+--   win    <group>|<model>    "slot:req:tok;..." usage per second of the last 61 s (strict mode)
+--   health <key>              state (ok|cooldown|open|probing|disabled), until, reason, level, fails
+--
+-- Limits are GCRA (one "theoretical arrival time" per limit): a limit L per minute with burst B
+-- allows B units at once and refills L/60 per second, continuously. In strict mode a per-second
+-- window is checked as well, so that no 60-second window ever holds more than L.
+
+local TAB = '\t'
+local WINDOW = 60          -- seconds a strict window spans (plus the current second)
+local LOWS = 24            -- low-water entries kept per bucket (see push_low)
+local EPS = 1e-6
+local NEVER = 1e300
+
+local function f6(x) return string.format('%.6f', x) end
+local function int(x) return string.format('%d', math.floor(x + 0.5)) end
+
+local function split(s, sep)
+  local out = {}
+  if s == nil or s == '' then return out end
+  local start = 1
+  while true do
+    local i = string.find(s, sep, start, true)
+    if not i then
+      out[#out + 1] = string.sub(s, start)
+      return out
+    end
+    out[#out + 1] = string.sub(s, start, i - 1)
+    start = i + #sep
+  end
+end
+
+-- The store's clock. ARGV may carry an explicit time for tests (a manual clock); production
+-- callers pass '' and every process shares Redis's clock.
+local function pool_now(override)
+  if override ~= nil and override ~= '' then return tonumber(override) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+-- "UTC=0;America/Los_Angeles=-28800": seconds east of UTC of each day-reset calendar, now.
+local function parse_offsets(s)
+  local out = {}
+  for _, item in ipairs(split(s, ';')) do
+    local eq = string.find(item, '=', 1, true)
+    if eq then out[string.sub(item, 1, eq - 1)] = tonumber(string.sub(item, eq + 1)) end
+  end
+  return out
+end
+
+-- Day number on a calendar, and the unix time the next day begins.
+local function day_of(now, offset)
+  local d = math.floor((now + offset) / 86400)
+  return d, (d + 1) * 86400 - offset
+end
+
+local function read_limits(cfg, bucket)
+  local raw = redis.call('HGET', cfg, 'b:' .. bucket)
+  if not raw then return nil end
+  local p = split(raw, TAB)
+  return {
+    rpm = tonumber(p[1]) or 0, tpm = tonumber(p[2]) or 0, rpd = tonumber(p[3]) or 0,
+    br = tonumber(p[4]) or 0, bt = tonumber(p[5]) or 0, strict = p[6] == '1', tz = p[7] or 'UTC',
+  }
+end
+
+-- Bucket state: GCRA times of both limits, day and minute counters (for RPD and status),
+-- a provider-imposed block (429) with its backoff level, and the token level's low-water marks
+-- (operation sequence, sequence below which marks were dropped, marks: see push_low).
+local function read_state(state_key, bucket)
+  local raw = redis.call('HGET', state_key, bucket)
+  local s = {
+    tat_r = 0, tat_t = 0, day = -1, day_req = 0, day_tok = 0, minute = -1, min_req = 0,
+    min_tok = 0, prev_req = 0, prev_tok = 0, blocked = 0, level = 0, seq = 0, cut = 0, lows = {},
+  }
+  if raw then
+    local p = split(raw, TAB)
+    s.tat_r, s.tat_t = tonumber(p[1]), tonumber(p[2])
+    s.day, s.day_req, s.day_tok = tonumber(p[3]), tonumber(p[4]), tonumber(p[5])
+    s.minute, s.min_req, s.min_tok = tonumber(p[6]), tonumber(p[7]), tonumber(p[8])
+    s.prev_req, s.prev_tok = tonumber(p[9]), tonumber(p[10])
+    s.blocked, s.level = tonumber(p[11]), tonumber(p[12])
+    s.seq, s.cut = tonumber(p[13]) or 0, tonumber(p[14]) or 0
+    for _, item in ipairs(split(p[15] or '', ',')) do
+      local c = string.find(item, ':', 1, true)
+      s.lows[#s.lows + 1] = {tonumber(string.sub(item, 1, c - 1)), tonumber(string.sub(item, c + 1))}
+    end
+  end
+  return s
+end
+
+local function write_state(state_key, bucket, s)
+  local lows = {}
+  -- marks are rounded down: a rounded-up mark could grant a sliver too much
+  for i, e in ipairs(s.lows) do lows[i] = int(e[1]) .. ':' .. string.format('%.3f', math.floor(e[2] * 1000) / 1000) end
+  redis.call('HSET', state_key, bucket, table.concat({
+    f6(s.tat_r), f6(s.tat_t), int(s.day), int(s.day_req), int(s.day_tok), int(s.minute),
+    int(s.min_req), int(s.min_tok), int(s.prev_req), int(s.prev_tok), f6(s.blocked), int(s.level),
+    int(s.seq), int(s.cut), table.concat(lows, ','),
+  }, TAB))
+end
+
+-- Move the day and minute counters to now.
+local function roll(s, now, day)
+  if s.day ~= day then s.day, s.day_req, s.day_tok = day, 0, 0 end
+  local minute = math.floor(now / 60)
+  if s.minute ~= minute then
+    if s.minute == minute - 1 then
+      s.prev_req, s.prev_tok = s.min_req, s.min_tok
+    else
+      s.prev_req, s.prev_tok = 0, 0
+    end
+    s.minute, s.min_req, s.min_tok = minute, 0, 0
+  end
+end
+
+-- GCRA: earliest time `cost` units fit a limit of `limit`/minute with burst `burst`.
+-- Allowed when max(tat, now) + cost*e - now <= burst*e, i.e. now >= tat + (cost - burst)*e.
+local function gcra_at(tat, cost, limit, burst)
+  if limit <= 0 or cost <= 0 then return 0 end
+  if cost > burst then return NEVER end
+  return tat + (cost - burst) * (60.0 / limit)
+end
+
+local function gcra_charge(tat, now, cost, limit)
+  if limit <= 0 then return tat end
+  return math.max(tat, now) + cost * (60.0 / limit)
+end
+
+-- Units of a limit in use at `now` (0 = the bucket is full of room).
+local function gcra_level(tat, now, limit)
+  if limit <= 0 then return 0 end
+  return math.max(0, tat - now) / (60.0 / limit)
+end
+
+-- Share of a limit's burst still free after charging `cost` (1 = untouched).
+local function headroom(tat, now, cost, limit, burst)
+  if limit <= 0 then return 1 end
+  local used = gcra_level(tat, now, limit) + cost
+  return (burst - used) / burst
+end
+
+-- Low-water marks of the token level.
+--
+-- A refund may only give back what the bucket would still hold had the request been smaller from
+-- the start (the "ideal" history). The engine's level E(t) is never below the ideal level I(t):
+-- the gap between them only shrinks while I sits at zero, i.e. while E(t) <= the gap. So a refund
+-- of `back` for a reservation made at operation r is safe when back <= min over t after r of
+-- (E(t) - P(t)), where P(t) sums refunds already granted to reservations made before t and
+-- settled after t. Between operations E only drains, so that minimum is reached just before an
+-- operation (or now). Every operation on a bucket gets a sequence number; `lows` keeps the level
+-- just before each operation as a stack whose values increase with the sequence (an earlier,
+-- higher entry can never be a minimum again, so it is dropped), hence the minimum after r is the
+-- first entry past r. A granted refund lowers the entries past its reservation (that is P).
+-- If entries a query needs were dropped for room (seq <= cut), the drain bound applies instead:
+-- a gap of x shrinks by at most the refill since the reservation.
+local function push_low(s, level)
+  s.seq = s.seq + 1
+  while #s.lows > 0 and s.lows[#s.lows][2] >= level do table.remove(s.lows) end
+  s.lows[#s.lows + 1] = {s.seq, level}
+  if #s.lows > LOWS then
+    s.cut = s.lows[1][1]
+    table.remove(s.lows, 1)
+  end
+  return s.seq
+end
+
+-- How many of `amount` units reserved at operation `rseq` (time `since`) may be given back now;
+-- the granted amount is taken off the entries it relied on.
+local function refund_bound(s, now, rseq, since, amount, limit)
+  if limit <= 0 then return amount end
+  local low = gcra_level(s.tat_t, now, limit)
+  if rseq >= s.cut and rseq <= s.seq then
+    for _, e in ipairs(s.lows) do
+      if e[1] > rseq then
+        if e[2] < low then low = e[2] end
+        break
+      end
+    end
+  else
+    low = math.min(low, math.max(0, amount - (now - since) * limit / 60.0))
+  end
+  local back = math.max(0, math.min(amount, low))
+  if back > 0 then
+    for _, e in ipairs(s.lows) do
+      if e[1] > rseq then e[2] = math.max(0, e[2] - back) end
+    end
+    -- keep the stack increasing: entries at or above a later one can never be a minimum again
+    local kept, floor = {}, math.huge
+    for i = #s.lows, 1, -1 do
+      if s.lows[i][2] < floor then
+        table.insert(kept, 1, s.lows[i])
+        floor = s.lows[i][2]
+      end
+    end
+    s.lows = kept
+  end
+  return back
+end
+
+-- Strict windows: {slot, requests, tokens} per second, oldest first.
+local function read_window(win, bucket, now)
+  local raw = redis.call('HGET', win, bucket)
+  local w, oldest = {}, math.floor(now) - WINDOW
+  for _, item in ipairs(split(raw or '', ';')) do
+    local p = split(item, ':')
+    local slot = tonumber(p[1])
+    if slot >= oldest then w[#w + 1] = {slot, tonumber(p[2]), tonumber(p[3])} end
+  end
+  return w
+end
+
+local function write_window(win, bucket, w)
+  local parts = {}
+  for _, e in ipairs(w) do
+    if e[2] > 0 or e[3] > 0 then parts[#parts + 1] = int(e[1]) .. ':' .. int(e[2]) .. ':' .. int(e[3]) end
+  end
+  if #parts == 0 then redis.call('HDEL', win, bucket) else redis.call('HSET', win, bucket, table.concat(parts, ';')) end
+end
+
+-- Earliest time `cost` fits a window limit; idx 2 = requests, 3 = tokens. A slot leaves the
+-- window WINDOW + 1 seconds after it began.
+local function window_at(w, idx, cost, limit)
+  if limit <= 0 or cost <= 0 then return 0 end
+  if cost > limit then return NEVER end
+  local sum = 0
+  for _, e in ipairs(w) do sum = sum + e[idx] end
+  if sum + cost <= limit then return 0 end
+  local freed = 0
+  for _, e in ipairs(w) do
+    freed = freed + e[idx]
+    if sum - freed + cost <= limit then return e[1] + WINDOW + 1 end
+  end
+  return NEVER
+end
+
+local function window_add(w, slot, req, tok)
+  for _, e in ipairs(w) do
+    if e[1] == slot then
+      e[2], e[3] = math.max(0, e[2] + req), math.max(0, e[3] + tok)
+      return
+    end
+  end
+  if req > 0 or tok > 0 then
+    w[#w + 1] = {slot, math.max(0, req), math.max(0, tok)}
+    table.sort(w, function(a, b) return a[1] < b[1] end)
+  end
+end
+
+-- Earliest time a request of (1 request, `tokens`) fits the limits, and the binding limit.
+local function limits_at(L, S, W, tokens, next_day)
+  local at, why = 0, nil
+  local function bound(t, reason)
+    if t > at then at, why = t, reason end
+  end
+  if S.blocked > 0 then bound(S.blocked, 'rate_limited') end
+  if L.rpd > 0 and S.day_req >= L.rpd then bound(next_day, 'rpd') end
+  bound(gcra_at(S.tat_r, 1, L.rpm, L.br), 'rpm')
+  bound(gcra_at(S.tat_t, tokens, L.tpm, L.bt), 'tpm')
+  if W then
+    bound(window_at(W, 2, 1, L.rpm), 'rpm')
+    bound(window_at(W, 3, tokens, L.tpm), 'tpm')
+  end
+  return at, why
+end
+
+local function read_health(health, key)
+  local raw = redis.call('HGET', health, key)
+  local h = {state = 'ok', till = 0, reason = '', level = 0, fails = 0}
+  if raw then
+    local p = split(raw, TAB)
+    h.state, h.till, h.reason = p[1], tonumber(p[2]) or 0, p[3] or ''
+    h.level, h.fails = tonumber(p[4]) or 0, tonumber(p[5]) or 0
+  end
+  return h
+end
+
+local function write_health(health, key, h)
+  redis.call('HSET', health, key, table.concat({h.state, f6(h.till), h.reason, int(h.level), int(h.fails)}, TAB))
+end
+
+-- When the key's health lets it serve: (time, reason); NEVER when disabled.
+local function health_at(h, now)
+  if h.state == 'disabled' then return NEVER, (h.reason ~= '' and h.reason or 'disabled') end
+  if h.till > now then
+    if h.state == 'cooldown' then return h.till, 'cooldown' end
+    if h.state == 'open' then return h.till, 'circuit_open' end
+    if h.state == 'probing' then return h.till, 'probing' end
+  end
+  return 0, nil
+end

@@ -1,0 +1,122 @@
+-- include: lib_pool
+-- settle: charge a reservation's actual tokens (refund or extra) and record the call's outcome.
+-- Idempotent: only a reservation still 'reserved' is settled; a repeated or late settle does
+-- nothing (a reservation never settled expires and stays charged at its estimate).
+--
+-- KEYS: reservation, cfg, state, win, health, stats, then the ready sets the key is in (the first
+--       one is the reservation's own model and tier).
+-- ARGV: actual tokens ('' = the estimate), outcome (success | neutral | rate_limited | auth |
+--       transient), retry after seconds ('' = not said), scope (minute | day), cooldown base,
+--       cooldown factor, cooldown max, breaker threshold, breaker timeout, error class,
+--       now ('' = TIME), day offsets.
+-- Answers {'settled', key, tokens, state, until, tokens still charged} | {'noop', state} | {'expired'}.
+
+local RES, CFG, STATE, WIN, HEALTH, STATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local outcome, retry_after, scope = ARGV[2], ARGV[3], ARGV[4]
+local cd_base, cd_factor, cd_max = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local cb_threshold, cb_timeout, error_class = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+local now = pool_now(ARGV[11])
+local offsets = parse_offsets(ARGV[12])
+
+local r = redis.call('HMGET', RES, 'state', 'key', 'bucket', 'tokens', 'at', 'seq')
+if not r[1] then return {'expired'} end
+if r[1] ~= 'reserved' then return {'noop', r[1]} end
+local key, bucket, reserved, at, rseq = r[2], r[3], tonumber(r[4]), tonumber(r[5]), tonumber(r[6]) or 0
+local actual = reserved
+if ARGV[1] ~= '' then actual = math.max(0, math.floor(tonumber(ARGV[1]))) end
+
+local L = read_limits(CFG, bucket) or {rpm = 0, tpm = 0, rpd = 0, br = 0, bt = 0, strict = false, tz = 'UTC'}
+local S = read_state(STATE, bucket)
+local day, next_day = day_of(now, offsets[L.tz] or 0)
+roll(S, now, day)
+
+-- tokens: the difference between what was reserved and what the provider counted
+local diff = actual - reserved
+local charged = reserved
+if diff ~= 0 then
+  local W = nil
+  if L.strict then W = read_window(WIN, bucket, now) end
+  if diff < 0 then
+    local back = refund_bound(S, now, rseq, at, -diff, L.tpm)
+    if L.tpm > 0 then S.tat_t = S.tat_t - back * (60.0 / L.tpm) end
+    charged = reserved - back
+    push_low(S, gcra_level(S.tat_t, now, L.tpm))
+    if W then window_add(W, math.floor(at), 0, diff) end
+  else
+    push_low(S, gcra_level(S.tat_t, now, L.tpm))
+    S.tat_t = gcra_charge(S.tat_t, now, diff, L.tpm)
+    charged = actual
+    if W then window_add(W, math.floor(now), 0, diff) end
+  end
+  if W then write_window(WIN, bucket, W) end
+  if day_of(at, offsets[L.tz] or 0) == day then S.day_tok = math.max(0, S.day_tok + diff) end
+  local minute = math.floor(at / 60)
+  if minute == S.minute then
+    S.min_tok = math.max(0, S.min_tok + diff)
+  elseif minute == S.minute - 1 then
+    S.prev_tok = math.max(0, S.prev_tok + diff)
+  end
+end
+redis.call('HINCRBY', STATS, key .. ':tokens', actual)
+
+-- outcome: health of the key, and the provider's own verdict on the bucket
+local h = read_health(HEALTH, key)
+local h_changed = false
+local result_state, result_until = h.state, h.till
+if outcome == 'success' or outcome == 'neutral' or outcome == 'rate_limited' then
+  -- the key itself works: a probe succeeded, failures fade
+  if h.state == 'open' or h.state == 'probing' then
+    h.state, h.till, h.reason, h.fails, h_changed = 'ok', 0, '', 0, true
+  elseif h.fails > 0 then
+    h.fails, h_changed = h.fails - 1, true
+  end
+  result_state, result_until = h.state, h.till
+end
+if outcome == 'success' then
+  redis.call('HINCRBY', STATS, key .. ':successes', 1)
+  if S.blocked <= now then S.level = 0 end
+elseif outcome == 'neutral' then
+  redis.call('HINCRBY', STATS, key .. ':failures', 1)
+elseif outcome == 'rate_limited' then
+  redis.call('HINCRBY', STATS, key .. ':rate_limited', 1)
+  local till
+  if scope == 'day' then
+    till = next_day
+  elseif retry_after ~= '' then
+    till = now + tonumber(retry_after)
+  else
+    till = now + math.min(cd_base * cd_factor ^ S.level, cd_max)
+  end
+  S.level = S.level + 1
+  if till > S.blocked then S.blocked = till end
+  redis.call('ZADD', KEYS[7], 'XX', 'GT', f6(S.blocked), key)
+  result_state, result_until = 'cooldown', S.blocked
+elseif outcome == 'auth' then
+  redis.call('HINCRBY', STATS, key .. ':failures', 1)
+  h.state, h.till, h.reason, h_changed = 'disabled', 0, 'auth', true
+  for i = 7, #KEYS do redis.call('ZREM', KEYS[i], key) end
+  result_state, result_until = 'disabled', 0
+elseif outcome == 'transient' then
+  redis.call('HINCRBY', STATS, key .. ':failures', 1)
+  h.fails, h_changed = h.fails + 1, true
+  if h.state == 'probing' or h.state == 'open' or h.fails >= cb_threshold then
+    h.state, h.till, h.reason = 'open', now + cb_timeout, error_class
+    for i = 7, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'GT', f6(h.till), key) end
+  end
+  result_state, result_until = h.state, h.till
+end
+if outcome ~= 'success' then
+  redis.call('HSET', STATS, key .. ':last_error', error_class, key .. ':last_error_at', f6(now))
+end
+if h_changed then write_health(HEALTH, key, h) end
+if diff < 0 and outcome ~= 'auth' then
+  -- a refund may bring the key's next room forward
+  local W = nil
+  if L.strict then W = read_window(WIN, bucket, now) end
+  local ready_at = limits_at(L, S, W, 1, next_day)
+  if h.till > ready_at and h.state ~= 'ok' then ready_at = h.till end
+  redis.call('ZADD', KEYS[7], 'XX', 'LT', f6(math.max(ready_at, now)), key)
+end
+write_state(STATE, bucket, S)
+redis.call('HSET', RES, 'state', 'settled', 'actual', int(actual))
+return {'settled', key, int(actual), result_state, f6(result_until), f6(charged)}

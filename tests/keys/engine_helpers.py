@@ -1,0 +1,45 @@
+"""Helpers for capacity-engine tests: a manual clock, key factories and exhaustion loops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from keys.engine import CapacityEngine, HealthPolicy, Reservation
+from keys.models import APIKey
+from router.errors import AllKeysExhaustedError
+from router.store import Store
+
+T0 = 1_800_000_000.0  # a fixed start (2027-01-15T08:00:00Z); tests move time by hand
+
+
+@dataclass
+class ManualClock:
+    now: float = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_key(key_id: str, model: str = "gpt-4o", **fields: Any) -> APIKey:
+    fields.setdefault("provider", "openai")
+    return APIKey(key_id=key_id, model_name=model, **fields)
+
+
+def engine_for(store: Store, clock: ManualClock | None = None, **kw: Any) -> CapacityEngine:
+    kw.setdefault("policy", HealthPolicy())
+    return CapacityEngine(store, clock=clock, **kw)
+
+
+async def drain(engine: CapacityEngine, model: str, tokens: int = 1, limit: int = 10_000, **kw: Any) -> list[Reservation]:
+    """Reserve until the pool says no; the reservations made."""
+    made: list[Reservation] = []
+    for _ in range(limit):
+        try:
+            made.append(await engine.reserve(model, tokens, **kw))
+        except AllKeysExhaustedError:
+            return made
+    raise AssertionError(f"pool never ran out after {limit} reservations")
