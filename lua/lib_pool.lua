@@ -1,13 +1,16 @@
 -- lib_pool.lua: the key-pool library, prepended to reserve/settle/release/cooldown/sync scripts.
 --
--- Records are tab-separated strings in hash fields. Numbers are written with explicit formats:
--- Lua's tostring keeps 14 significant digits, too few for microsecond unix timestamps.
+-- Records are tab-separated strings in hash fields, read with one string.match and written with
+-- one string.format each (Lua in Redis has no JIT: splitting field by field costs ~10 us a record).
+-- Numbers are written with explicit formats: Lua's tostring keeps 14 significant digits, too few
+-- for microsecond unix timestamps.
 --
 --   cfg    k:<key>            group, active (1/0), tags (";k=v;k=v;")
 --   cfg    b:<group>|<model>  rpm, tpm, rpd, rpm_burst, tpm_burst, strict (1/0), tz name (0 = no limit)
 --   cfg    m:<model>          max tpm burst of the model's keys (-1: some key has no tpm limit), tiers
 --   cfg    w:<key>|<model>    weight
 --   state  <group>|<model>    see read_state
+--   state  <group>|<model>#lows  low-water marks of the token level (see push_low)
 --   win    <group>|<model>    "slot:req:tok;..." usage per second of the last 61 s (strict mode)
 --   health <key>              state (ok|cooldown|open|probing|disabled), until, reason, level, fails
 --
@@ -50,10 +53,7 @@ end
 -- "UTC=0;America/Los_Angeles=-28800": seconds east of UTC of each day-reset calendar, now.
 local function parse_offsets(s)
   local out = {}
-  for _, item in ipairs(split(s, ';')) do
-    local eq = string.find(item, '=', 1, true)
-    if eq then out[string.sub(item, 1, eq - 1)] = tonumber(string.sub(item, eq + 1)) end
-  end
+  for name, offset in string.gmatch(s or '', '([^;=]+)=([^;]+)') do out[name] = tonumber(offset) end
   return out
 end
 
@@ -63,50 +63,64 @@ local function day_of(now, offset)
   return d, (d + 1) * 86400 - offset
 end
 
+local LIMITS_PATTERN = '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$'
+
 local function read_limits(cfg, bucket)
   local raw = redis.call('HGET', cfg, 'b:' .. bucket)
   if not raw then return nil end
-  local p = split(raw, TAB)
+  local rpm, tpm, rpd, br, bt, strict, tz = string.match(raw, LIMITS_PATTERN)
   return {
-    rpm = tonumber(p[1]) or 0, tpm = tonumber(p[2]) or 0, rpd = tonumber(p[3]) or 0,
-    br = tonumber(p[4]) or 0, bt = tonumber(p[5]) or 0, strict = p[6] == '1', tz = p[7] or 'UTC',
+    rpm = tonumber(rpm) or 0, tpm = tonumber(tpm) or 0, rpd = tonumber(rpd) or 0,
+    br = tonumber(br) or 0, bt = tonumber(bt) or 0, strict = strict == '1', tz = tz or 'UTC',
   }
 end
 
--- Bucket state: GCRA times of both limits, day and minute counters (for RPD and status),
--- a provider-imposed block (429) with its backoff level, and the token level's low-water marks
--- (operation sequence, sequence below which marks were dropped, marks: see push_low).
+-- Bucket state: GCRA times of both limits, day and minute counters (for RPD and status), and a
+-- provider-imposed block (429) with its backoff level.
+local STATE_PATTERN = '^' .. string.rep('([^\t]*)\t', 11) .. '([^\t]*)$'
+local STATE_FORMAT = '%.6f\t%.6f\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.6f\t%d'
+
 local function read_state(state_key, bucket)
   local raw = redis.call('HGET', state_key, bucket)
-  local s = {
-    tat_r = 0, tat_t = 0, day = -1, day_req = 0, day_tok = 0, minute = -1, min_req = 0,
-    min_tok = 0, prev_req = 0, prev_tok = 0, blocked = 0, level = 0, seq = 0, cut = 0, lows = {},
-  }
-  if raw then
-    local p = split(raw, TAB)
-    s.tat_r, s.tat_t = tonumber(p[1]), tonumber(p[2])
-    s.day, s.day_req, s.day_tok = tonumber(p[3]), tonumber(p[4]), tonumber(p[5])
-    s.minute, s.min_req, s.min_tok = tonumber(p[6]), tonumber(p[7]), tonumber(p[8])
-    s.prev_req, s.prev_tok = tonumber(p[9]), tonumber(p[10])
-    s.blocked, s.level = tonumber(p[11]), tonumber(p[12])
-    s.seq, s.cut = tonumber(p[13]) or 0, tonumber(p[14]) or 0
-    for _, item in ipairs(split(p[15] or '', ',')) do
-      local c = string.find(item, ':', 1, true)
-      s.lows[#s.lows + 1] = {tonumber(string.sub(item, 1, c - 1)), tonumber(string.sub(item, c + 1))}
-    end
+  if not raw then
+    return {tat_r = 0, tat_t = 0, day = -1, day_req = 0, day_tok = 0, minute = -1, min_req = 0,
+            min_tok = 0, prev_req = 0, prev_tok = 0, blocked = 0, level = 0}
   end
-  return s
+  local a, b, c, d, e, f, g, h, i, j, k, l = string.match(raw, STATE_PATTERN)
+  return {
+    tat_r = tonumber(a), tat_t = tonumber(b), day = tonumber(c), day_req = tonumber(d),
+    day_tok = tonumber(e), minute = tonumber(f), min_req = tonumber(g), min_tok = tonumber(h),
+    prev_req = tonumber(i), prev_tok = tonumber(j), blocked = tonumber(k), level = tonumber(l),
+  }
 end
 
 local function write_state(state_key, bucket, s)
-  local lows = {}
+  redis.call('HSET', state_key, bucket, string.format(STATE_FORMAT, s.tat_r, s.tat_t,
+    math.floor(s.day), math.floor(s.day_req + 0.5), math.floor(s.day_tok + 0.5), math.floor(s.minute),
+    math.floor(s.min_req + 0.5), math.floor(s.min_tok + 0.5), math.floor(s.prev_req + 0.5),
+    math.floor(s.prev_tok + 0.5), s.blocked, math.floor(s.level)))
+end
+
+-- Low-water marks: "seq\tcut\tseq:level,seq:level,..." (see push_low); read by the one bucket
+-- an operation charges or refunds, never while comparing candidates.
+local function read_lows(state_key, bucket)
+  local raw = redis.call('HGET', state_key, bucket .. '#lows')
+  local m = {seq = 0, cut = 0, lows = {}}
+  if raw then
+    local seq, cut, list = string.match(raw, '^([^\t]*)\t([^\t]*)\t([^\t]*)$')
+    m.seq, m.cut = tonumber(seq) or 0, tonumber(cut) or 0
+    for q, v in string.gmatch(list or '', '(%d+):([%d%.]+)') do
+      m.lows[#m.lows + 1] = {tonumber(q), tonumber(v)}
+    end
+  end
+  return m
+end
+
+local function write_lows(state_key, bucket, m)
+  local parts = {}
   -- marks are rounded down: a rounded-up mark could grant a sliver too much
-  for i, e in ipairs(s.lows) do lows[i] = int(e[1]) .. ':' .. string.format('%.3f', math.floor(e[2] * 1000) / 1000) end
-  redis.call('HSET', state_key, bucket, table.concat({
-    f6(s.tat_r), f6(s.tat_t), int(s.day), int(s.day_req), int(s.day_tok), int(s.minute),
-    int(s.min_req), int(s.min_tok), int(s.prev_req), int(s.prev_tok), f6(s.blocked), int(s.level),
-    int(s.seq), int(s.cut), table.concat(lows, ','),
-  }, TAB))
+  for i, e in ipairs(m.lows) do parts[i] = string.format('%d:%.3f', e[1], math.floor(e[2] * 1000) / 1000) end
+  redis.call('HSET', state_key, bucket .. '#lows', string.format('%d\t%d\t%s', m.seq, m.cut, table.concat(parts, ',')))
 end
 
 -- Move the day and minute counters to now.
@@ -163,24 +177,24 @@ end
 -- first entry past r. A granted refund lowers the entries past its reservation (that is P).
 -- If entries a query needs were dropped for room (seq <= cut), the drain bound applies instead:
 -- a gap of x shrinks by at most the refill since the reservation.
-local function push_low(s, level)
-  s.seq = s.seq + 1
-  while #s.lows > 0 and s.lows[#s.lows][2] >= level do table.remove(s.lows) end
-  s.lows[#s.lows + 1] = {s.seq, level}
-  if #s.lows > LOWS then
-    s.cut = s.lows[1][1]
-    table.remove(s.lows, 1)
+local function push_low(m, level)
+  m.seq = m.seq + 1
+  while #m.lows > 0 and m.lows[#m.lows][2] >= level do table.remove(m.lows) end
+  m.lows[#m.lows + 1] = {m.seq, level}
+  if #m.lows > LOWS then
+    m.cut = m.lows[1][1]
+    table.remove(m.lows, 1)
   end
-  return s.seq
+  return m.seq
 end
 
 -- How many of `amount` units reserved at operation `rseq` (time `since`) may be given back now;
 -- the granted amount is taken off the entries it relied on.
-local function refund_bound(s, now, rseq, since, amount, limit)
+local function refund_bound(m, S, now, rseq, since, amount, limit)
   if limit <= 0 then return amount end
-  local low = gcra_level(s.tat_t, now, limit)
-  if rseq >= s.cut and rseq <= s.seq then
-    for _, e in ipairs(s.lows) do
+  local low = gcra_level(S.tat_t, now, limit)
+  if rseq >= m.cut and rseq <= m.seq then
+    for _, e in ipairs(m.lows) do
       if e[1] > rseq then
         if e[2] < low then low = e[2] end
         break
@@ -191,18 +205,18 @@ local function refund_bound(s, now, rseq, since, amount, limit)
   end
   local back = math.max(0, math.min(amount, low))
   if back > 0 then
-    for _, e in ipairs(s.lows) do
+    for _, e in ipairs(m.lows) do
       if e[1] > rseq then e[2] = math.max(0, e[2] - back) end
     end
     -- keep the stack increasing: entries at or above a later one can never be a minimum again
     local kept, floor = {}, math.huge
-    for i = #s.lows, 1, -1 do
-      if s.lows[i][2] < floor then
-        table.insert(kept, 1, s.lows[i])
-        floor = s.lows[i][2]
+    for i = #m.lows, 1, -1 do
+      if m.lows[i][2] < floor then
+        table.insert(kept, 1, m.lows[i])
+        floor = m.lows[i][2]
       end
     end
-    s.lows = kept
+    m.lows = kept
   end
   return back
 end
@@ -211,10 +225,9 @@ end
 local function read_window(win, bucket, now)
   local raw = redis.call('HGET', win, bucket)
   local w, oldest = {}, math.floor(now) - WINDOW
-  for _, item in ipairs(split(raw or '', ';')) do
-    local p = split(item, ':')
-    local slot = tonumber(p[1])
-    if slot >= oldest then w[#w + 1] = {slot, tonumber(p[2]), tonumber(p[3])} end
+  for slot, req, tok in string.gmatch(raw or '', '(%-?%d+):(%d+):(%d+)') do
+    slot = tonumber(slot)
+    if slot >= oldest then w[#w + 1] = {slot, tonumber(req), tonumber(tok)} end
   end
   return w
 end
@@ -273,19 +286,19 @@ local function limits_at(L, S, W, tokens, next_day)
   return at, why
 end
 
+local HEALTH_PATTERN = '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$'
+
 local function read_health(health, key)
   local raw = redis.call('HGET', health, key)
-  local h = {state = 'ok', till = 0, reason = '', level = 0, fails = 0}
-  if raw then
-    local p = split(raw, TAB)
-    h.state, h.till, h.reason = p[1], tonumber(p[2]) or 0, p[3] or ''
-    h.level, h.fails = tonumber(p[4]) or 0, tonumber(p[5]) or 0
-  end
-  return h
+  if not raw then return {state = 'ok', till = 0, reason = '', level = 0, fails = 0} end
+  local state, till, reason, level, fails = string.match(raw, HEALTH_PATTERN)
+  return {state = state, till = tonumber(till) or 0, reason = reason or '', level = tonumber(level) or 0,
+          fails = tonumber(fails) or 0}
 end
 
 local function write_health(health, key, h)
-  redis.call('HSET', health, key, table.concat({h.state, f6(h.till), h.reason, int(h.level), int(h.fails)}, TAB))
+  redis.call('HSET', health, key, string.format('%s\t%.6f\t%s\t%d\t%d', h.state, h.till, h.reason,
+    math.floor(h.level), math.floor(h.fails)))
 end
 
 -- When the key's health lets it serve: (time, reason); NEVER when disabled.

@@ -26,9 +26,11 @@ if L then
     S.tat_r = S.tat_r - back * e
   end
   if tokens > 0 then
-    local back = refund_bound(S, now, rseq, at, tokens, L.tpm)
+    local marks = read_lows(STATE, bucket)
+    local back = refund_bound(marks, S, now, rseq, at, tokens, L.tpm)
     if L.tpm > 0 then S.tat_t = S.tat_t - back * (60.0 / L.tpm) end
-    push_low(S, gcra_level(S.tat_t, now, L.tpm))
+    push_low(marks, gcra_level(S.tat_t, now, L.tpm))
+    write_lows(STATE, bucket, marks)
   end
   if L.strict then
     local W = read_window(WIN, bucket, now)

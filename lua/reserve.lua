@@ -31,6 +31,7 @@ local tiers = split(ARGV[11], ',')
 local probe_ttl = tonumber(ARGV[12]) or 60
 
 local BATCH, MAX_SCAN = 8, 32
+local CHOICES = 2   -- capacity-aware: the better of the two least recently busy keys
 
 local existing = redis.call('HMGET', RES, 'key', 'tokens', 'at', 'tier', 'bucket')
 if existing[1] then
@@ -39,7 +40,7 @@ end
 
 local mrec = redis.call('HGET', CFG, 'm:' .. model)
 if not mrec then return {'no_keys', f6(now)} end
-local max_burst = tonumber(split(mrec, TAB)[1]) or -1
+local max_burst = tonumber(string.match(mrec, '^([^\t]*)')) or -1
 if max_burst >= 0 and tokens > max_burst then return {'too_large', f6(now), int(max_burst)} end
 
 local function tags_ok(tags)
@@ -57,13 +58,13 @@ local function evaluate(key)
   if exclude[key] then ev.skip = true return ev end
   local rec = redis.call('HGET', CFG, 'k:' .. key)
   if not rec then ev.gone = true return ev end
-  local kp = split(rec, TAB)
-  if kp[2] ~= '1' then ev.gone = true return ev end
-  if not tags_ok(kp[3] or '') then ev.skip = true return ev end
+  local group, active, tags = string.match(rec, '^([^\t]*)\t([^\t]*)\t(.*)$')
+  if active ~= '1' then ev.gone = true return ev end
+  if #want_tags > 0 and not tags_ok(tags or '') then ev.skip = true return ev end
   local h = read_health(HEALTH, key)
   local h_at, h_why = health_at(h, now)
   if h_at >= NEVER then ev.gone = true return ev end
-  ev.bucket = kp[1] .. '|' .. model
+  ev.bucket = group .. '|' .. model
   local L = read_limits(CFG, ev.bucket)
   if not L then ev.gone = true return ev end
   local S = read_state(STATE, ev.bucket)
@@ -113,7 +114,9 @@ end
 
 local function commit(ev, t)
   local L, S = ev.L, ev.S
-  local seq = push_low(S, gcra_level(S.tat_t, now, L.tpm))
+  local marks = read_lows(STATE, ev.bucket)
+  local seq = push_low(marks, gcra_level(S.tat_t, now, L.tpm))
+  write_lows(STATE, ev.bucket, marks)
   S.tat_r = gcra_charge(S.tat_r, now, 1, L.rpm)
   S.tat_t = gcra_charge(S.tat_t, now, tokens, L.tpm)
   S.day_req, S.day_tok = S.day_req + 1, S.day_tok + tokens
@@ -152,11 +155,13 @@ local function commit(ev, t)
   return {'ok', ev.key, int(tokens), f6(now), t.tier, ev.probe and 'probe' or 'new', ev.bucket}
 end
 
--- capacity-aware: among the least recently busy keys with room, the one with most headroom
+-- capacity-aware: of the least recently busy keys with room, the one with most headroom
+-- ("power of two choices": two candidates spread load almost as well as all of them)
 local function pick_capacity(t)
-  local offset, scanned = 0, 0
+  local offset, scanned, size = 0, 0, CHOICES
   while scanned < MAX_SCAN do
-    local batch = redis.call('ZRANGEBYSCORE', t.R, '-inf', f6(now), 'LIMIT', offset, BATCH)
+    local batch = redis.call('ZRANGEBYSCORE', t.R, '-inf', f6(now), 'LIMIT', offset, size)
+    size = BATCH
     if #batch == 0 then return nil end
     local best = nil
     for _, key in ipairs(batch) do

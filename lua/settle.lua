@@ -36,18 +36,20 @@ local charged = reserved
 if diff ~= 0 then
   local W = nil
   if L.strict then W = read_window(WIN, bucket, now) end
+  local marks = read_lows(STATE, bucket)
   if diff < 0 then
-    local back = refund_bound(S, now, rseq, at, -diff, L.tpm)
+    local back = refund_bound(marks, S, now, rseq, at, -diff, L.tpm)
     if L.tpm > 0 then S.tat_t = S.tat_t - back * (60.0 / L.tpm) end
     charged = reserved - back
-    push_low(S, gcra_level(S.tat_t, now, L.tpm))
+    push_low(marks, gcra_level(S.tat_t, now, L.tpm))
     if W then window_add(W, math.floor(at), 0, diff) end
   else
-    push_low(S, gcra_level(S.tat_t, now, L.tpm))
+    push_low(marks, gcra_level(S.tat_t, now, L.tpm))
     S.tat_t = gcra_charge(S.tat_t, now, diff, L.tpm)
     charged = actual
     if W then window_add(W, math.floor(now), 0, diff) end
   end
+  write_lows(STATE, bucket, marks)
   if W then write_window(WIN, bucket, W) end
   if day_of(at, offsets[L.tz] or 0) == day then S.day_tok = math.max(0, S.day_tok + diff) end
   local minute = math.floor(at / 60)

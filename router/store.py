@@ -68,6 +68,20 @@ class Store:
     #: waits in its BlockingConnectionPool). Commands should go through run() or call().
     limiter: asyncio.Semaphore | None = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
+    _ready: bool = field(default=False, repr=False)
+    _ready_lock: asyncio.Lock | None = field(default=None, repr=False)
+
+    async def _ensure_ready(self) -> None:
+        """RedisCluster loads the slot map on first use; a burst of first commands racing that
+        load can fail (redis-py 8), so the first caller loads it while the others wait."""
+        if self._ready or self.kind != "cluster":
+            return
+        if self._ready_lock is None:
+            self._ready_lock = asyncio.Lock()
+        async with self._ready_lock:
+            if not self._ready:
+                await self.client.initialize()
+                self._ready = True
 
     @property
     def is_embedded(self) -> bool:
@@ -76,6 +90,7 @@ class Store:
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a Lua script by SHA; on NOSCRIPT (restart, failover) send its source once."""
         try:
+            await self._ensure_ready()
             if self.limiter is not None:
                 async with self.limiter:
                     return await self._run(script, keys, args)
@@ -95,6 +110,7 @@ class Store:
     async def call(self, coro: Any) -> Any:
         """Await a redis-py command, translating connection failures into StoreError."""
         try:
+            await self._ensure_ready()
             if self.limiter is not None:
                 async with self.limiter:
                     return await coro
