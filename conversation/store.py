@@ -1,0 +1,374 @@
+"""ConversationStore: chat history in Redis that any key, process or restart can continue.
+
+Two keys per conversation (document 004's schema), both tagged ``{<conv_id>}`` so they share one
+Redis Cluster slot and one script can touch both (see :mod:`router.redis_keys`):
+
+* ``<prefix>:conv:messages:{<conv_id>}`` list of messages, oldest first (:mod:`conversation.models`)
+* ``<prefix>:conv:meta:{<conv_id>}`` hash: message_count, total_tokens, bytes, last_seq, turns,
+  last_model, last_provider, system_prompt, created_at, updated_at (ms), trimmed_messages
+
+Every write is one Lua script (``append_turn``, ``truncate_conversation``), so a turn's messages are
+stored together or not at all, sequence numbers are assigned in Redis (concurrent writers in any
+process never interleave), the size caps are enforced in the same step, and the TTL
+(``CONVERSATION_TTL_SECONDS``) of both keys is refreshed. Reads take one consistent snapshot
+(``read_conversation``).
+
+Failure policy: a read raises :class:`~router.errors.StoreError` naming the conversation; an append
+never raises for the store, a full conversation or a concurrent change: it answers an
+:class:`~conversation.results.AppendResult` with ``saved=False`` and the reason, because the answer
+it was asked to keep already exists and the caller must still get it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+import lua
+from conversation.append import ConversationLimits, TurnWrite, not_saved, read_reply
+from conversation.history import COUNTING_MODEL, Entry, History, select_history
+from conversation.models import Message, check_conv_id, check_turn_id, messages_from_input
+from conversation.results import AppendResult, TruncateResult
+from router.errors import ClientRequestError, ConversationError, StoreError
+from router.settings import Settings, get_settings
+from router.store import Store, create_store
+
+_INT_FIELDS = ("message_count", "total_tokens", "bytes", "last_seq", "turns", "trimmed_messages")
+_TEXT_FIELDS = ("last_model", "last_provider", "system_prompt")
+_HEALTH_PROBE = "__health__"
+
+
+class ConversationStore:
+    """Conversation history on a :class:`~router.store.Store` (Redis, Redis Cluster or embedded).
+
+    ``store`` defaults to one built from ``settings`` (then owned, and closed by :meth:`close`).
+    """
+
+    def __init__(self, store: Store | None = None, *, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._owns_store = store is None
+        self.store = store or create_store(self.settings)
+        self.limits = ConversationLimits.from_settings(self.settings)
+        self._append = lua.load("append_turn")
+        self._truncate = lua.load("truncate_conversation")
+        self._read = lua.load("read_conversation")
+
+    def _keys(self, conv_id: str) -> list[str]:
+        return [self.store.keys.conv_messages(conv_id), self.store.keys.conv_meta(conv_id)]
+
+    # -- writing ------------------------------------------------------------------------------
+    async def append_turn(
+        self,
+        conv_id: str,
+        messages: Sequence[Message | Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        expected_seq: int | None = None,
+        turn_id: str | None = None,
+    ) -> AppendResult:
+        """Store one turn's messages together (typically the user's message and the answer).
+
+        ``model``: the model the turn was sent to (counts tokens, becomes ``last_model``);
+        default: the model of the assistant message. ``system_prompt``: replaces the stored one
+        (``""`` removes it). ``expected_seq``: store only if the conversation's last sequence
+        number is still this one (``History.last_seq``), else ``conversation_conflict``.
+        ``turn_id``: an id for this turn; a retried append with the same id is answered from the
+        first one, never stored twice.
+        Bad input raises ClientRequestError; store failures are answered, not raised.
+        """
+        conv_id = check_conv_id(conv_id)
+        if expected_seq is not None and (not isinstance(expected_seq, int) or expected_seq < 0):
+            raise ClientRequestError(
+                f"expected_seq must be an integer >= 0, got {expected_seq!r}", "expected_seq"
+            )
+        checked = messages_from_input(messages)
+        if not checked:
+            raise ClientRequestError("messages must hold at least one message", "messages")
+        model = model or next((m.model for m in checked if m.role == "assistant" and m.model), None)
+        provider = next((m.provider for m in reversed(checked) if m.provider), None)
+        write = TurnWrite(
+            conv_id,
+            checked,
+            turn_id=check_turn_id(turn_id) if turn_id is not None else uuid.uuid4().hex,
+            model=model,
+            provider=provider,
+            system_prompt=system_prompt,
+            expected_seq=expected_seq,
+        )
+        return await self._write(write)
+
+    async def append_exchange(
+        self,
+        conv_id: str,
+        prompt: str,
+        answer: str,
+        *,
+        model: str,
+        provider: str | None = None,
+        key: str | None = None,
+        key_id: str | None = None,
+        system_prompt: str | None = None,
+        expected_seq: int | None = None,
+        turn_id: str | None = None,
+    ) -> AppendResult:
+        """The turn of one ``send_chat``: the user's prompt and the answer of ``model``.
+
+        ``key`` is the masked key that served the call (a raw secret is masked before storing).
+        """
+        turn = [
+            Message.user(prompt),
+            Message.assistant(answer, model=model, provider=provider, key=key, key_id=key_id),
+        ]
+        return await self.append_turn(
+            conv_id,
+            turn,
+            model=model,
+            system_prompt=system_prompt,
+            expected_seq=expected_seq,
+            turn_id=turn_id,
+        )
+
+    async def set_system_prompt(self, conv_id: str, system_prompt: str | None) -> AppendResult:
+        """Set (or with None/``""`` remove) the system prompt; counts toward the byte cap."""
+        conv_id = check_conv_id(conv_id)
+        return await self._write(TurnWrite(conv_id, [], "", system_prompt=system_prompt or ""))
+
+    async def _write(self, write: TurnWrite) -> AppendResult:
+        try:
+            reply = await self.store.run(
+                self._append, self._keys(write.conv_id), write.script_args(self.limits)
+            )
+        except StoreError as exc:
+            reason = f"conversation {write.conv_id!r} not saved: {exc}"
+            if isinstance(exc.__cause__, RedisTimeoutError):
+                reason += " (timed out: it may be stored; append again with the same turn_id)"
+            return not_saved(write.conv_id, "store_unavailable", reason, turn_id=write.retry_id)
+        except Exception as exc:  # the answer exists: report any failure to keep it, never raise
+            reason = f"conversation {write.conv_id!r} not saved: {type(exc).__name__}: {exc}"
+            return not_saved(
+                write.conv_id, "conversation_not_saved", reason, turn_id=write.retry_id
+            )
+        return read_reply(write, reply, self.limits)
+
+    async def truncate_conversation(
+        self, conv_id: str, keep_last_n: int | None = None, *, max_tokens: int | None = None
+    ) -> TruncateResult:
+        """Drop the oldest whole turns until at most ``keep_last_n`` messages (or ``max_tokens``
+        stored tokens) remain. The system prompt stays. Raises StoreError when the store fails."""
+        conv_id = check_conv_id(conv_id)
+        if (keep_last_n is None) == (max_tokens is None):
+            raise ClientRequestError(
+                "give exactly one of keep_last_n and max_tokens", "keep_last_n"
+            )
+        mode, limit = ("count", keep_last_n) if keep_last_n is not None else ("tokens", max_tokens)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            name = "keep_last_n" if mode == "count" else "max_tokens"
+            raise ClientRequestError(f"{name} must be an integer >= 0, got {limit!r}", name)
+        args = [mode, limit, self.limits.ttl_seconds]
+        reply = await self._guarded(
+            f"truncate conversation {conv_id!r}",
+            self.store.run(self._truncate, self._keys(conv_id), args),
+        )
+        removed, count, tokens = (int(value) for value in reply)
+        return TruncateResult(conv_id, removed, count, tokens)
+
+    async def delete(self, conv_id: str) -> bool:
+        """Remove a conversation; True if it existed."""
+        conv_id = check_conv_id(conv_id)
+        removed = await self._guarded(
+            f"delete conversation {conv_id!r}",
+            self.store.call(self.store.client.delete(*self._keys(conv_id))),
+        )
+        return int(removed) > 0
+
+    # -- reading ------------------------------------------------------------------------------
+    async def _snapshot(
+        self, conv_id: str, newest: int = -1
+    ) -> tuple[dict[str, str], list[str], int]:
+        reply = await self._guarded(
+            f"read conversation {conv_id!r}",
+            self.store.run(self._read, self._keys(conv_id), [newest]),
+        )
+        flat, raw_messages, pttl = reply
+        meta = dict(zip(flat[::2], flat[1::2], strict=True))
+        return meta, list(raw_messages), int(pttl)
+
+    async def _guarded(self, action: str, awaitable: Any) -> Any:
+        """Await a store call; a store failure becomes a StoreError that says what failed."""
+        try:
+            return await awaitable
+        except StoreError as exc:
+            raise StoreError(f"cannot {action}: {exc}") from exc
+
+    def _entries(self, conv_id: str, raw_messages: Sequence[str]) -> list[Entry]:
+        try:
+            return [Entry(raw, index) for index, raw in enumerate(raw_messages)]
+        except ValueError as exc:
+            raise self._corrupt(conv_id, exc) from exc
+
+    def _corrupt(self, conv_id: str, exc: ValueError) -> ConversationError:
+        return ConversationError(f"{self.store.keys.conv_messages(conv_id)} {exc}")
+
+    async def get_messages(self, conv_id: str, *, last: int | None = None) -> list[Message]:
+        """The stored messages, oldest first (the newest ``last`` only, if given), with metadata."""
+        conv_id = check_conv_id(conv_id)
+        if last is not None and (not isinstance(last, int) or last < 0):
+            raise ClientRequestError(f"last must be an integer >= 0, got {last!r}", "last")
+        _, raw, _ = await self._snapshot(conv_id, -1 if last is None else last)
+        try:
+            return [entry.message for entry in self._entries(conv_id, raw)]
+        except ValueError as exc:
+            raise self._corrupt(conv_id, exc) from exc
+
+    async def get_history(
+        self,
+        conv_id: str,
+        *,
+        model: str = COUNTING_MODEL,
+        max_tokens: int | None = None,
+        pending: Sequence[Message | Mapping[str, Any]] = (),
+        system_prompt: str | None = None,
+    ) -> History:
+        """Provider-ready messages for a request to ``model``, within ``max_tokens`` prompt tokens.
+
+        ``pending``: the messages of the request being made (the new user prompt), placed last and
+        always kept. ``system_prompt`` overrides the stored one for this request. The oldest whole
+        turns are dropped first; the system prompt is always kept. A store failure raises
+        StoreError.
+        """
+        conv_id = check_conv_id(conv_id)
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 0):
+            raise ClientRequestError(
+                f"max_tokens must be an integer >= 0, got {max_tokens!r}", "max_tokens"
+            )
+        extra = messages_from_input(pending, "pending")
+        raw_meta, raw, pttl = await self._snapshot(conv_id)
+        stored = self._entries(conv_id, raw)
+        meta = _metadata(conv_id, raw_meta, pttl)
+        system = system_prompt if system_prompt is not None else meta.get("system_prompt")
+        try:
+            messages, tokens, dropped, dropped_turns = select_history(
+                stored,
+                model=model,
+                max_tokens=max_tokens,
+                system_prompt=system or None,
+                pending=extra,
+            )
+        except ValueError as exc:
+            raise self._corrupt(conv_id, exc) from exc
+        return History(
+            conv_id=conv_id,
+            messages=messages,
+            tokens=tokens,
+            last_seq=int(meta.get("last_seq") or 0),
+            system_prompt=system or None,
+            kept_messages=len(stored) - dropped,
+            dropped_messages=dropped,
+            dropped_turns=dropped_turns,
+            message_count=len(stored),
+            bytes=int(meta.get("bytes") or 0),
+            exists=bool(raw_meta),
+            over_budget=max_tokens is not None and tokens > max_tokens,
+            budget=max_tokens,
+            metadata=meta,
+        )
+
+    async def get_metadata(self, conv_id: str) -> dict[str, Any] | None:
+        """Document 004's metadata (``message_count``, ``total_tokens``, ``last_model`` ...).
+
+        None for an unknown (or expired) conversation. Times are unix seconds; ``ttl_seconds`` is
+        the time left before it expires.
+        """
+        conv_id = check_conv_id(conv_id)
+        raw_meta, _, pttl = await self._snapshot(conv_id, 0)
+        return _metadata(conv_id, raw_meta, pttl) if raw_meta else None
+
+    async def list_conversations(self, *, limit: int | None = None) -> builtins.list[str]:
+        """Ids of the stored conversations (every node of a Cluster is scanned), unordered.
+
+        A SCAN over the keyspace: meant for operators and tools, not for each request.
+        """
+        found: builtins.list[str] = await self._guarded(
+            "list conversations", self.store.call(self._scan(limit))
+        )
+        return found
+
+    async def _scan(self, limit: int | None) -> builtins.list[str]:
+        head = self.store.keys.conv_meta("")[:-1]  # "<prefix>:conv:meta:{"
+        found: builtins.list[str] = []
+        async for key in self.store.client.scan_iter(
+            match=self.store.keys.conv_pattern(), count=1000
+        ):
+            if key.startswith(head) and key.endswith("}"):
+                found.append(key[len(head) : -1])
+                if limit is not None and len(found) >= limit:
+                    break
+        return found
+
+    list = list_conversations
+
+    async def exists(self, conv_id: str) -> bool:
+        conv_id = check_conv_id(conv_id)
+        count = await self._guarded(
+            f"check conversation {conv_id!r}",
+            self.store.call(self.store.client.exists(self._keys(conv_id)[1])),
+        )
+        return int(count) > 0
+
+    async def health_check(self) -> dict[str, Any]:
+        """For ``health['conversation_store']``: ``healthy``, the backend, latency, limits."""
+        limits = self.limits
+        report: dict[str, Any] = {
+            **self.store.describe(),
+            "ttl_seconds": limits.ttl_seconds,
+            "max_messages": limits.max_messages,
+            "max_bytes": limits.max_bytes,
+            "overflow": limits.overflow,
+        }
+        try:
+            latency = await self.store.ping()
+            await self.store.run(self._read, self._keys(_HEALTH_PROBE), [0])
+        except StoreError as exc:
+            return {**report, "healthy": False, "ok": False, "error": str(exc)}
+        return {**report, "healthy": True, "ok": True, "latency_ms": round(latency, 3)}
+
+    async def close(self) -> None:
+        """Close the store if this object created it."""
+        if self._owns_store:
+            await self.store.close()
+
+
+def _metadata(conv_id: str, raw: Mapping[str, str], pttl: int) -> dict[str, Any]:
+    meta: dict[str, Any] = {"conv_id": conv_id}
+    for name in _INT_FIELDS:
+        meta[name] = int(raw.get(name) or 0)
+    for name in _TEXT_FIELDS:
+        meta[name] = raw.get(name) or None
+    for name in ("created_at", "updated_at"):
+        meta[name] = int(raw[name]) / 1000.0 if raw.get(name) else None
+    meta["ttl_seconds"] = pttl / 1000.0 if pttl >= 0 else None
+    return meta
+
+
+_default: ConversationStore | None = None
+
+
+def get_conversation_store(
+    store: Store | None = None, *, settings: Settings | None = None
+) -> ConversationStore:
+    """The process-wide ConversationStore; the first call decides its store and settings."""
+    global _default
+    if _default is None:
+        _default = ConversationStore(store, settings=settings)
+    return _default
+
+
+def reset_conversation_store() -> None:
+    """Forget the process-wide store (tests; the caller closes it if needed)."""
+    global _default
+    _default = None
