@@ -97,6 +97,13 @@ class Settings(BaseModel):
     INFISICAL_PROJECT_ID: str | None = None
     INFISICAL_ENVIRONMENT: str = "production"
     INFISICAL_SECRET_PATH: str = "/"
+    # Added for the secret-store backends (docs/secret-stores.md)
+    SECRET_STORE_TIMEOUT_SECONDS: float = Field(10.0, gt=0)
+    VAULT_CACERT: str | None = None
+    AZURE_TENANT_ID: str | None = None
+    AZURE_CLIENT_ID: str | None = None
+    AZURE_CLIENT_SECRET: SecretStr | None = None
+    AZURE_AUTHORITY_HOST: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

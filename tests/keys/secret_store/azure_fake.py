@@ -3,7 +3,8 @@
 No Key Vault emulator exists, so this answers what the real ``azure-keyvault-secrets`` async client
 and azure-identity's ``ClientSecretCredential`` ask for, with the service's shapes:
 
-- ``POST /{tenant}/oauth2/v2.0/token`` (client credentials) -> ``{token_type, expires_in, access_token}``
+- ``POST /{tenant}/oauth2/v2.0/token`` (client credentials)
+  -> ``{token_type, expires_in, access_token}``
 - any vault route without a valid bearer token -> 401 with the ``WWW-Authenticate: Bearer
   authorization="...", resource="https://vault.azure.net"`` challenge, as the service does first
 - ``GET /secrets/{name}[/{version}]`` -> ``{value, id, attributes, tags}``; 404 ``SecretNotFound``;
@@ -95,7 +96,12 @@ class AzureKeyVaultFake:
         token = secrets.token_urlsafe(32)
         self._tokens.add(token)
         return web.json_response(
-            {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}
+            {
+                "token_type": "Bearer",
+                "expires_in": 3599,
+                "ext_expires_in": 3599,
+                "access_token": token,
+            }
         )
 
     # -- Key Vault ---------------------------------------------------------------------------------
@@ -107,7 +113,9 @@ class AzureKeyVaultFake:
             self.authorized_requests.append(request.path)
             return None
         self.challenges += 1
-        response = _error(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.")
+        response = _error(
+            401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."
+        )
         response.headers["WWW-Authenticate"] = (
             f'Bearer authorization="{self.url}/{self.tenant_id}", resource="{VAULT_RESOURCE}"'
         )
@@ -120,14 +128,16 @@ class AzureKeyVaultFake:
         name = request.match_info["name"]
         if name in self.forbidden:
             return _error(
-                403, "Forbidden",
+                403,
+                "Forbidden",
                 f"Caller is not authorized to perform action on resource. Action: "
                 f"'Microsoft.KeyVault/vaults/secrets/getSecret/action' Resource: 'secrets/{name}'",
                 inner="ForbiddenByRbac",
             )
         if name not in self.secrets:
             return _error(
-                404, "SecretNotFound",
+                404,
+                "SecretNotFound",
                 f"A secret with (name/id) {name} was not found in this key vault. If you recently "
                 "deleted this secret you may be able to recover it using the correct recovery "
                 "command.",

@@ -4,7 +4,8 @@ Answers with the shapes of the public API (as the official SDKs parse them):
 
 - ``POST /api/v1/auth/universal-auth/login`` ``{clientId, clientSecret}`` ->
   ``{accessToken, expiresIn, accessTokenMaxTTL, tokenType}``
-- ``GET /api/v3/secrets/raw?workspaceId&environment&secretPath`` -> ``{secrets: [...], imports: []}``
+- ``GET /api/v3/secrets/raw?workspaceId&environment&secretPath``
+  -> ``{secrets: [...], imports: []}``
 - ``GET /api/v3/secrets/raw/{name}?...`` -> ``{secret: {...}}``
 - errors: ``{reqId, statusCode, message, error}`` with 401, 403, 404
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from tests.servers import free_port
 
@@ -67,7 +69,9 @@ class InfisicalFake:
             await self._runner.cleanup()
 
     @web.middleware
-    async def _outage_middleware(self, request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def _outage_middleware(
+        self, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
         self.calls.append(request.path)
         if self.outage:
             return _error(503, "ServiceUnavailable", "Service temporarily unavailable")
@@ -95,15 +99,20 @@ class InfisicalFake:
             return _error(401, "UnauthorizedError", "Token missing or invalid")
         query = request.query
         if query.get("workspaceId") != self.project_id:
-            return _error(404, "NotFound", f"Project with ID '{query.get('workspaceId')}' not found")
+            return _error(
+                404, "NotFound", f"Project with ID '{query.get('workspaceId')}' not found"
+            )
         if query.get("environment") != self.environment:
             return _error(
-                404, "NotFound",
+                404,
+                "NotFound",
                 f"Environment with slug '{query.get('environment')}' in project with ID "
                 f"'{self.project_id}' not found",
             )
         if query.get("secretPath", "/") not in self.folders:
-            return _error(404, "NotFound", f"Folder with path '{query.get('secretPath')}' not found")
+            return _error(
+                404, "NotFound", f"Folder with path '{query.get('secretPath')}' not found"
+            )
         return None
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -111,7 +120,9 @@ class InfisicalFake:
         if refused is not None:
             return refused
         path = request.query.get("secretPath", "/")
-        items = [self._secret(path, name, value) for name, value in sorted(self.folders[path].items())]
+        items = [
+            self._secret(path, name, value) for name, value in sorted(self.folders[path].items())
+        ]
         return web.json_response({"secrets": items, "imports": []})
 
     async def _get(self, request: web.Request) -> web.Response:
@@ -151,6 +162,11 @@ class InfisicalFake:
 
 def _error(status: int, error: str, message: str) -> web.Response:
     return web.json_response(
-        {"reqId": f"req-{uuid.uuid4().hex[:14]}", "statusCode": status, "message": message, "error": error},
+        {
+            "reqId": f"req-{uuid.uuid4().hex[:14]}",
+            "statusCode": status,
+            "message": message,
+            "error": error,
+        },
         status=status,
     )

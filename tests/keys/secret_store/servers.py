@@ -103,11 +103,15 @@ def openbao_dev_server() -> Iterator[OpenBao]:
     log = (workdir / "bao.log").open("wb")
     process = subprocess.Popen(
         [
-            bao_binary(), "server", "-dev",
+            bao_binary(),
+            "server",
+            "-dev",
             f"-dev-root-token-id={token}",
             f"-dev-listen-address=127.0.0.1:{port}",
         ],
-        stdout=log, stderr=subprocess.STDOUT, env=_clean_env(workdir),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=_clean_env(workdir),
     )
     server = ServerProcess(process, workdir, port)
     try:
@@ -126,7 +130,9 @@ def moto_server() -> Iterator[str]:
     log = (workdir / "moto.log").open("wb")
     process = subprocess.Popen(
         [_venv_tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=_clean_env(workdir),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=_clean_env(workdir),
     )
     server = ServerProcess(process, workdir, port)
     try:

@@ -26,7 +26,9 @@ def key(key_id: str, **extra: object) -> APIKey:
 
 def admin(url: str, environ: dict[str, str]) -> object:
     return boto3.client(
-        "secretsmanager", region_name="us-east-1", endpoint_url=url,
+        "secretsmanager",
+        region_name="us-east-1",
+        endpoint_url=url,
         aws_access_key_id=environ["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=environ["AWS_SECRET_ACCESS_KEY"],
     )
@@ -101,7 +103,9 @@ async def test_deleted_secret_is_not_found(moto_url: str, aws_environ: dict[str,
 
 async def test_unreachable_endpoint(aws_environ: dict[str, str]) -> None:
     settings = Settings.from_env(
-        {}, SECRET_STORE_TYPE="aws", AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
+        {},
+        SECRET_STORE_TYPE="aws",
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
         SECRET_STORE_TIMEOUT_SECONDS=2,
     )
     store = create_secret_store(settings, aws_environ)

@@ -104,7 +104,9 @@ async def test_untrusted_certificate_is_unreachable(azure_vault: AzureKeyVaultFa
     try:
         with pytest.raises(SecretStoreError) as caught:
             await store.get_secret(key("k1"))
-        assert caught.value.cause == "unreachable" and "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+        assert caught.value.cause == "unreachable" and "CERTIFICATE_VERIFY_FAILED" in str(
+            caught.value
+        )
         assert azure_vault.authorized_requests == []
     finally:
         await store.close()

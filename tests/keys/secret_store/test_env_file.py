@@ -117,11 +117,15 @@ async def test_file_backend_errors_name_the_file_never_the_content(tmp_path: Pat
     assert "does not exist" in health["error"]
 
 
-async def test_file_readable_by_others_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_file_readable_by_others_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "secrets.json"
     path.write_text(json.dumps({"k1": canaries.gemini_key()}))
     path.chmod(0o644)
-    store = create_secret_store(Settings.from_env({}, SECRET_STORE_TYPE="file", SECRETS_FILE=str(path)))
+    store = create_secret_store(
+        Settings.from_env({}, SECRET_STORE_TYPE="file", SECRETS_FILE=str(path))
+    )
     await store.get_secret(key("k1"))
     assert any("secrets_file_permissions" in r.getMessage() for r in caplog.records)
 
@@ -134,7 +138,9 @@ async def test_unusable_values_are_refused(tmp_path: Path, raw: str, reason: str
     path = tmp_path / "secrets.json"
     path.write_text(json.dumps({"k1": raw}))
     path.chmod(0o600)
-    store = create_secret_store(Settings.from_env({}, SECRET_STORE_TYPE="file", SECRETS_FILE=str(path)))
+    store = create_secret_store(
+        Settings.from_env({}, SECRET_STORE_TYPE="file", SECRETS_FILE=str(path))
+    )
     with pytest.raises(SecretStoreError) as caught:
         await store.get_secret(key("k1"))
     assert caught.value.cause == "malformed" and reason in str(caught.value)
@@ -175,18 +181,28 @@ async def test_unknown_backend_is_a_config_error() -> None:
 async def test_test_secret_access_reports_without_the_value(tmp_path: Path) -> None:
     secret = canaries.gemini_key()
     keys_file = tmp_path / "keys.json"
-    keys_file.write_text(json.dumps({"keys": [
-        {"key_id": "flash_01", "model_name": "gemini-2.5-flash", "provider": "gemini"},
-        {"key_id": "flash_02", "model_name": "gemini-2.5-flash", "provider": "gemini"},
-    ]}))
+    keys_file.write_text(
+        json.dumps(
+            {
+                "keys": [
+                    {"key_id": "flash_01", "model_name": "gemini-2.5-flash", "provider": "gemini"},
+                    {"key_id": "flash_02", "model_name": "gemini-2.5-flash", "provider": "gemini"},
+                ]
+            }
+        )
+    )
     environ = {"GEMINI_KEY_flash_01": secret}
     found = await test_secret_access("flash_01", keys_path=keys_file, environ=environ)
     assert found["found"] is True and found["status"] == "found" and found["configured"] is True
-    assert found["backend"] == "env" and "GEMINI_KEY_flash_01" in found["location"]
+    assert found["backend"] == "env" and found["location"] == "GEMINI_KEY_flash_01"
     assert len(found["fingerprint"]) == 8
     missing = await test_secret_access("flash_02", keys_path=keys_file, environ=environ)
-    assert (missing["found"], missing["status"], missing["cause"]) == (False, "missing", "not_found")
+    assert (missing["found"], missing["status"], missing["cause"]) == (
+        False,
+        "missing",
+        "not_found",
+    )
     unknown = await test_secret_access("nope", keys_path=keys_file, environ=environ)
     assert unknown["configured"] is False and unknown["status"] == "missing"
     assert canaries.leaked_in(repr([found, missing, unknown])) == []
-    assert os.environ.get("GEMINI_KEY_flash_01") is None  # the real environment was not touched
+    assert "GEMINI_KEY_flash_01" not in os.environ  # the real environment was not touched

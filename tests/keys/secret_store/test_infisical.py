@@ -110,4 +110,6 @@ def test_required_settings() -> None:
     with pytest.raises(SecretStoreError) as caught:
         create_secret_store(Settings.from_env({}, SECRET_STORE_TYPE="infisical"))
     assert caught.value.cause == "config"
-    assert "INFISICAL_CLIENT_ID" in str(caught.value) and "INFISICAL_PROJECT_ID" in str(caught.value)
+    assert "INFISICAL_CLIENT_ID" in str(caught.value) and "INFISICAL_PROJECT_ID" in str(
+        caught.value
+    )

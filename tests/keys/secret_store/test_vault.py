@@ -119,7 +119,9 @@ async def test_token_without_the_policy_is_denied(vault: VaultFixture) -> None:
 
 
 async def test_unreachable_vault_and_missing_settings(vault: VaultFixture) -> None:
-    settings = vault.settings(VAULT_ADDR=f"http://127.0.0.1:{free_port()}", SECRET_STORE_TIMEOUT_SECONDS=2)
+    settings = vault.settings(
+        VAULT_ADDR=f"http://127.0.0.1:{free_port()}", SECRET_STORE_TIMEOUT_SECONDS=2
+    )
     store = create_secret_store(settings)
     try:
         with pytest.raises(SecretStoreError) as caught:
