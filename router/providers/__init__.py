@@ -1,0 +1,105 @@
+"""Provider adapters: OpenAI (and compatible hosts), Azure OpenAI, Anthropic and Gemini.
+
+    adapter = get_adapter(key.provider, session)           # session: the router's shared one
+    result = await adapter.chat(key, secret, ChatRequest(model="gpt-4o-mini", messages=[...]))
+    async for event in adapter.stream(key, secret, request):  # TextDelta ..., then StreamEnd
+        ...
+
+Every failure is one class of :mod:`router.errors`; see docs/providers.md.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from router.providers.anthropic import AnthropicAdapter
+from router.providers.base import ProviderAdapter
+from router.providers.catalog import (
+    ModelInfo,
+    context_window,
+    max_output_tokens,
+    model_info,
+    models_fitting,
+)
+from router.providers.gemini import GeminiAdapter
+from router.providers.openai import AZURE_DEFAULT_API_VERSION, AzureOpenAIAdapter, OpenAIAdapter
+from router.providers.ratelimits import (
+    LimitState,
+    RateLimitBook,
+    RateLimitSnapshot,
+    parse_anthropic_headers,
+    parse_duration,
+    parse_gemini_error,
+    parse_openai_headers,
+    parse_rate_limits,
+)
+from router.providers.types import (
+    ChatRequest,
+    ChatResult,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
+
+ADAPTERS: dict[str, type[ProviderAdapter]] = {
+    "openai": OpenAIAdapter,
+    "azure": AzureOpenAIAdapter,
+    "anthropic": AnthropicAdapter,
+    "gemini": GeminiAdapter,
+}
+
+
+def get_adapter(
+    provider: str,
+    session: aiohttp.ClientSession,
+    *,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
+) -> ProviderAdapter:
+    """The adapter of ``provider`` over ``session`` (timeouts default to 120 s and 10 s)."""
+    try:
+        cls = ADAPTERS[provider]
+    except KeyError:
+        raise ValueError(
+            f"unknown provider {provider!r}; expected one of {', '.join(ADAPTERS)}"
+        ) from None
+    options: dict[str, float] = {}
+    if timeout is not None:
+        options["timeout"] = timeout
+    if connect_timeout is not None:
+        options["connect_timeout"] = connect_timeout
+    return cls(session, **options)
+
+
+__all__ = [
+    "ADAPTERS",
+    "AZURE_DEFAULT_API_VERSION",
+    "AnthropicAdapter",
+    "AzureOpenAIAdapter",
+    "ChatRequest",
+    "ChatResult",
+    "GeminiAdapter",
+    "LimitState",
+    "ModelInfo",
+    "OpenAIAdapter",
+    "ProviderAdapter",
+    "RateLimitBook",
+    "RateLimitSnapshot",
+    "StreamEnd",
+    "StreamEvent",
+    "TextDelta",
+    "ToolCall",
+    "Usage",
+    "context_window",
+    "get_adapter",
+    "max_output_tokens",
+    "model_info",
+    "models_fitting",
+    "parse_anthropic_headers",
+    "parse_duration",
+    "parse_gemini_error",
+    "parse_openai_headers",
+    "parse_rate_limits",
+]

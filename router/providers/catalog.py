@@ -1,0 +1,125 @@
+"""A small catalog of common models: context window and maximum output tokens.
+
+The router uses it for the context-length fallback (pick a model whose window fits the prompt) and
+the conversation store for its token budget; the provider simulator uses it to answer context-length
+errors as the providers do. Dated and suffixed names resolve to their family by the longest known
+prefix (``gpt-4o-mini-2024-07-18`` is ``gpt-4o-mini``, ``claude-3-5-sonnet-20241022`` is
+``claude-3-5-sonnet``). Figures are the providers' published ones; :func:`register_model` adds or
+overrides an entry (fine-tunes, OpenAI-compatible hosts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the router needs to know about a model's size limits."""
+
+    name: str
+    provider: str
+    context_window: int
+    max_output_tokens: int
+
+
+def _entries() -> list[ModelInfo]:
+    openai = [
+        ("gpt-3.5-turbo", 16_385, 4_096),
+        ("gpt-4", 8_192, 8_192),
+        ("gpt-4-32k", 32_768, 8_192),
+        ("gpt-4-turbo", 128_000, 4_096),
+        ("gpt-4o", 128_000, 16_384),
+        ("gpt-4o-mini", 128_000, 16_384),
+        ("gpt-4.1", 1_047_576, 32_768),
+        ("gpt-4.1-mini", 1_047_576, 32_768),
+        ("gpt-4.1-nano", 1_047_576, 32_768),
+        ("gpt-5", 400_000, 128_000),
+        ("gpt-5-mini", 400_000, 128_000),
+        ("gpt-5-nano", 400_000, 128_000),
+        ("o1", 200_000, 100_000),
+        ("o1-mini", 128_000, 65_536),
+        ("o3", 200_000, 100_000),
+        ("o3-mini", 200_000, 100_000),
+        ("o4-mini", 200_000, 100_000),
+    ]
+    anthropic = [
+        ("claude-3-haiku", 200_000, 4_096),
+        ("claude-3-sonnet", 200_000, 4_096),
+        ("claude-3-opus", 200_000, 4_096),
+        ("claude-3-5-haiku", 200_000, 8_192),
+        ("claude-3-5-sonnet", 200_000, 8_192),
+        ("claude-3-7-sonnet", 200_000, 64_000),
+        ("claude-sonnet-4", 200_000, 64_000),
+        ("claude-sonnet-4-5", 200_000, 64_000),
+        ("claude-haiku-4-5", 200_000, 64_000),
+        ("claude-opus-4", 200_000, 32_000),
+        ("claude-opus-4-1", 200_000, 32_000),
+        ("claude-opus-4-5", 200_000, 64_000),
+    ]
+    gemini = [
+        ("gemini-1.5-flash", 1_048_576, 8_192),
+        ("gemini-1.5-flash-8b", 1_048_576, 8_192),
+        ("gemini-1.5-pro", 2_097_152, 8_192),
+        ("gemini-2.0-flash", 1_048_576, 8_192),
+        ("gemini-2.0-flash-lite", 1_048_576, 8_192),
+        ("gemini-2.5-flash", 1_048_576, 65_536),
+        ("gemini-2.5-flash-lite", 1_048_576, 65_536),
+        ("gemini-2.5-pro", 1_048_576, 65_536),
+    ]
+    table = [("openai", openai), ("anthropic", anthropic), ("gemini", gemini)]
+    return [ModelInfo(name, prov, ctx, out) for prov, rows in table for name, ctx, out in rows]
+
+
+_CATALOG: dict[str, ModelInfo] = {info.name: info for info in _entries()}
+
+
+def _normalise(model: str) -> str:
+    name = model.strip().lower()
+    for prefix in ("models/", "openai/", "anthropic/", "gemini/"):
+        name = name.removeprefix(prefix)
+    return name
+
+
+def model_info(model: str) -> ModelInfo | None:
+    """The entry of ``model`` (exact name, else the longest known prefix); None if unknown."""
+    name = _normalise(model)
+    exact = _CATALOG.get(name)
+    if exact is not None:
+        return exact
+    best: ModelInfo | None = None
+    for known, info in _CATALOG.items():
+        if name.startswith(known + "-") and (best is None or len(known) > len(best.name)):
+            best = info
+    return best
+
+
+def context_window(model: str, default: int | None = None) -> int | None:
+    info = model_info(model)
+    return info.context_window if info else default
+
+
+def max_output_tokens(model: str, default: int | None = None) -> int | None:
+    info = model_info(model)
+    return info.max_output_tokens if info else default
+
+
+def models_fitting(tokens: int, provider: str | None = None) -> list[ModelInfo]:
+    """Known models whose context window holds ``tokens``, smallest window first."""
+    fits = [
+        info
+        for info in _CATALOG.values()
+        if info.context_window >= tokens and (provider is None or info.provider == provider)
+    ]
+    return sorted(fits, key=lambda info: (info.context_window, info.name))
+
+
+def register_model(info: ModelInfo) -> None:
+    """Add or replace a catalog entry (for fine-tunes and models of OpenAI-compatible hosts)."""
+    _CATALOG[_normalise(info.name)] = ModelInfo(
+        _normalise(info.name), info.provider, info.context_window, info.max_output_tokens
+    )
+
+
+def all_models() -> list[ModelInfo]:
+    return sorted(_CATALOG.values(), key=lambda info: (info.provider, info.name))

@@ -1,0 +1,102 @@
+"""HTTP to the providers over the router's shared ``aiohttp.ClientSession``, and the one place
+where aiohttp's exceptions become :mod:`router.errors` classes.
+
+Whether a failed call *reached the provider* decides whether the router may release its
+reservation: a refused connection, a DNS failure, a TLS failure or a connect timeout means the
+request never left (``reached_provider=False``); a connection dropped after sending, a cut stream
+or a read timeout means it may have been processed (``reached_provider=True``). Messages pass
+through :func:`router.masking.redact` and never contain the secret, which travels in headers only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from router.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
+from router.masking import mask_secret, redact
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who is called with which key (masked), for error messages and attributes."""
+
+    provider: str
+    secret: str
+
+    @property
+    def masked_key(self) -> str:
+        return mask_secret(self.secret)
+
+    def clean(self, text: str) -> str:
+        """``text`` safe to show: the secret and anything that looks like a key masked."""
+        if self.secret and self.secret in text:
+            text = text.replace(self.secret, self.masked_key)
+        return redact(text)
+
+
+def timeouts(total: float, connect: float, *, stream: bool) -> aiohttp.ClientTimeout:
+    """Non-streaming calls get a total timeout; streams a limit on the silence between chunks."""
+    if stream:
+        return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=total)
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect)
+
+
+def translate(exc: BaseException, ctx: CallContext) -> ProviderError:
+    """The router error for an aiohttp (or timeout) failure of a call with ``ctx``."""
+    detail = ctx.clean(f"{type(exc).__name__}: {exc}")
+    common: dict[str, Any] = {"provider": ctx.provider, "key": ctx.masked_key}
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ProviderConnectionError(
+            f"{ctx.provider}: connect timed out ({detail})", reached_provider=False, **common
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ProviderConnectionError(
+            f"{ctx.provider}: cannot connect ({detail})", reached_provider=False, **common
+        )
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return ProviderTimeoutError(f"{ctx.provider}: no answer in time ({detail})", **common)
+    return ProviderConnectionError(
+        f"{ctx.provider}: connection lost after the request was sent ({detail})",
+        reached_provider=True,
+        **common,
+    )
+
+
+async def read_body(response: aiohttp.ClientResponse, ctx: CallContext) -> tuple[bytes, Any]:
+    """The raw body and its JSON (None when it is not JSON)."""
+    try:
+        raw = await response.read()
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise translate(exc, ctx) from exc
+    try:
+        return raw, json.loads(raw) if raw else None
+    except ValueError:
+        return raw, None
+
+
+async def sse_events(
+    response: aiohttp.ClientResponse, ctx: CallContext
+) -> AsyncIterator[tuple[str, str]]:
+    """(event, data) pairs of a server-sent-event stream; network failures translated."""
+    event, data = "", list[str]()
+    try:
+        async for raw_line in response.content:
+            line = raw_line.decode("utf-8", "replace").rstrip("\r\n")
+            if not line:
+                if data:
+                    yield event, "\n".join(data)
+                event, data = "", []
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip(" "))
+            elif line.startswith("event:"):
+                event = line[6:].strip()
+        if data:
+            yield event, "\n".join(data)
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise translate(exc, ctx) from exc

@@ -1,0 +1,494 @@
+"""The simulator's decisions, independent of any wire format: who calls, may it, what happens.
+
+:meth:`Engine.evaluate` takes a parsed call and the secret it came with and returns one outcome:
+denied (auth), not found (model), invalid (context length, max_tokens), a pre-admission fault,
+rate limited, or admitted (with the reply to send and any post-admission fault). The server renders
+the outcome in the provider's format and, for an admitted call, reports back through
+:meth:`Engine.complete` how many completion tokens were delivered, which settles the token charge.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from router.providers.catalog import context_window as catalog_context_window
+from router.providers.catalog import max_output_tokens as catalog_max_output
+from router.simulator.config import (
+    DAY_RESET_TZ,
+    POST_ADMISSION_FAULTS,
+    PRE_ADMISSION_FAULTS,
+    FaultConfig,
+    SimKey,
+    SimulatorConfig,
+    fingerprint,
+)
+from router.simulator.content import (
+    Reply,
+    content_text,
+    count_prompt_tokens,
+    make_reply,
+    tool_reply,
+)
+from router.simulator.limits import Limits, LimitView, QuotaState, Rejection, Ticket
+from router.simulator.stats import StatsBook, UsageStats
+
+
+@dataclass
+class Call:
+    """A provider request reduced to what the simulator needs. ``messages`` are OpenAI-shaped."""
+
+    provider: str
+    model: str
+    messages: list[dict[str, Any]]
+    max_tokens: int | None = None
+    stream: bool = False
+    include_usage: bool = False
+    tool_names: tuple[str, ...] = ()
+    forced_tool: str | None = None
+    completion_tokens: int | None = None
+
+
+# -- outcomes ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Denied:
+    reason: str  # missing | invalid | revoked
+    secret: str = ""
+
+
+@dataclass(frozen=True)
+class NotFound:
+    model: str
+
+
+@dataclass(frozen=True)
+class Invalid:
+    reason: str  # context_length | max_tokens
+    prompt_tokens: int
+    limit: int
+    max_tokens: int | None
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # spurious_429 | overload | server_error | reset
+    status: int
+    view: LimitView | None = None
+
+
+@dataclass(frozen=True)
+class Limited:
+    rejection: Rejection
+    view: LimitView | None
+
+
+@dataclass
+class Admitted:
+    key: SimKey
+    prompt_tokens: int
+    reply: Reply
+    view: LimitView | None
+    ticket: Ticket
+    filtered: bool = False
+    fault: str | None = None  # timeout | malformed | stream_cut
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    key_stats: UsageStats | None = None
+    group_stats: UsageStats | None = None
+    window_index: tuple[int, int] = (0, 0)
+    request_id: str = ""
+
+
+Outcome = Denied | NotFound | Invalid | Fault | Limited | Admitted
+
+
+@dataclass
+class RequestRecord:
+    """One received request, for tests that check what a provider was sent."""
+
+    time: float
+    provider: str
+    model: str
+    key_id: str | None
+    key_fingerprint: str | None
+    messages: list[dict[str, Any]]
+    stream: bool
+    max_tokens: int | None
+    outcome: str = ""
+    prompt_tokens: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.time,
+            "provider": self.provider,
+            "model": self.model,
+            "key_id": self.key_id,
+            "key_fingerprint": self.key_fingerprint,
+            "messages": [
+                {"role": m.get("role"), "content": content_text(m.get("content"))}
+                for m in self.messages
+            ],
+            "stream": self.stream,
+            "max_tokens": self.max_tokens,
+            "outcome": self.outcome,
+            "prompt_tokens": self.prompt_tokens,
+        }
+
+
+class KeyState:
+    """A configured key with its effective faults and its own seeded random stream."""
+
+    def __init__(self, key: SimKey, faults: FaultConfig, seed: int) -> None:
+        self.key = key
+        self.faults = faults.merged(key.faults)
+        self.rng = random.Random(f"{seed}:{key.key_id}")
+        self.fingerprint = fingerprint(key.secret)
+
+
+class Engine:
+    """Keys, limits, faults, stats and the request log of one simulator."""
+
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.faults = config.faults
+        self.keys: dict[str, KeyState] = {}
+        self.quotas: dict[tuple[str, str], QuotaState] = {}
+        self.stats = StatsBook(config.window_seconds)
+        self.log: deque[RequestRecord] = deque(maxlen=config.request_log_size)
+        self.rng = random.Random(f"{config.seed}:*")
+        self._ids = itertools.count(1)
+        for key in config.keys:
+            self.add_key(key)
+
+    # -- administration ------------------------------------------------------------------
+    def add_key(self, key: SimKey) -> None:
+        """Add (or replace, by key id) a key; a replaced key keeps its quota state."""
+        for secret, state in list(self.keys.items()):
+            if state.key.key_id == key.key_id:
+                del self.keys[secret]
+        self.keys[key.secret] = KeyState(key, self.faults, self.config.seed)
+
+    def find_key(self, key_id: str) -> KeyState | None:
+        return next((s for s in self.keys.values() if s.key.key_id == key_id), None)
+
+    def set_revoked(self, key_id: str, revoked: bool = True) -> bool:
+        state = self.find_key(key_id)
+        if state is None:
+            return False
+        state.key = state.key.model_copy(update={"revoked": revoked})
+        return True
+
+    def set_faults(self, faults: FaultConfig | dict[str, Any], key_id: str | None = None) -> bool:
+        """Change faults at run time: the global ones, or one key's overrides (merged on global)."""
+        if key_id is None:
+            self.faults = (
+                faults if isinstance(faults, FaultConfig) else FaultConfig.model_validate(faults)
+            )
+            for state in self.keys.values():
+                state.faults = self.faults.merged(state.key.faults)
+            return True
+        found = self.find_key(key_id)
+        if found is None:
+            return False
+        state = found
+        overrides = faults.model_dump() if isinstance(faults, FaultConfig) else dict(faults)
+        state.key = SimKey.model_validate({**state.key.model_dump(), "faults": overrides})
+        state.faults = self.faults.merged(state.key.faults)
+        return True
+
+    def reset_stats(self, *, limits: bool = False) -> None:
+        self.stats = StatsBook(self.config.window_seconds)
+        self.log.clear()
+        if limits:
+            self.quotas.clear()
+
+    def next_id(self) -> str:
+        return f"{next(self._ids):010d}"
+
+    # -- evaluation ----------------------------------------------------------------------
+    def evaluate(self, call: Call, secret: str | None) -> Outcome:
+        record = self._record(call, secret)
+        outcome = self._decide(call, secret, record)
+        if record is not None:
+            record.outcome = type(outcome).__name__.lower()
+            if isinstance(outcome, Fault | Limited):
+                record.outcome += ":" + (
+                    outcome.kind if isinstance(outcome, Fault) else outcome.rejection.scope
+                )
+        return outcome
+
+    def _record(self, call: Call, secret: str | None) -> RequestRecord | None:
+        if self.log.maxlen == 0:
+            return None
+        state = self.keys.get(secret) if secret else None
+        record = RequestRecord(
+            time=self.wall_clock(),
+            provider=call.provider,
+            model=call.model,
+            key_id=state.key.key_id if state else None,
+            key_fingerprint=fingerprint(secret) if secret else None,
+            messages=call.messages,
+            stream=call.stream,
+            max_tokens=call.max_tokens,
+        )
+        self.log.append(record)
+        return record
+
+    def _decide(self, call: Call, secret: str | None, record: RequestRecord | None) -> Outcome:
+        state = self._authenticate(call, secret)
+        if not isinstance(state, KeyState):
+            return state
+        key = state.key
+        stats = self.stats.key(key.key_id, call.model)
+        if not self._model_allowed(key, call.model):
+            stats.bad_requests["model_not_found"] += 1
+            return NotFound(call.model)
+        prompt = count_prompt_tokens(call.model, call.messages)
+        if record is not None:
+            record.prompt_tokens = prompt
+        invalid = self._validate(call, prompt)
+        if invalid is not None:
+            stats.bad_requests[invalid.reason] += 1
+            return invalid
+        draw = state.rng.random()
+        quota = self._quota(key, call)
+        fault = self._pre_fault(state.faults, draw)
+        if fault is not None:
+            stats.faults[fault] += 1
+            view = quota.view(self.clock()) if quota is not None else None
+            return Fault(fault, self._fault_status(fault, call.provider, state.faults), view)
+        return self._admit(state, call, prompt, quota, draw, stats)
+
+    def _authenticate(self, call: Call, secret: str | None) -> KeyState | Denied:
+        if not secret:
+            self.stats.missing_keys += 1
+            return Denied("missing")
+        state = self.keys.get(secret)
+        if state is None and self.config.open_access:
+            state = KeyState(SimKey(secret=secret), self.faults, self.config.seed)
+            self.keys[secret] = state
+        if state is None or call.provider not in state.key.providers:
+            self.stats.unknown_keys += 1
+            return Denied("invalid", secret)
+        if state.key.revoked:
+            self.stats.key(state.key.key_id, call.model).auth_failures += 1
+            return Denied("revoked", secret)
+        return state
+
+    def _model_allowed(self, key: SimKey, model: str) -> bool:
+        for allowed in (self.config.models, key.models):
+            if allowed is not None and not any(fnmatch.fnmatchcase(model, p) for p in allowed):
+                return False
+        return True
+
+    def context_window(self, model: str) -> int:
+        configured = self.config.context_windows.get(model)
+        if configured is not None:
+            return configured
+        return catalog_context_window(model) or self.config.default_context_window
+
+    def max_output(self, model: str) -> int | None:
+        configured = self.config.max_output_tokens.get(model)
+        return configured if configured is not None else catalog_max_output(model)
+
+    def _validate(self, call: Call, prompt: int) -> Invalid | None:
+        limit = self.max_output(call.model)
+        if call.max_tokens is not None and limit is not None and call.max_tokens > limit:
+            return Invalid("max_tokens", prompt, limit, call.max_tokens)
+        window = self.context_window(call.model)
+        # Gemini checks the input alone; OpenAI and Anthropic the input plus max_tokens.
+        needed = prompt if call.provider == "gemini" else prompt + (call.max_tokens or 0)
+        if needed > window:
+            return Invalid("context_length", prompt, window, call.max_tokens)
+        return None
+
+    def _quota(self, key: SimKey, call: Call) -> QuotaState | None:
+        limits = key.limits_for(call.model)
+        if limits.rpm is None and limits.tpm is None and limits.rpd is None:
+            return None
+        slot = (key.group, call.model)
+        quota = self.quotas.get(slot)
+        if quota is None:
+            tz = key.day_reset_tz or DAY_RESET_TZ.get(call.provider, "UTC")
+            quota = QuotaState(
+                Limits(limits.rpm, limits.tpm, limits.rpd),
+                now=self.clock(),
+                window=self.config.window_seconds,
+                strict=key.strict,
+                tz=tz,
+            )
+            self.quotas[slot] = quota
+            self.stats.group_limits[slot] = {
+                "rpm": limits.rpm,
+                "tpm": limits.tpm,
+                "rpd": limits.rpd,
+            }
+        return quota
+
+    @staticmethod
+    def _pre_fault(faults: FaultConfig, draw: float) -> str | None:
+        edge = 0.0
+        for name in PRE_ADMISSION_FAULTS:
+            edge += getattr(faults, name)
+            if draw < edge:
+                return _FAULT_NAMES[name]
+        return None
+
+    @staticmethod
+    def _post_fault(faults: FaultConfig, draw: float) -> str | None:
+        edge = sum(getattr(faults, name) for name in PRE_ADMISSION_FAULTS)
+        for name in POST_ADMISSION_FAULTS:
+            edge += getattr(faults, name)
+            if draw < edge:
+                return _FAULT_NAMES[name]
+        return None
+
+    @staticmethod
+    def _fault_status(fault: str, provider: str, faults: FaultConfig) -> int:
+        if fault == "spurious_429":
+            return 429
+        if fault == "overload":
+            return 529 if provider == "anthropic" else 503
+        if fault == "server_error":
+            return faults.error_status
+        return 0
+
+    def _admit(
+        self,
+        state: KeyState,
+        call: Call,
+        prompt: int,
+        quota: QuotaState | None,
+        draw: float,
+        stats: UsageStats,
+    ) -> Limited | Admitted:
+        key = state.key
+        charge = prompt + (call.max_tokens or 0)
+        now = self.clock()
+        if quota is None:
+            ticket = Ticket(None, charge)
+            view = None
+        else:
+            result = quota.admit(now, self.wall_clock(), charge)
+            if isinstance(result, Rejection):
+                stats.rejected_429[result.scope] += 1
+                return Limited(result, quota.view(now))
+            ticket, view = result, quota.view(now)
+        group_stats = self.stats.group(key.group, call.model)
+        index = (stats.windows.add(now, charge), group_stats.windows.add(now, charge))
+        stats.admitted_requests += 1
+        group_stats.admitted_requests += 1
+        fault = self._post_fault(state.faults, draw)
+        if fault is not None:
+            stats.faults[fault] += 1
+        filtered = self.config.content_filter_phrase in _last_user_text(call)
+        reply = self._reply(call, filtered)
+        return Admitted(
+            key,
+            prompt,
+            reply,
+            view,
+            ticket,
+            filtered,
+            fault,
+            state.faults,
+            stats,
+            group_stats,
+            index,
+            self.next_id(),
+        )
+
+    def _reply(self, call: Call, filtered: bool) -> Reply:
+        if filtered:
+            return Reply((), 0, "content_filter")
+        if call.forced_tool:
+            return tool_reply(
+                call.model, call.forced_tool, "call_sim" + self.next_id(), call.max_tokens
+            )
+        wanted = (
+            call.completion_tokens
+            if call.completion_tokens is not None
+            else self.config.completion_tokens
+        )
+        return make_reply(
+            call.provider,
+            call.model,
+            call.messages,
+            completion_tokens=wanted,
+            max_tokens=call.max_tokens,
+            chunk_tokens=self.config.stream_chunk_tokens,
+        )
+
+    def complete(self, admitted: Admitted, completion_tokens: int) -> None:
+        """Settle an admitted call with the completion tokens actually delivered (idempotent)."""
+        ticket = admitted.ticket
+        if ticket.settled:
+            return
+        ticket.settled = True
+        final: float = admitted.prompt_tokens + completion_tokens
+        if not self.config.refund_unused:
+            final = max(final, ticket.charged)
+        now = self.clock()
+        if ticket.state is not None:
+            ticket.state.settle(ticket, final, now)
+        for stats, index in (
+            (admitted.key_stats, admitted.window_index[0]),
+            (admitted.group_stats, admitted.window_index[1]),
+        ):
+            if stats is None:
+                continue
+            stats.admitted_tokens += final
+            stats.prompt_tokens += admitted.prompt_tokens
+            stats.completion_tokens += completion_tokens
+            stats.windows.set_tokens(index, final)
+
+    def latency(self, secret: str | None) -> float:
+        """Seconds to delay this answer: ``latency_ms`` plus a random part from the key's stream."""
+        state = self.keys.get(secret) if secret else None
+        faults, rng = (state.faults, state.rng) if state else (self.faults, self.rng)
+        if not faults.latency_ms and not faults.latency_jitter_ms:
+            return 0.0
+        jitter = faults.latency_jitter_ms
+        if jitter and faults.latency_distribution == "exponential":
+            extra = rng.expovariate(1.0 / jitter)
+        else:
+            extra = rng.uniform(0.0, jitter) if jitter else 0.0
+        return (faults.latency_ms + extra) / 1000.0
+
+    def requests(self, key_id: str | None = None, model: str | None = None) -> list[RequestRecord]:
+        return [
+            r
+            for r in self.log
+            if (key_id is None or r.key_id == key_id) and (model is None or r.model == model)
+        ]
+
+
+_FAULT_NAMES = {
+    "spurious_429_rate": "spurious_429",
+    "overload_rate": "overload",
+    "error_rate": "server_error",
+    "reset_rate": "reset",
+    "timeout_rate": "timeout",
+    "malformed_rate": "malformed",
+    "stream_cut_rate": "stream_cut",
+}
+
+
+def _last_user_text(call: Call) -> str:
+    for message in reversed(call.messages):
+        if message.get("role") == "user":
+            return content_text(message.get("content"))
+    return ""

@@ -1,0 +1,173 @@
+"""Rate-limit headers and bodies of all three providers, from real answer samples."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from router.providers.ratelimits import (
+    RateLimitBook,
+    RateLimitSnapshot,
+    parse_anthropic_headers,
+    parse_duration,
+    parse_gemini_error,
+    parse_openai_headers,
+    parse_rate_limits,
+    parse_retry_after,
+)
+
+NOW = 1_700_000_000.0
+
+# As api.openai.com sends them on a chat completion (community.openai.com sample).
+OPENAI = {
+    "x-ratelimit-limit-requests": "5000",
+    "x-ratelimit-limit-tokens": "160000",
+    "x-ratelimit-remaining-requests": "4999",
+    "x-ratelimit-remaining-tokens": "159976",
+    "x-ratelimit-reset-requests": "12ms",
+    "x-ratelimit-reset-tokens": "6m0s",
+}
+ANTHROPIC = {
+    "anthropic-ratelimit-requests-limit": "50",
+    "anthropic-ratelimit-requests-remaining": "0",
+    "anthropic-ratelimit-requests-reset": "2023-11-14T22:13:40Z",
+    "anthropic-ratelimit-tokens-limit": "40000",
+    "anthropic-ratelimit-tokens-remaining": "39000",
+    "anthropic-ratelimit-tokens-reset": "2023-11-14T22:13:21Z",
+    "anthropic-ratelimit-input-tokens-limit": "20000",
+    "anthropic-ratelimit-input-tokens-remaining": "19000",
+    "anthropic-ratelimit-input-tokens-reset": "2023-11-14T22:13:21Z",
+    "retry-after": "20",
+}
+# A Gemini free-tier 429 (as reported in public issue threads).
+GEMINI_429 = {
+    "error": {
+        "code": 429,
+        "message": "You exceeded your current quota, please check your plan and billing details.",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [
+                    {
+                        "quotaMetric": "generativelanguage.googleapis.com/"
+                        "generate_content_free_tier_input_token_count",
+                        "quotaId": "GenerateContentInputTokensPerModelPerMinute-FreeTier",
+                        "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"},
+                        "quotaValue": "250000",
+                    }
+                ],
+            },
+            {"@type": "type.googleapis.com/google.rpc.Help", "links": []},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "26s"},
+        ],
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1s", 1.0),
+        ("6m0s", 360.0),
+        ("12ms", 0.012),
+        ("1.5s", 1.5),
+        ("1h2m3s", 3723.0),
+        ("9.816s", 9.816),
+        ("7m12s", 432.0),
+        ("2", 2.0),
+        ("0.25", 0.25),
+        ("500us", 0.0005),
+        ("", None),
+        ("soon", None),
+        (None, None),
+    ],
+)
+def test_parse_duration(text: str | None, seconds: float | None) -> None:
+    assert parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_openai_headers() -> None:
+    snap = parse_openai_headers(OPENAI, NOW)
+    assert (snap.requests.limit, snap.requests.remaining) == (5000, 4999)
+    assert snap.requests.reset_at == pytest.approx(NOW + 0.012)
+    assert (snap.tokens.limit, snap.tokens.remaining, snap.tokens.reset_at) == (
+        160000,
+        159976,
+        NOW + 360,
+    )
+    assert snap.retry_after is None and not snap.empty
+
+
+def test_azure_headers_have_remaining_and_retry_after_ms() -> None:
+    headers = {
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-remaining-tokens": "900",
+        "retry-after": "6",
+        "retry-after-ms": "5250",
+    }
+    snap = parse_rate_limits("azure", headers, now=NOW)
+    assert snap.provider == "azure" and snap.requests.remaining == 0 and snap.requests.limit is None
+    assert snap.retry_after == pytest.approx(5.25)
+
+
+def test_anthropic_headers() -> None:
+    snap = parse_anthropic_headers(ANTHROPIC, NOW)
+    assert (snap.requests.limit, snap.requests.remaining) == (50, 0)
+    assert snap.requests.reset_at == datetime(2023, 11, 14, 22, 13, 40, tzinfo=UTC).timestamp()
+    assert snap.tokens.remaining == 39000
+    assert snap.input_tokens is not None and snap.input_tokens.limit == 20000
+    assert snap.output_tokens is None
+    assert snap.retry_after == 20.0
+
+
+def test_header_names_are_case_insensitive() -> None:
+    snap = parse_rate_limits("openai", {k.upper(): v for k, v in OPENAI.items()}, now=NOW)
+    assert snap.requests.limit == 5000
+
+
+def test_gemini_429_body() -> None:
+    snap = parse_gemini_error(GEMINI_429, NOW)
+    assert snap.retry_after == 26.0 and not snap.per_day
+    assert (
+        snap.tokens.limit == 250000
+        and snap.tokens.remaining == 0
+        and snap.tokens.reset_at == NOW + 26
+    )
+    daily = {
+        "error": {
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                            "quotaValue": "200",
+                        }
+                    ],
+                }
+            ]
+        }
+    }
+    snap = parse_rate_limits("gemini", {}, daily, NOW)
+    assert snap.per_day and snap.requests.limit == 200
+
+
+def test_retry_after_as_http_date() -> None:
+    assert parse_retry_after(
+        {"retry-after": "Tue, 14 Nov 2023 22:13:40 GMT"}, NOW
+    ) == pytest.approx(datetime(2023, 11, 14, 22, 13, 40, tzinfo=UTC).timestamp() - NOW)
+    assert parse_retry_after({"retry-after": "garbage"}, NOW) is None
+
+
+def test_book_keeps_the_latest_non_empty_snapshot() -> None:
+    book = RateLimitBook()
+    older, newer = parse_openai_headers(OPENAI, NOW), parse_openai_headers(OPENAI, NOW + 1)
+    book.record("k", newer)
+    book.record("k", older)
+    book.record("k", RateLimitSnapshot("openai", NOW + 2))
+    assert book.latest("k") is newer and book.all() == {"k": newer}
+    assert newer.as_dict()["tokens"]["remaining"] == 159976
+    book.forget("k")
+    assert book.latest("k") is None
