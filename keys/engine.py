@@ -79,6 +79,12 @@ class SettleResult:
     note: str = ""
     #: Tokens the reservation still holds after this settle (>= actual: refunds are conservative).
     charged: float = 0.0
+    #: The key's health state before this settle ("ok" when a cooldown had already expired).
+    previous_state: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.settled and self.state != self.previous_state
 
 
 @dataclass
@@ -158,6 +164,44 @@ class CapacityEngine:
         self._layouts = {}
         for model in sorted(models):
             await self.sync_model(model)
+
+    async def upsert_keys(self, keys: Iterable[APIKey]) -> None:
+        """Add or change keys; only the models they serve (or served) are re-synced."""
+        changed = {key.key_id: key for key in keys}
+        merged = {**self._keys, **changed}
+        _check_groups(merged.values())
+        touched = self._models_of(changed, before=self._keys)
+        self._keys = merged
+        touched |= self._models_of(changed)
+        for model in sorted(touched):
+            await self.sync_model(model)
+
+    async def remove_keys(self, key_ids: Iterable[str]) -> None:
+        """Remove keys: no new reservation lands on them; reservations in flight still settle."""
+        gone = {key_id: self._keys[key_id] for key_id in key_ids if key_id in self._keys}
+        touched = self._models_of(gone)
+        for key_id in gone:
+            del self._keys[key_id]
+        for model in sorted(touched):
+            await self.sync_model(model)
+        for key_id, key in gone.items():
+            # other processes may still index it until they reload: mark the record inactive
+            await self.store.call(
+                self.store.client.hset(self.names.pool_config, f"k:{key_id}", f"{key.group}\t0\t{_tags_record(key)}")
+            )
+
+    def _models_of(self, keys: dict[str, APIKey], before: dict[str, APIKey] | None = None) -> set[str]:
+        """Models whose index ``keys`` are (or, with ``before``, were) part of."""
+        source = before if before is not None else keys
+        models = set()
+        for key_id in keys:
+            key = source.get(key_id)
+            if key is None:
+                continue
+            models.update(b.model for b in key.bindings if not b.is_pattern)
+            models.update(m for m in self._layouts if key_serves(key, m) is not None)
+        models.update(m for m, layout in self._layouts.items() if any(k in layout.tier_of for k in keys))
+        return models
 
     def serving(self, model: str) -> list[tuple[APIKey, int, float]]:
         """(key, tier, weight) of every configured key that serves ``model``, in config order."""
@@ -300,8 +344,12 @@ class CapacityEngine:
         retry_after: float | None = None,
         scope: str = "minute",
         error_class: str = "",
+        provider_limits: str = "",
     ) -> SettleResult:
-        """Charge the actual tokens (refund or extra) and record the outcome; idempotent."""
+        """Charge the actual tokens (refund or extra) and record the outcome; idempotent.
+
+        ``provider_limits``: the provider's latest rate-limit headers as JSON, kept for status.
+        """
         p = self.policy
         keys = [
             self.names.reservation(reservation.reservation_id), self.names.pool_config,
@@ -313,11 +361,14 @@ class CapacityEngine:
             "" if retry_after is None else repr(float(max(0.0, retry_after))), scope,
             p.cooldown_seconds, p.cooldown_factor, p.cooldown_max_seconds,
             p.breaker_threshold, p.breaker_timeout_seconds, error_class or outcome,
-            self._now_arg(), self._offsets(),
+            self._now_arg(), self._offsets(), provider_limits,
         ]
         reply = await self.store.run(_SETTLE, keys, args)
         if reply[0] == "settled":
-            return SettleResult(True, reply[1], int(reply[2]), reply[3], float(reply[4]), charged=float(reply[5]))
+            return SettleResult(
+                True, reply[1], int(reply[2]), reply[3], float(reply[4]), charged=float(reply[5]),
+                previous_state=reply[6],
+            )
         return SettleResult(False, reservation.key_id, note=reply[-1])
 
     async def release(self, reservation: Reservation) -> bool:
@@ -373,23 +424,56 @@ class CapacityEngine:
         return _parse_health(raw)
 
     async def stats(self, key_id: str) -> dict[str, Any]:
-        fields = ["requests", "successes", "failures", "rate_limited", "released", "tokens",
-                  "last_used", "last_error", "last_error_at"]
-        values = await self.store.call(
-            self.store.client.hmget(self.names.pool_stats, [f"{key_id}:{f}" for f in fields])
-        )
-        out: dict[str, Any] = {}
-        for name, value in zip(fields, values, strict=True):
-            if name in ("last_used", "last_error_at"):
-                out[name] = float(value) if value else None
-            elif name == "last_error":
-                out[name] = value or None
-            else:
-                out[name] = int(value or 0)
-        return out
+        return (await self.snapshot([key_id]))[key_id]["stats"] if key_id in self._keys else _parse_stats({})
 
     async def layout_models(self) -> list[str]:
         return sorted(self._layouts)
+
+    def models_of_key(self, key_id: str) -> list[str]:
+        """Models this process has indexed the key under."""
+        return sorted(m for m, layout in self._layouts.items() if key_id in layout.tier_of)
+
+    async def snapshot(self, key_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Health, counters and per-model usage of many keys in three reads, whatever their number."""
+        if not key_ids:
+            return {}
+        now = await self.now()
+        stat_fields = ["requests", "successes", "failures", "rate_limited", "released", "tokens",
+                       "last_used", "last_error", "last_error_at", "provider_limits"]
+        buckets: list[tuple[str, str, str]] = []
+        for key_id in key_ids:
+            key = self._keys.get(key_id)
+            models = self.models_of_key(key_id) or ([key.model_name] if key else [])
+            buckets.extend((key_id, model, f"{key.group}|{model}") for model in models if key)
+        client = self.store.client
+        health_raw = await self.store.call(client.hmget(self.names.pool_health, list(key_ids)))
+        stats_raw = await self.store.call(
+            client.hmget(self.names.pool_stats, [f"{k}:{f}" for k in key_ids for f in stat_fields])
+        )
+        state_raw = await self.store.call(client.hmget(self.names.pool_state, [b for _, _, b in buckets])) if buckets else []
+        out: dict[str, dict[str, Any]] = {}
+        for i, key_id in enumerate(key_ids):
+            values = stats_raw[i * len(stat_fields):(i + 1) * len(stat_fields)]
+            out[key_id] = {
+                "health": _parse_health(health_raw[i]),
+                "stats": _parse_stats(dict(zip(stat_fields, values, strict=True))),
+                "usage": {},
+            }
+        for (key_id, model, _), raw in zip(buckets, state_raw, strict=True):
+            out[key_id]["usage"][model] = _usage_from_state(raw, self._keys[key_id], now)
+        for entry in out.values():
+            entry["now"] = now
+        return out
+
+    async def reset_breakers(self, key_ids: Iterable[str]) -> list[str]:
+        """Close open circuits of these keys (document 001's last resort); auth failures stay."""
+        reset = []
+        for key_id in key_ids:
+            health = await self.health(key_id)
+            if health["state"] in ("open", "probing"):
+                await self._set_health(key_id, "reset")
+                reset.append(key_id)
+        return reset
 
 
 def _check_groups(keys: Iterable[APIKey]) -> None:
@@ -462,6 +546,18 @@ def _usage_from_state(raw: str | None, key: APIKey, now: float) -> dict[str, Any
         "blocked_until": s.blocked if s.blocked > now else None,
         "backoff_level": s.level,
     }
+
+
+def _parse_stats(raw: dict[str, str | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("requests", "successes", "failures", "rate_limited", "released", "tokens"):
+        out[name] = int(raw.get(name) or 0)
+    for name in ("last_used", "last_error_at"):
+        value = raw.get(name)
+        out[name] = float(value) if value else None
+    out["last_error"] = raw.get("last_error") or None
+    out["provider_limits"] = raw.get("provider_limits") or None
+    return out
 
 
 def _parse_health(raw: str | None) -> dict[str, Any]:

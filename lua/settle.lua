@@ -8,8 +8,10 @@
 -- ARGV: actual tokens ('' = the estimate), outcome (success | neutral | rate_limited | auth |
 --       transient), retry after seconds ('' = not said), scope (minute | day), cooldown base,
 --       cooldown factor, cooldown max, breaker threshold, breaker timeout, error class,
---       now ('' = TIME), day offsets.
--- Answers {'settled', key, tokens, state, until, tokens still charged} | {'noop', state} | {'expired'}.
+--       now ('' = TIME), day offsets, the provider's latest rate-limit headers ('' = none; kept
+--       for status and adaptive limits, in the same call).
+-- Answers {'settled', key, tokens, state, until, tokens still charged, state before}
+--       | {'noop', state} | {'expired'}.
 
 local RES, CFG, STATE, WIN, HEALTH, STATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local outcome, retry_after, scope = ARGV[2], ARGV[3], ARGV[4]
@@ -17,6 +19,7 @@ local cd_base, cd_factor, cd_max = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumbe
 local cb_threshold, cb_timeout, error_class = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
 local now = pool_now(ARGV[11])
 local offsets = parse_offsets(ARGV[12])
+local provider_limits = ARGV[13] or ''
 
 local r = redis.call('HMGET', RES, 'state', 'key', 'bucket', 'tokens', 'at', 'seq')
 if not r[1] then return {'expired'} end
@@ -60,9 +63,12 @@ if diff ~= 0 then
   end
 end
 redis.call('HINCRBY', STATS, key .. ':tokens', actual)
+if provider_limits ~= '' then redis.call('HSET', STATS, key .. ':provider_limits', provider_limits) end
 
 -- outcome: health of the key, and the provider's own verdict on the bucket
 local h = read_health(HEALTH, key)
+local before = h.state
+if (before == 'cooldown' or before == 'open') and h.till <= now then before = 'ok' end  -- expired
 local h_changed = false
 local result_state, result_until = h.state, h.till
 if outcome == 'success' or outcome == 'neutral' or outcome == 'rate_limited' then
@@ -121,4 +127,4 @@ if diff < 0 and outcome ~= 'auth' then
 end
 write_state(STATE, bucket, S)
 redis.call('HSET', RES, 'state', 'settled', 'actual', int(actual))
-return {'settled', key, int(actual), result_state, f6(result_until), f6(charged)}
+return {'settled', key, int(actual), result_state, f6(result_until), f6(charged), before}
