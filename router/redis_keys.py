@@ -59,19 +59,30 @@ class RedisKeys:
         return f"{self.pool_tag}:cursor"
 
     @property
+    def pool_overrides(self) -> str:
+        """Hash: ``<key_id>`` -> key changes made at run time (add/update as JSON metadata, or
+        a removal), layered over keys.json and the environment by every process."""
+        return f"{self.pool_tag}:overrides"
+
+    @property
+    def pool_version(self) -> str:
+        """String: counter bumped on every run-time key change; processes reload when it moves."""
+        return f"{self.pool_tag}:version"
+
+    @property
     def pool_models(self) -> str:
         """Set: models that have a selection index."""
         return f"{self.pool_tag}:models"
 
-    def ready(self, model: str, tier: int) -> str:
+    def ready(self, model: str, tier: int | str) -> str:
         """Sorted set: key ids of a model's priority tier, scored by the earliest time they have room."""
         return f"{self.pool_tag}:ready:{tier}:{model}"
 
-    def order(self, model: str, tier: int) -> str:
+    def order(self, model: str, tier: int | str) -> str:
         """Sorted set: key ids of a model's tier in round-robin order (score = position)."""
         return f"{self.pool_tag}:order:{tier}:{model}"
 
-    def share(self, model: str, tier: int) -> str:
+    def share(self, model: str, tier: int | str) -> str:
         """Sorted set: key ids scored by use divided by weight (least_used and weighted)."""
         return f"{self.pool_tag}:share:{tier}:{model}"
 
@@ -136,9 +147,11 @@ def describe(keys: RedisKeys | None = None) -> list[tuple[str, str, str]]:
         (k.pool_stats, "hash", "counters per key: requests, successes, failures, rate limited, last use"),
         (k.pool_cursor, "hash", "round-robin cursor per model and tier"),
         (k.pool_models, "set", "models with a selection index"),
-        (k.ready(m, t).replace("<tier>", t), "zset", "keys of a model's tier by earliest time with room"),
-        (k.order(m, t).replace("<tier>", t), "zset", "keys of a model's tier in round-robin order"),
-        (k.share(m, t).replace("<tier>", t), "zset", "keys by use / weight (least_used, weighted)"),
+        (k.pool_overrides, "hash", "key changes made at run time (admin API), layered over config"),
+        (k.pool_version, "string", "version of the run-time key changes"),
+        (k.ready(m, t), "zset", "keys of a model's tier by earliest time with room"),
+        (k.order(m, t), "zset", "keys of a model's tier in round-robin order"),
+        (k.share(m, t), "zset", "keys by use / weight (least_used, weighted)"),
         (k.reservation("<reservation_id>"), "hash", "one reservation; expires after its TTL"),
         (k.conv_messages(c), "list", "messages of a conversation"),
         (k.conv_meta(c), "hash", "conversation metadata"),

@@ -1,0 +1,541 @@
+"""KeyManager: which key serves a request, every key's health, live key management, status.
+
+    manager = get_key_manager(key_store_path="keys.json")
+    selection = await manager.select_key(model_preference="gpt-4o", tokens_needed=1200)
+    secret = await manager.get_secret(selection)           # never in logs or reprs
+    ...call the provider...
+    await manager.record_success(selection, actual_tokens=830)   # or record_failure(selection, error)
+
+Selection reserves capacity through the capacity engine (one Lua call) with the configured
+strategy, so every process sharing the store honours the same limits, cooldowns and circuits.
+Health lives in Redis too (keys/engine.py, lua/settle.lua): a cooldown set by one process is
+honoured by every other at once. The README's "Keys and health" section documents the states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from keys.config import KeyConfig, load_key_config, resolve_keys_path, save_keys_file
+from keys.discovery import KeyDiscovery
+from keys.engine import CapacityEngine, HealthPolicy, Reservation
+from keys.models import APIKey
+from keys.outcomes import outcome_of
+from keys.overrides import Overrides
+from keys.secret_store import SecretChanges, SecretStore, create_secret_store
+from keys.status import HEALTHY, health_entry, key_state, key_status, stats_entry
+from router.errors import AllKeysExhaustedError, ConfigError, KeyUnavailability, StoreError
+from router.log import get_logger
+from router.masking import mask_secret
+from router.settings import Settings
+from router.store import Store, create_store
+
+log = get_logger("keys.manager")
+
+#: How often a process checks whether another one changed keys at run time.
+OVERRIDES_CHECK_SECONDS = 1.0
+#: Keys examined to explain an exhausted pool (the error path only).
+EXPLAIN_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class KeySelection:
+    """A reservation on one key plus the key's metadata. Holds no secret."""
+
+    reservation: Reservation
+    key: APIKey
+    masked_key: str
+    strategy: str
+
+    @property
+    def key_id(self) -> str:
+        return self.key.key_id
+
+    @property
+    def model(self) -> str:
+        return self.reservation.model
+
+    @property
+    def tokens(self) -> int:
+        return self.reservation.tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key.key_id,
+            "masked_key": self.masked_key,
+            "provider": self.key.provider,
+            "model": self.reservation.model,
+            "tokens": self.reservation.tokens,
+            "reservation_id": self.reservation.reservation_id,
+            "quota_group": self.key.group,
+            "tier": self.reservation.tier,
+            "tags": dict(self.key.tags),
+            "strategy": self.strategy,
+        }
+
+    def __getitem__(self, name: str) -> Any:  # document 003: key_info['key_id']
+        return self.as_dict()[name]
+
+
+class KeyManager:
+    """Selection, health and live management of one pool of keys."""
+
+    def __init__(
+        self,
+        *,
+        key_store_path: str | Path | None = None,
+        settings: Settings | None = None,
+        store: Store | None = None,
+        secret_store: SecretStore | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Any = None,
+    ) -> None:
+        self.environ = environ
+        self.settings = settings or Settings.from_env(environ)
+        self.key_store_path = key_store_path
+        self.store = store or create_store(self.settings)
+        s = self.settings
+        policy = HealthPolicy(
+            cooldown_seconds=s.RATE_LIMIT_COOLDOWN_SECONDS,
+            cooldown_factor=s.COOLDOWN_BACKOFF_FACTOR,
+            cooldown_max_seconds=s.COOLDOWN_MAX_SECONDS,
+            breaker_threshold=s.CIRCUIT_BREAKER_THRESHOLD,
+            breaker_timeout_seconds=s.CIRCUIT_BREAKER_TIMEOUT_SECONDS,
+        )
+        self.engine = CapacityEngine(self.store, reservation_ttl=s.RESERVATION_TTL_SECONDS, policy=policy, clock=clock)
+        self.secrets = secret_store or create_secret_store(s, environ)
+        self.overrides = Overrides(self.store)
+        self.config = KeyConfig(keys=[])
+        self._discovery: KeyDiscovery | None = None
+        self._sources: dict[str, str] = {}
+        self._masked: dict[str, str] = {}
+        self._strategies: dict[str, str] = {}
+        self._version = -1
+        self._version_checked = 0.0
+        self._lock = asyncio.Lock()
+        self._started = False
+
+    # -- life cycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load every key source, index the pool, start the secrets' background refresh."""
+        async with self._lock:
+            if self._started:
+                return
+            await self._load(enable_auth_disabled=False)
+            self.secrets.subscribe(self._on_secret_changes)
+            await self.secrets.start()
+            self._started = True
+
+    async def close(self) -> None:
+        await self.secrets.close()
+        await self.store.close()
+        self._started = False
+
+    async def _ready(self) -> None:
+        if not self._started:
+            await self.start()
+        if time.monotonic() - self._version_checked >= OVERRIDES_CHECK_SECONDS:
+            self._version_checked = time.monotonic()
+            if await self.overrides.version() != self._version:
+                async with self._lock:
+                    await self._load(enable_auth_disabled=False)
+
+    async def _load(self, *, enable_auth_disabled: bool) -> None:
+        """(Re)build the pool: keys.json + environment + discovered secrets + run-time overrides."""
+        version = await self.overrides.version()
+        config = load_key_config(self.key_store_path, environ=self.environ, settings=self.settings)
+        keys = {key.key_id: key for key in config.keys}
+        origin = dict(config.origins)
+        if config.sources:
+            self._discovery = KeyDiscovery(self.secrets, list(config.sources))
+            for key in await self._discovery.discover():
+                keys.setdefault(key.key_id, key)
+                origin.setdefault(key.key_id, "discovered")
+        for key_id, changed in (await self.overrides.load()).items():
+            if changed is None:
+                keys.pop(key_id, None)
+            else:
+                keys[key_id] = changed
+                origin[key_id] = "runtime"
+        gone = set(self.engine.keys) - set(keys)
+        await self.engine.configure(keys.values())
+        for key_id in gone:
+            self.secrets.forget(key_id)
+        if enable_auth_disabled:
+            for key_id in keys:
+                health = await self.engine.health(key_id)
+                if health["state"] == "disabled" and health["reason"] != "manual":
+                    await self.engine.enable(key_id)
+                    log.info("key re-enabled by reload", key=self.masked(key_id), reason=health["reason"])
+        self.config = config
+        self._sources = origin
+        self._strategies.clear()
+        self._version = version
+
+    # -- keys ------------------------------------------------------------------------------------
+    @property
+    def keys(self) -> dict[str, APIKey]:
+        return self.engine.keys
+
+    def masked(self, key_id: str) -> str:
+        """The key's masked secret once known (``sk-proj-abc...xyz1``), else its id."""
+        return self._masked.get(key_id, key_id)
+
+    def default_model(self) -> str:
+        if self.settings.DEFAULT_MODEL:
+            return self.settings.DEFAULT_MODEL
+        for key in self.keys.values():
+            if key.active:
+                return key.model_name
+        raise AllKeysExhaustedError("(default)", retry_at=None, now=time.time(), reason="no API keys configured")
+
+    def strategy_for_model(self, model: str) -> str:
+        """The configured strategy of the model's provider; else round robin for document 001's
+        environment keys and capacity-aware for everything else."""
+        cached = self._strategies.get(model)
+        if cached:
+            return cached
+        serving = [key for key, _, _ in self.engine.serving(model)]
+        providers = {("openai" if k.provider == "azure" else k.provider) for k in serving}
+        strategy: str | None = None
+        if len(providers) == 1:
+            provider = providers.pop()
+            strategy = self.settings.strategy_for(provider)
+            if strategy is None and serving and all(
+                self._sources.get(k.key_id, "").startswith("env:") for k in serving
+            ):
+                strategy = "round_robin"
+        strategy = strategy or self.settings.KEY_ROTATION_STRATEGY or "capacity"
+        self._strategies[model] = strategy
+        return strategy
+
+    # -- selection -------------------------------------------------------------------------------
+    async def select_key(
+        self,
+        model_preference: str | None = None,
+        tokens_needed: int = 0,
+        *,
+        tags: dict[str, str] | None = None,
+        exclude: Sequence[str] = (),
+        strategy: str | None = None,
+        wait: float = 0.0,
+    ) -> KeySelection:
+        """Reserve 1 request and ``tokens_needed`` tokens on a healthy key of the model.
+
+        Waits up to ``wait`` seconds for room; raises AllKeysExhaustedError saying which keys,
+        why and until when, or RequestTooLargeError when no key could ever fit the request.
+        """
+        await self._ready()
+        model = model_preference or self.default_model()
+        strategy = strategy or self.strategy_for_model(model)
+        deadline = time.monotonic() + max(0.0, wait)
+        reset_tried = False
+        while True:
+            try:
+                reservation = await self.engine.reserve(
+                    model, tokens_needed, strategy=strategy, exclude=exclude, tags=tags
+                )
+            except AllKeysExhaustedError as exc:
+                if not reset_tried and await self._reset_if_all_unhealthy(model, exc):
+                    reset_tried = True
+                    continue
+                pause = exc.retry_after
+                if pause is not None and time.monotonic() + pause <= deadline:
+                    await asyncio.sleep(pause + random.uniform(0, 0.01))  # noqa: S311
+                    continue
+                raise await self._explain(model, exc) from None
+            key = self.keys.get(reservation.key_id)
+            if key is None:  # removed while we reserved: give it back, pick again
+                await self.engine.release(reservation)
+                continue
+            selection = KeySelection(reservation, key, self.masked(key.key_id), strategy)
+            log.debug("key selected", key=selection.masked_key, model=model, tokens=tokens_needed)
+            return selection
+
+    async def _reset_if_all_unhealthy(self, model: str, exc: AllKeysExhaustedError) -> bool:
+        """Document 001's last resort: when every key of the model has an open circuit, close
+        them all and try again. Never revives a key disabled for an auth failure."""
+        if not self.settings.RESET_BREAKERS_WHEN_ALL_UNHEALTHY:
+            return False
+        if exc.reason not in ("circuit_open", "probing") and exc.retry_at is not None:
+            return False
+        key_ids = [k.key_id for k, _, _ in self.engine.serving(model) if k.active][:EXPLAIN_LIMIT]
+        snap = await self.engine.snapshot(key_ids)
+        states = [snap[k]["health"]["state"] for k in key_ids]
+        if not states or any(s not in ("open", "probing", "disabled") for s in states):
+            return False
+        reset = await self.engine.reset_breakers(key_ids)
+        if reset:
+            log.warning("all keys unhealthy: circuit breakers reset", model=model,
+                        keys=[self.masked(k) for k in reset])
+        return bool(reset)
+
+    async def _explain(self, model: str, exc: AllKeysExhaustedError) -> AllKeysExhaustedError:
+        """The engine's answer (the keys it examined), completed with the model's other keys:
+        disabled keys are no longer indexed, so only their health says why."""
+        listed = {k.key_id for k in exc.keys}
+        missing = [k.key_id for k, _, _ in self.engine.serving(model) if k.key_id not in listed]
+        missing = missing[: max(0, EXPLAIN_LIMIT - len(listed))]
+        snap = await self.engine.snapshot(missing)
+        reasons = list(exc.keys)
+        for key_id in missing:
+            state, reason, until = key_state(self.keys[key_id], snap[key_id])
+            reasons.append(KeyUnavailability(key_id, reason or state, until))
+        return AllKeysExhaustedError(model, retry_at=exc.retry_at, now=exc.now, reason=exc.reason, keys=reasons)
+
+    async def get_secret(self, selection: KeySelection | str) -> str:
+        """The secret of the selected key (from the secret store's cache)."""
+        key = selection.key if isinstance(selection, KeySelection) else self.keys[selection]
+        secret = await self.secrets.get_secret(key)
+        self._masked.setdefault(key.key_id, mask_secret(secret))
+        return secret
+
+    # -- outcomes --------------------------------------------------------------------------------
+    async def record_success(
+        self, selection: KeySelection, actual_tokens: int | None = None, *, provider_limits: str = ""
+    ) -> None:
+        result = await self.engine.settle(
+            selection.reservation, actual_tokens, "success", provider_limits=provider_limits
+        )
+        if result.changed:
+            log.info("key healthy again", key=selection.masked_key, state=result.state,
+                     previous=result.previous_state)
+
+    async def record_failure(
+        self,
+        selection: KeySelection,
+        error: BaseException,
+        actual_tokens: int | None = None,
+        *,
+        provider_limits: str = "",
+    ) -> str:
+        """Record how a call failed; answers the outcome (release, rate_limited, auth, ...)."""
+        outcome = outcome_of(error)
+        if outcome.kind == "release":
+            await self.engine.release(selection.reservation)
+            return outcome.kind
+        result = await self.engine.settle(
+            selection.reservation, actual_tokens, outcome.kind,  # type: ignore[arg-type]
+            retry_after=outcome.retry_after, scope=outcome.scope, error_class=outcome.error_class,
+            provider_limits=provider_limits,
+        )
+        self._log_transition(selection, outcome.kind, result.state, result.previous_state, result.until)
+        return outcome.kind
+
+    async def release(self, selection: KeySelection) -> bool:
+        return await self.engine.release(selection.reservation)
+
+    def _log_transition(self, sel: KeySelection, outcome: str, state: str, before: str, until: float) -> None:
+        provider, key = sel.key.provider, sel.masked_key
+        if outcome == "rate_limited":
+            pause = max(0.0, until - time.time())
+            log.warning(f"Rate limited on {provider} key {key} backing off for {pause:.0f}s",
+                        key=key, model=sel.model, until=until)
+        elif state == "disabled" and before != "disabled":
+            log.warning(f"{provider} key {key} disabled: authentication failed", key=key, reason="auth")
+        elif state == "open" and before != "open":
+            log.warning(f"Circuit breaker opened for {provider} key {key} after "
+                        f"{self.settings.CIRCUIT_BREAKER_THRESHOLD} failures", key=key, until=until)
+
+    # -- health actions --------------------------------------------------------------------------
+    async def mark_key_unhealthy(self, key_id: str, cooldown_seconds: float | None = None, reason: str = "manual") -> dict[str, Any]:
+        """Cool a key down (document 004); every process stops using it at once."""
+        await self._ready()
+        self._require(key_id)
+        seconds = cooldown_seconds if cooldown_seconds is not None else self.settings.RATE_LIMIT_COOLDOWN_SECONDS
+        result = await self.engine.cooldown(key_id, seconds, reason)
+        log.warning("key cooled down by operator", key=self.masked(key_id), seconds=seconds, reason=reason)
+        return result
+
+    async def clear_cooldown(self, key_id: str) -> dict[str, Any]:
+        """End a key's cooldown, open circuit and provider blocks (not an auth disable)."""
+        await self._ready()
+        self._require(key_id)
+        result = await self.engine.clear_cooldown(key_id)
+        log.info("cooldown cleared", key=self.masked(key_id))
+        return result
+
+    def _require(self, key_id: str) -> APIKey:
+        key = self.keys.get(key_id)
+        if key is None:
+            raise ConfigError(f"unknown key id {key_id!r}", field="key_id")
+        return key
+
+    # -- live management -------------------------------------------------------------------------
+    async def add_key(self, key: APIKey, *, persist: bool = False) -> APIKey:
+        """Add a key to the pool of every process (its secret comes from the secret store)."""
+        await self._ready()
+        if key.key_id in self.keys:
+            raise ConfigError(f"key id {key.key_id!r} already exists; use update_key", entry=key.key_id, field="key_id")
+        return await self._put(key, persist, "key added")
+
+    async def update_key(self, key_id: str, *, persist: bool = False, **changes: Any) -> APIKey:
+        """Change a key's metadata (limits, models, tags, active ...) without restart."""
+        await self._ready()
+        current = self._require(key_id)
+        data = {**current.metadata(), **changes, "updated_at": time.time()}
+        try:
+            updated = APIKey.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ConfigError(err["msg"], entry=key_id, field=".".join(map(str, err["loc"])) or None) from None
+        return await self._put(updated, persist, "key updated")
+
+    async def deactivate_key(self, key_id: str) -> APIKey:
+        return await self.update_key(key_id, active=False)
+
+    async def activate_key(self, key_id: str) -> APIKey:
+        return await self.update_key(key_id, active=True)
+
+    async def remove_key(self, key_id: str, *, persist: bool = False) -> None:
+        """Remove a key: no new request starts on it; requests in flight on it finish."""
+        await self._ready()
+        self._require(key_id)
+        async with self._lock:
+            self._version = await self.overrides.remove(key_id)
+            await self.engine.remove_keys([key_id])
+            self.secrets.forget(key_id)
+        log.info("key removed", key=self.masked(key_id))
+        if persist:
+            await self.save_keys()
+
+    async def _put(self, key: APIKey, persist: bool, event: str) -> APIKey:
+        async with self._lock:
+            self._version = await self.overrides.put(key)
+            await self.engine.upsert_keys([key])
+            self._sources.setdefault(key.key_id, "runtime")
+            self._strategies.clear()
+        log.info(event, key=self.masked(key.key_id), provider=key.provider, model=key.model_name)
+        if persist:
+            await self.save_keys()
+        return key
+
+    async def reload_keys(self) -> int:
+        """Re-read keys.json, the environment and the secret stores (document 004's reload).
+
+        An operator's reload also revives keys disabled after an auth failure: they come back
+        only this way, or when their secret is replaced.
+        """
+        await self.secrets.refresh()
+        async with self._lock:
+            await self._load(enable_auth_disabled=True)
+        log.info("keys reloaded", total=len(self.keys))
+        return len(self.keys)
+
+    async def save_keys(self, path: str | Path | None = None) -> Path:
+        """Write the pool's metadata (never secrets) to keys.json; keys from provider variables
+        stay in the environment. Run-time changes now in the file stop being overrides."""
+        await self._ready()
+        target = Path(path) if path else resolve_keys_path(self.key_store_path, self.settings) or Path("keys.json")
+        saved = [k for k in self.keys.values() if not self._sources.get(k.key_id, "").startswith("env:")]
+        extra: dict[str, Any] = dict(self.config.routing)
+        save_keys_file(target, saved, extra or None)
+        if target == (self.config.path or target):
+            async with self._lock:
+                self._version = await self.overrides.clear([k.key_id for k in saved])
+        log.info("keys saved", path=str(target), count=len(saved))
+        return target
+
+    async def _on_secret_changes(self, changes: SecretChanges) -> None:
+        """A refresh added, changed or removed secrets: follow it without restart."""
+        if self._discovery is not None:
+            update = self._discovery.apply(changes)
+            if update.add:
+                await self.engine.upsert_keys(update.add)
+            if update.remove:
+                await self.engine.remove_keys(list(update.remove))
+        for key_id in changes.changed | changes.added:
+            if key_id in self.keys and (await self.engine.health(key_id))["state"] == "disabled":
+                await self.engine.enable(key_id)  # the secret was replaced: give it a chance
+                log.info("key re-enabled: secret replaced", key=key_id)
+            self._masked.pop(key_id, None)
+
+    # -- status ----------------------------------------------------------------------------------
+    async def _snapshot(self, key_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        await self._ready()
+        ids = list(key_ids) if key_ids is not None else list(self.keys)
+        return await self.engine.snapshot(ids)
+
+    async def get_key_status(self, key_id: str) -> dict[str, Any]:
+        """Document 004: state, usage against limits and counters of one key (masked)."""
+        key = self._require(key_id)
+        snap = await self._snapshot([key_id])
+        return key_status(key, snap[key_id], self.masked(key_id))
+
+    async def get_all_key_statuses(self) -> list[dict[str, Any]]:
+        snap = await self._snapshot()
+        return [key_status(self.keys[k], snap[k], self.masked(k)) for k in snap]
+
+    async def get_health_status(self) -> dict[str, dict[str, Any]]:
+        """Document 003: per key id, model, active, last used, counts and whether cooling down."""
+        snap = await self._snapshot()
+        return {k: health_entry(self.keys[k], snap[k]) for k in snap}
+
+    async def get_stats(self) -> dict[str, Any]:
+        """Document 001's statistics: totals, the strategy and per masked key counters."""
+        snap = await self._snapshot()
+        entries = {self.masked(k): stats_entry(self.keys[k], snap[k]) for k in snap}
+        healthy = sum(1 for k in snap if key_state(self.keys[k], snap[k])[0] == HEALTHY)
+        strategies = sorted({self.strategy_for_model(m) for m in self._models()})
+        return {
+            "total_keys": len(snap),
+            "healthy_keys": healthy,
+            "rotation_strategy": strategies[0] if len(strategies) == 1 else (strategies or ["capacity"]),
+            "keys": entries,
+        }
+
+    def _models(self) -> list[str]:
+        return sorted({k.model_name for k in self.keys.values()})
+
+    async def get_rpm_usage(self, key_id: str) -> dict[str, Any]:
+        """Document 004: requests in the last minute against the limit."""
+        return dict((await self.get_key_status(key_id))["rpm_usage"])
+
+    async def get_tpm_usage(self, key_id: str) -> dict[str, Any]:
+        """Document 004: tokens in the last minute against the limit."""
+        return dict((await self.get_key_status(key_id))["tpm_usage"])
+
+    async def health_check(self) -> dict[str, Any]:
+        """Store, keys and secret store health for ``RequestRouter.health_check``."""
+        out: dict[str, Any] = {"healthy": True}
+        try:
+            out["store"] = {**self.store.describe(), "ok": True, "latency_ms": round(await self.store.ping(), 3)}
+        except StoreError as exc:
+            out["store"] = {**self.store.describe(), "ok": False, "error": str(exc)}
+            out["healthy"] = False
+            return out
+        snap = await self._snapshot()
+        healthy = sum(1 for k in snap if key_state(self.keys[k], snap[k])[0] == HEALTHY)
+        out["keys"] = {"total": len(snap), "healthy": healthy}
+        out["secret_store"] = await self.secrets.health_check()
+        if not out["secret_store"].get("ok", False):
+            out["healthy"] = False
+        return out
+
+
+_manager: KeyManager | None = None
+
+
+def get_key_manager(key_store_path: str | Path | None = None, **kwargs: Any) -> KeyManager:
+    """The process's KeyManager (document 004's ``get_key_manager``); created on first call."""
+    global _manager
+    if _manager is None:
+        _manager = KeyManager(key_store_path=key_store_path, **kwargs)
+    return _manager
+
+
+def reset_key_manager() -> None:
+    """Forget the process's KeyManager (tests, or after the event loop that used it closed)."""
+    global _manager
+    _manager = None
+
+
+__all__ = ["KeyManager", "KeySelection", "get_key_manager", "reset_key_manager"]
