@@ -34,11 +34,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from keys.engine import CapacityEngine  # noqa: E402
-from keys.models import APIKey  # noqa: E402
-from lua import Script  # noqa: E402
-from router.settings import Settings  # noqa: E402
-from router.store import create_store  # noqa: E402
+from keys.engine import CapacityEngine
+from keys.models import APIKey
+from lua import Script
+from router.settings import Settings
+from router.store import create_store
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NOOP_SOURCE = "return 1"
@@ -54,11 +54,26 @@ def free_port() -> int:
 def start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
     binary = shutil.which("redis-server")
     if binary is None:
-        raise SystemExit("redis-server not found: install it (apt-get install redis-server) or pass --redis-url")
+        raise SystemExit(
+            "redis-server not found: install it (apt-get install redis-server) or pass --redis-url"
+        )
     port, workdir = free_port(), tempfile.mkdtemp(prefix="bench-redis-")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -73,16 +88,30 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
 def pool(size: int) -> list[APIKey]:
     # generous limits: the benchmark measures the engine's cost, not running out of room
     return [
-        APIKey(key_id=f"k{i:05d}", model_name="gpt-4o", provider="openai", rpm=1_000_000, tpm=100_000_000)
+        APIKey(
+            key_id=f"k{i:05d}",
+            model_name="gpt-4o",
+            provider="openai",
+            rpm=1_000_000,
+            tpm=100_000_000,
+        )
         for i in range(size)
     ]
 
 
-async def _measure(url: str, prefix: str, mode: str, seconds: float, concurrency: int) -> dict[str, Any]:
-    store = create_store(Settings.from_env({}, REDIS_URL=url, REDIS_KEY_PREFIX=prefix, REDIS_MAX_CONNECTIONS=concurrency + 4))
+async def _measure(
+    url: str, prefix: str, mode: str, seconds: float, concurrency: int
+) -> dict[str, Any]:
+    store = create_store(
+        Settings.from_env(
+            {}, REDIS_URL=url, REDIS_KEY_PREFIX=prefix, REDIS_MAX_CONNECTIONS=concurrency + 4
+        )
+    )
     engine = CapacityEngine(store)
     if mode != "noop":
-        await engine.configure(pool(int(prefix.split("-")[-1])))  # every replica loads the same keys
+        await engine.configure(
+            pool(int(prefix.split("-")[-1]))
+        )  # every replica loads the same keys
     reserve_lat: list[float] = []
     pairs = 0
     stop = time.perf_counter() + seconds
@@ -117,7 +146,9 @@ def measure(url: str, prefix: str, mode: str, seconds: float, concurrency: int) 
     return asyncio.run(_measure(url, prefix, mode, seconds, concurrency))
 
 
-def run_case(url: str, mode: str, size: int, processes: int, seconds: float, concurrency: int) -> dict[str, Any]:
+def run_case(
+    url: str, mode: str, size: int, processes: int, seconds: float, concurrency: int
+) -> dict[str, Any]:
     prefix = f"b{uuid.uuid4().hex[:6]}-{size}"
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(processes) as workers:
@@ -127,13 +158,20 @@ def run_case(url: str, mode: str, size: int, processes: int, seconds: float, con
     elapsed = max(part["elapsed"] for part in parts)
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 100 else [latencies[-1]] * 99
     return {
-        "mode": mode, "keys": size, "processes": processes, "concurrency": concurrency,
-        "ops_per_s": ops / elapsed, "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000,
+        "mode": mode,
+        "keys": size,
+        "processes": processes,
+        "concurrency": concurrency,
+        "ops_per_s": ops / elapsed,
+        "p50_ms": q[49] * 1000,
+        "p99_ms": q[98] * 1000,
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32, help="in-flight calls per process")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 4])
@@ -150,7 +188,9 @@ def main() -> None:
         for processes in args.processes:
             rows.append(run_case(url, "noop", 0, processes, args.seconds, args.concurrency))
             for size in args.sizes:
-                rows.append(run_case(url, "reserve+settle", size, processes, args.seconds, args.concurrency))
+                rows.append(
+                    run_case(url, "reserve+settle", size, processes, args.seconds, args.concurrency)
+                )
     finally:
         if proc is not None:
             proc.terminate()
@@ -158,8 +198,10 @@ def main() -> None:
             shutil.rmtree(workdir or "", ignore_errors=True)
     print(f"{'mode':16} {'keys':>6} {'procs':>5} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for row in rows:
-        print(f"{row['mode']:16} {row['keys']:>6} {row['processes']:>5} {row['ops_per_s']:>9.0f} "
-              f"{row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f}")
+        print(
+            f"{row['mode']:16} {row['keys']:>6} {row['processes']:>5} {row['ops_per_s']:>9.0f} "
+            f"{row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f}"
+        )
     summary = {}
     for processes in args.processes:
         noop = next(r for r in rows if r["mode"] == "noop" and r["processes"] == processes)
@@ -172,13 +214,26 @@ def main() -> None:
     print(json.dumps(summary, indent=2))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "benchmark": "reserve", "seconds": args.seconds, "machine": {
-            "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "redis": subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.strip(),
-        },
-        "rows": rows, "summary": summary,
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "benchmark": "reserve",
+                "seconds": args.seconds,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                    "redis": subprocess.run(
+                        ["redis-server", "--version"], capture_output=True, text=True
+                    ).stdout.strip(),
+                },
+                "rows": rows,
+                "summary": summary,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
 Sources, merged into one list (the README's "Configuration" section documents this order):
 
 1. ``keys.json`` (path argument, else ``KEY_STORE_PATH``, else ``./keys.json`` when it exists):
-   ``{"keys": [...], "routing": {...}}``, a bare list of keys, or document 002's
-   ``{"providers": {"gemini": {"keys": [...]}}}``.
+   ``{"keys": [...], "routing": {...}, "sources": [...]}``, a bare list of keys, or document 002's
+   ``{"providers": {"gemini": {"keys": [...]}}}``. ``sources`` (secret-store folders whose keys are
+   discovered at run time, see :mod:`keys.discovery`) may stand alone: the key list is then empty.
+   Top-level names other than these are refused (a typo must not silently drop a section), except
+   names starting with ``_`` or ``$`` (comments, ``$schema``).
 2. Provider variables, for each of OpenAI, Anthropic and Gemini (document 001): the comma list
    ``OPENAI_API_KEYS``, the numbered ``OPENAI_API_KEY_1..N`` and the single ``OPENAI_API_KEY``. All
    are used; a secret given twice (or already used by a keys.json entry) counts once. Such keys
@@ -27,31 +30,51 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from keys.models import DEFAULT_MODELS, APIKey, ModelBinding
+from keys.models import DEFAULT_MODELS, APIKey
 from router.errors import ConfigError
 from router.masking import looks_like_secret
 from router.settings import PROVIDERS, Settings
 
+if TYPE_CHECKING:
+    from keys.discovery import SecretSource
+
 ENV_PREFIX = {"openai": "OPENAI", "anthropic": "ANTHROPIC", "gemini": "GEMINI"}
 _SECRET_FIELDS = ("api_key", "secret", "key", "token", "value")
+#: Top-level sections of keys.json; other names are refused, but ``_comment``/``$schema`` style.
+_SECTIONS = ("keys", "providers", "routing", "sources")
 
 
 @dataclass
 class KeyConfig:
-    """The merged key list, the raw routing section and where each key came from."""
+    """The merged key list, keys.json's routing and sources sections, and where each key came from.
+
+    ``sources`` are keys.json's secret-store folders (:class:`keys.discovery.SecretSource`); their
+    keys are found at run time by :class:`keys.discovery.KeyDiscovery`, so they are not in ``keys``.
+    ``origins`` maps each key id to the file or variable that defined it.
+    """
 
     keys: list[APIKey]
     routing: dict[str, Any] = field(default_factory=dict)
+    sources: list[SecretSource] = field(default_factory=list)
     path: Path | None = None
-    sources: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def by_id(self) -> dict[str, APIKey]:
         return {key.key_id: key for key in self.keys}
+
+
+@dataclass(frozen=True)
+class KeysFile:
+    """One parsed and validated keys.json."""
+
+    keys: list[APIKey]
+    routing: dict[str, Any]
+    sources: list[SecretSource]
 
 
 def resolve_keys_path(path: str | os.PathLike[str] | None, settings: Settings) -> Path | None:
@@ -77,24 +100,26 @@ def load_key_config(
     config = KeyConfig(keys=[])
     keys_path = None if single_key_mode else resolve_keys_path(path, settings)
     if keys_path is not None:
-        keys, routing = load_keys_file(keys_path)
-        config.keys.extend(keys)
-        config.routing = routing
+        document = read_keys_file(keys_path)
+        config.keys.extend(document.keys)
+        config.routing = document.routing
+        config.sources = document.sources
         config.path = keys_path
-        config.sources.update({k.key_id: str(keys_path) for k in keys})
+        config.origins.update({k.key_id: str(keys_path) for k in document.keys})
     elif single_key_mode:
         config.warnings.append("key rotation disabled: single-key mode, keys.json ignored")
 
-    known_secrets = _env_secrets_of(config.keys, env) if settings.SECRET_STORE_TYPE == "env" else set()
+    env_store = settings.SECRET_STORE_TYPE == "env"  # noqa: S105 - a backend name, not a secret
+    known_secrets = _env_secrets_of(config.keys, env) if env_store else set()
     for key, source in keys_from_environment(env, single_key_mode=single_key_mode):
         secret = env_secret_by_ref(key.secret_ref or "", env)
         if secret in known_secrets:
             continue
         known_secrets.add(secret or "")
-        if key.key_id in config.sources:
+        if key.key_id in config.origins:
             raise ConfigError(f"key id {key.key_id!r} is already defined", source=source)
         config.keys.append(key)
-        config.sources[key.key_id] = source
+        config.origins[key.key_id] = source
     return config
 
 
@@ -102,7 +127,13 @@ def load_key_config(
 
 
 def load_keys_file(path: str | os.PathLike[str]) -> tuple[list[APIKey], dict[str, Any]]:
-    """Parse and validate a keys.json file: (keys, routing section)."""
+    """Parse and validate a keys.json file: (keys, routing section). See :func:`read_keys_file`."""
+    document = read_keys_file(path)
+    return document.keys, document.routing
+
+
+def read_keys_file(path: str | os.PathLike[str]) -> KeysFile:
+    """Parse and validate a keys.json file: keys, routing and sources; errors name the place."""
     where = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -110,56 +141,91 @@ def load_keys_file(path: str | os.PathLike[str]) -> tuple[list[APIKey], dict[str
         raise ConfigError("file not found", source=where) from None
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", source=where) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", source=where) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=where) from None
+        raise ConfigError(
+            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=where
+        ) from None
     entries, routing = _entries_of(data, where)
     keys: list[APIKey] = []
-    seen: dict[str, int] = {}
-    for index, (entry, provider) in enumerate(entries):
-        key = parse_key_entry(entry, source=where, index=index, provider=provider)
+    seen: dict[str, str | int] = {}
+    for label, entry, provider in entries:
+        key = parse_key_entry(entry, source=where, index=label, provider=provider)
         if key.key_id in seen:
+            first = seen[key.key_id]
+            first_text = f"#{first}" if isinstance(first, int) else repr(first)
             raise ConfigError(
-                f"duplicate key_id {key.key_id!r} (first defined in entry #{seen[key.key_id]})",
-                source=where, entry=index, field="key_id",
+                f"duplicate key_id {key.key_id!r} (first defined in entry {first_text})",
+                source=where,
+                entry=label,
+                field="key_id",
             )
-        seen[key.key_id] = index
+        seen[key.key_id] = label
         keys.append(key)
-    return keys, routing
+    from keys.discovery import parse_sources  # here: keys.discovery imports this module
+
+    return KeysFile(keys=keys, routing=routing, sources=parse_sources(data, source=where))
 
 
-def _entries_of(data: Any, where: str) -> tuple[list[tuple[Any, str | None]], dict[str, Any]]:
+_Entry = tuple[str | int, Any, str | None]  # (label of the entry, the entry, provider section)
+
+
+def _entries_of(data: Any, where: str) -> tuple[list[_Entry], dict[str, Any]]:
+    """The key entries of a parsed keys.json, each labelled for error messages, and its routing."""
     if isinstance(data, list):
-        return [(entry, None) for entry in data], {}
+        return [(index, entry, None) for index, entry in enumerate(data)], {}
     if not isinstance(data, dict):
         raise ConfigError("expected an object with a 'keys' list", source=where)
+    for name in data:
+        if name not in _SECTIONS and not str(name).startswith(("_", "$")):
+            raise ConfigError(
+                f"unknown field (expected one of {', '.join(_SECTIONS)})", source=where, field=name
+            )
+    if not any(name in data for name in ("keys", "providers", "sources")):
+        raise ConfigError("expected a 'keys' list (or 'providers' or 'sources')", source=where)
     routing = data.get("routing", {})
     if not isinstance(routing, dict):
         raise ConfigError("must be an object", source=where, field="routing")
-    if "providers" in data and "keys" not in data:
-        providers = data["providers"]
-        if not isinstance(providers, dict):
-            raise ConfigError("must be an object", source=where, field="providers")
-        entries: list[tuple[Any, str | None]] = []
-        for provider, block in providers.items():
-            if not isinstance(block, dict) or not isinstance(block.get("keys"), list):
-                raise ConfigError("expected a 'keys' list", source=where, field=f"providers.{provider}")
-            entries.extend((entry, provider) for entry in block["keys"])
-        return entries, routing
-    keys = data.get("keys")
-    if not isinstance(keys, list):
-        raise ConfigError("missing or not a list", source=where, field="keys")
-    return [(entry, None) for entry in keys], routing
+    entries: list[_Entry] = []
+    if "keys" in data:
+        if not isinstance(data["keys"], list):
+            raise ConfigError("must be a list", source=where, field="keys")
+        entries.extend((index, entry, None) for index, entry in enumerate(data["keys"]))
+    if "providers" in data:
+        entries.extend(_provider_entries(data["providers"], where))
+    return entries, routing
+
+
+def _provider_entries(providers: Any, where: str) -> list[_Entry]:
+    """Document 002's ``{"providers": {"gemini": {"keys": [...]}}}`` entries, labelled by place."""
+    if not isinstance(providers, dict):
+        raise ConfigError("must be an object", source=where, field="providers")
+    entries: list[_Entry] = []
+    for provider, block in providers.items():
+        if not isinstance(block, dict) or not isinstance(block.get("keys"), list):
+            raise ConfigError("expected a 'keys' list", source=where, field=f"providers.{provider}")
+        entries.extend(
+            (f"providers.{provider}.keys #{index}", entry, provider)
+            for index, entry in enumerate(block["keys"])
+        )
+    return entries
 
 
 def parse_key_entry(
-    entry: Any, *, source: str, index: int, provider: str | None = None
+    entry: Any, *, source: str, index: str | int, provider: str | None = None
 ) -> APIKey:
-    """One keys.json entry as an APIKey; errors name the file, the entry and the field."""
+    """One keys.json entry as an APIKey; errors name the file, the entry and the field.
+
+    ``index`` labels the entry when it has no usable ``key_id`` (its position, or its place in
+    document 002's ``providers`` layout); an entry with a ``key_id`` is named by it.
+    """
     if not isinstance(entry, dict):
         raise ConfigError("expected an object", source=source, entry=index)
-    label: str | int = entry.get("key_id") if isinstance(entry.get("key_id"), str) else index
+    key_id = entry.get("key_id")
+    label: str | int = key_id if isinstance(key_id, str) and key_id else index
     data = dict(entry)
     for name in _SECRET_FIELDS:
         if name in data:
@@ -168,7 +234,12 @@ def parse_key_entry(
         data.setdefault("provider", provider)
     if "model_name" not in data:
         models = data.get("models") or data.get("priority_models")
-        if isinstance(models, list) and models and isinstance(models[0], dict) and "model" in models[0]:
+        if (
+            isinstance(models, list)
+            and models
+            and isinstance(models[0], dict)
+            and "model" in models[0]
+        ):
             data["model_name"] = models[0]["model"]
     try:
         return APIKey.model_validate(data)
@@ -183,32 +254,54 @@ def parse_key_entry(
         raise ConfigError(message, source=source, entry=label, field=loc) from None
 
 
-def _secret_field_as_ref(data: dict[str, Any], name: str, source: str, label: str | int) -> dict[str, Any]:
-    """Document 002 names the secret's variable in ``api_key``; a literal secret is refused."""
+def _secret_field_as_ref(
+    data: dict[str, Any], name: str, source: str, label: str | int
+) -> dict[str, Any]:
+    """Document 002 names the secret's variable in ``api_key``; a literal secret is refused.
+
+    A value that looks like a provider key is refused even when it is also a valid variable name
+    (an AWS access key id such as ``AKIA...`` is all capitals and digits).
+    """
     value = data.pop(name)
-    if isinstance(value, str) and re.fullmatch(r"[A-Z][A-Z0-9_]*", value):
+    is_secret = isinstance(value, str) and looks_like_secret(value)
+    if isinstance(value, str) and not is_secret and re.fullmatch(r"[A-Z][A-Z0-9_]*", value):
         data.setdefault("secret_ref", "env:" + value.removesuffix("_PLACEHOLDER"))
         return data
-    shown = "a secret" if isinstance(value, str) and looks_like_secret(value) else "a value"
+    shown = "a secret" if is_secret else "a value"
     raise ConfigError(
         f"holds {shown}; keys.json must not contain secrets. Put the secret in the secret store "
         "(for the env store: API_KEY_<KEY_ID>) or name its variable in 'secret_ref'",
-        source=source, entry=label, field=name,
+        source=source,
+        entry=label,
+        field=name,
     )
 
 
-def save_keys_file(path: str | os.PathLike[str], keys: list[APIKey], routing: dict[str, Any] | None = None) -> None:
-    """Write keys (metadata only, never secrets) to ``path`` atomically: temp file, then rename."""
+def save_keys_file(
+    path: str | os.PathLike[str], keys: list[APIKey], routing: dict[str, Any] | None = None
+) -> None:
+    """Write keys (metadata only, never secrets) to ``path`` atomically.
+
+    The document goes to a temporary file in the same directory, is flushed to disk, then renamed
+    over the target: a reader sees the old file or the new one, never half of one, and a failure
+    leaves the old file as it was. An existing file keeps its permission bits; a new one is
+    readable by its owner only (``mkstemp``'s mode).
+    """
     target = Path(path)
     document: dict[str, Any] = {"keys": [key.metadata() for key in keys]}
     if routing:
         document["routing"] = routing
     target.parent.mkdir(parents=True, exist_ok=True)
+    mode = target.stat().st_mode & 0o777 if target.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=2)
             handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -236,13 +329,16 @@ def _env_limit(env: Mapping[str, str], name: str) -> int | None:
     return value
 
 
-def env_provider_refs(env: Mapping[str, str], provider: str, *, single_only: bool = False) -> list[str]:
+def env_provider_refs(
+    env: Mapping[str, str], provider: str, *, single_only: bool = False
+) -> list[str]:
     """The secret references a provider's variables define: comma list, numbered, single."""
     prefix = ENV_PREFIX[provider]
     refs: list[str] = []
     if not single_only:
-        listed = [part.strip() for part in env.get(f"{prefix}_API_KEYS", "").split(",")]
-        refs.extend(f"env:{prefix}_API_KEYS#{i}" for i, part in enumerate(listed, 1) if part)
+        # Positions count non-empty elements only, as env_secret_by_ref resolves them ("a,,b").
+        listed = [p for part in env.get(f"{prefix}_API_KEYS", "").split(",") if (p := part.strip())]
+        refs.extend(f"env:{prefix}_API_KEYS#{i}" for i in range(1, len(listed) + 1))
         numbered = sorted(
             (int(m.group(1)), name)
             for name in env
@@ -276,14 +372,16 @@ def keys_from_environment(
             seen.add(secret)
             source = ref.removeprefix("env:").split("#")[0]
             try:
-                key = APIKey(
-                    key_id=f"{provider}-{fingerprint(secret)}",
-                    provider=provider,  # type: ignore[arg-type]
-                    model_name=model,
-                    models=[ModelBinding(model=model), ModelBinding(model="*", priority=1)],
-                    base_url=base_url,
-                    secret_ref=ref,
-                    **limits,
+                key = APIKey.model_validate(
+                    {
+                        "key_id": f"{provider}-{fingerprint(secret)}",
+                        "provider": provider,
+                        "model_name": model,
+                        "models": [{"model": model}, {"model": "*", "priority": 1}],
+                        "base_url": base_url,
+                        "secret_ref": ref,
+                        **limits,
+                    }
                 )
             except ValidationError as exc:
                 err = exc.errors()[0]

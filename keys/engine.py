@@ -28,7 +28,12 @@ from zoneinfo import ZoneInfo
 
 import lua
 from keys.models import APIKey, key_serves
-from router.errors import AllKeysExhaustedError, ConfigError, KeyUnavailability, RequestTooLargeError
+from router.errors import (
+    AllKeysExhaustedError,
+    ConfigError,
+    KeyUnavailability,
+    RequestTooLargeError,
+)
 from router.redis_keys import RedisKeys
 from router.store import Store
 
@@ -143,7 +148,7 @@ class CapacityEngine:
         self._keys: dict[str, APIKey] = {}
         self._layouts: dict[str, _ModelLayout] = {}
         self._zones = _ZoneCache()
-        self._random = random.Random()  # noqa: S311 - load spreading, not security
+        self._random = random.Random()
 
     # -- configuration ---------------------------------------------------------------------------
     @property
@@ -187,20 +192,26 @@ class CapacityEngine:
         for key_id, key in gone.items():
             # other processes may still index it until they reload: mark the record inactive
             await self.store.call(
-                self.store.client.hset(self.names.pool_config, f"k:{key_id}", f"{key.group}\t0\t{_tags_record(key)}")
+                self.store.client.hset(
+                    self.names.pool_config, f"k:{key_id}", f"{key.group}\t0\t{_tags_record(key)}"
+                )
             )
 
-    def _models_of(self, keys: dict[str, APIKey], before: dict[str, APIKey] | None = None) -> set[str]:
+    def _models_of(
+        self, keys: dict[str, APIKey], before: dict[str, APIKey] | None = None
+    ) -> set[str]:
         """Models whose index ``keys`` are (or, with ``before``, were) part of."""
         source = before if before is not None else keys
-        models = set()
+        models: set[str] = set()
         for key_id in keys:
             key = source.get(key_id)
             if key is None:
                 continue
             models.update(b.model for b in key.bindings if not b.is_pattern)
             models.update(m for m in self._layouts if key_serves(key, m) is not None)
-        models.update(m for m, layout in self._layouts.items() if any(k in layout.tier_of for k in keys))
+        models.update(
+            m for m, layout in self._layouts.items() if any(k in layout.tier_of for k in keys)
+        )
         return models
 
     def serving(self, model: str) -> list[tuple[APIKey, int, float]]:
@@ -216,17 +227,43 @@ class CapacityEngine:
         """Write the records and indexes of ``model`` (idempotent; usage state untouched)."""
         serving = self.serving(model)
         tiers = sorted({tier for _, tier, _ in serving})
-        previous = await self.store.call(self.store.client.hget(self.names.pool_config, f"m:{model}"))
+        previous = await self.store.call(
+            self.store.client.hget(self.names.pool_config, f"m:{model}")
+        )
         old_tiers = [int(t) for t in previous.split("\t")[1].split(",") if t] if previous else []
         all_tiers = sorted(set(tiers) | set(old_tiers))
         bursts = [key.tpm_burst or key.tpm for key, _, _ in serving]
-        max_burst = -1 if not bursts or any(b is None for b in bursts) else max(b for b in bursts if b)
-        keys = [self.names.pool_config, self.names.pool_health, self.names.pool_models, self.names.pool_state]
+        max_burst = (
+            -1 if not bursts or any(b is None for b in bursts) else max(b for b in bursts if b)
+        )
+        keys = [
+            self.names.pool_config,
+            self.names.pool_health,
+            self.names.pool_models,
+            self.names.pool_state,
+        ]
         for tier in all_tiers:
-            keys += [self.names.ready(model, tier), self.names.order(model, tier), self.names.share(model, tier)]
-        args: list[Any] = [model, max_burst, ",".join(map(str, tiers)), ",".join(map(str, all_tiers)), len(serving)]
+            keys += [
+                self.names.ready(model, tier),
+                self.names.order(model, tier),
+                self.names.share(model, tier),
+            ]
+        args: list[Any] = [
+            model,
+            max_burst,
+            ",".join(map(str, tiers)),
+            ",".join(map(str, all_tiers)),
+            len(serving),
+        ]
         for key, tier, weight in serving:
-            args += [key.key_id, tier, key.group, repr(float(weight)), _tags_record(key), 1 if key.active else 0]
+            args += [
+                key.key_id,
+                tier,
+                key.group,
+                repr(float(weight)),
+                _tags_record(key),
+                1 if key.active else 0,
+            ]
         buckets = {f"{key.group}|{model}": _limits_record(key) for key, _, _ in serving}
         args.append(len(buckets))
         for name, record in buckets.items():
@@ -284,10 +321,18 @@ class CapacityEngine:
         layout = await self._layout(model)
         rid = reservation_id or uuid.uuid4().hex
         args = [
-            model, int(tokens), strategy, rid, self.reservation_ttl, self._now_arg(), self._offsets(),
-            repr(self._random.random()), ",".join(exclude),
+            model,
+            int(tokens),
+            strategy,
+            rid,
+            self.reservation_ttl,
+            self._now_arg(),
+            self._offsets(),
+            repr(self._random.random()),
+            ",".join(exclude),
             ",".join(f"{k}={v}" for k, v in sorted((tags or {}).items())),
-            ",".join(map(str, layout.tiers)), self.probe_ttl,
+            ",".join(map(str, layout.tiers)),
+            self.probe_ttl,
         ]
         reply = await self.store.run(_RESERVE, self._reserve_keys(model, rid, layout), args)
         if reply[0] == "no_keys" and layout.tier_of:
@@ -298,28 +343,47 @@ class CapacityEngine:
         status = reply[0]
         if status == "ok":
             return Reservation(
-                reservation_id=rid, key_id=reply[1], model=model, tokens=int(reply[2]),
-                tier=int(reply[4]), bucket=reply[6], reserved_at=float(reply[3]),
-                probe=reply[5] == "probe", duplicate=reply[5] == "dup",
+                reservation_id=rid,
+                key_id=reply[1],
+                model=model,
+                tokens=int(reply[2]),
+                tier=int(reply[4]),
+                bucket=reply[6],
+                reserved_at=float(reply[3]),
+                probe=reply[5] == "probe",
+                duplicate=reply[5] == "dup",
             )
         if status == "too_large":
             raise RequestTooLargeError(model, int(tokens), int(reply[2]))
         now = float(reply[1]) if status == "no_keys" else float(reply[3])
         if status == "no_keys":
-            raise AllKeysExhaustedError(model, retry_at=None, now=now, reason="no active key serves this model")
+            raise AllKeysExhaustedError(
+                model, retry_at=None, now=now, reason="no active key serves this model"
+            )
         notes = []
         for entry in reply[4:]:
             key_id, why, until = entry.split("|")
             notes.append(KeyUnavailability(key_id, why, None if until == "inf" else float(until)))
         retry_at = _f(reply[1])
         raise AllKeysExhaustedError(
-            model, retry_at=None if retry_at == float("inf") else retry_at, now=now, reason=reply[2], keys=notes
+            model,
+            retry_at=None if retry_at == float("inf") else retry_at,
+            now=now,
+            reason=reply[2],
+            keys=notes,
         )
 
     def _reserve_keys(self, model: str, rid: str, layout: _ModelLayout) -> list[str]:
         n = self.names
-        keys = [n.pool_config, n.pool_state, n.pool_windows, n.pool_health, n.pool_stats, n.pool_cursor,
-                n.reservation(rid)]
+        keys = [
+            n.pool_config,
+            n.pool_state,
+            n.pool_windows,
+            n.pool_health,
+            n.pool_stats,
+            n.pool_cursor,
+            n.reservation(rid),
+        ]
         for tier in layout.tiers:
             keys += [n.ready(model, tier), n.order(model, tier), n.share(model, tier)]
         return keys
@@ -352,21 +416,38 @@ class CapacityEngine:
         """
         p = self.policy
         keys = [
-            self.names.reservation(reservation.reservation_id), self.names.pool_config,
-            self.names.pool_state, self.names.pool_windows, self.names.pool_health, self.names.pool_stats,
+            self.names.reservation(reservation.reservation_id),
+            self.names.pool_config,
+            self.names.pool_state,
+            self.names.pool_windows,
+            self.names.pool_health,
+            self.names.pool_stats,
             *self._ready_sets(reservation.key_id, (reservation.model, reservation.tier)),
         ]
         args = [
-            "" if actual_tokens is None else int(actual_tokens), outcome,
-            "" if retry_after is None else repr(float(max(0.0, retry_after))), scope,
-            p.cooldown_seconds, p.cooldown_factor, p.cooldown_max_seconds,
-            p.breaker_threshold, p.breaker_timeout_seconds, error_class or outcome,
-            self._now_arg(), self._offsets(), provider_limits,
+            "" if actual_tokens is None else int(actual_tokens),
+            outcome,
+            "" if retry_after is None else repr(float(max(0.0, retry_after))),
+            scope,
+            p.cooldown_seconds,
+            p.cooldown_factor,
+            p.cooldown_max_seconds,
+            p.breaker_threshold,
+            p.breaker_timeout_seconds,
+            error_class or outcome,
+            self._now_arg(),
+            self._offsets(),
+            provider_limits,
         ]
         reply = await self.store.run(_SETTLE, keys, args)
         if reply[0] == "settled":
             return SettleResult(
-                True, reply[1], int(reply[2]), reply[3], float(reply[4]), charged=float(reply[5]),
+                True,
+                reply[1],
+                int(reply[2]),
+                reply[3],
+                float(reply[4]),
+                charged=float(reply[5]),
                 previous_state=reply[6],
             )
         return SettleResult(False, reservation.key_id, note=reply[-1])
@@ -374,20 +455,34 @@ class CapacityEngine:
     async def release(self, reservation: Reservation) -> bool:
         """Give back a reservation whose call never reached the provider; idempotent."""
         keys = [
-            self.names.reservation(reservation.reservation_id), self.names.pool_config,
-            self.names.pool_state, self.names.pool_windows, self.names.pool_stats,
+            self.names.reservation(reservation.reservation_id),
+            self.names.pool_config,
+            self.names.pool_state,
+            self.names.pool_windows,
+            self.names.pool_stats,
             self.names.ready(reservation.model, reservation.tier),
         ]
         reply = await self.store.run(_RELEASE, keys, [self._now_arg(), self._offsets()])
         return bool(reply[0] == "released")
 
     # -- health actions --------------------------------------------------------------------------
-    async def _set_health(self, key_id: str, action: str, seconds: float = 0, reason: str = "") -> dict[str, Any]:
+    async def _set_health(
+        self, key_id: str, action: str, seconds: float = 0, reason: str = ""
+    ) -> dict[str, Any]:
         buckets = []
         key = self._keys.get(key_id)
         if key is not None:
-            buckets = [f"{key.group}|{model}" for model, layout in self._layouts.items() if key_id in layout.tier_of]
-        keys = [self.names.pool_config, self.names.pool_state, self.names.pool_health, *self._ready_sets(key_id)]
+            buckets = [
+                f"{key.group}|{model}"
+                for model, layout in self._layouts.items()
+                if key_id in layout.tier_of
+            ]
+        keys = [
+            self.names.pool_config,
+            self.names.pool_state,
+            self.names.pool_health,
+            *self._ready_sets(key_id),
+        ]
         args = [key_id, action, repr(float(seconds)), reason, self._now_arg(), ",".join(buckets)]
         state, until, why = await self.store.run(_SET_HEALTH, keys, args)
         return {"state": state, "until": float(until), "reason": why}
@@ -413,7 +508,9 @@ class CapacityEngine:
     async def now(self) -> float:
         return float(self._clock()) if self._clock is not None else await self.store.server_time()
 
-    async def bucket_usage(self, bucket: str, key: APIKey, now: float | None = None) -> dict[str, Any]:
+    async def bucket_usage(
+        self, bucket: str, key: APIKey, now: float | None = None
+    ) -> dict[str, Any]:
         """Usage of one bucket: sliding-minute requests/tokens, the day's, room left, blocks."""
         now = await self.now() if now is None else now
         raw = await self.store.call(self.store.client.hget(self.names.pool_state, bucket))
@@ -424,7 +521,11 @@ class CapacityEngine:
         return _parse_health(raw)
 
     async def stats(self, key_id: str) -> dict[str, Any]:
-        return (await self.snapshot([key_id]))[key_id]["stats"] if key_id in self._keys else _parse_stats({})
+        return (
+            (await self.snapshot([key_id]))[key_id]["stats"]
+            if key_id in self._keys
+            else _parse_stats({})
+        )
 
     async def layout_models(self) -> list[str]:
         return sorted(self._layouts)
@@ -438,8 +539,18 @@ class CapacityEngine:
         if not key_ids:
             return {}
         now = await self.now()
-        stat_fields = ["requests", "successes", "failures", "rate_limited", "released", "tokens",
-                       "last_used", "last_error", "last_error_at", "provider_limits"]
+        stat_fields = [
+            "requests",
+            "successes",
+            "failures",
+            "rate_limited",
+            "released",
+            "tokens",
+            "last_used",
+            "last_error",
+            "last_error_at",
+            "provider_limits",
+        ]
         buckets: list[tuple[str, str, str]] = []
         for key_id in key_ids:
             key = self._keys.get(key_id)
@@ -450,10 +561,14 @@ class CapacityEngine:
         stats_raw = await self.store.call(
             client.hmget(self.names.pool_stats, [f"{k}:{f}" for k in key_ids for f in stat_fields])
         )
-        state_raw = await self.store.call(client.hmget(self.names.pool_state, [b for _, _, b in buckets])) if buckets else []
+        state_raw = (
+            await self.store.call(client.hmget(self.names.pool_state, [b for _, _, b in buckets]))
+            if buckets
+            else []
+        )
         out: dict[str, dict[str, Any]] = {}
         for i, key_id in enumerate(key_ids):
-            values = stats_raw[i * len(stat_fields):(i + 1) * len(stat_fields)]
+            values = stats_raw[i * len(stat_fields) : (i + 1) * len(stat_fields)]
             out[key_id] = {
                 "health": _parse_health(health_raw[i]),
                 "stats": _parse_stats(dict(zip(stat_fields, values, strict=True))),
@@ -485,7 +600,8 @@ def _check_groups(keys: Iterable[APIKey]) -> None:
             raise ConfigError(
                 f"keys {other.key_id!r} and {key.key_id!r} share quota group {key.group!r} "
                 "but have different limits (rpm, tpm, rpd, bursts, strict, day_reset_tz must match)",
-                entry=key.key_id, field="quota_group",
+                entry=key.key_id,
+                field="quota_group",
             )
 
 
@@ -511,8 +627,18 @@ def _parse_state(raw: str | None) -> _State:
         return _State()
     p = raw.split("\t")
     return _State(
-        float(p[0]), float(p[1]), int(p[2]), int(p[3]), int(p[4]), int(p[5]), int(p[6]), int(p[7]),
-        int(p[8]), int(p[9]), float(p[10]), int(p[11]),
+        float(p[0]),
+        float(p[1]),
+        int(p[2]),
+        int(p[3]),
+        int(p[4]),
+        int(p[5]),
+        int(p[6]),
+        int(p[7]),
+        int(p[8]),
+        int(p[9]),
+        float(p[10]),
+        int(p[11]),
     )
 
 
@@ -537,12 +663,21 @@ def _usage_from_state(raw: str | None, key: APIKey, now: float) -> dict[str, Any
         return max(0.0, (burst or limit) - max(0.0, tat - now) / interval)
 
     return {
-        "rpm": {"count": round(prev_req * weight + cur_req), "limit": key.rpm,
-                "available": room(s.tat_r, key.rpm, key.rpm_burst)},
-        "tpm": {"used": round(prev_tok * weight + cur_tok), "limit": key.tpm,
-                "available": room(s.tat_t, key.tpm, key.tpm_burst)},
-        "rpd": {"count": s.day_req if same_day else 0, "limit": key.rpd,
-                "tokens": s.day_tok if same_day else 0},
+        "rpm": {
+            "count": round(prev_req * weight + cur_req),
+            "limit": key.rpm,
+            "available": room(s.tat_r, key.rpm, key.rpm_burst),
+        },
+        "tpm": {
+            "used": round(prev_tok * weight + cur_tok),
+            "limit": key.tpm,
+            "available": room(s.tat_t, key.tpm, key.tpm_burst),
+        },
+        "rpd": {
+            "count": s.day_req if same_day else 0,
+            "limit": key.rpd,
+            "tokens": s.day_tok if same_day else 0,
+        },
         "blocked_until": s.blocked if s.blocked > now else None,
         "backoff_level": s.level,
     }
@@ -564,4 +699,10 @@ def _parse_health(raw: str | None) -> dict[str, Any]:
     if not raw:
         return {"state": "ok", "until": 0.0, "reason": "", "level": 0, "fails": 0}
     p = raw.split("\t")
-    return {"state": p[0], "until": float(p[1]), "reason": p[2], "level": int(p[3]), "fails": int(p[4])}
+    return {
+        "state": p[0],
+        "until": float(p[1]),
+        "reason": p[2],
+        "level": int(p[3]),
+        "fails": int(p[4]),
+    }

@@ -110,7 +110,9 @@ class KeyManager:
             breaker_threshold=s.CIRCUIT_BREAKER_THRESHOLD,
             breaker_timeout_seconds=s.CIRCUIT_BREAKER_TIMEOUT_SECONDS,
         )
-        self.engine = CapacityEngine(self.store, reservation_ttl=s.RESERVATION_TTL_SECONDS, policy=policy, clock=clock)
+        self.engine = CapacityEngine(
+            self.store, reservation_ttl=s.RESERVATION_TTL_SECONDS, policy=policy, clock=clock
+        )
         self.secrets = secret_store or create_secret_store(s, environ)
         self.overrides = Overrides(self.store)
         self.config = KeyConfig(keys=[])
@@ -174,7 +176,9 @@ class KeyManager:
                 health = await self.engine.health(key_id)
                 if health["state"] == "disabled" and health["reason"] != "manual":
                     await self.engine.enable(key_id)
-                    log.info("key re-enabled by reload", key=self.masked(key_id), reason=health["reason"])
+                    log.info(
+                        "key re-enabled by reload", key=self.masked(key_id), reason=health["reason"]
+                    )
         self.config = config
         self._sources = origin
         self._strategies.clear()
@@ -195,7 +199,9 @@ class KeyManager:
         for key in self.keys.values():
             if key.active:
                 return key.model_name
-        raise AllKeysExhaustedError("(default)", retry_at=None, now=time.time(), reason="no API keys configured")
+        raise AllKeysExhaustedError(
+            "(default)", retry_at=None, now=time.time(), reason="no API keys configured"
+        )
 
     def strategy_for_model(self, model: str) -> str:
         """The configured strategy of the model's provider; else round robin for document 001's
@@ -209,8 +215,10 @@ class KeyManager:
         if len(providers) == 1:
             provider = providers.pop()
             strategy = self.settings.strategy_for(provider)
-            if strategy is None and serving and all(
-                self._sources.get(k.key_id, "").startswith("env:") for k in serving
+            if (
+                strategy is None
+                and serving
+                and all(self._sources.get(k.key_id, "").startswith("env:") for k in serving)
             ):
                 strategy = "round_robin"
         strategy = strategy or self.settings.KEY_ROTATION_STRATEGY or "capacity"
@@ -249,7 +257,7 @@ class KeyManager:
                     continue
                 pause = exc.retry_after
                 if pause is not None and time.monotonic() + pause <= deadline:
-                    await asyncio.sleep(pause + random.uniform(0, 0.01))  # noqa: S311
+                    await asyncio.sleep(pause + random.uniform(0, 0.01))
                     continue
                 raise await self._explain(model, exc) from None
             key = self.keys.get(reservation.key_id)
@@ -274,8 +282,11 @@ class KeyManager:
             return False
         reset = await self.engine.reset_breakers(key_ids)
         if reset:
-            log.warning("all keys unhealthy: circuit breakers reset", model=model,
-                        keys=[self.masked(k) for k in reset])
+            log.warning(
+                "all keys unhealthy: circuit breakers reset",
+                model=model,
+                keys=[self.masked(k) for k in reset],
+            )
         return bool(reset)
 
     async def _explain(self, model: str, exc: AllKeysExhaustedError) -> AllKeysExhaustedError:
@@ -289,7 +300,9 @@ class KeyManager:
         for key_id in missing:
             state, reason, until = key_state(self.keys[key_id], snap[key_id])
             reasons.append(KeyUnavailability(key_id, reason or state, until))
-        return AllKeysExhaustedError(model, retry_at=exc.retry_at, now=exc.now, reason=exc.reason, keys=reasons)
+        return AllKeysExhaustedError(
+            model, retry_at=exc.retry_at, now=exc.now, reason=exc.reason, keys=reasons
+        )
 
     async def get_secret(self, selection: KeySelection | str) -> str:
         """The secret of the selected key (from the secret store's cache)."""
@@ -300,14 +313,22 @@ class KeyManager:
 
     # -- outcomes --------------------------------------------------------------------------------
     async def record_success(
-        self, selection: KeySelection, actual_tokens: int | None = None, *, provider_limits: str = ""
+        self,
+        selection: KeySelection,
+        actual_tokens: int | None = None,
+        *,
+        provider_limits: str = "",
     ) -> None:
         result = await self.engine.settle(
             selection.reservation, actual_tokens, "success", provider_limits=provider_limits
         )
         if result.changed:
-            log.info("key healthy again", key=selection.masked_key, state=result.state,
-                     previous=result.previous_state)
+            log.info(
+                "key healthy again",
+                key=selection.masked_key,
+                state=result.state,
+                previous=result.previous_state,
+            )
 
     async def record_failure(
         self,
@@ -323,36 +344,62 @@ class KeyManager:
             await self.engine.release(selection.reservation)
             return outcome.kind
         result = await self.engine.settle(
-            selection.reservation, actual_tokens, outcome.kind,  # type: ignore[arg-type]
-            retry_after=outcome.retry_after, scope=outcome.scope, error_class=outcome.error_class,
+            selection.reservation,
+            actual_tokens,
+            outcome.kind,  # type: ignore[arg-type]
+            retry_after=outcome.retry_after,
+            scope=outcome.scope,
+            error_class=outcome.error_class,
             provider_limits=provider_limits,
         )
-        self._log_transition(selection, outcome.kind, result.state, result.previous_state, result.until)
+        self._log_transition(
+            selection, outcome.kind, result.state, result.previous_state, result.until
+        )
         return outcome.kind
 
     async def release(self, selection: KeySelection) -> bool:
         return await self.engine.release(selection.reservation)
 
-    def _log_transition(self, sel: KeySelection, outcome: str, state: str, before: str, until: float) -> None:
+    def _log_transition(
+        self, sel: KeySelection, outcome: str, state: str, before: str, until: float
+    ) -> None:
         provider, key = sel.key.provider, sel.masked_key
         if outcome == "rate_limited":
             pause = max(0.0, until - time.time())
-            log.warning(f"Rate limited on {provider} key {key} backing off for {pause:.0f}s",
-                        key=key, model=sel.model, until=until)
+            log.warning(
+                f"Rate limited on {provider} key {key} backing off for {pause:.0f}s",
+                key=key,
+                model=sel.model,
+                until=until,
+            )
         elif state == "disabled" and before != "disabled":
-            log.warning(f"{provider} key {key} disabled: authentication failed", key=key, reason="auth")
+            log.warning(
+                f"{provider} key {key} disabled: authentication failed", key=key, reason="auth"
+            )
         elif state == "open" and before != "open":
-            log.warning(f"Circuit breaker opened for {provider} key {key} after "
-                        f"{self.settings.CIRCUIT_BREAKER_THRESHOLD} failures", key=key, until=until)
+            log.warning(
+                f"Circuit breaker opened for {provider} key {key} after "
+                f"{self.settings.CIRCUIT_BREAKER_THRESHOLD} failures",
+                key=key,
+                until=until,
+            )
 
     # -- health actions --------------------------------------------------------------------------
-    async def mark_key_unhealthy(self, key_id: str, cooldown_seconds: float | None = None, reason: str = "manual") -> dict[str, Any]:
+    async def mark_key_unhealthy(
+        self, key_id: str, cooldown_seconds: float | None = None, reason: str = "manual"
+    ) -> dict[str, Any]:
         """Cool a key down (document 004); every process stops using it at once."""
         await self._ready()
         self._require(key_id)
-        seconds = cooldown_seconds if cooldown_seconds is not None else self.settings.RATE_LIMIT_COOLDOWN_SECONDS
+        seconds = (
+            cooldown_seconds
+            if cooldown_seconds is not None
+            else self.settings.RATE_LIMIT_COOLDOWN_SECONDS
+        )
         result = await self.engine.cooldown(key_id, seconds, reason)
-        log.warning("key cooled down by operator", key=self.masked(key_id), seconds=seconds, reason=reason)
+        log.warning(
+            "key cooled down by operator", key=self.masked(key_id), seconds=seconds, reason=reason
+        )
         return result
 
     async def clear_cooldown(self, key_id: str) -> dict[str, Any]:
@@ -374,7 +421,11 @@ class KeyManager:
         """Add a key to the pool of every process (its secret comes from the secret store)."""
         await self._ready()
         if key.key_id in self.keys:
-            raise ConfigError(f"key id {key.key_id!r} already exists; use update_key", entry=key.key_id, field="key_id")
+            raise ConfigError(
+                f"key id {key.key_id!r} already exists; use update_key",
+                entry=key.key_id,
+                field="key_id",
+            )
         return await self._put(key, persist, "key added")
 
     async def update_key(self, key_id: str, *, persist: bool = False, **changes: Any) -> APIKey:
@@ -386,7 +437,9 @@ class KeyManager:
             updated = APIKey.model_validate(data)
         except ValidationError as exc:
             err = exc.errors()[0]
-            raise ConfigError(err["msg"], entry=key_id, field=".".join(map(str, err["loc"])) or None) from None
+            raise ConfigError(
+                err["msg"], entry=key_id, field=".".join(map(str, err["loc"])) or None
+            ) from None
         return await self._put(updated, persist, "key updated")
 
     async def deactivate_key(self, key_id: str) -> APIKey:
@@ -434,8 +487,14 @@ class KeyManager:
         """Write the pool's metadata (never secrets) to keys.json; keys from provider variables
         stay in the environment. Run-time changes now in the file stop being overrides."""
         await self._ready()
-        target = Path(path) if path else resolve_keys_path(self.key_store_path, self.settings) or Path("keys.json")
-        saved = [k for k in self.keys.values() if not self._sources.get(k.key_id, "").startswith("env:")]
+        target = (
+            Path(path)
+            if path
+            else resolve_keys_path(self.key_store_path, self.settings) or Path("keys.json")
+        )
+        saved = [
+            k for k in self.keys.values() if not self._sources.get(k.key_id, "").startswith("env:")
+        ]
         extra: dict[str, Any] = dict(self.config.routing)
         save_keys_file(target, saved, extra or None)
         if target == (self.config.path or target):
@@ -488,7 +547,9 @@ class KeyManager:
         return {
             "total_keys": len(snap),
             "healthy_keys": healthy,
-            "rotation_strategy": strategies[0] if len(strategies) == 1 else (strategies or ["capacity"]),
+            "rotation_strategy": strategies[0]
+            if len(strategies) == 1
+            else (strategies or ["capacity"]),
             "keys": entries,
         }
 
@@ -507,7 +568,11 @@ class KeyManager:
         """Store, keys and secret store health for ``RequestRouter.health_check``."""
         out: dict[str, Any] = {"healthy": True}
         try:
-            out["store"] = {**self.store.describe(), "ok": True, "latency_ms": round(await self.store.ping(), 3)}
+            out["store"] = {
+                **self.store.describe(),
+                "ok": True,
+                "latency_ms": round(await self.store.ping(), 3),
+            }
         except StoreError as exc:
             out["store"] = {**self.store.describe(), "ok": False, "error": str(exc)}
             out["healthy"] = False

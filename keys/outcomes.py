@@ -1,11 +1,11 @@
 """How a provider's answer becomes a key's health outcome (see lua/settle.lua).
 
-    success        the call worked: a probe closes its circuit, failures fade
-    neutral        the request's own fault (400, context length, content filter): the key is fine
-    rate_limited   429: the quota group cools down for what the provider said (or the backoff)
-    auth           401/403: the key is disabled until an operator reloads or replaces it
-    transient      5xx, 529, timeouts, connection resets: counts toward the circuit breaker
-    release        the call never left (connection refused): everything reserved comes back
+success        the call worked: a probe closes its circuit, failures fade
+neutral        the request's own fault (400, context length, content filter): the key is fine
+rate_limited   429: the quota group cools down for what the provider said (or the backoff)
+auth           401/403: the key is disabled until an operator reloads or replaces it
+transient      5xx, 529, timeouts, connection resets: counts toward the circuit breaker
+release        the call never left (connection refused): everything reserved comes back
 """
 
 from __future__ import annotations

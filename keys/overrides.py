@@ -38,11 +38,19 @@ class Overrides:
             try:
                 out[key_id] = APIKey.model_validate(json.loads(value))
             except (ValueError, ValidationError) as exc:
-                raise ConfigError(f"unreadable run-time change: {exc}", source=self.names.pool_overrides, entry=key_id) from None
+                raise ConfigError(
+                    f"unreadable run-time change: {exc}",
+                    source=self.names.pool_overrides,
+                    entry=key_id,
+                ) from None
         return out
 
     async def put(self, key: APIKey) -> int:
-        await self.store.call(self.store.client.hset(self.names.pool_overrides, key.key_id, json.dumps(key.metadata())))
+        await self.store.call(
+            self.store.client.hset(
+                self.names.pool_overrides, key.key_id, json.dumps(key.metadata())
+            )
+        )
         return await self._bump()
 
     async def remove(self, key_id: str) -> int:

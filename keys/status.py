@@ -12,7 +12,13 @@ from typing import Any
 from keys.models import APIKey
 
 #: Key states, from the operator's point of view.
-HEALTHY, COOLDOWN, CIRCUIT_OPEN, HALF_OPEN, DISABLED = "healthy", "cooldown", "circuit_open", "half_open", "disabled"
+HEALTHY, COOLDOWN, CIRCUIT_OPEN, HALF_OPEN, DISABLED = (
+    "healthy",
+    "cooldown",
+    "circuit_open",
+    "half_open",
+    "disabled",
+)
 
 
 def iso(ts: float | None) -> str | None:

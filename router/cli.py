@@ -21,11 +21,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="LLM key-pool router: share a pool of provider API keys without tripping rate limits.",
     )
     parser.add_argument(
-        "--health-check", action="store_true",
+        "--health-check",
+        action="store_true",
         help="load the configuration, ping the store, print a JSON health report; exit 0 when healthy",
     )
-    parser.add_argument("--url", help="with --health-check: check a running gateway at this URL instead")
-    parser.add_argument("--keys", metavar="PATH", help="keys.json to use (default: KEY_STORE_PATH or ./keys.json)")
+    parser.add_argument(
+        "--url", help="with --health-check: check a running gateway at this URL instead"
+    )
+    parser.add_argument(
+        "--keys", metavar="PATH", help="keys.json to use (default: KEY_STORE_PATH or ./keys.json)"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="command")
     for name in COMMAND_MODULES:
         try:

@@ -68,7 +68,9 @@ class ConfigError(RouterError):
         if self.source:
             where.append(str(self.source))
         if self.entry is not None:
-            where.append(f"entry {self.entry!r}" if isinstance(self.entry, str) else f"entry #{self.entry}")
+            where.append(
+                f"entry {self.entry!r}" if isinstance(self.entry, str) else f"entry #{self.entry}"
+            )
         if self.field:
             where.append(f"field {self.field!r}")
         return f"{', '.join(where)}: {message}" if where else message
@@ -135,7 +137,9 @@ class AllKeysExhaustedError(CapacityError):
         self.reason = reason
         self.keys = list(keys or [])
         when = (
-            f"retry in {self.retry_after:.2f}s" if retry_at is not None else "no key recovers by itself"
+            f"retry in {self.retry_after:.2f}s"
+            if retry_at is not None
+            else "no key recovers by itself"
         )
         why = f" ({reason})" if reason else ""
         super().__init__(f"No keys with available capacity for model {model!r}{why}; {when}")

@@ -27,7 +27,9 @@ def _keys_section(config: KeyConfig, settings: Settings) -> dict[str, Any]:
         "keys_file": str(config.path) if config.path else None,
     }
     if settings.SECRET_STORE_TYPE == "env":
-        missing = [k.key_id for k in config.keys if k.active and env_secret_for(k, os.environ)[0] is None]
+        missing = [
+            k.key_id for k in config.keys if k.active and env_secret_for(k, os.environ)[0] is None
+        ]
         section["secrets_missing"] = missing
     return section
 
@@ -40,7 +42,9 @@ async def store_health(store: Store) -> dict[str, Any]:
     return {**store.describe(), "ok": True, "latency_ms": round(latency, 3)}
 
 
-async def health_report(keys_path: str | None = None, settings: Settings | None = None) -> dict[str, Any]:
+async def health_report(
+    keys_path: str | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
     """Configuration, keys and store health as one JSON-ready dict with ``healthy``."""
     report: dict[str, Any] = {
         "healthy": True,
@@ -63,7 +67,9 @@ async def health_report(keys_path: str | None = None, settings: Settings | None 
             "no API keys configured: set OPENAI_API_KEY (or ANTHROPIC_API_KEY, GEMINI_API_KEY) or a keys.json"
         )
     if report["keys"].get("secrets_missing"):
-        report["warnings"].append(f"{len(report['keys']['secrets_missing'])} active key(s) have no secret")
+        report["warnings"].append(
+            f"{len(report['keys']['secrets_missing'])} active key(s) have no secret"
+        )
     store = create_store(settings)
     try:
         report["store"] = await store_health(store)

@@ -1,15 +1,18 @@
 """Logging: structlog, JSON in production and console in a terminal, secrets masked everywhere.
 
 The pipeline is a list of processors (structlog's model). :func:`mask_secrets` is one of them: it
-walks every value of the event, including the rendered exception text, and masks anything that looks
-like a key (see :mod:`router.masking`). Records from the standard library (aiohttp, redis, boto3 ...)
-go through the same processors, so a third-party message that echoes a header is masked too.
+walks every value of the event, including the rendered exception text, and masks anything that
+looks like a key (see :mod:`router.masking`); a value logged under a credential's name
+(``api_key=``, ``secret=``, ``authorization=`` ...) is masked whatever it looks like. Records from
+the standard library (aiohttp, redis, boto3 ...) go through the same processors, so a third-party
+message that echoes a header is masked too.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -17,20 +20,26 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from router.masking import redact
+from router.masking import mask_secret, redact
 
 _configured = False
+
+#: Event keys whose values are credentials whatever they look like (``key_id`` is not one).
+_CREDENTIAL_NAME = re.compile(
+    r"(?i)^(?:.*[_-])?(?:api[_-]?key|secret|secret[_-]?key|password|passwd|token|access[_-]?token"
+    r"|authorization|auth[_-]?header|credentials?|x[_-]api[_-]key|x[_-]goog[_-]api[_-]key)$"
+)
 
 
 def _mask_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, MutableMapping):
-        return {k: _mask_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return type(value)(_mask_value(v) for v in value) if not isinstance(value, set) else [
-            _mask_value(v) for v in value
-        ]
+        return {k: _mask_field(str(k), v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return [_mask_value(v) for v in value]
+    if isinstance(value, list | tuple):
+        return type(value)(_mask_value(v) for v in value)
     if isinstance(value, BaseException):
         return redact(f"{type(value).__name__}: {value}")
     return value
@@ -38,7 +47,13 @@ def _mask_value(value: Any) -> Any:
 
 def mask_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     """Processor: mask secrets in every value of the event (exception text included)."""
-    return {key: _mask_value(value) for key, value in event_dict.items()}
+    return {key: _mask_field(key, value) for key, value in event_dict.items()}
+
+
+def _mask_field(name: str, value: Any) -> Any:
+    if isinstance(value, str) and _CREDENTIAL_NAME.match(name):
+        return mask_secret(value)
+    return _mask_value(value)
 
 
 def _shared_processors() -> list[Processor]:
@@ -60,7 +75,9 @@ def _wants_json(fmt: str | None) -> bool:
     return not sys.stderr.isatty()
 
 
-def configure_logging(level: str | None = None, fmt: str | None = None, *, force: bool = False) -> None:
+def configure_logging(
+    level: str | None = None, fmt: str | None = None, *, force: bool = False
+) -> None:
     """Configure structlog and the standard library root logger once per process.
 
     ``fmt``: ``json``, ``console`` or ``auto`` (console on a terminal, JSON otherwise);
@@ -70,10 +87,14 @@ def configure_logging(level: str | None = None, fmt: str | None = None, *, force
     if _configured and not force:
         return
     level_name = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    # The console renderer prints the exception text format_exc_info rendered (and masked); its
+    # own pretty formatter would re-render the traceback, unmasked and with local variables.
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if _wants_json(fmt)
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     shared = _shared_processors()
     structlog.configure(

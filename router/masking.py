@@ -4,9 +4,13 @@
 source document 001): the provider prefix, three characters, an ellipsis and the last four.
 
 ``redact(text)`` replaces everything in ``text`` that looks like a provider key (OpenAI, Anthropic,
-Google, AWS access key ids, Vault tokens, bearer tokens, ``key=`` query parameters) or that was
-registered with :func:`register_secret` (every secret the secret store hands out is registered), by
+Google, AWS access key ids, Vault tokens), every credential announced by its context (bearer tokens,
+``x-api-key``/``x-goog-api-key`` headers, ``key=`` query parameters, ``api_key``/``secret``/
+``token``/``password``/AWS ``secret_access_key`` assignments, the password of a URL) and every value
+registered with :func:`register_secret` (every secret the secret store hands out is registered) by
 its masked form. The logging pipeline, error answers, status and metrics all pass through it.
+
+Key patterns only match at the start of a word: ``desk-reservation-service`` is not a key.
 """
 
 from __future__ import annotations
@@ -29,23 +33,30 @@ _PREFIXES = (
     "hvs.",
 )
 
-_SHORTEST_SHOWN = 16  # below this length nothing of the value is shown
+#: Below this many characters after the provider prefix nothing of the value is shown: the
+#: 3 + 4 characters of the masked form must stay a small part of what is hidden.
+_SHORTEST_SHOWN = 16
 
-# Values that look like keys of the providers and stores this product talks to.
+# Values that look like keys of the providers and stores this product talks to, at a word start.
 _PATTERNS = re.compile(
+    r"(?<![A-Za-z0-9])(?:"
     r"sk-ant-[A-Za-z0-9_\-]{16,}"
     r"|sk-[A-Za-z0-9_\-]{16,}"
     r"|AIza[0-9A-Za-z_\-]{30,}"
     r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
     r"|hvs\.[A-Za-z0-9_\-]{16,}"
+    r")"
 )
 # Credentials announced by their context: "Bearer x", "x-api-key: x", "key=x", "api_key": "x".
 _CONTEXTUAL = re.compile(
     r"(?i)(bearer\s+|x-api-key[\"']?\s*[:=]\s*[\"']?|x-goog-api-key[\"']?\s*[:=]\s*[\"']?"
     r"|api[-_]?key[\"']?\s*[:=]\s*[\"']?|[?&]key=|secret[\"']?\s*[:=]\s*[\"']?"
+    r"|secret[-_]?access[-_]?key[\"']?\s*[:=]\s*[\"']?|password[\"']?\s*[:=]\s*[\"']?"
     r"|token[\"']?\s*[:=]\s*[\"']?)"
     r"([A-Za-z0-9_\-\.+/=]{8,})"
 )
+# The password of a URL (redis://user:password@host, https://user:password@host).
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:)([^\s@/]+)(@)")
 # Candidate tokens to look up among registered secrets: coarse, then split on URL/assignment marks.
 _TOKEN = re.compile(r"[^\s\"'`,;<>(){}\[\]|]{6,}")
 _FINE_TOKEN = re.compile(r"[^\s\"'`,;<>(){}\[\]|=&?:/\\]{6,}")
@@ -55,9 +66,9 @@ def mask_secret(value: str | None) -> str:
     """The display form of a secret: provider prefix + 3 characters + '...' + last 4."""
     if not value:
         return ""
-    if len(value) < _SHORTEST_SHOWN:
-        return "****"
     prefix = next((p for p in _PREFIXES if value.startswith(p)), "")
+    if len(value) - len(prefix) < _SHORTEST_SHOWN:
+        return "****"
     head = value[: len(prefix) + 3]
     return f"{head}...{value[-4:]}"
 
@@ -120,6 +131,7 @@ def redact(text: str) -> str:
         return text
     out = _redact_registered(text)
     out = _PATTERNS.sub(lambda m: _mask_if_needed(m.group(0)), out)
+    out = _URL_PASSWORD.sub(lambda m: m.group(1) + "****" + m.group(3), out)
     return _CONTEXTUAL.sub(lambda m: m.group(1) + _mask_if_needed(m.group(2)), out)
 
 

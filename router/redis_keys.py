@@ -141,10 +141,18 @@ def describe(keys: RedisKeys | None = None) -> list[tuple[str, str, str]]:
     m, t, c, u = "<model>", "<tier>", "<conv_id>", "<user_id>"
     return [
         (k.pool_config, "hash", "key records, limits per quota group and model, model records"),
-        (k.pool_state, "hash", "GCRA timestamps, day and minute counters per quota group and model"),
+        (
+            k.pool_state,
+            "hash",
+            "GCRA timestamps, day and minute counters per quota group and model",
+        ),
         (k.pool_windows, "hash", "per-second usage of the last minute (strict mode)"),
         (k.pool_health, "hash", "health per key: state, until, reason, cooldown level, failures"),
-        (k.pool_stats, "hash", "counters per key: requests, successes, failures, rate limited, last use"),
+        (
+            k.pool_stats,
+            "hash",
+            "counters per key: requests, successes, failures, rate limited, last use",
+        ),
         (k.pool_cursor, "hash", "round-robin cursor per model and tier"),
         (k.pool_models, "set", "models with a selection index"),
         (k.pool_overrides, "hash", "key changes made at run time (admin API), layered over config"),

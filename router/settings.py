@@ -58,6 +58,8 @@ class Settings(BaseModel):
 
     # Requests
     DEFAULT_MODEL: str | None = None
+    #: Completion tokens reserved when a caller names no limit (also sent as Anthropic's max_tokens).
+    EXPECTED_COMPLETION_TOKENS: int = Field(512, ge=1)
     RESERVE_WAIT_SECONDS: float = Field(2.0, ge=0)
     RESERVATION_TTL_SECONDS: int = Field(600, ge=10)
     MAX_ATTEMPTS: int = Field(5, ge=1)

@@ -24,11 +24,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from lua import Script
 from router.errors import StoreError
@@ -96,7 +96,9 @@ class Store:
                     return await self._run(script, keys, args)
             return await self._run(script, keys, args)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise StoreError(f"{self.describe_target()} unreachable running {script.name}: {exc}") from exc
+            raise StoreError(
+                f"{self.describe_target()} unreachable running {script.name}: {exc}"
+            ) from exc
         except ResponseError as exc:
             raise StoreError(f"script {script.name} failed: {exc}") from exc
 
@@ -201,11 +203,18 @@ def create_store(settings: Settings | None = None, *, url: str | None = None) ->
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
         )
-        return Store(client=aioredis.Redis(connection_pool=pool, retry=retry), kind="redis", keys=keys, url=url)
+        return Store(
+            client=aioredis.Redis(connection_pool=pool, retry=retry),
+            kind="redis",
+            keys=keys,
+            url=url,
+        )
     except (ValueError, RedisError) as exc:
         from router.errors import ConfigError
 
-        raise ConfigError(f"invalid Redis URL {mask_url(url)}: {exc}", source="environment", field="REDIS_URL") from None
+        raise ConfigError(
+            f"invalid Redis URL {mask_url(url)}: {exc}", source="environment", field="REDIS_URL"
+        ) from None
 
 
 def reset_embedded_store() -> None:

@@ -32,3 +32,42 @@ class Portal:
 
     def close(self) -> None:
         self._runner.close()
+
+
+class SyncRequestRouter:
+    """``RequestRouter`` with blocking methods of the same names (document 004's examples)."""
+
+    def __init__(self, router: Any = None, **kwargs: Any) -> None:
+        from router.request_router import RequestRouter
+
+        self._portal = Portal("SyncRequestRouter")
+        self.router = router or RequestRouter(**kwargs)
+
+    def send_one_shot(self, prompt: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._portal.run(self.router.send_one_shot(prompt, *args, **kwargs))
+
+    def send_chat(self, conv_id: str, prompt: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._portal.run(self.router.send_chat(conv_id, prompt, *args, **kwargs))
+
+    def complete(self, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._portal.run(self.router.complete(messages, *args, **kwargs))
+
+    def health_check(self) -> dict[str, Any]:
+        return self._portal.run(self.router.health_check())
+
+    def truncate_conversation(
+        self, conv_id: str, keep_last_n: int | None = None, **kwargs: Any
+    ) -> Any:
+        return self._portal.run(self.router.truncate_conversation(conv_id, keep_last_n, **kwargs))
+
+    def close(self) -> None:
+        try:
+            self._portal.run(self.router.close())
+        finally:
+            self._portal.close()
+
+    def __enter__(self) -> SyncRequestRouter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

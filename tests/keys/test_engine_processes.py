@@ -13,18 +13,28 @@ from tests.keys.engine_workers import reserve_many
 PROCESSES = 4
 
 
-def run_processes(url: str, cluster: bool, fixed_time: float | None, attempts: int, rpm: int) -> int:
+def run_processes(
+    url: str, cluster: bool, fixed_time: float | None, attempts: int, rpm: int
+) -> int:
     prefix = f"mp{uuid.uuid4().hex[:10]}"
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(PROCESSES) as pool:
-        results = pool.starmap(reserve_many, [(url, cluster, prefix, fixed_time, attempts, 50, rpm)] * PROCESSES)
+        results = pool.starmap(
+            reserve_many, [(url, cluster, prefix, fixed_time, attempts, 50, rpm)] * PROCESSES
+        )
     return sum(results)
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("kind", ["redis", "cluster"])
-def test_processes_at_one_instant_admit_exactly_the_burst(kind: str, request: pytest.FixtureRequest) -> None:
-    url = request.getfixturevalue("redis_url") if kind == "redis" else request.getfixturevalue("cluster_instance").url
+def test_processes_at_one_instant_admit_exactly_the_burst(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        request.getfixturevalue("redis_url")
+        if kind == "redis"
+        else request.getfixturevalue("cluster_instance").url
+    )
     # 5 keys x burst 40 requests; 4 processes x 150 attempts = 600 > 200
     assert run_processes(url, kind == "cluster", T0, 150, rpm=40) == 200
 

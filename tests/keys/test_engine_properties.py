@@ -75,7 +75,9 @@ limits = st.builds(
 )
 
 
-async def run_scenario(url: str | None, cluster: bool, lim: Limits, steps: list[Op], extra: bool) -> tuple[list[Admitted], Limits]:
+async def run_scenario(
+    url: str | None, cluster: bool, lim: Limits, steps: list[Op], extra: bool
+) -> tuple[list[Admitted], Limits]:
     values: dict[str, object] = {"REDIS_KEY_PREFIX": f"p{uuid.uuid4().hex[:10]}"}
     if url:
         values.update(REDIS_URL=url, REDIS_CLUSTER=cluster)
@@ -84,7 +86,9 @@ async def run_scenario(url: str | None, cluster: bool, lim: Limits, steps: list[
     engine = CapacityEngine(store, clock=clock)
     burst_r = min(lim.rpm_burst, lim.rpm) if lim.rpm_burst else None
     burst_t = min(lim.tpm_burst, lim.tpm) if lim.tpm_burst else None
-    key = make_key("k", rpm=lim.rpm, tpm=lim.tpm, rpm_burst=burst_r, tpm_burst=burst_t, strict=lim.strict)
+    key = make_key(
+        "k", rpm=lim.rpm, tpm=lim.tpm, rpm_burst=burst_r, tpm_burst=burst_t, strict=lim.strict
+    )
     await engine.configure([key])
     admitted: list[Admitted] = []
     pending: list[tuple[Reservation, Admitted, float]] = []
@@ -122,15 +126,16 @@ def check_envelopes(admitted: list[Admitted], lim: Limits) -> None:
     calls = [a for a in admitted if not a.released]
     assert lim.rpm_burst is not None and lim.tpm_burst is not None
     for i, first in enumerate(calls):
-        count, used, over = 0, 0.0, 0.0
-        for last in calls[i:]:
-            count += 1
+        used, over = 0.0, 0.0
+        for count, last in enumerate(calls[i:], start=1):
             spent = last.estimate if last.used is None else last.used
             used += spent
             over += max(0, spent - last.estimate)
             span = last.at - first.at
             assert count <= lim.rpm_burst + span * lim.rpm / 60 + EPS, "request envelope exceeded"
-            assert used <= lim.tpm_burst + span * lim.tpm / 60 + over + EPS, "token envelope exceeded"
+            assert used <= lim.tpm_burst + span * lim.tpm / 60 + over + EPS, (
+                "token envelope exceeded"
+            )
     if lim.strict:
         for first in calls:
             window = [c for c in calls if first.at <= c.at < first.at + 60]
@@ -147,7 +152,9 @@ def backend(kind: str, request: pytest.FixtureRequest) -> tuple[str | None, bool
     return None, False
 
 
-COMMON = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+COMMON = settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 #: A refund after the bucket refilled: naive refunds would admit the third call at once.
@@ -163,7 +170,9 @@ REFILL_THEN_REFUND = [
 @given(lim=limits, steps=st.lists(ops, min_size=1, max_size=60))
 @example(lim=Limits(10, 500, None, None, False), steps=REFILL_THEN_REFUND)
 @example(lim=Limits(10, 500, None, None, True), steps=REFILL_THEN_REFUND)
-def test_admissions_stay_within_the_limit_model(kind: str, request: pytest.FixtureRequest, lim: Limits, steps: list[Op]) -> None:
+def test_admissions_stay_within_the_limit_model(
+    kind: str, request: pytest.FixtureRequest, lim: Limits, steps: list[Op]
+) -> None:
     url, cluster = backend(kind, request)
     admitted, effective = asyncio.run(run_scenario(url, cluster, lim, steps, extra=False))
     check_envelopes(admitted, effective)
@@ -172,25 +181,44 @@ def test_admissions_stay_within_the_limit_model(kind: str, request: pytest.Fixtu
 @pytest.mark.parametrize("kind", ["redis", "embedded"])
 @COMMON
 @given(lim=limits, steps=st.lists(ops, min_size=1, max_size=60))
-def test_calls_using_more_than_estimated_only_exceed_by_their_overrun(kind: str, request: pytest.FixtureRequest, lim: Limits, steps: list[Op]) -> None:
+def test_calls_using_more_than_estimated_only_exceed_by_their_overrun(
+    kind: str, request: pytest.FixtureRequest, lim: Limits, steps: list[Op]
+) -> None:
     url, cluster = backend(kind, request)
     admitted, effective = asyncio.run(run_scenario(url, cluster, lim, steps, extra=True))
     check_envelopes(admitted, effective)
 
 
 @pytest.mark.parametrize("kind", ["redis", "embedded"])
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     rpm=st.integers(1, 20),
-    cooldowns=st.lists(st.tuples(st.sampled_from(["cooldown", "auth", "transient", "clear"]), st.floats(0, 120)), max_size=12),
+    cooldowns=st.lists(
+        st.tuples(st.sampled_from(["cooldown", "auth", "transient", "clear"]), st.floats(0, 120)),
+        max_size=12,
+    ),
     arrivals=st.lists(st.sampled_from([0.0, 0.5, 5.0, 30.0]), min_size=1, max_size=40),
 )
-def test_no_unhealthy_key_is_ever_selected(kind: str, request: pytest.FixtureRequest, rpm: int, cooldowns: list[tuple[str, float]], arrivals: list[float]) -> None:
+def test_no_unhealthy_key_is_ever_selected(
+    kind: str,
+    request: pytest.FixtureRequest,
+    rpm: int,
+    cooldowns: list[tuple[str, float]],
+    arrivals: list[float],
+) -> None:
     url, cluster = backend(kind, request)
     asyncio.run(_unhealthy_never_selected(url, cluster, rpm, cooldowns, arrivals))
 
 
-async def _unhealthy_never_selected(url: str | None, cluster: bool, rpm: int, actions: list[tuple[str, float]], arrivals: list[float]) -> None:
+async def _unhealthy_never_selected(
+    url: str | None,
+    cluster: bool,
+    rpm: int,
+    actions: list[tuple[str, float]],
+    arrivals: list[float],
+) -> None:
     values: dict[str, object] = {"REDIS_KEY_PREFIX": f"h{uuid.uuid4().hex[:10]}"}
     if url:
         values.update(REDIS_URL=url, REDIS_CLUSTER=cluster)
@@ -211,19 +239,25 @@ async def _unhealthy_never_selected(url: str | None, cluster: bool, rpm: int, ac
                     await engine.clear_cooldown(target)
                 else:
                     try:
-                        res = await engine.reserve("gpt-4o", 1, exclude=[n for n in names if n != target])
+                        res = await engine.reserve(
+                            "gpt-4o", 1, exclude=[n for n in names if n != target]
+                        )
                         await engine.settle(res, outcome=action)  # type: ignore[arg-type]
                     except AllKeysExhaustedError:
                         pass
             healthy = {}
             for name in names:
                 h = await engine.health(name)
-                healthy[name] = h["state"] == "ok" or (h["state"] in ("cooldown", "open", "probing") and h["until"] <= clock.now)
+                healthy[name] = h["state"] == "ok" or (
+                    h["state"] in ("cooldown", "open", "probing") and h["until"] <= clock.now
+                )
             try:
                 res = await engine.reserve("gpt-4o", 1)
             except AllKeysExhaustedError:
                 continue
-            assert healthy[res.key_id], f"{res.key_id} selected while {await engine.health(res.key_id)}"
+            assert healthy[res.key_id], (
+                f"{res.key_id} selected while {await engine.health(res.key_id)}"
+            )
             await engine.settle(res)
     finally:
         await store.close()

@@ -40,8 +40,13 @@ async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     callspec = getattr(request.node, "callspec", None)
     store_kind = callspec.params.get("store", "redis") if callspec else "redis"
 
-    async def factory(keys: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None,
-                      clock: ManualClock | None = None, prefix: str | None = None, **overrides: Any) -> KeyManager:
+    async def factory(
+        keys: list[dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
+        clock: ManualClock | None = None,
+        prefix: str | None = None,
+        **overrides: Any,
+    ) -> KeyManager:
         if prefix:
             overrides["REDIS_KEY_PREFIX"] = prefix
         settings = settings_for(store_kind, request, **overrides)
@@ -88,18 +93,24 @@ async def test_configured_strategy_wins(make: Factory, store: Any) -> None:
 
 
 @local_stores
-async def test_rate_limit_uses_what_the_provider_said_then_backs_off(make: Factory, store: Any) -> None:
+async def test_rate_limit_uses_what_the_provider_said_then_backs_off(
+    make: Factory, store: Any
+) -> None:
     clock = ManualClock()
     manager = await make(keys=[spec("a"), spec("b")], clock=clock)
     sel = await manager.select_key("gpt-4o", exclude=["b"])
-    assert await manager.record_failure(sel, RateLimitedError("429", retry_after=12)) == "rate_limited"
+    assert (
+        await manager.record_failure(sel, RateLimitedError("429", retry_after=12)) == "rate_limited"
+    )
     status = await manager.get_key_status("a")
     assert status["state"] == "cooldown" and status["in_cooldown"]
     picks = {(await manager.select_key("gpt-4o")).key_id for _ in range(4)}
     assert picks == {"b"}
     clock.advance(12.5)
     sel = await manager.select_key("gpt-4o", exclude=["b"])
-    await manager.record_failure(sel, RateLimitedError("429 again"))  # nothing said: the default, 60 s
+    await manager.record_failure(
+        sel, RateLimitedError("429 again")
+    )  # nothing said: the default, 60 s
     assert (await manager.get_key_status("a"))["until"] is not None
 
 
@@ -120,7 +131,9 @@ async def test_auth_failure_disables_until_reload(make: Factory, store: Any) -> 
 
 
 @local_stores
-async def test_breaker_opens_after_three_then_half_opens_with_one_probe(make: Factory, store: Any) -> None:
+async def test_breaker_opens_after_three_then_half_opens_with_one_probe(
+    make: Factory, store: Any
+) -> None:
     clock = ManualClock()
     manager = await make(keys=[spec("a"), spec("b")], clock=clock)
     with structlog.testing.capture_logs() as logs:
@@ -141,14 +154,21 @@ async def test_breaker_opens_after_three_then_half_opens_with_one_probe(make: Fa
 async def test_connection_refused_releases_the_reservation(make: Factory, store: Any) -> None:
     manager = await make(keys=[spec("a", rpm=1)])
     sel = await manager.select_key("gpt-4o")
-    assert await manager.record_failure(sel, ProviderConnectionError("refused", reached_provider=False)) == "release"
+    assert (
+        await manager.record_failure(
+            sel, ProviderConnectionError("refused", reached_provider=False)
+        )
+        == "release"
+    )
     await manager.select_key("gpt-4o")  # the request came back
 
 
 @local_stores
 async def test_all_keys_exhausted_says_which_why_and_until_when(make: Factory, store: Any) -> None:
     clock = ManualClock()
-    manager = await make(keys=[spec("a"), spec("b")], clock=clock, RESET_BREAKERS_WHEN_ALL_UNHEALTHY=False)
+    manager = await make(
+        keys=[spec("a"), spec("b")], clock=clock, RESET_BREAKERS_WHEN_ALL_UNHEALTHY=False
+    )
     await manager.mark_key_unhealthy("a", 120, reason="maintenance")
     sel = await manager.select_key("gpt-4o")
     await manager.record_failure(sel, ProviderAuthError("401"))
@@ -161,7 +181,9 @@ async def test_all_keys_exhausted_says_which_why_and_until_when(make: Factory, s
 
 
 @local_stores
-async def test_reset_all_breakers_is_the_last_resort_but_never_revives_auth(make: Factory, store: Any) -> None:
+async def test_reset_all_breakers_is_the_last_resort_but_never_revives_auth(
+    make: Factory, store: Any
+) -> None:
     manager = await make(keys=[spec("a"), spec("b"), spec("c")], clock=ManualClock())
     for key_id in ("a", "b"):
         for _ in range(3):
@@ -246,7 +268,9 @@ async def test_changes_made_by_one_process_reach_the_others(make: Factory, store
 @local_stores
 async def test_status_answers_have_the_documents_shapes(make: Factory, store: Any) -> None:
     secret = fake_secret("sk-proj-")
-    manager = await make(keys=[spec("a", tpm=10_000, rpd=100, tags={"tier": "free"})], env={"API_KEY_A": secret})
+    manager = await make(
+        keys=[spec("a", tpm=10_000, rpd=100, tags={"tier": "free"})], env={"API_KEY_A": secret}
+    )
     sel = await manager.select_key("gpt-4o", tokens_needed=500)
     await manager.get_secret(sel)
     await manager.record_success(sel, actual_tokens=300)
@@ -256,11 +280,24 @@ async def test_status_answers_have_the_documents_shapes(make: Factory, store: An
     assert status["rpd_usage"]["count"] == 1 and status["masked_key"].startswith("sk-proj-")
     assert (await manager.get_rpm_usage("a"))["limit"] == 1000
     stats = await manager.get_stats()
-    assert stats["total_keys"] == 1 and stats["healthy_keys"] == 1 and stats["rotation_strategy"] == "capacity"
+    assert (
+        stats["total_keys"] == 1
+        and stats["healthy_keys"] == 1
+        and stats["rotation_strategy"] == "capacity"
+    )
     entry = stats["keys"][status["masked_key"]]
-    assert {"requests", "successes", "failures", "circuit_open", "rate_limited", "last_used"} <= set(entry)
+    assert {
+        "requests",
+        "successes",
+        "failures",
+        "circuit_open",
+        "rate_limited",
+        "last_used",
+    } <= set(entry)
     health = (await manager.get_health_status())["a"]
-    assert {"model", "active", "last_used", "success_count", "error_count", "in_cooldown"} <= set(health)
+    assert {"model", "active", "last_used", "success_count", "error_count", "in_cooldown"} <= set(
+        health
+    )
     everything = json.dumps([status, stats, health, await manager.get_all_key_statuses()])
     assert secret not in everything
 
@@ -268,7 +305,9 @@ async def test_status_answers_have_the_documents_shapes(make: Factory, store: An
 @local_stores
 async def test_save_keys_writes_metadata_only(make: Factory, store: Any, tmp_path: Path) -> None:
     env_secret = fake_secret("sk-")
-    manager = await make(keys=[spec("a")], env={"OPENAI_API_KEY": env_secret, "API_KEY_RUNTIME": fake_secret()})
+    manager = await make(
+        keys=[spec("a")], env={"OPENAI_API_KEY": env_secret, "API_KEY_RUNTIME": fake_secret()}
+    )
     await manager.add_key(APIKey(key_id="runtime", model_name="gpt-4o", provider="openai", rpm=5))
     path = await manager.save_keys(tmp_path / "saved.json")
     text = path.read_text()
@@ -284,7 +323,9 @@ async def test_selection_reads_like_document_003(make: Factory) -> None:
     assert key_info["key_id"] == "flash_01" and key_info["tokens"] == 1000
 
 
-async def test_cooldown_in_one_process_is_honoured_by_another_at_once(make: Factory, redis_url: str) -> None:
+async def test_cooldown_in_one_process_is_honoured_by_another_at_once(
+    make: Factory, redis_url: str
+) -> None:
     import multiprocessing
 
     from tests.conftest import unique_prefix

@@ -20,7 +20,7 @@ async def test_store_pings_and_reports_its_kind(store: Store) -> None:
 @all_stores
 async def test_script_runs_and_reloads_after_script_flush(store: Store) -> None:
     source = "return ARGV[1]"
-    script = lua.Script(name="echo", source=source, sha=hashlib.sha1(source.encode()).hexdigest())
+    script = lua.Script(name="echo", source=source, sha=hashlib.sha1(source.encode()).hexdigest())  # noqa: S324
     key = store.keys.pool_config
     assert await store.run(script, [key], ["hello"]) == "hello"
     await store.client.script_flush()
