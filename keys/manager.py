@@ -319,9 +319,15 @@ class KeyManager:
         *,
         provider_limits: str = "",
     ) -> None:
-        result = await self.engine.settle(
-            selection.reservation, actual_tokens, "success", provider_limits=provider_limits
-        )
+        """Settle a call that worked. If the store is down the answer is not lost: the
+        reservation expires and stays charged at its estimate (conservative)."""
+        try:
+            result = await self.engine.settle(
+                selection.reservation, actual_tokens, "success", provider_limits=provider_limits
+            )
+        except StoreError as exc:
+            log.error("could not settle a reservation", key=selection.masked_key, error=str(exc))
+            return
         if result.changed:
             log.info(
                 "key healthy again",
@@ -340,18 +346,22 @@ class KeyManager:
     ) -> str:
         """Record how a call failed; answers the outcome (release, rate_limited, auth, ...)."""
         outcome = outcome_of(error)
-        if outcome.kind == "release":
-            await self.engine.release(selection.reservation)
+        try:
+            if outcome.kind == "release":
+                await self.engine.release(selection.reservation)
+                return outcome.kind
+            result = await self.engine.settle(
+                selection.reservation,
+                actual_tokens,
+                outcome.kind,  # type: ignore[arg-type]
+                retry_after=outcome.retry_after,
+                scope=outcome.scope,
+                error_class=outcome.error_class,
+                provider_limits=provider_limits,
+            )
+        except StoreError as exc:
+            log.error("could not record a failed call", key=selection.masked_key, error=str(exc))
             return outcome.kind
-        result = await self.engine.settle(
-            selection.reservation,
-            actual_tokens,
-            outcome.kind,  # type: ignore[arg-type]
-            retry_after=outcome.retry_after,
-            scope=outcome.scope,
-            error_class=outcome.error_class,
-            provider_limits=provider_limits,
-        )
         self._log_transition(
             selection, outcome.kind, result.state, result.previous_state, result.until
         )

@@ -41,6 +41,10 @@ class CallSummary:
     attempts: list[AttemptRecord] = field(default_factory=list)
     latency_ms: float = 0.0
     request_id: str = ""
+    #: Times a model had no room locally, so the call went elsewhere or waited: 429s avoided.
+    no_room: int = 0
+    #: Seconds spent waiting for room.
+    waited: float = 0.0
 
     @property
     def rotations(self) -> int:
@@ -62,6 +66,8 @@ def _base(summary: CallSummary) -> dict[str, Any]:
         "attempts": len(summary.attempts),
         "rotations": summary.rotations,
         "fallback_used": summary.fallback_used,
+        "no_room": summary.no_room,
+        "waited_ms": round(summary.waited * 1000, 3),
         "request_id": summary.request_id,
     }
 

@@ -144,6 +144,7 @@ class Dispatcher:
                 if pause > wait_left or time.monotonic() + pause > deadline:
                     return outcome
                 wait_left -= max(0.0, pause)
+                summary.waited += max(0.0, pause)
                 await asyncio.sleep(max(0.0, pause) + random.uniform(0, 0.005))
         finally:
             summary.latency_ms = (time.monotonic() - started) * 1000
@@ -190,6 +191,7 @@ class Dispatcher:
                     self._add_context_fallbacks(models, i, model, prompt_tokens)
                     break
                 except AllKeysExhaustedError as exc:
+                    summary.no_room += 1
                     if exc.retry_at is not None:
                         room_at.append(exc.retry_at)
                     else:

@@ -77,6 +77,17 @@ class Settings(BaseModel):
     USER_RPM_DEFAULT: int = Field(10, ge=1)
     GLOBAL_RPM_MAX: int = Field(1000, ge=1)
     ROUTER_MASTER_KEY: SecretStr | None = None
+    GATEWAY_HOST: str = "127.0.0.1"
+    GATEWAY_PORT: int = Field(8000, ge=0, le=65535)
+    GATEWAY_WORKERS: int = Field(1, ge=1, le=256)
+    #: Local development only: requests without a virtual key are served as user "anonymous".
+    GATEWAY_ALLOW_ANONYMOUS: bool = False
+    #: How long a stopping worker waits for requests in flight (streams included) to finish.
+    GATEWAY_SHUTDOWN_TIMEOUT_SECONDS: float = Field(30.0, ge=0)
+    #: How long a worker trusts a verified virtual key before reading it again (revocation is
+    #: immediate regardless: the limits script checks it on every request).
+    GATEWAY_VKEY_CACHE_SECONDS: float = Field(10.0, ge=0)
+    GATEWAY_MAX_BODY_BYTES: int = Field(20 * 1024 * 1024, ge=1024)
 
     # Logging
     LOG_LEVEL: str = "INFO"
