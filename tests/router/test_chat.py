@@ -136,7 +136,7 @@ async def test_redis_stopped_mid_chat_is_reported_and_the_chat_continues_after(
         faults = FaultConfig(latency_ms=800)
         async with sim_router(settings_, tmp_path, [PoolKey("a", rpm=100)], faults=faults) as (
             router,
-            sim,
+            _sim,
         ):
             first = await router.send_chat("c-down", "before", "gpt-4o-mini")
             call = asyncio.create_task(router.send_chat("c-down", "during", "gpt-4o-mini"))

@@ -28,7 +28,7 @@ async def test_send_one_shot_answers_in_document_004s_shape(
     request: pytest.FixtureRequest, tmp_path: Path, store: Any
 ) -> None:
     keys = [PoolKey("a", rpm=60, tpm=100_000)]
-    async with sim_router(settings(request), tmp_path, keys) as (router, sim):
+    async with sim_router(settings(request), tmp_path, keys) as (router, _sim):
         answer = await router.send_one_shot(
             "Hello! Can you confirm?", model_preference="gpt-4o-mini"
         )
@@ -53,7 +53,7 @@ async def test_a_429_cools_the_key_and_the_request_succeeds_on_another_at_once(
     keys = [PoolKey("limited", faults={"spurious_429_rate": 1.0}), PoolKey("fine")]
     async with sim_router(
         settings(request, KEY_ROTATION_STRATEGY="round_robin"), tmp_path, keys
-    ) as (router, sim):
+    ) as (router, _sim):
         first = await router.send_one_shot("hi", "gpt-4o-mini")
         later = [await router.send_one_shot("hi", "gpt-4o-mini") for _ in range(4)]
         status = await router.key_manager.get_key_status("limited")
@@ -74,7 +74,7 @@ async def test_a_401_disables_the_key(
     keys = [PoolKey("revoked", revoked=True), PoolKey("fine")]
     async with sim_router(
         settings(request, KEY_ROTATION_STRATEGY="round_robin"), tmp_path, keys
-    ) as (router, sim):
+    ) as (router, _sim):
         answers = [await router.send_one_shot("hi", "gpt-4o-mini") for _ in range(4)]
         status = await router.key_manager.get_key_status("revoked")
     assert all(a["success"] and a["key_id"] == "fine" for a in answers)
@@ -104,7 +104,7 @@ async def test_a_bad_request_is_not_rotated(
 ) -> None:
     async with sim_router(settings(request), tmp_path, [PoolKey("a"), PoolKey("b")]) as (
         router,
-        sim,
+        _sim,
     ):
         answer = await router.send_one_shot("please SIM_CONTENT_FILTER this", "gpt-4o-mini")
     assert not answer["success"] and answer["attempts"] == 1
@@ -118,7 +118,7 @@ async def test_connection_refused_releases_the_reservation(
     dead = PoolKey("dead", rpm=1, base_url=f"http://127.0.0.1:{free_port()}/v1")
     async with sim_router(
         settings(request, KEY_ROTATION_STRATEGY="round_robin"), tmp_path, [dead, PoolKey("alive")]
-    ) as (router, sim):
+    ) as (router, _sim):
         answer = await router.send_one_shot("hi", "gpt-4o-mini")
         stats = await router.key_manager.engine.stats("dead")
     assert answer["success"] and answer["key_id"] == "alive" and answer["attempts"] == 2
@@ -146,7 +146,7 @@ async def test_waits_for_room_within_the_bound(
     keys = [PoolKey("a", rpm=600, extra={"rpm_burst": 1})]
     async with sim_router(settings(request, RESERVE_WAIT_SECONDS=2), tmp_path, keys) as (
         router,
-        sim,
+        _sim,
     ):
         answers = [await router.send_one_shot("hi", "gpt-4o-mini") for _ in range(3)]
     assert all(a["success"] for a in answers)
@@ -166,7 +166,7 @@ async def test_alias_wildcard_and_fallback_chain(
         "aliases": {"gpt-4": "gemini-2.0-flash", "*": ["gemini-2.0-flash"]},
         "fallbacks": {"gemini-2.0-flash": ["gemini-2.0-flash-exp"]},
     }
-    async with sim_router(settings(request), tmp_path, keys, routing=routing) as (router, sim):
+    async with sim_router(settings(request), tmp_path, keys, routing=routing) as (router, _sim):
         served = [await router.send_one_shot("hi", "gpt-4") for _ in range(3)]
         wildcard = await router.send_one_shot("hi", "claude-3-opus")
     # document 002's chain: key 1, key 2 of the same model, then the fallback model
@@ -189,7 +189,7 @@ async def test_context_length_error_falls_back_to_a_larger_model(
     options = {"context_windows": {"sim-tiny": 100}}
     async with sim_router(
         settings(request), tmp_path, keys, routing=routing, sim_options=options
-    ) as (router, sim):
+    ) as (router, _sim):
         short = await router.send_one_shot("hi", "sim-tiny")
         long = await router.send_one_shot("word " * 300, "sim-tiny")
         tiny_status = await router.key_manager.get_key_status("tiny")
@@ -204,7 +204,7 @@ async def test_stream_yields_deltas_then_the_answer(
 ) -> None:
     async with sim_router(settings(request), tmp_path, [PoolKey("a", rpm=100, tpm=100_000)]) as (
         router,
-        sim,
+        _sim,
     ):
         events = [e async for e in router.stream_one_shot("stream please", "gpt-4o-mini")]
         status = await router.key_manager.get_key_status("a")
@@ -222,7 +222,7 @@ async def test_a_stream_cut_midway_is_never_restarted_elsewhere(
     keys = [PoolKey("cut", faults={"stream_cut_rate": 1.0}), PoolKey("fine")]
     async with sim_router(
         settings(request, KEY_ROTATION_STRATEGY="round_robin"), tmp_path, keys
-    ) as (router, sim):
+    ) as (router, _sim):
         events = [e async for e in router.stream_one_shot("stream please", "gpt-4o-mini")]
     done = events[-1]
     assert done["type"] == "done" and not done["success"] and done["partial"]
@@ -250,7 +250,7 @@ async def test_under_faults_every_request_ends_classified_and_nothing_stays_rese
     }
     async with sim_router(
         settings(request, CIRCUIT_BREAKER_THRESHOLD=1000), tmp_path, keys, faults=faults
-    ) as (router, sim):
+    ) as (router, _sim):
 
         async def one(i: int) -> str:
             if i % 2:
@@ -276,7 +276,7 @@ async def test_under_faults_every_request_ends_classified_and_nothing_stays_rese
 async def test_health_check_reports_every_part(
     request: pytest.FixtureRequest, tmp_path: Path, store: Any
 ) -> None:
-    async with sim_router(settings(request), tmp_path, [PoolKey("a")]) as (router, sim):
+    async with sim_router(settings(request), tmp_path, [PoolKey("a")]) as (router, _sim):
         health = await router.health_check()
     assert health["healthy"] is True
     assert health["key_manager"]["keys"] == {"total": 1, "healthy": 1}

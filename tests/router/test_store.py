@@ -36,7 +36,9 @@ async def test_server_time_comes_from_the_store(store: Store) -> None:
 async def test_unreachable_redis_is_a_store_error() -> None:
     from tests.servers import free_port
 
-    settings = Settings.from_env({}, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", REDIS_TIMEOUT_SECONDS=0.5)
+    settings = Settings.from_env(
+        {}, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", REDIS_TIMEOUT_SECONDS=0.5
+    )
     store = create_store(settings)
     with pytest.raises(StoreError, match="unreachable"):
         await store.ping()
@@ -60,4 +62,7 @@ def test_embedded_store_is_shared_within_the_process() -> None:
     a = create_store(Settings.from_env({}))
     b = create_store(Settings.from_env({}))
     assert a.kind == b.kind == "embedded"
-    assert a.client.connection_pool.connection_kwargs["server"] is b.client.connection_pool.connection_kwargs["server"]
+    assert (
+        a.client.connection_pool.connection_kwargs["server"]
+        is b.client.connection_pool.connection_kwargs["server"]
+    )

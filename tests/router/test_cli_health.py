@@ -1,0 +1,172 @@
+"""``python -m router --health-check`` as a user runs it: a subprocess in a directory of its own,
+with only the environment the test gives it. Exit 0 and a JSON report when healthy; exit 1 and the
+reason when not."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import keygen
+from tests.servers import free_port
+
+
+def run_health(
+    cwd: Path, env: dict[str, str] | None = None, *args: str, command: str = "--health-check"
+) -> tuple[int, dict[str, Any], str]:
+    """(exit code, the JSON report on stdout, stderr) of the health check run in ``cwd``."""
+    base = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(cwd),
+        "TIKTOKEN_CACHE_DIR": os.environ.get("TIKTOKEN_CACHE_DIR", str(cwd / "tiktoken")),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "router", command, *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"stdout is not one JSON document: {result.stdout!r}\nstderr: {result.stderr}")
+    return result.returncode, report, result.stderr
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """An empty directory outside the repository: no keys.json, no configuration."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+def test_no_configuration_is_healthy_on_the_embedded_store(workdir: Path) -> None:
+    code, report, stderr = run_health(workdir)
+    assert code == 0, stderr
+    assert report["healthy"] is True and report["errors"] == []
+    assert report["store"]["kind"] == "embedded" and report["store"]["ok"] is True
+    assert report["keys"]["total"] == 0 and report["keys"]["keys_file"] is None
+    assert any("no API keys configured" in w for w in report["warnings"])
+    assert report["secret_store"] == {"type": "env"}
+
+
+def test_the_health_subcommand_is_the_same(workdir: Path) -> None:
+    code, report, _ = run_health(workdir, command="health")
+    assert code == 0 and report["healthy"] is True
+
+
+def test_one_openai_key_is_counted_and_never_printed(workdir: Path) -> None:
+    secret = keygen.openai_project_key()
+    code, report, stderr = run_health(workdir, {"OPENAI_API_KEY": secret})
+    assert code == 0
+    assert report["keys"]["total"] == 1 and report["keys"]["by_provider"] == {"openai": 1}
+    assert report["keys"]["secrets_missing"] == []
+    everything = json.dumps(report) + stderr
+    assert secret not in everything and secret[8:30] not in everything
+
+
+def test_an_unreachable_redis_is_unhealthy_with_the_reason(workdir: Path) -> None:
+    port = free_port()  # nothing listens there
+    code, report, stderr = run_health(workdir, {"REDIS_URL": f"redis://127.0.0.1:{port}/0"})
+    assert code == 1
+    assert report["healthy"] is False
+    assert report["store"]["kind"] == "redis" and report["store"]["ok"] is False
+    (error,) = report["errors"]
+    assert f"127.0.0.1:{port}" in error and "unreachable" in error
+    assert stderr.strip().endswith(f"unhealthy: {error}")
+
+
+def test_the_redis_password_is_never_printed(workdir: Path) -> None:
+    password = keygen.opaque_secret(24)
+    env = {"REDIS_URL": f"redis://default:{password}@127.0.0.1:{free_port()}/0"}
+    code, report, stderr = run_health(workdir, env)
+    assert code == 1
+    assert password not in json.dumps(report) + stderr
+    assert "default:***@" in report["store"]["url"]
+
+
+def test_a_malformed_redis_url_is_a_configuration_error(workdir: Path) -> None:
+    code, report, stderr = run_health(workdir, {"REDIS_URL": "localhost:6379"})
+    assert code == 1
+    (error,) = report["errors"]
+    assert "REDIS_URL" in error and "Traceback" not in stderr
+
+
+def test_a_real_redis_is_healthy(workdir: Path, redis_url: str) -> None:
+    code, report, stderr = run_health(workdir, {"REDIS_URL": redis_url})
+    assert code == 0, stderr
+    assert report["healthy"] is True
+    assert report["store"]["kind"] == "redis" and report["store"]["ok"] is True
+    assert report["store"]["latency_ms"] >= 0
+
+
+def write_keys(path: Path, entries: Any) -> Path:
+    path.write_text(json.dumps(entries), encoding="utf-8")
+    return path
+
+
+BAD_ENTRY = {
+    "key_id": "flash_01",
+    "model_name": "gemini-2.5-flash",
+    "provider": "gemini",
+    "rpm": -5,
+}
+
+
+@pytest.mark.parametrize("how", ["working-directory", "--keys", "KEY_STORE_PATH"])
+def test_a_malformed_keys_json_is_unhealthy_naming_the_place(workdir: Path, how: str) -> None:
+    name = "keys.json" if how == "working-directory" else "pool.json"
+    path = write_keys(workdir / name, {"keys": [BAD_ENTRY]})
+    args: tuple[str, ...] = ("--keys", str(path)) if how == "--keys" else ()
+    env = {"KEY_STORE_PATH": str(path)} if how == "KEY_STORE_PATH" else {}
+    code, report, stderr = run_health(workdir, env, *args)
+    assert code == 1
+    (error,) = report["errors"]
+    assert name in error and "entry 'flash_01'" in error and "field 'rpm'" in error
+    assert error in stderr
+    assert "Traceback" not in stderr
+
+
+def test_bad_json_is_unhealthy_naming_line_and_column(workdir: Path) -> None:
+    (workdir / "keys.json").write_text('{"keys": [}', encoding="utf-8")
+    code, report, _ = run_health(workdir)
+    assert code == 1
+    assert "keys.json: invalid JSON at line 1 column" in report["errors"][0]
+
+
+def test_a_bad_setting_is_unhealthy_naming_the_variable(workdir: Path) -> None:
+    code, report, _ = run_health(workdir, {"USER_RPM_DEFAULT": "plenty"})
+    assert code == 1
+    assert "field 'USER_RPM_DEFAULT'" in report["errors"][0]
+
+
+def test_keys_without_secrets_are_reported_but_healthy(workdir: Path) -> None:
+    good = {**BAD_ENTRY, "rpm": 10}
+    other = {**good, "key_id": "flash_02"}
+    write_keys(workdir / "keys.json", {"keys": [good, other]})
+    secret = keygen.gemini_key()
+    code, report, _ = run_health(workdir, {"GEMINI_KEY_flash_02": secret})
+    assert code == 0
+    assert report["keys"]["total"] == 2 and report["keys"]["keys_file"] == "keys.json"
+    assert report["keys"]["secrets_missing"] == ["flash_01"]
+    assert any("1 active key(s) have no secret" in w for w in report["warnings"])
+    assert secret not in json.dumps(report)
+
+
+def test_single_key_mode_ignores_keys_json(workdir: Path) -> None:
+    write_keys(workdir / "keys.json", {"keys": [BAD_ENTRY]})  # would fail if it were read
+    env = {"ENABLE_KEY_ROTATION": "false", "GEMINI_API_KEY": keygen.gemini_key()}
+    code, report, _ = run_health(workdir, env)
+    assert code == 0
+    assert report["keys"]["total"] == 1 and report["keys"]["keys_file"] is None
+    assert any("single-key mode" in w for w in report["warnings"])
