@@ -70,7 +70,12 @@ async def health_report(
         report["warnings"].append(
             f"{len(report['keys']['secrets_missing'])} active key(s) have no secret"
         )
-    store = create_store(settings)
+    try:
+        store = create_store(settings)
+    except ConfigError as exc:  # a malformed REDIS_URL: report it like any other bad setting
+        report["healthy"] = False
+        report["errors"].append(str(exc))
+        return report
     try:
         report["store"] = await store_health(store)
     finally:

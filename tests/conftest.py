@@ -1,27 +1,52 @@
 """Shared fixtures: real Redis, a real Redis Cluster and the embedded store behind one ``store``.
 
 ``all_stores`` (from tests.helpers) parametrises a test over every backend, so each behaviour is
-proven the same on all three. Each test gets its own key prefix, so tests never see each other's data.
+proven the same on all three. Each test gets its own key prefix, so tests never see each other's
+data. tiktoken's cache is one directory under pytest's temporary area (pytest prunes old runs), so
+the tokenizer files are seeded there, never in the developer's home, and nothing is left behind.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", tempfile.mkdtemp(prefix="tiktoken-test-"))
 os.environ.setdefault("LOG_FORMAT", "json")
 for _name in list(os.environ):  # the tests decide which keys exist, never the developer's shell
-    if _name.endswith(("_API_KEY", "_API_KEYS")) or "_API_KEY_" in _name or _name == "REDIS_URL":
+    if (
+        _name.endswith(("_API_KEY", "_API_KEYS"))
+        or "_API_KEY_" in _name
+        or _name.startswith("API_KEY_")
+        or _name in ("REDIS_URL", "KEY_STORE_PATH")
+    ):
         del os.environ[_name]
 
 from router.settings import Settings  # noqa: E402
 from router.store import Store, create_store  # noqa: E402
 from tests.servers import RedisCluster, RedisServer, redis_cluster, redis_server  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiktoken_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """tiktoken's cache for this run: one directory under pytest's temporary area.
+
+    Autouse and session-wide, so it is in place before any test (and any subprocess a test
+    starts) counts tokens. A cache directory set by the developer is used as it is.
+    """
+    configured = os.environ.get("TIKTOKEN_CACHE_DIR")
+    if configured:
+        yield Path(configured)
+        return
+    path = tmp_path_factory.mktemp("tiktoken", numbered=False)
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(path)
+    try:
+        yield path
+    finally:
+        os.environ.pop("TIKTOKEN_CACHE_DIR", None)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@ variables as unset, and errors that name the variable."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from router.errors import ConfigError
@@ -144,7 +146,7 @@ def test_strategy_per_provider_then_global() -> None:
 def test_unknown_variables_are_ignored_and_settings_are_frozen() -> None:
     settings = Settings.from_env({"SOMETHING_ELSE": "1", "PATH": "/usr/bin"})
     with pytest.raises(ValueError, match="frozen"):
-        settings.GLOBAL_RPM_MAX = 1  # type: ignore[misc]
+        settings.GLOBAL_RPM_MAX = 1
 
 
 def test_get_settings_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,3 +157,12 @@ def test_get_settings_reads_the_process_environment(monkeypatch: pytest.MonkeyPa
         assert get_settings() is get_settings()
     finally:
         get_settings.cache_clear()
+
+
+def test_every_setting_is_documented() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    texts = [
+        p.read_text(encoding="utf-8") for p in [repo / "README.md", *(repo / "docs").glob("*.md")]
+    ]
+    missing = [name for name in Settings.model_fields if not any(f"`{name}`" in t for t in texts)]
+    assert missing == [], f"settings without documentation in README.md or docs/: {missing}"
