@@ -394,7 +394,7 @@ def create_secret_store(
     return SecretStore(impl, refresh_interval=settings.SECRET_REFRESH_INTERVAL, environ=environ)
 
 
-async def test_secret_access(
+async def check_secret_access(
     key_id: str,
     *,
     keys_path: str | os.PathLike[str] | None = None,
@@ -424,6 +424,20 @@ async def test_secret_access(
     finally:
         if own_store:
             await store.close()
+
+
+def test_secret_access(key_id: str, **kwargs: Any) -> dict[str, Any]:
+    """Document 004's helper, callable as it shows it, without an event loop::
+
+        python -c "from keys.secret_store import test_secret_access; print(test_secret_access('id'))"
+
+    Inside a running event loop, ``await check_secret_access(...)`` instead (same arguments).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(check_secret_access(key_id, **kwargs))
+    raise RuntimeError("test_secret_access() inside an event loop: await check_secret_access() instead")
 
 
 test_secret_access.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

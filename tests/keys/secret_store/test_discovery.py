@@ -14,7 +14,11 @@ from keys.discovery import (
     load_sources,
     parse_sources,
 )
-from keys.secret_store import SecretChanges, create_secret_store, test_secret_access
+from keys.secret_store import (
+    SecretChanges,
+    check_secret_access,
+    create_secret_store,
+)
 from router.errors import ConfigError
 from router.settings import Settings
 from tests.keys.secret_store import canaries
@@ -168,7 +172,7 @@ async def test_test_secret_access_knows_discovered_keys(tmp_path: Path) -> None:
         json.dumps({"keys": [], "sources": [{"path": "/gemini-keys", "provider": "gemini"}]})
     )
     settings = Settings.from_env({}, SECRET_STORE_TYPE="file", SECRETS_FILE=str(secrets_file))
-    answer = await test_secret_access(
+    answer = await check_secret_access(
         "gemini-keys.KEY_1", keys_path=keys_file, settings=settings, environ={}
     )
     assert answer["configured"] is True and answer["status"] == "found"

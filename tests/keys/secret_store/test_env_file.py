@@ -11,7 +11,12 @@ import pytest
 from keys.backends.azure import azure_secret_name
 from keys.backends.base import clean_secret, pick_field, value_of_string
 from keys.models import APIKey
-from keys.secret_store import SecretStore, create_secret_store, test_secret_access
+from keys.secret_store import (
+    SecretStore,
+    check_secret_access,
+    create_secret_store,
+    test_secret_access,
+)
 from router.errors import SecretStoreError
 from router.masking import redact
 from router.settings import Settings
@@ -192,17 +197,26 @@ async def test_test_secret_access_reports_without_the_value(tmp_path: Path) -> N
         )
     )
     environ = {"GEMINI_KEY_flash_01": secret}
-    found = await test_secret_access("flash_01", keys_path=keys_file, environ=environ)
+    found = await check_secret_access("flash_01", keys_path=keys_file, environ=environ)
     assert found["found"] is True and found["status"] == "found" and found["configured"] is True
     assert found["backend"] == "env" and found["location"] == "GEMINI_KEY_flash_01"
     assert len(found["fingerprint"]) == 8
-    missing = await test_secret_access("flash_02", keys_path=keys_file, environ=environ)
+    missing = await check_secret_access("flash_02", keys_path=keys_file, environ=environ)
     assert (missing["found"], missing["status"], missing["cause"]) == (
         False,
         "missing",
         "not_found",
     )
-    unknown = await test_secret_access("nope", keys_path=keys_file, environ=environ)
+    unknown = await check_secret_access("nope", keys_path=keys_file, environ=environ)
     assert unknown["configured"] is False and unknown["status"] == "missing"
     assert canaries.leaked_in(repr([found, missing, unknown])) == []
     assert "GEMINI_KEY_flash_01" not in os.environ  # the real environment was not touched
+
+
+def test_test_secret_access_is_callable_as_document_004_shows(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(json.dumps({"keys": [{"key_id": "flash_01", "model_name": "gemini-2.5-flash", "provider": "gemini"}]}))
+    secret = "AIza" + "x" * 35
+    answer = test_secret_access("flash_01", keys_path=keys_file, environ={"GEMINI_KEY_flash_01": secret})
+    assert answer["found"] is True and answer["status"] == "found"
+    assert secret not in json.dumps(answer)
