@@ -128,6 +128,18 @@ def configure_logging(
     _configured = True
 
 
+def json_formatter() -> logging.Formatter:
+    """A formatter rendering any record (ours or a library's) as masked JSON, for extra handlers
+    (the test suite writes everything logged to a file and scans it for secrets)."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+
+
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structured logger; configures logging with the defaults on first use."""
     if not _configured:

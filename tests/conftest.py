@@ -100,3 +100,48 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
         yield instance
     finally:
         await instance.close()
+
+
+# -- everything the tests log is scanned for secrets (issue 7) ---------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logged_to_file(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[None]:
+    """Every log record of the session, rendered by the product's masking pipeline, to one file
+    that pytest_sessionfinish runs the secret scanner over."""
+    import logging
+
+    from router.log import json_formatter
+
+    path = tmp_path_factory.mktemp("logged") / "everything.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(json_formatter())
+    logging.getLogger().addHandler(handler)
+    pytestconfig.stash[LOGGED_FILE] = path
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+LOGGED_FILE = pytest.StashKey["object"]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = session.config.stash.get(LOGGED_FILE, None)
+    if path is None or not os.path.exists(str(path)):
+        return
+    from keys.scanner import scan_paths
+
+    result = scan_paths([str(path)])
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    size = os.path.getsize(str(path))
+    if result.findings:
+        lines = [f"secret scanner: {len(result.findings)} finding(s) in what the tests logged ({path}):"]
+        lines += [f"  line {f.line}: {f.rule}: {f.masked}" for f in result.findings[:20]]
+        if reporter is not None:
+            reporter.write_line("\n".join(lines), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None:
+        reporter.write_line(f"secret scanner: nothing found in {size} bytes the tests logged")
