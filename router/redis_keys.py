@@ -121,6 +121,11 @@ class RedisKeys:
         """String: GCRA timestamp of a virtual key's own RPM/TPM budget."""
         return f"{self.rl_tag}:vkey:{vkey_id}:{limit}"
 
+    def rl_vkey_revoked(self, vkey_id: str) -> str:
+        """String: set when a virtual key is revoked. In the limits' slot, so the limits script
+        refuses the key on every request whatever a process cached about it."""
+        return f"{self.rl_tag}:revoked:{vkey_id}"
+
     @property
     def vk_tag(self) -> str:
         return "{" + self.prefix + ":vk}"
@@ -166,6 +171,7 @@ def describe(keys: RedisKeys | None = None) -> list[tuple[str, str, str]]:
         (k.rl_user(u), "string", "per-user request limit (GCRA)"),
         (k.rl_global, "string", "global request limit (GCRA)"),
         (k.rl_vkey("<vkey_id>", "<rpm|tpm>"), "string", "a virtual key's own budget (GCRA)"),
+        (k.rl_vkey_revoked("<vkey_id>"), "string", "marks a revoked virtual key"),
         (k.vkey("<sha256>"), "hash", "a virtual key (hashed)"),
         (k.vkey_index, "hash", "virtual key id -> digest"),
     ]

@@ -1,0 +1,119 @@
+"""The aiohttp application: routes, one middleware, start and stop with the router.
+
+    app = build_app(Gateway(router))          # or build_app() for a router from the environment
+    web.run_app(app)                          # ``python -m router serve`` does more (workers, drain)
+
+The middleware gives every request its id (``X-Request-ID`` when the client sent a usable one;
+it is echoed and becomes the router's request id), counts requests in flight (the drain on shutdown
+waits for them), turns every error into OpenAI's error shape and records the HTTP metrics.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from router.errors import ClientRequestError, StoreError
+from router.gateway import admin, jsonio, openai_api, ops
+from router.gateway.errors import ApiError, bad_request, unavailable
+from router.gateway.metrics_view import metrics_handler
+from router.gateway.openai_api import REQUEST_ID
+from router.gateway.openapi import build_openapi
+from router.gateway.state import GATEWAY, Gateway
+from router.log import get_logger
+
+log = get_logger("router.gateway")
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-ID", "")
+    return given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
+
+
+def _http_error(exc: web.HTTPException) -> ApiError:
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+    message = {
+        404: "Unknown route.",
+        405: "Method not allowed on this route.",
+    }.get(exc.status, exc.reason)
+    kind = "invalid_request_error" if exc.status < 500 else "server_error"
+    return ApiError(exc.status, message, type=kind, code=codes.get(exc.status))
+
+
+@web.middleware
+async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    rid = _request_id(request)
+    request[REQUEST_ID] = rid
+    started = time.perf_counter()
+    gateway.inflight += 1
+    gateway.metrics.inflight.inc()
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = exc.response()
+    except ClientRequestError as exc:
+        response = bad_request(str(exc), exc.param).response()
+    except StoreError as exc:
+        log.error("store unavailable", request_id=rid, error=str(exc))
+        response = unavailable(str(exc), "store_unavailable").response()
+    except web.HTTPException as exc:
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        response = _http_error(exc).response(allow)
+    except Exception:
+        log.exception("unhandled error", request_id=rid, path=request.path)
+        response = ApiError(
+            500, "Internal error.", type="server_error", code="internal_error"
+        ).response()
+    finally:
+        gateway.inflight -= 1
+        gateway.metrics.inflight.dec()
+    if not response.prepared:
+        response.headers["x-request-id"] = rid
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    gateway.metrics.http.labels(name, request.method, str(response.status)).inc()
+    gateway.metrics.http_latency.labels(name).observe(time.perf_counter() - started)
+    return response
+
+
+async def openapi_handler(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+OPENAPI = web.AppKey("openapi", bytes)
+
+
+def build_app(gateway: Gateway | None = None) -> web.Application:
+    """The gateway's application; it starts the router on startup and closes it on cleanup."""
+    gateway = gateway or Gateway()
+    app = web.Application(
+        middlewares=[gateway_middleware], client_max_size=gateway.settings.GATEWAY_MAX_BODY_BYTES
+    )
+    app[GATEWAY] = gateway
+    app[OPENAPI] = jsonio.dumps(build_openapi(ops.version()))
+    r = app.router
+    r.add_post("/v1/chat/completions", openai_api.chat_completions)
+    r.add_get("/v1/models", openai_api.list_models)
+    r.add_get("/v1/models/{model}", openai_api.get_model)
+    r.add_get("/health", ops.health)
+    r.add_get("/health/ready", ops.ready)
+    r.add_get("/status", ops.status)
+    r.add_get("/metrics", metrics_handler)
+    r.add_get("/openapi.json", openapi_handler)
+    admin.add_routes(app)
+
+    async def start(_: web.Application) -> None:
+        await gateway.start()
+
+    async def stop(_: web.Application) -> None:
+        await gateway.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app

@@ -1,0 +1,73 @@
+"""Who is calling: a virtual key for the OpenAI routes, the master key for the admin routes.
+
+Both come as ``Authorization: Bearer <key>`` (OpenAI's SDKs send the ``api_key`` so). The master key
+(``ROUTER_MASTER_KEY``) is compared in constant time and opens only the admin routes; a virtual key
+opens only the OpenAI routes. With ``GATEWAY_ALLOW_ANONYMOUS=true`` (local development) a request
+with no key at all is served as the user ``anonymous``, still under the per-user and global limits.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from router.gateway.errors import ApiError, forbidden, unauthorized
+from router.gateway.vkeys import VirtualKey, VirtualKeyStore
+from router.settings import Settings
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated client: its virtual key (None when anonymous) and whom limits count."""
+
+    vkey: VirtualKey | None
+    user_id: str
+
+
+def bearer(request: web.Request) -> str | None:
+    """The bearer token of the request, or None when there is none."""
+    header = request.headers.get("Authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authenticate(request: web.Request, vkeys: VirtualKeyStore, settings: Settings) -> Caller:
+    """The caller of an OpenAI route, or a 401 in OpenAI's shape."""
+    token = bearer(request)
+    if token is None:
+        if settings.GATEWAY_ALLOW_ANONYMOUS:
+            return Caller(None, ANONYMOUS)
+        raise unauthorized(
+            "You didn't provide an API key. Send a virtual key as 'Authorization: Bearer <key>'."
+        )
+    key = await vkeys.verify(token)
+    if key is None:
+        raise unauthorized(
+            "Incorrect API key provided: the virtual key is unknown, revoked or expired."
+        )
+    return Caller(key, key.user)
+
+
+def require_master(request: web.Request, settings: Settings) -> None:
+    """Let the request through only with the master key; anything else is refused."""
+    master = settings.ROUTER_MASTER_KEY
+    if master is None or not master.get_secret_value():
+        raise forbidden(
+            "The admin API is disabled: set ROUTER_MASTER_KEY to enable it.", code="admin_disabled"
+        )
+    token = bearer(request)
+    if token is None or not hmac.compare_digest(token.encode(), master.get_secret_value().encode()):
+        raise ApiError(
+            401,
+            "Admin routes need the master key (ROUTER_MASTER_KEY) as 'Authorization: Bearer <key>'.",
+            type="authentication_error",
+            code="invalid_master_key",
+        )

@@ -1,0 +1,88 @@
+"""Per-user, global and per-virtual-key limits of the gateway: one Lua call per request.
+
+    limits = RequestLimits(store, settings)
+    decision = await limits.acquire(user_id="alice", vkey=key, tokens=1200)
+    if not decision.allowed:
+        ...429 with Retry-After: decision.retry_after...
+
+``USER_RPM_DEFAULT`` applies to every user (document 004's ``rl:user:<user_id>``),
+``GLOBAL_RPM_MAX`` to the whole gateway (``rl:global``), and a virtual key's own ``rpm``/``tpm``
+budgets to that key. The script (lua/acquire_limits.lua) charges all of them or none, so a refused
+request never uses up another limit, and it answers when every limit will have room.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lua
+from router.gateway.vkeys import VirtualKey
+from router.settings import Settings
+from router.store import Store
+
+SCRIPT = lua.load("acquire_limits")
+#: Stands for the virtual key of a request made without one (anonymous development access).
+NO_KEY = "-"
+
+
+@dataclass(frozen=True)
+class LimitDecision:
+    """The answer of one acquire: allowed, or which limit refused and for how long.
+
+    ``retry_after`` is None when the request can never fit (more tokens than the key's TPM).
+    """
+
+    allowed: bool
+    limit: str = ""
+    retry_after: float | None = 0.0
+    revoked: bool = False
+
+
+ALLOWED = LimitDecision(allowed=True)
+
+
+class RequestLimits:
+    """The gateway's request limits over one store (every worker shares them through Redis)."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.user_rpm = settings.USER_RPM_DEFAULT
+        self.global_rpm = settings.GLOBAL_RPM_MAX
+
+    def _keys(self, user_id: str, vkey_id: str) -> list[str]:
+        names = self.store.keys
+        return [
+            names.rl_user(user_id),
+            names.rl_global,
+            names.rl_vkey(vkey_id, "rpm"),
+            names.rl_vkey(vkey_id, "tpm"),
+            names.rl_vkey_revoked(vkey_id),
+        ]
+
+    async def acquire(
+        self, *, user_id: str, vkey: VirtualKey | None, tokens: int, now: float | None = None
+    ) -> LimitDecision:
+        """Charge one request (and ``tokens`` against the key's TPM) on every limit, or none."""
+        vkey_id = vkey.id if vkey else NO_KEY
+        rpm = (vkey.rpm or 0) if vkey else 0
+        tpm = (vkey.tpm or 0) if vkey else 0
+        args = ["" if now is None else repr(now), "acquire", self.user_rpm, self.global_rpm]
+        args += [rpm, tpm, tokens if tpm else 0]
+        code, retry, name = await self.store.run(SCRIPT, self._keys(user_id, vkey_id), args)
+        if int(code) == 1:
+            return ALLOWED
+        if int(code) == -1:
+            return LimitDecision(allowed=False, limit="revoked", revoked=True)
+        after = float(retry)
+        return LimitDecision(
+            allowed=False, limit=str(name), retry_after=None if after < 0 else after
+        )
+
+    async def adjust(
+        self, *, user_id: str, vkey: VirtualKey, delta: int, now: float | None = None
+    ) -> None:
+        """Move the key's TPM charge by ``delta`` tokens (actual minus estimated)."""
+        if not vkey.tpm or delta == 0:
+            return
+        args = ["" if now is None else repr(now), "adjust", 0, 0, 0, vkey.tpm, delta]
+        await self.store.run(SCRIPT, self._keys(user_id, vkey.id), args)

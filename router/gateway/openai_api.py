@@ -1,0 +1,244 @@
+"""The OpenAI-compatible routes: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+A chat request goes: virtual key -> body checks -> allowed and known model -> the gateway's limits
+(one Lua call: user, global, the key's RPM/TPM) -> ``RequestRouter.complete`` or
+``stream_complete`` (the same code path as the Python API) -> OpenAI's answer shape. A pool with no
+room answers 429 with ``Retry-After``; nothing is retried here (the router already rotated keys,
+fell back and waited as configured).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any, cast
+
+from aiohttp import web
+
+from router.gateway import jsonio
+from router.gateway.auth import Caller, authenticate
+from router.gateway.chat_request import ChatParams, parse_chat_request
+from router.gateway.errors import (
+    ApiError,
+    bad_request,
+    forbidden,
+    from_answer,
+    limited,
+    not_found,
+    unauthorized,
+    unavailable,
+)
+from router.gateway.limits import LimitDecision
+from router.gateway.responses import ChunkWriter, completion_body
+from router.gateway.state import GATEWAY, Gateway
+from router.log import get_logger
+from router.tokens import count_message_tokens
+
+log = get_logger("router.gateway")
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+def require_ready(gateway: Gateway) -> None:
+    if gateway.draining:
+        raise unavailable("The gateway is shutting down; retry on another instance.", "draining")
+    if not gateway.ready:
+        reason = gateway.startup_error or "keys and store are still loading"
+        raise unavailable(f"The gateway is not ready: {reason}", "not_ready")
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, or a 400 (413 when larger than GATEWAY_MAX_BODY_BYTES)."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise ApiError(
+            413, f"Request body too large ({exc.text})", code="request_too_large"
+        ) from exc
+    if not raw:
+        raise bad_request("The request body is empty: expected a JSON object.", param="body")
+    try:
+        return jsonio.loads(raw)
+    except ValueError:
+        raise bad_request("The request body is not valid JSON.", param="body") from None
+
+
+def limit_error(decision: LimitDecision) -> ApiError:
+    if decision.revoked:
+        return unauthorized("Incorrect API key provided: the virtual key was revoked.")
+    what = {
+        "user": "the per-user request limit (USER_RPM_DEFAULT)",
+        "global": "the gateway's global request limit (GLOBAL_RPM_MAX)",
+        "key_rpm": "this virtual key's requests-per-minute budget",
+        "key_tpm": "this virtual key's tokens-per-minute budget",
+    }.get(decision.limit, decision.limit)
+    if decision.retry_after is None:
+        return bad_request(
+            f"The request needs more tokens than {what} allows at all.",
+            param="max_tokens",
+            code="request_too_large",
+        )
+    return limited(
+        f"Rate limit reached: {what}; retry in {decision.retry_after:.2f}s.",
+        decision.retry_after,
+        code=f"{decision.limit}_limit_exceeded",
+    )
+
+
+def _estimate(params: ChatParams, gateway: Gateway) -> int:
+    completion = params.max_tokens or gateway.settings.EXPECTED_COMPLETION_TOKENS
+    return count_message_tokens(params.messages, params.model) + completion
+
+
+async def _admit(request: web.Request, gateway: Gateway) -> tuple[Caller, ChatParams, int]:
+    """Authenticate, check the body and the model, charge the limits: (caller, params, tokens)."""
+    require_ready(gateway)
+    caller = await authenticate(request, gateway.vkeys, gateway.settings)
+    params = parse_chat_request(await read_json(request))
+    vkey = caller.vkey
+    if vkey is not None and not vkey.allows(params.model):
+        raise forbidden(
+            f"This virtual key may not use the model '{params.model}'.",
+            code="model_not_allowed",
+            param="model",
+        )
+    if not gateway.catalog.known(params.model):
+        raise not_found(
+            f"The model '{params.model}' does not exist or no key of the pool serves it.",
+            code="model_not_found",
+            param="model",
+        )
+    tokens = _estimate(params, gateway) if vkey is not None and vkey.tpm else 0
+    decision = await gateway.limits.acquire(user_id=caller.user_id, vkey=vkey, tokens=tokens)
+    if not decision.allowed:
+        gateway.metrics.limited.labels(decision.limit).inc()
+        raise limit_error(decision)
+    return caller, params, tokens
+
+
+def _options(params: ChatParams, caller: Caller, request_id: str) -> dict[str, Any]:
+    options: dict[str, Any] = dict(params.extras)
+    options.update(max_tokens=params.max_tokens, request_id=request_id)
+    if caller.vkey is not None and caller.vkey.tags:
+        options["tags"] = dict(caller.vkey.tags)
+    return options
+
+
+async def _settle(gateway: Gateway, caller: Caller, answer: dict[str, Any], estimate: int) -> None:
+    """Count the answer; move the key's TPM charge from the estimate to what was used."""
+    label = None if answer.get("success") else gateway.model_label
+    gateway.metrics.router.record(answer, label)
+    if caller.vkey is not None and caller.vkey.tpm:
+        used = int((answer.get("tokens") or {}).get("total") or 0)
+        await gateway.limits.adjust(user_id=caller.user_id, vkey=caller.vkey, delta=used - estimate)
+
+
+def _headers(answer: dict[str, Any]) -> dict[str, str]:
+    return {
+        "x-router-provider": str(answer.get("provider") or ""),
+        "x-router-attempts": str(answer.get("attempts") or 0),
+    }
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    caller, params, estimate = await _admit(request, gateway)
+    options = _options(params, caller, request[REQUEST_ID])
+    if params.stream:
+        return await _stream(request, gateway, caller, params, options, estimate)
+    answer = await gateway.router.complete(
+        params.messages, params.model, temperature=params.temperature, **options
+    )
+    await _settle(gateway, caller, answer, estimate)
+    if not answer["success"]:
+        raise from_answer(answer)
+    return web.Response(
+        body=jsonio.dumps(completion_body(answer, request[REQUEST_ID])),
+        content_type="application/json",
+        headers=_headers(answer),
+    )
+
+
+async def _stream(
+    request: web.Request,
+    gateway: Gateway,
+    caller: Caller,
+    params: ChatParams,
+    options: dict[str, Any],
+    estimate: int,
+) -> web.StreamResponse:
+    """SSE. A failure before the first token is an ordinary error answer (status and all); one
+    after it is an error event. A client that goes away ends the call (the router settles it)."""
+    events = cast(
+        AsyncGenerator[dict[str, Any], None],
+        gateway.router.stream_complete(
+            params.messages, params.model, temperature=params.temperature, **options
+        ),
+    )
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            "x-request-id": request[REQUEST_ID],
+        }
+    )
+    done: dict[str, Any] | None = None
+    async with contextlib.aclosing(events):
+        event = await anext(events)
+        if event["type"] == "done" and not event["success"]:
+            await _settle(gateway, caller, event, estimate)
+            raise from_answer(event)
+        writer = ChunkWriter(response, request[REQUEST_ID], params.model, params.include_usage)
+        try:
+            await response.prepare(request)
+            await writer.start()
+            while event["type"] == "delta":
+                await writer.text(event["content"])
+                event = await anext(events)
+            done = event
+            if done["success"]:
+                await writer.finish(done)
+            else:
+                await writer.fail(from_answer(done))
+        except ConnectionError as exc:
+            log.info("client left during a stream", request_id=request[REQUEST_ID], error=str(exc))
+        except Exception:  # the status is sent already: end the stream with an error event
+            if not response.prepared:
+                raise
+            log.exception("stream failed", request_id=request[REQUEST_ID])
+            with contextlib.suppress(ConnectionError):
+                await writer.fail(ApiError(500, "internal error", "server_error", "internal_error"))
+    if done is not None:
+        await _settle(gateway, caller, done, estimate)
+    return response
+
+
+async def list_models(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    require_ready(gateway)
+    caller = await authenticate(request, gateway.vkeys, gateway.settings)
+    allowed = caller.vkey.allows if caller.vkey is not None else None
+    data = [
+        {"id": model, "object": "model", "created": 0, "owned_by": owner}
+        for model, owner in gateway.catalog.listing(allowed)
+    ]
+    return web.Response(
+        body=jsonio.dumps({"object": "list", "data": data}), content_type="application/json"
+    )
+
+
+async def get_model(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    require_ready(gateway)
+    caller = await authenticate(request, gateway.vkeys, gateway.settings)
+    model = request.match_info["model"]
+    allowed = caller.vkey is None or caller.vkey.allows(model)
+    owner = dict(gateway.catalog.listing()).get(model)
+    if owner is None and allowed and gateway.catalog.known(model):
+        owner = "llm-router"
+    if owner is None or not allowed:
+        raise not_found(
+            f"The model '{model}' does not exist", code="model_not_found", param="model"
+        )
+    body = {"id": model, "object": "model", "created": 0, "owned_by": owner}
+    return web.Response(body=jsonio.dumps(body), content_type="application/json")

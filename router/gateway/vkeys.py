@@ -1,0 +1,236 @@
+"""Virtual keys: what clients of the gateway authenticate with instead of provider keys.
+
+    store = VirtualKeyStore(store, settings)
+    key, secret = await store.create(VirtualKeySpec(name="ci", user_id="alice", models=["gpt-4o*"]))
+    # secret ("sk-llmr-...") is shown once; Redis keeps only its SHA-256
+    key = await store.verify(secret)          # None when unknown, revoked or expired
+    await store.revoke(key.id)
+
+A virtual key has allowed models (names or glob patterns; none means every model), optional
+``rpm``/``tpm`` budgets of its own, a user id (the per-user limit applies to it) and optional tags
+that restrict which provider keys may serve it. Records live under ``{<prefix>:vk}`` (see
+router/redis_keys.py): ``key:<sha256>`` holds the record, ``index`` maps id -> digest for listing.
+
+A worker trusts a verified key for ``GATEWAY_VKEY_CACHE_SECONDS``; revocation still holds at once
+everywhere, because it also sets a marker that the limits script checks on every request.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from router.errors import ClientRequestError
+from router.gateway import jsonio
+from router.masking import mask_secret
+from router.store import Store
+
+#: Every virtual key starts so (the masking patterns recognise it as a key).
+PREFIX = "sk-llmr-"
+#: Entries of the verification cache before it is emptied (bounds memory under a key flood).
+CACHE_LIMIT = 10_000
+#: Seconds an unknown key is remembered as unknown (a client retrying a bad key costs no reads).
+NEGATIVE_CACHE_SECONDS = 1.0
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$"
+
+
+def digest_of(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class VirtualKeySpec(BaseModel):
+    """What the admin API and ``vkeys create`` accept; errors name the field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", max_length=200)
+    user_id: str | None = Field(None, pattern=ID_PATTERN)
+    models: list[str] = Field(default_factory=list, max_length=1000)
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    tags: dict[str, str] = Field(default_factory=dict)
+    expires_in: float | None = Field(None, gt=0, description="seconds from now")
+
+    @classmethod
+    def parse(cls, data: Any) -> VirtualKeySpec:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            param = ".".join(str(p) for p in err["loc"]) or None
+            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            raise ClientRequestError(f"{param}: {message}" if param else message, param) from None
+
+
+@dataclass(frozen=True)
+class VirtualKey:
+    """A virtual key's record. Holds no secret: ``hint`` is the key's masked form."""
+
+    id: str
+    name: str = ""
+    user_id: str | None = None
+    models: tuple[str, ...] = ()
+    rpm: int | None = None
+    tpm: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    hint: str = ""
+
+    @property
+    def user(self) -> str:
+        """Whom the per-user limit counts: the key's user, else the key itself."""
+        return self.user_id or f"vk:{self.id}"
+
+    def allows(self, model: str) -> bool:
+        return not self.models or any(fnmatch.fnmatchcase(model, p) for p in self.models)
+
+    def usable(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def public(self) -> dict[str, Any]:
+        """The record as the admin API and the CLI show it."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "user_id": self.user_id,
+            "models": list(self.models),
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "tags": dict(self.tags),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "revoked": self.revoked_at is not None,
+            "revoked_at": self.revoked_at,
+            "key_hint": self.hint,
+        }
+
+    def to_record(self, digest: str) -> dict[str, str]:
+        return {
+            "id": self.id,
+            "digest": digest,
+            "name": self.name,
+            "user_id": self.user_id or "",
+            "models": jsonio.dumps(list(self.models)).decode(),
+            "rpm": str(self.rpm or ""),
+            "tpm": str(self.tpm or ""),
+            "tags": jsonio.dumps(self.tags).decode(),
+            "created_at": repr(self.created_at),
+            "expires_at": repr(self.expires_at) if self.expires_at else "",
+            "revoked_at": "",
+            "hint": self.hint,
+        }
+
+    @classmethod
+    def from_record(cls, raw: dict[str, str]) -> VirtualKey:
+        def number(name: str) -> float | None:
+            return float(raw[name]) if raw.get(name) else None
+
+        return cls(
+            id=raw["id"],
+            name=raw.get("name", ""),
+            user_id=raw.get("user_id") or None,
+            models=tuple(jsonio.loads(raw.get("models") or "[]")),
+            rpm=int(raw["rpm"]) if raw.get("rpm") else None,
+            tpm=int(raw["tpm"]) if raw.get("tpm") else None,
+            tags=dict(jsonio.loads(raw.get("tags") or "{}")),
+            created_at=float(raw.get("created_at") or 0),
+            expires_at=number("expires_at"),
+            revoked_at=number("revoked_at"),
+            hint=raw.get("hint", ""),
+        )
+
+
+class VirtualKeyStore:
+    """Virtual keys in the store: create, list, revoke, and verify (cached briefly)."""
+
+    def __init__(self, store: Store, *, cache_seconds: float = 10.0) -> None:
+        self.store = store
+        #: How long a verified key is trusted before it is read again (GATEWAY_VKEY_CACHE_SECONDS).
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, VirtualKey | None]] = {}
+
+    async def create(self, spec: VirtualKeySpec) -> tuple[VirtualKey, str]:
+        """A new key; answers its record and the key itself (shown to the caller once)."""
+        secret = PREFIX + secrets.token_urlsafe(32)
+        now = time.time()
+        key = VirtualKey(
+            id="vk-" + secrets.token_hex(6),
+            name=spec.name,
+            user_id=spec.user_id,
+            models=tuple(spec.models),
+            rpm=spec.rpm,
+            tpm=spec.tpm,
+            tags=dict(spec.tags),
+            created_at=now,
+            expires_at=now + spec.expires_in if spec.expires_in else None,
+            hint=mask_secret(secret),
+        )
+        digest = digest_of(secret)
+        client, names = self.store.client, self.store.keys
+        # record first: should the index write fail, the key was never handed out
+        await self.store.call(client.hset(names.vkey(digest), mapping=key.to_record(digest)))
+        await self.store.call(client.hset(names.vkey_index, key.id, digest))
+        return key, secret
+
+    async def list(self) -> list[VirtualKey]:
+        client, names = self.store.client, self.store.keys
+        index: dict[str, str] = await self.store.call(client.hgetall(names.vkey_index))
+        out = []
+        for digest in index.values():
+            raw = await self.store.call(client.hgetall(names.vkey(digest)))
+            if raw:
+                out.append(VirtualKey.from_record(raw))
+        return sorted(out, key=lambda k: (k.created_at, k.id))
+
+    async def get(self, key_id: str) -> VirtualKey | None:
+        client, names = self.store.client, self.store.keys
+        digest = await self.store.call(client.hget(names.vkey_index, key_id))
+        if not digest:
+            return None
+        raw = await self.store.call(client.hgetall(names.vkey(digest)))
+        return VirtualKey.from_record(raw) if raw else None
+
+    async def revoke(self, key_id: str) -> VirtualKey | None:
+        """Revoke a key everywhere at once; None when no key has this id."""
+        client, names = self.store.client, self.store.keys
+        digest = await self.store.call(client.hget(names.vkey_index, key_id))
+        if not digest:
+            return None
+        # the marker first: from this instant the limits script refuses the key in every worker
+        await self.store.call(client.set(names.rl_vkey_revoked(key_id), "1"))
+        await self.store.call(client.hset(names.vkey(digest), "revoked_at", repr(time.time())))
+        self._cache.clear()
+        return await self.get(key_id)
+
+    async def verify(self, secret: str) -> VirtualKey | None:
+        """The usable key ``secret`` stands for, or None (unknown, revoked or expired)."""
+        if not secret.startswith(PREFIX):
+            return None
+        digest = digest_of(secret)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is None or cached[0] <= now:
+            key = await self._read(digest)
+            ttl = self.cache_seconds if key is not None else NEGATIVE_CACHE_SECONDS
+            if len(self._cache) >= CACHE_LIMIT:
+                self._cache.clear()
+            if ttl > 0:
+                self._cache[digest] = (now + ttl, key)
+        else:
+            key = cached[1]
+        return key if key is not None and key.usable(time.time()) else None
+
+    async def _read(self, digest: str) -> VirtualKey | None:
+        raw = await self.store.call(self.store.client.hgetall(self.store.keys.vkey(digest)))
+        if not raw or not hmac.compare_digest(raw.get("digest", ""), digest):
+            return None
+        return VirtualKey.from_record(raw)

@@ -1,0 +1,193 @@
+"""Prometheus metrics of the request path (prometheus-client), named ``llm_router_*``.
+
+:class:`RouterMetrics` counts what every answer of the router says (router/answers.py): requests
+by outcome, tokens, latency, rotations, fallbacks and the 429s the pool avoided (``no_room``: a
+model had no local room, so the call went to another key or model, or waited, instead of being
+refused by the provider). :class:`PoolCollector` turns a snapshot of the pool (the key manager's
+statuses, read from Redis, so every process reports the same) into per-key gauges: state, usage
+against limits, and the counters of each key, including the 429s providers answered.
+
+Label values are bounded: models come from the router's answers (served names), and a caller's
+unknown model name is reported as ``other`` (``model_label``). No label or value ever holds a
+secret: keys are named by their configured id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+PREFIX = "llm_router"
+#: LLM calls take from milliseconds (a cached or simulated answer) to minutes (long generations).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+KEY_STATES = ("healthy", "cooldown", "circuit_open", "half_open", "disabled")
+
+
+class RouterMetrics:
+    """Counters and histograms fed by router answers, in one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        from prometheus_client import REGISTRY
+
+        reg = registry if registry is not None else REGISTRY
+        self.registry = reg
+        self.requests = Counter(
+            f"{PREFIX}_requests",
+            "Router answers by served model, provider and outcome (success or the error type)",
+            ["model", "provider", "outcome"],
+            registry=reg,
+        )
+        self.tokens = Counter(
+            f"{PREFIX}_tokens",
+            "Tokens the providers reported, by kind (prompt, completion, cached)",
+            ["model", "provider", "kind"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            f"{PREFIX}_request_latency_seconds",
+            "Time from the router receiving a request to its answer (all attempts and waits)",
+            ["model", "provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.attempts = Counter(
+            f"{PREFIX}_attempts",
+            "Provider calls made (one request may make several)",
+            ["model"],
+            registry=reg,
+        )
+        self.rotations = Counter(
+            f"{PREFIX}_rotations",
+            "Requests that moved to another key or model after a failure",
+            ["model"],
+            registry=reg,
+        )
+        self.fallbacks = Counter(
+            f"{PREFIX}_fallbacks",
+            "Answers served by a model other than the one requested",
+            ["requested_model", "model"],
+            registry=reg,
+        )
+        self.avoided = Counter(
+            f"{PREFIX}_rate_limits_avoided",
+            "Times a model had no room locally, so no call was sent that the provider would "
+            "have refused with a 429",
+            ["model"],
+            registry=reg,
+        )
+        self.waited = Counter(
+            f"{PREFIX}_room_wait_seconds",
+            "Seconds requests waited for room in the pool",
+            ["model"],
+            registry=reg,
+        )
+
+    def record(
+        self, answer: dict[str, Any], model_label: Callable[[str], str] | None = None
+    ) -> None:
+        """Count one answer (success or failure)."""
+        label = model_label or _same
+        model = label(str(answer.get("model") or ""))
+        provider = str(answer.get("provider") or "none")
+        outcome = "success" if answer.get("success") else str(answer.get("error_type") or "error")
+        self.requests.labels(model, provider, outcome).inc()
+        self.latency.labels(model, provider).observe(float(answer.get("latency_ms") or 0) / 1000)
+        tokens = answer.get("tokens") or {}
+        if answer.get("success"):
+            for kind in ("prompt", "completion", "cached"):
+                if tokens.get(kind):
+                    self.tokens.labels(model, provider, kind).inc(tokens[kind])
+        if answer.get("attempts"):
+            self.attempts.labels(model).inc(answer["attempts"])
+        if answer.get("rotations"):
+            self.rotations.labels(model).inc(answer["rotations"])
+        if answer.get("success") and answer.get("fallback_used"):
+            requested = label(str(answer.get("requested_model") or ""))
+            self.fallbacks.labels(requested, model).inc()
+        if answer.get("no_room"):
+            self.avoided.labels(model).inc(answer["no_room"])
+        if answer.get("waited_ms"):
+            self.waited.labels(model).inc(float(answer["waited_ms"]) / 1000)
+
+
+def _same(model: str) -> str:
+    return model or "none"
+
+
+_default: RouterMetrics | None = None
+
+
+def default_metrics() -> RouterMetrics:
+    """The process's metrics in prometheus-client's default registry (created on first use)."""
+    global _default
+    if _default is None:
+        _default = RouterMetrics()
+    return _default
+
+
+class PoolCollector(Collector):
+    """Per-key gauges from the key manager's statuses (``get_all_key_statuses()``), set before
+    each scrape with :meth:`update`; every process reads the same shared state."""
+
+    def __init__(self, statuses: Iterable[dict[str, Any]] = ()) -> None:
+        self.statuses = list(statuses)
+
+    def update(self, statuses: Iterable[dict[str, Any]]) -> None:
+        self.statuses = list(statuses)
+
+    def collect(self) -> Iterable[Metric]:
+        state = GaugeMetricFamily(
+            f"{PREFIX}_key_state",
+            "1 for the key's current state (healthy, cooldown, circuit_open, half_open, disabled)",
+            labels=["key_id", "provider", "state"],
+        )
+        counters = {
+            name: CounterMetricFamily(f"{PREFIX}_key_{name}", help_text, labels=["key_id"])
+            for name, help_text in (
+                ("requests", "Calls made with the key (all processes)"),
+                ("successes", "Calls the key answered successfully"),
+                ("failures", "Calls that failed on the key (5xx, timeouts, auth)"),
+                ("rate_limited", "429s the provider answered for the key"),
+                ("tokens", "Tokens charged to the key"),
+            )
+        }
+        usage = {
+            name: GaugeMetricFamily(f"{PREFIX}_key_{name}", help_text, labels=["key_id", "model"])
+            for name, help_text in (
+                ("rpm_used", "Requests in the last minute (sliding)"),
+                ("rpm_limit", "Requests-per-minute limit"),
+                ("tpm_used", "Tokens in the last minute (sliding)"),
+                ("tpm_limit", "Tokens-per-minute limit"),
+                ("rpd_used", "Requests today (the provider's calendar)"),
+                ("rpd_limit", "Requests-per-day limit"),
+            )
+        }
+        for status in self.statuses:
+            key_id = str(status["key_id"])
+            for name in KEY_STATES:
+                state.add_metric([key_id, status["provider"], name], float(status["state"] == name))
+            for name, family in counters.items():
+                family.add_metric([key_id], float(status.get(name) or 0))
+            for model, use in (status.get("usage_by_model") or {}).items():
+                _usage_samples(usage, key_id, model, use)
+        yield state
+        yield from counters.values()
+        yield from usage.values()
+
+
+def _usage_samples(
+    families: dict[str, GaugeMetricFamily], key_id: str, model: str, use: dict[str, Any]
+) -> None:
+    pairs = (
+        ("rpm", use.get("rpm") or {}, "count"),
+        ("tpm", use.get("tpm") or {}, "used"),
+        ("rpd", use.get("rpd") or {}, "count"),
+    )
+    for name, entry, used_field in pairs:
+        families[f"{name}_used"].add_metric([key_id, model], float(entry.get(used_field) or 0))
+        if entry.get("limit"):
+            families[f"{name}_limit"].add_metric([key_id, model], float(entry["limit"]))
