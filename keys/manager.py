@@ -32,7 +32,13 @@ from keys.outcomes import outcome_of
 from keys.overrides import Overrides
 from keys.secret_store import SecretChanges, SecretStore, create_secret_store
 from keys.status import HEALTHY, health_entry, key_state, key_status, stats_entry
-from router.errors import AllKeysExhaustedError, ConfigError, KeyUnavailability, StoreError
+from router.errors import (
+    AllKeysExhaustedError,
+    ConfigError,
+    KeyNotFoundError,
+    KeyUnavailability,
+    StoreError,
+)
 from router.log import get_logger
 from router.masking import mask_secret
 from router.settings import Settings
@@ -423,7 +429,7 @@ class KeyManager:
     def _require(self, key_id: str) -> APIKey:
         key = self.keys.get(key_id)
         if key is None:
-            raise ConfigError(f"unknown key id {key_id!r}", field="key_id")
+            raise KeyNotFoundError(key_id)
         return key
 
     # -- live management -------------------------------------------------------------------------

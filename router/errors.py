@@ -2,6 +2,7 @@
 
     RouterError                         base of everything raised on purpose
     ├── ConfigError                     bad keys.json / environment; names file, entry and field
+    │   └── KeyNotFoundError            no key with that id in the pool
     ├── StoreError                      the Redis (or embedded) store failed or is unreachable
     ├── SecretStoreError                a secret backend failed; names backend, key id and cause
     ├── CapacityError                   no key can take the request now
@@ -74,6 +75,16 @@ class ConfigError(RouterError):
         if self.field:
             where.append(f"field {self.field!r}")
         return f"{', '.join(where)}: {message}" if where else message
+
+
+class KeyNotFoundError(ConfigError):
+    """An operation named a key id the pool does not have."""
+
+    error_type = "key_not_found"
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(f"unknown key id {key_id!r}", field="key_id")
 
 
 class StoreError(RouterError):

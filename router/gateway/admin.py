@@ -15,7 +15,7 @@ from aiohttp import web
 
 from keys.config import parse_key_entry
 from keys.models import APIKey
-from router.errors import ConfigError
+from router.errors import ConfigError, KeyNotFoundError
 from router.gateway import jsonio
 from router.gateway.auth import require_master
 from router.gateway.errors import ApiError, bad_request, not_found
@@ -53,9 +53,9 @@ def admin(handler: Callable[[web.Request, Gateway], Awaitable[web.Response]]) ->
         require_ready(gateway)
         try:
             return await handler(request, gateway)
+        except KeyNotFoundError as exc:
+            raise not_found(str(exc), code="key_not_found", param="key_id") from None
         except ConfigError as exc:
-            if exc.reason.startswith("unknown key id"):
-                raise not_found(str(exc), code="key_not_found", param="key_id") from None
             raise bad_request(str(exc), param=exc.field) from None
 
     return wrapped
