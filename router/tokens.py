@@ -174,7 +174,7 @@ def count_tokens(text: str, model: str = "gpt-4o") -> int:
     return math.ceil(count * factor) if factor != 1.0 else count
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
     """The text of a message content: a string, or OpenAI/Anthropic content parts."""
     if content is None:
         return ""
@@ -196,7 +196,7 @@ def count_message_tokens(messages: Iterable[Mapping[str, Any]], model: str = "gp
     total = REPLY_PRIMING
     for message in messages:
         total += TOKENS_PER_MESSAGE
-        total += count_tokens(_content_text(message.get("content")), model)
+        total += count_tokens(content_text(message.get("content")), model)
         total += count_tokens(str(message.get("role", "")), model) if message.get("role") else 0
         if message.get("name"):
             total += TOKENS_PER_NAME + count_tokens(str(message["name"]), model)

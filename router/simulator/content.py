@@ -26,6 +26,7 @@ from router.tokens import (
     TOKENS_PER_MESSAGE,
     TOKENS_PER_NAME,
     Encoder,
+    content_text,
     encoding_name_for,
     get_encoding,
 )
@@ -43,23 +44,6 @@ def _count(text: str, encoding: str) -> int:
     if encoder is None:
         return math.ceil(len(text) / CHARS_PER_TOKEN)
     return len(encoder.encode(text, disallowed_special=()))
-
-
-def content_text(content: Any) -> str:
-    """The text of a message content (a string or a list of parts), as router.tokens reads it."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, Mapping):
-                parts.append(str(part.get("text") or part.get("content") or ""))
-            else:
-                parts.append(str(part))
-        return "\n".join(parts)
-    return str(content)
 
 
 def count_prompt_tokens(model: str, messages: Sequence[Mapping[str, Any]]) -> int:

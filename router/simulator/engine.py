@@ -31,13 +31,13 @@ from router.simulator.config import (
 )
 from router.simulator.content import (
     Reply,
-    content_text,
     count_prompt_tokens,
     make_reply,
     tool_reply,
 )
 from router.simulator.limits import Limits, LimitView, QuotaState, Rejection, Ticket
 from router.simulator.stats import StatsBook, UsageStats
+from router.tokens import content_text
 
 
 @dataclass
