@@ -17,9 +17,9 @@ returning unix seconds) that the scripts then use instead: the only way a client
 
 from __future__ import annotations
 
+import os
 import random
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +40,11 @@ from router.store import Store
 Strategy = Literal["capacity", "round_robin", "random", "least_used", "weighted"]
 STRATEGIES: tuple[str, ...] = ("capacity", "round_robin", "random", "least_used", "weighted")
 Outcome = Literal["success", "neutral", "rate_limited", "auth", "transient"]
+
+#: Position of the reservation's own key among the reserve script's KEYS.
+RESERVATION_KEY = 6
+#: Models whose serving keys are remembered at once (see CapacityEngine.serving).
+SERVING_CACHE_MODELS = 1024
 
 _RESERVE = lua.load("reserve")
 _SETTLE = lua.load("settle")
@@ -98,6 +103,10 @@ class _ModelLayout:
 
     tiers: list[int]
     tier_of: dict[str, int]
+    #: The reserve script's KEYS except the reservation's own, and its tiers argument: built once
+    #: per sync instead of on every call.
+    reserve_keys: list[str] = field(default_factory=list)
+    tiers_arg: str = ""
 
 
 @dataclass
@@ -138,14 +147,20 @@ class CapacityEngine:
         probe_ttl: float = 60.0,
         policy: HealthPolicy | None = None,
         clock: Callable[[], float] | None = None,
+        margin: float = 0.0,
     ) -> None:
         self.store = store
+        #: Seconds past a rate limit's exact room a request is admitted (see lua/lib_pool.lua).
+        self.margin = margin
         self.names: RedisKeys = store.keys
         self.reservation_ttl = reservation_ttl
         self.probe_ttl = probe_ttl
         self.policy = policy or HealthPolicy()
         self._clock = clock
         self._keys: dict[str, APIKey] = {}
+        #: serving(model) per model, rebuilt after every change of the key list: the request path
+        #: asks for it on every call and must not walk the pool each time
+        self._serving: dict[str, list[tuple[APIKey, int, float]]] = {}
         self._layouts: dict[str, _ModelLayout] = {}
         self._zones = _ZoneCache()
         self._random = random.Random()
@@ -155,6 +170,10 @@ class CapacityEngine:
     def keys(self) -> dict[str, APIKey]:
         return dict(self._keys)
 
+    def key(self, key_id: str) -> APIKey | None:
+        """One configured key (no copy of the pool, unlike ``keys``)."""
+        return self._keys.get(key_id)
+
     async def configure(self, keys: Iterable[APIKey]) -> None:
         """Adopt a key list: check quota groups, then sync every model already indexed or named.
 
@@ -163,6 +182,7 @@ class CapacityEngine:
         new = {key.key_id: key for key in keys}
         _check_groups(new.values())
         self._keys = new
+        self._serving.clear()
         models = {b.model for key in new.values() for b in key.bindings if not b.is_pattern}
         models.update(self._layouts)
         models.update(await self.store.call(self.store.client.smembers(self.names.pool_models)))
@@ -177,6 +197,7 @@ class CapacityEngine:
         _check_groups(merged.values())
         touched = self._models_of(changed, before=self._keys)
         self._keys = merged
+        self._serving.clear()
         touched |= self._models_of(changed)
         for model in sorted(touched):
             await self.sync_model(model)
@@ -187,6 +208,7 @@ class CapacityEngine:
         touched = self._models_of(gone)
         for key_id in gone:
             del self._keys[key_id]
+        self._serving.clear()
         for model in sorted(touched):
             await self.sync_model(model)
         for key_id, key in gone.items():
@@ -215,12 +237,21 @@ class CapacityEngine:
         return models
 
     def serving(self, model: str) -> list[tuple[APIKey, int, float]]:
-        """(key, tier, weight) of every configured key that serves ``model``, in config order."""
+        """(key, tier, weight) of every configured key that serves ``model``, in config order.
+
+        Computed once per model and key list (the answer is shared: do not modify it).
+        """
+        cached = self._serving.get(model)
+        if cached is not None:
+            return cached
         out = []
         for key in self._keys.values():
             binding = key_serves(key, model)
             if binding is not None:
                 out.append((key, binding.priority, binding.weight))
+        if len(self._serving) >= SERVING_CACHE_MODELS:
+            self._serving.clear()  # requested names are unbounded (wildcards): bound the cache
+        self._serving[model] = out
         return out
 
     async def sync_model(self, model: str) -> _ModelLayout:
@@ -270,14 +301,13 @@ class CapacityEngine:
             args += [name, record]
         args.append(self._now_arg())
         await self.store.run(_SYNC, keys, args)
-        layout = _ModelLayout(tiers=tiers, tier_of={key.key_id: tier for key, tier, _ in serving})
+        layout = _ModelLayout(
+            tiers=tiers,
+            tier_of={key.key_id: tier for key, tier, _ in serving},
+            reserve_keys=self._reserve_keys(model, tiers),
+            tiers_arg=",".join(map(str, tiers)),
+        )
         self._layouts[model] = layout
-        return layout
-
-    async def _layout(self, model: str) -> _ModelLayout:
-        layout = self._layouts.get(model)
-        if layout is None:
-            layout = await self.sync_model(model)
         return layout
 
     # -- time ------------------------------------------------------------------------------------
@@ -308,8 +338,12 @@ class CapacityEngine:
         reservation_id: str | None = None,
         exclude: Sequence[str] = (),
         tags: dict[str, str] | None = None,
+        margin: float | None = None,
     ) -> Reservation:
         """Reserve 1 request and ``tokens`` tokens on a key of ``model``.
+
+        ``margin`` (default: the engine's): seconds a limit-bound request waits past the instant
+        its limit has room (lua/lib_pool.lua, GCRA_MARGIN).
 
         Raises AllKeysExhaustedError (with the earliest retry time and why) when no key has room,
         RequestTooLargeError when no key could ever fit the request.
@@ -318,8 +352,8 @@ class CapacityEngine:
             raise ValueError(f"unknown strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
         if tokens < 0:
             raise ValueError("tokens must be >= 0")
-        layout = await self._layout(model)
-        rid = reservation_id or uuid.uuid4().hex
+        layout = self._layouts.get(model) or await self.sync_model(model)
+        rid = reservation_id or os.urandom(16).hex()
         args = [
             model,
             int(tokens),
@@ -330,16 +364,21 @@ class CapacityEngine:
             self._offsets(),
             repr(self._random.random()),
             ",".join(exclude),
-            ",".join(f"{k}={v}" for k, v in sorted((tags or {}).items())),
-            ",".join(map(str, layout.tiers)),
+            ",".join(f"{k}={v}" for k, v in sorted(tags.items())) if tags else "",
+            layout.tiers_arg,
             self.probe_ttl,
+            self.margin if margin is None else margin,
         ]
-        reply = await self.store.run(_RESERVE, self._reserve_keys(model, rid, layout), args)
+        keys = layout.reserve_keys.copy()
+        keys[RESERVATION_KEY] = self.names.reservation(rid)
+        reply = await self.store.run(_RESERVE, keys, args)
         if reply[0] == "no_keys" and layout.tier_of:
             # The store lost the pool's records (restart without persistence, flush): rebuild them.
             layout = await self.sync_model(model)
-            args[10] = ",".join(map(str, layout.tiers))
-            reply = await self.store.run(_RESERVE, self._reserve_keys(model, rid, layout), args)
+            args[10] = layout.tiers_arg
+            keys = layout.reserve_keys.copy()
+            keys[RESERVATION_KEY] = self.names.reservation(rid)
+            reply = await self.store.run(_RESERVE, keys, args)
         status = reply[0]
         if status == "ok":
             return Reservation(
@@ -373,18 +412,12 @@ class CapacityEngine:
             keys=notes,
         )
 
-    def _reserve_keys(self, model: str, rid: str, layout: _ModelLayout) -> list[str]:
+    def _reserve_keys(self, model: str, tiers: list[int]) -> list[str]:
+        """The reserve script's KEYS (lua/reserve.lua), the reservation's own left blank."""
         n = self.names
-        keys = [
-            n.pool_config,
-            n.pool_state,
-            n.pool_windows,
-            n.pool_health,
-            n.pool_stats,
-            n.pool_cursor,
-            n.reservation(rid),
-        ]
-        for tier in layout.tiers:
+        keys = [n.pool_config, n.pool_state, n.pool_windows, n.pool_health, n.pool_stats]
+        keys += [n.pool_cursor, ""]
+        for tier in tiers:
             keys += [n.ready(model, tier), n.order(model, tier), n.share(model, tier)]
         return keys
 

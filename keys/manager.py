@@ -15,6 +15,7 @@ honoured by every other at once. The README's "Keys and health" section document
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -241,11 +242,14 @@ class KeyManager:
         exclude: Sequence[str] = (),
         strategy: str | None = None,
         wait: float = 0.0,
+        margin: float | None = None,
     ) -> KeySelection:
         """Reserve 1 request and ``tokens_needed`` tokens on a healthy key of the model.
 
         Waits up to ``wait`` seconds for room; raises AllKeysExhaustedError saying which keys,
         why and until when, or RequestTooLargeError when no key could ever fit the request.
+        ``margin``: seconds a limit-bound request waits past its exact room (the router passes
+        ``RESERVE_MARGIN_SECONDS``; see lua/lib_pool.lua); default none.
         """
         await self._ready()
         model = model_preference or self.default_model()
@@ -255,7 +259,12 @@ class KeyManager:
         while True:
             try:
                 reservation = await self.engine.reserve(
-                    model, tokens_needed, strategy=strategy, exclude=exclude, tags=tags
+                    model,
+                    tokens_needed,
+                    strategy=strategy,
+                    exclude=exclude,
+                    tags=tags,
+                    margin=margin,
                 )
             except AllKeysExhaustedError as exc:
                 if not reset_tried and await self._reset_if_all_unhealthy(model, exc):
@@ -266,12 +275,15 @@ class KeyManager:
                     await asyncio.sleep(pause + random.uniform(0, 0.01))
                     continue
                 raise await self._explain(model, exc) from None
-            key = self.keys.get(reservation.key_id)
+            key = self.engine.key(reservation.key_id)
             if key is None:  # removed while we reserved: give it back, pick again
                 await self.engine.release(reservation)
                 continue
             selection = KeySelection(reservation, key, self.masked(key.key_id), strategy)
-            log.debug("key selected", key=selection.masked_key, model=model, tokens=tokens_needed)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "key selected", key=selection.masked_key, model=model, tokens=tokens_needed
+                )
             return selection
 
     async def _reset_if_all_unhealthy(self, model: str, exc: AllKeysExhaustedError) -> bool:
@@ -314,7 +326,8 @@ class KeyManager:
         """The secret of the selected key (from the secret store's cache)."""
         key = selection.key if isinstance(selection, KeySelection) else self.keys[selection]
         secret = await self.secrets.get_secret(key)
-        self._masked.setdefault(key.key_id, mask_secret(secret))
+        if key.key_id not in self._masked:  # masking costs more than the cached read: once per key
+            self._masked[key.key_id] = mask_secret(secret)
         return secret
 
     # -- outcomes --------------------------------------------------------------------------------

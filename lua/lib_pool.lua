@@ -23,6 +23,17 @@ local WINDOW = 60          -- seconds a strict window spans (plus the current se
 local LOWS = 24            -- low-water entries kept per bucket (see push_low)
 local EPS = 1e-6
 local NEVER = 1e300
+-- Seconds a request waits past the instant a drained limit refills room for it (reserve sets it
+-- from its ARGV; 0 elsewhere). The provider counts a request when it arrives, a little after the
+-- router reserved it, and that delay varies: under sustained load two requests reserved exactly
+-- one refill interval apart may arrive slightly less than one interval apart and find the
+-- provider's bucket a sliver short. Admitting such requests this much later absorbs the jitter; it
+-- shifts the schedule, it does not slow it (the next room is still counted on the limit's own
+-- timeline). Room that was already there at the bucket's last admission (a burst, a released
+-- reservation) is used at once: every request of a burst fits the provider's bucket in any order.
+-- A limit whose burst leaves less than the margin (burst 1 of a slow limit) gets none: there, a
+-- late admission would move the whole schedule back and cost throughput.
+local GCRA_MARGIN = 0
 
 local function f6(x) return string.format('%.6f', x) end
 local function int(x) return string.format('%d', math.floor(x + 0.5)) end
@@ -75,22 +86,27 @@ local function read_limits(cfg, bucket)
   }
 end
 
--- Bucket state: GCRA times of both limits, day and minute counters (for RPD and status), and a
--- provider-imposed block (429) with its backoff level.
-local STATE_PATTERN = '^' .. string.rep('([^\t]*)\t', 11) .. '([^\t]*)$'
-local STATE_FORMAT = '%.6f\t%.6f\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.6f\t%d'
+-- Bucket state: GCRA times of both limits, day and minute counters (for RPD and status), a
+-- provider-imposed block (429) with its backoff level, and the time of the last admission (see
+-- GCRA_MARGIN; a record written before it has 12 fields and no known last admission, so the
+-- margin applies to it).
+local STATE_PATTERN = '^' .. string.rep('([^\t]*)\t', 12) .. '([^\t]*)$'
+local STATE_PATTERN_12 = '^' .. string.rep('([^\t]*)\t', 11) .. '([^\t]*)$'
+local STATE_FORMAT = '%.6f\t%.6f\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.6f\t%d\t%.6f'
 
 local function read_state(state_key, bucket)
   local raw = redis.call('HGET', state_key, bucket)
   if not raw then
     return {tat_r = 0, tat_t = 0, day = -1, day_req = 0, day_tok = 0, minute = -1, min_req = 0,
-            min_tok = 0, prev_req = 0, prev_tok = 0, blocked = 0, level = 0}
+            min_tok = 0, prev_req = 0, prev_tok = 0, blocked = 0, level = 0, last = 0}
   end
-  local a, b, c, d, e, f, g, h, i, j, k, l = string.match(raw, STATE_PATTERN)
+  local a, b, c, d, e, f, g, h, i, j, k, l, m = string.match(raw, STATE_PATTERN)
+  if not a then a, b, c, d, e, f, g, h, i, j, k, l = string.match(raw, STATE_PATTERN_12) end
   return {
     tat_r = tonumber(a), tat_t = tonumber(b), day = tonumber(c), day_req = tonumber(d),
     day_tok = tonumber(e), minute = tonumber(f), min_req = tonumber(g), min_tok = tonumber(h),
     prev_req = tonumber(i), prev_tok = tonumber(j), blocked = tonumber(k), level = tonumber(l),
+    last = tonumber(m) or 0,
   }
 end
 
@@ -98,7 +114,7 @@ local function write_state(state_key, bucket, s)
   redis.call('HSET', state_key, bucket, string.format(STATE_FORMAT, s.tat_r, s.tat_t,
     math.floor(s.day), math.floor(s.day_req + 0.5), math.floor(s.day_tok + 0.5), math.floor(s.minute),
     math.floor(s.min_req + 0.5), math.floor(s.min_tok + 0.5), math.floor(s.prev_req + 0.5),
-    math.floor(s.prev_tok + 0.5), s.blocked, math.floor(s.level)))
+    math.floor(s.prev_tok + 0.5), s.blocked, math.floor(s.level), s.last or 0))
 end
 
 -- Low-water marks: "seq\tcut\tseq:level,seq:level,..." (see push_low); read by the one bucket
@@ -277,8 +293,20 @@ local function limits_at(L, S, W, tokens, next_day)
   end
   if S.blocked > 0 then bound(S.blocked, 'rate_limited') end
   if L.rpd > 0 and S.day_req >= L.rpd then bound(next_day, 'rpd') end
-  bound(gcra_at(S.tat_r, 1, L.rpm, L.br), 'rpm')
-  bound(gcra_at(S.tat_t, tokens, L.tpm, L.bt), 'tpm')
+  local r_at, t_at = gcra_at(S.tat_r, 1, L.rpm, L.br), gcra_at(S.tat_t, tokens, L.tpm, L.bt)
+  if GCRA_MARGIN > 0 then
+    -- only room that refilled after the last admission, where the burst can hold the delay
+    local last = (S.last or 0) + EPS
+    if r_at > last and r_at < NEVER and L.rpm > 0 and (L.br - 1) * 60.0 / L.rpm > GCRA_MARGIN then
+      r_at = r_at + GCRA_MARGIN
+    end
+    if t_at > last and t_at < NEVER and L.tpm > 0
+        and (L.bt - tokens) * 60.0 / L.tpm > GCRA_MARGIN then
+      t_at = t_at + GCRA_MARGIN
+    end
+  end
+  bound(r_at, 'rpm')
+  bound(t_at, 'tpm')
   if W then
     bound(window_at(W, 2, 1, L.rpm), 'rpm')
     bound(window_at(W, 3, tokens, L.tpm), 'tpm')

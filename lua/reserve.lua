@@ -5,7 +5,8 @@
 --       its ready, order and share sorted sets.
 -- ARGV: model, tokens, strategy, reservation id, reservation ttl, now ('' = TIME), day offsets,
 --       random number in [0,1), excluded key ids (comma list), required tags (comma list of k=v),
---       tiers (comma list, one per triple of KEYS), probe ttl.
+--       tiers (comma list, one per triple of KEYS), probe ttl, jitter margin in seconds
+--       (optional, default 0: see GCRA_MARGIN in lib_pool).
 --
 -- Answers one of:
 --   {'ok', key, tokens, at, tier, 'new'|'probe'|'dup', bucket}
@@ -29,6 +30,7 @@ for _, k in ipairs(split(ARGV[9], ',')) do exclude[k] = true end
 local want_tags = split(ARGV[10], ',')
 local tiers = split(ARGV[11], ',')
 local probe_ttl = tonumber(ARGV[12]) or 60
+GCRA_MARGIN = math.max(0, tonumber(ARGV[13]) or 0)
 
 local BATCH, MAX_SCAN = 8, 32
 local CHOICES = 2   -- capacity-aware: the better of the two least recently busy keys
@@ -121,6 +123,7 @@ local function commit(ev, t)
   S.tat_t = gcra_charge(S.tat_t, now, tokens, L.tpm)
   S.day_req, S.day_tok = S.day_req + 1, S.day_tok + tokens
   S.min_req, S.min_tok = S.min_req + 1, S.min_tok + tokens
+  S.last = now
   write_state(STATE, ev.bucket, S)
   if ev.W then
     window_add(ev.W, math.floor(now), 1, tokens)

@@ -55,6 +55,10 @@ log = get_logger("router.dispatch")
 
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 2.0
+#: A success stores the provider's rate-limit headers (for status) at most this often per key:
+#: they change on every call, and encoding and storing them each time cost more than the rest of
+#: the settle. Failures always store them.
+PROVIDER_LIMITS_EVERY_SECONDS = 1.0
 
 Messages = list[dict[str, Any]]
 
@@ -106,6 +110,7 @@ class Dispatcher:
         self.routing = routing
         self.settings = settings
         self._adapters: dict[str, ProviderAdapter] = {}
+        self._limits_stored: dict[str, float] = {}
 
     def adapter(self, provider: str) -> ProviderAdapter:
         adapter = self._adapters.get(provider)
@@ -184,7 +189,11 @@ class Dispatcher:
                     return Dispatched(summary, messages, error=last or _budget_error()), None
                 try:
                     selection = await self.manager.select_key(
-                        model, estimate, exclude=exclude, tags=plan.tags
+                        model,
+                        estimate,
+                        exclude=exclude,
+                        tags=plan.tags,
+                        margin=self.settings.RESERVE_MARGIN_SECONDS,
                     )
                 except RequestTooLargeError as exc:
                     last, only_capacity = exc, False
@@ -295,9 +304,20 @@ class Dispatcher:
         usage = result.usage
         actual = usage.prompt_tokens + usage.completion_tokens or None
         await self.manager.record_success(
-            selection, actual, provider_limits=_limits_json(result.rate_limits)
+            selection, actual, provider_limits=self._success_limits(key.key_id, result.rate_limits)
         )
         return Dispatched(summary, messages, selection, result=result)
+
+    def _success_limits(self, key_id: str, snapshot: Any) -> str:
+        """The provider's headers as JSON, or "" when this key's were stored less than
+        PROVIDER_LIMITS_EVERY_SECONDS ago."""
+        now = time.monotonic()
+        if now - self._limits_stored.get(key_id, -1e9) < PROVIDER_LIMITS_EVERY_SECONDS:
+            return ""
+        limits = _limits_json(snapshot)
+        if limits:
+            self._limits_stored[key_id] = now
+        return limits
 
     def _completion_tokens(self, plan: CallPlan, model: str) -> int:
         if plan.max_tokens is not None:

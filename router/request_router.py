@@ -13,7 +13,8 @@ after a successful call, and ``conversation_saved`` says whether that worked.
 
 from __future__ import annotations
 
-import uuid
+import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from router.providers import ChatResult, StreamEnd, TextDelta, Usage
 from router.providers.catalog import context_window
 from router.routing import RoutingTable
 from router.settings import Settings
-from router.tokens import count_message_tokens, count_tokens
+from router.tokens import count_message_tokens, count_tokens, preload_encodings
 
 log = get_logger("router")
 
@@ -65,11 +66,18 @@ class RequestRouter:
         if self._dispatcher is not None:
             return
         await self.key_manager.start()
+        # the tokenizer tables load in a thread now, not on the first request (~1 s of CPU)
+        await asyncio.to_thread(preload_encodings, self._served_models())
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector)
         routing = self._routing or self._load_routing()
         self._dispatcher = Dispatcher(self.key_manager, self._session, routing, self.settings)
+
+    def _served_models(self) -> set[str]:
+        keys = self.key_manager.keys.values()
+        served = {b.model for key in keys for b in key.bindings if not b.is_pattern}
+        return served or {"gpt-4o"}
 
     def _load_routing(self) -> RoutingTable:
         if self.settings.ROUTING_CONFIG_PATH:
@@ -399,7 +407,7 @@ class RequestRouter:
             expected_completion=expected,
             temperature=temperature,
             tags=options.pop("tags", None),
-            request_id=options.pop("request_id", None) or uuid.uuid4().hex,
+            request_id=options.pop("request_id", None) or os.urandom(16).hex(),
             timeout=options.pop("timeout", None),
             extras=options,
         )

@@ -61,6 +61,9 @@ class Settings(BaseModel):
     #: Completion tokens reserved when a caller names no limit (also sent as Anthropic's max_tokens).
     EXPECTED_COMPLETION_TOKENS: int = Field(512, ge=1)
     RESERVE_WAIT_SECONDS: float = Field(2.0, ge=0)
+    #: A request bound by a rate limit is sent this long after the limit has room for it, so the
+    #: varying delay before the provider counts it never finds the provider's bucket short.
+    RESERVE_MARGIN_SECONDS: float = Field(0.05, ge=0, le=10)
     RESERVATION_TTL_SECONDS: int = Field(600, ge=10)
     MAX_ATTEMPTS: int = Field(5, ge=1)
     RETRY_BUDGET_SECONDS: float = Field(60.0, gt=0)

@@ -4,7 +4,8 @@
 
 * ``REDIS_URL`` set: ``redis.asyncio`` with a ``BlockingConnectionPool`` (callers wait for a free
   connection instead of failing at the pool's size); with ``REDIS_CLUSTER=true`` (or a
-  ``redis+cluster://`` URL) a ``RedisCluster``.
+  ``redis+cluster://`` URL) a ``RedisCluster``. On a standalone Redis, scripts (the request path)
+  share one automatically pipelined connection (router/script_lane.py).
 * ``REDIS_URL`` unset or empty: the embedded store, fakeredis with real Lua (lupa) in this process.
   It runs the very same scripts, but only this process sees it: logged once as single-process only.
 
@@ -34,6 +35,7 @@ from lua import Script
 from router.errors import StoreError
 from router.log import get_logger
 from router.redis_keys import RedisKeys
+from router.script_lane import ScriptLane
 from router.settings import Settings
 
 StoreKind = Literal["redis", "cluster", "embedded"]
@@ -67,6 +69,8 @@ class Store:
     #: instead of waiting when the pool is full, so their callers queue here (the standalone client
     #: waits in its BlockingConnectionPool). Commands should go through run() or call().
     limiter: asyncio.Semaphore | None = field(default=None, repr=False)
+    #: Standalone Redis: scripts run on connections of their own (router/script_lane.py).
+    lane: ScriptLane | None = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
     _ready: bool = field(default=False, repr=False)
     _ready_lock: asyncio.Lock | None = field(default=None, repr=False)
@@ -90,6 +94,8 @@ class Store:
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a Lua script by SHA; on NOSCRIPT (restart, failover) send its source once."""
         try:
+            if self.lane is not None:
+                return await self.lane.run(script, keys, args)
             await self._ensure_ready()
             if self.limiter is not None:
                 async with self.limiter:
@@ -148,10 +154,53 @@ class Store:
         if self._closed:
             return
         self._closed = True
+        if self.lane is not None:
+            await self.lane.close()
         closer = getattr(self.client, "aclose", None) or self.client.close
         result = closer()
         if asyncio.iscoroutine(result):
             await result
+
+
+class _CompiledChunks:
+    """The embedded server's Lua runtime, compiling each script source once.
+
+    fakeredis runs ``EVALSHA`` as ``runtime.execute(source)``: it parses and compiles the whole
+    source on every call (~0.7 ms for a key-pool script, most of an embedded request's cost), then
+    runs a full garbage collection. This wrapper keeps the compiled chunk per source (running a
+    chunk again is what executing its source does) and replaces the full collection by an
+    incremental step; everything else goes to the real runtime unchanged.
+    """
+
+    def __init__(self, runtime: Any) -> None:
+        self._runtime = runtime
+        self._chunks: dict[bytes, Any] = {}
+
+    def execute(self, source: Any, *args: Any) -> Any:
+        if args or not isinstance(source, bytes):
+            return self._runtime.execute(source, *args)
+        if source == b"collectgarbage()":
+            return self._runtime.execute(b'collectgarbage("step")')
+        chunk = self._chunks.get(source)
+        if chunk is None:
+            if len(self._chunks) >= 256:  # scripts sent by callers other than ours: bound it
+                self._chunks.clear()
+            chunk = self._chunks[source] = self._runtime.compile(source)
+        return chunk()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runtime, name)
+
+
+def _compile_once(server: Any) -> None:
+    """Install :class:`_CompiledChunks` on a fakeredis server (a no-op on fakeredis versions that
+    keep no per-server runtime: they are only slower)."""
+    import fakeredis
+
+    fakeredis.FakeRedis(server=server).eval("return 1", 0)  # creates the server's runtime
+    runtime = getattr(server, "_lua_runtime", None)
+    if runtime is not None and not isinstance(runtime, _CompiledChunks):
+        server._lua_runtime = _CompiledChunks(runtime)
 
 
 def _embedded_client() -> Any:
@@ -161,6 +210,7 @@ def _embedded_client() -> Any:
 
     if _embedded_server is None:
         _embedded_server = fakeredis.FakeServer(version=(7, 2))
+        _compile_once(_embedded_server)
     if not _embedded_warned:
         _embedded_warned = True
         log.warning(
@@ -195,10 +245,14 @@ def create_store(settings: Settings | None = None, *, url: str | None = None) ->
             )
             limiter = asyncio.Semaphore(settings.REDIS_MAX_CONNECTIONS)
             return Store(client=client, kind="cluster", keys=keys, url=url, limiter=limiter)
+        # scripts (the request path) share one pipelined connection, other commands the rest
+        total = settings.REDIS_MAX_CONNECTIONS
+        lanes = 1 if total >= 2 else 0
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             decode_responses=True,
-            max_connections=settings.REDIS_MAX_CONNECTIONS,
+            max_connections=total - lanes,
+            retry=retry,  # a client given a pool uses the pool's retry policy, not its own
             timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
@@ -208,6 +262,7 @@ def create_store(settings: Settings | None = None, *, url: str | None = None) ->
             kind="redis",
             keys=keys,
             url=url,
+            lane=ScriptLane(pool) if lanes else None,
         )
     except (ValueError, RedisError) as exc:
         from router.errors import ConfigError
