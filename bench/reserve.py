@@ -1,12 +1,18 @@
 """Capacity-engine benchmark: reserve+settle latency and throughput vs pool size, next to a no-op.
 
-    python bench/reserve.py [--seconds 5] [--concurrency 32] [--processes 1 4] [--sizes 10 1000 10000]
+    python bench/reserve.py [--seconds 4] [--concurrency 32] [--processes 1 4]
+                            [--sizes 10 1000 10000] [--redis-url URL]
 
 Starts its own redis-server on a free loopback port (or uses --redis-url), builds pools of 10,
-1,000 and 10,000 keys serving one model, and measures from 1 and 4 processes:
+1,000 and 10,000 keys serving one model (limits far above the load: the engine's cost is measured,
+not running out of room), and from 1 and 4 processes (started together behind a barrier):
 
-* reserve latency (p50/p99) and reserve+settle pairs per second, with the default strategy;
-* a no-op EVALSHA (``return 1`` on one key) on the same server and the same client: the ceiling.
+* latency: one call at a time per process for ``--probe-seconds``: reserve p50/p99;
+* throughput: ``--concurrency`` reserve+settle pairs in flight per process for ``--seconds``;
+* the ceiling: a no-op script (``return 1`` on one key) through the same client, same server;
+* server time: Redis's own ``INFO commandstats`` microseconds per call of reserve, settle and the
+  no-op, each measured alone (``CONFIG RESETSTAT`` before each): the part of the cost that is the
+  script itself, free of client and machine noise.
 
 Targets (DESIGN.md): reserve latency flat within 1.5x from 10 to 10,000 keys; reserve+settle
 throughput >= 50% of the no-op's. Prints a table and writes bench/results/reserve.json.
@@ -19,14 +25,7 @@ import asyncio
 import hashlib
 import json
 import multiprocessing
-import os
-import platform
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -34,206 +33,243 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import install_uvloop, percentile, print_table, redis_server, write_results
 from keys.engine import CapacityEngine
 from keys.models import APIKey
 from lua import Script
 from router.settings import Settings
-from router.store import create_store
+from router.store import Store, create_store
 
-RESULTS = Path(__file__).resolve().parent / "results"
 NOOP_SOURCE = "return 1"
 NOOP = Script("noop", NOOP_SOURCE, hashlib.sha1(NOOP_SOURCE.encode()).hexdigest())  # noqa: S324
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit(
-            "redis-server not found: install it (apt-get install redis-server) or pass --redis-url"
-        )
-    port, workdir = free_port(), tempfile.mkdtemp(prefix="bench-redis-")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return proc, f"redis://127.0.0.1:{port}/0", workdir
+MODEL = "gpt-4o"
 
 
 def pool(size: int) -> list[APIKey]:
     # generous limits: the benchmark measures the engine's cost, not running out of room
     return [
-        APIKey(
-            key_id=f"k{i:05d}",
-            model_name="gpt-4o",
-            provider="openai",
-            rpm=1_000_000,
-            tpm=100_000_000,
+        APIKey.model_validate(
+            {
+                "key_id": f"k{i:05d}",
+                "model_name": MODEL,
+                "provider": "openai",
+                "rpm": 10**6,
+                "tpm": 10**8,
+            }
         )
         for i in range(size)
     ]
 
 
-async def _measure(
-    url: str, prefix: str, mode: str, seconds: float, concurrency: int
-) -> dict[str, Any]:
-    store = create_store(
-        Settings.from_env(
-            {}, REDIS_URL=url, REDIS_KEY_PREFIX=prefix, REDIS_MAX_CONNECTIONS=concurrency + 4
-        )
+def make_store(url: str, prefix: str, concurrency: int) -> Store:
+    settings = Settings.from_env(
+        {}, REDIS_URL=url, REDIS_KEY_PREFIX=prefix, REDIS_MAX_CONNECTIONS=concurrency + 4
     )
+    return create_store(settings)
+
+
+# -- one process --------------------------------------------------------------------------------
+async def _measure(
+    url: str, prefix: str, mode: str, size: int, args: dict[str, Any], barrier: Any
+) -> dict[str, Any]:
+    store = make_store(url, prefix, args["concurrency"])
     engine = CapacityEngine(store)
     if mode != "noop":
-        await engine.configure(
-            pool(int(prefix.split("-")[-1]))
-        )  # every replica loads the same keys
-    reserve_lat: list[float] = []
-    pairs = 0
-    stop = time.perf_counter() + seconds
+        await engine.configure(pool(size))  # every replica loads the same keys
+
+    async def one() -> float:
+        started = time.perf_counter()
+        if mode == "noop":
+            await store.run(NOOP, [store.keys.pool_config], [])
+            return time.perf_counter() - started
+        reservation = await engine.reserve(MODEL, 100)
+        took = time.perf_counter() - started
+        await engine.settle(reservation, actual_tokens=60)
+        return took
+
+    for _ in range(50):  # warm: scripts loaded, connections open
+        await one()
+    await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
+    probe: list[float] = []
+    stop = time.perf_counter() + args["probe_seconds"]
+    while time.perf_counter() < stop:
+        probe.append(await one())
+    loaded: list[float] = []
+    stop = time.perf_counter() + args["seconds"]
 
     async def worker() -> None:
-        nonlocal pairs
         while time.perf_counter() < stop:
-            started = time.perf_counter()
-            if mode == "noop":
-                await store.run(NOOP, [store.keys.pool_config], [])
-                reserve_lat.append(time.perf_counter() - started)
-            else:
-                reservation = await engine.reserve("gpt-4o", 100)
-                reserve_lat.append(time.perf_counter() - started)
-                await engine.settle(reservation, actual_tokens=60)
-            pairs += 1
+            loaded.append(await one())
 
     began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(args["concurrency"])))
     elapsed = time.perf_counter() - began
     await store.close()
-    return {"ops": pairs, "elapsed": elapsed, "latencies": reserve_lat}
+    return {"probe": probe, "loaded": loaded, "elapsed": elapsed}
 
 
-def measure(url: str, prefix: str, mode: str, seconds: float, concurrency: int) -> dict[str, Any]:
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    return asyncio.run(_measure(url, prefix, mode, seconds, concurrency))
+def _process(
+    url: str, prefix: str, mode: str, size: int, args: dict[str, Any], barrier: Any, out: Any
+) -> None:
+    install_uvloop()
+    out.put(asyncio.run(_measure(url, prefix, mode, size, args, barrier)))
 
 
 def run_case(
-    url: str, mode: str, size: int, processes: int, seconds: float, concurrency: int
+    url: str, mode: str, size: int, processes: int, args: dict[str, Any]
 ) -> dict[str, Any]:
-    prefix = f"b{uuid.uuid4().hex[:6]}-{size}"
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(processes) as workers:
-        parts = workers.starmap(measure, [(url, prefix, mode, seconds, concurrency)] * processes)
-    latencies = sorted(x for part in parts for x in part["latencies"])
-    ops = sum(part["ops"] for part in parts)
+    prefix = f"b{uuid.uuid4().hex[:6]}"
+    barrier, out = ctx.Barrier(processes), ctx.Queue()
+    workers = [
+        ctx.Process(target=_process, args=(url, prefix, mode, size, args, barrier, out))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    parts = [out.get(timeout=600) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    probe = [x for part in parts for x in part["probe"]]
+    loaded = [x for part in parts for x in part["loaded"]]
     elapsed = max(part["elapsed"] for part in parts)
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 100 else [latencies[-1]] * 99
-    return {
+    row: dict[str, Any] = {
         "mode": mode,
         "keys": size,
         "processes": processes,
-        "concurrency": concurrency,
-        "ops_per_s": ops / elapsed,
-        "p50_ms": q[49] * 1000,
-        "p99_ms": q[98] * 1000,
+        "concurrency": args["concurrency"],
+        "ops_per_s": len(loaded) / elapsed,
+        "p50_ms": percentile(loaded, 50) * 1000,
+        "p99_ms": percentile(loaded, 99) * 1000,
+        "alone_p50_ms": percentile(probe, 50) * 1000,
+        "alone_p99_ms": percentile(probe, 99) * 1000,
+        "prefix": prefix,
     }
+    return row
+
+
+# -- server time ----------------------------------------------------------------------------------
+async def server_times(url: str, prefix: str, size: int, calls: int) -> dict[str, float]:
+    """Redis's own microseconds per call of reserve, settle and the no-op, each alone."""
+    import redis.asyncio as aioredis
+
+    admin = aioredis.Redis.from_url(url, decode_responses=True)
+    store = make_store(url, prefix, 4)
+    engine = CapacityEngine(store)
+    await engine.configure(pool(size))
+
+    async def per_call() -> float:
+        stats = await admin.info("commandstats")
+        return float(stats["cmdstat_evalsha"]["usec_per_call"])
+
+    try:
+        await admin.config_resetstat()
+        held = [await engine.reserve(MODEL, 100) for _ in range(calls)]
+        reserve = await per_call()
+        await admin.config_resetstat()
+        for reservation in held:
+            await engine.settle(reservation, actual_tokens=60)
+        settle = await per_call()
+        await admin.config_resetstat()
+        for _ in range(calls):
+            await store.run(NOOP, [store.keys.pool_config], [])
+        noop = await per_call()
+    finally:
+        await store.close()
+        await admin.aclose()
+    return {"reserve_us": reserve, "settle_us": settle, "noop_us": noop}
+
+
+def summarise(rows: list[dict[str, Any]], processes: list[int]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for count in processes:
+        noop = next(r for r in rows if r["mode"] == "noop" and r["processes"] == count)
+        cases = sorted(
+            (r for r in rows if r["mode"] != "noop" and r["processes"] == count),
+            key=lambda r: r["keys"],
+        )
+        smallest, largest = cases[0], cases[-1]
+        summary[f"{count}_process"] = {
+            "alone_p50_ratio_largest_vs_smallest_pool": largest["alone_p50_ms"]
+            / smallest["alone_p50_ms"],
+            "loaded_p50_ratio_largest_vs_smallest_pool": largest["p50_ms"] / smallest["p50_ms"],
+            "pairs_vs_noop_calls": min(c["ops_per_s"] for c in cases) / noop["ops_per_s"],
+        }
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=4.0, help="throughput phase per case")
+    parser.add_argument("--probe-seconds", type=float, default=1.5, help="latency phase per case")
     parser.add_argument("--concurrency", type=int, default=32, help="in-flight calls per process")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1000, 10000])
+    parser.add_argument("--server-calls", type=int, default=2000)
     parser.add_argument("--redis-url")
-    parser.add_argument("--out", default=str(RESULTS / "reserve.json"))
+    parser.add_argument("--out")
     args = parser.parse_args()
-    proc = workdir = None
-    url = args.redis_url
-    if not url:
-        proc, url, workdir = start_redis()
-    rows = []
-    try:
+    options = {
+        "seconds": args.seconds,
+        "probe_seconds": args.probe_seconds,
+        "concurrency": args.concurrency,
+    }
+    rows: list[dict[str, Any]] = []
+    server: dict[str, dict[str, float]] = {}
+    with redis_server() if not args.redis_url else _given(args.redis_url) as url:
         for processes in args.processes:
-            rows.append(run_case(url, "noop", 0, processes, args.seconds, args.concurrency))
+            print(f"{processes} process(es): no-op", file=sys.stderr, flush=True)
+            rows.append(run_case(url, "noop", 0, processes, options))
             for size in args.sizes:
-                rows.append(
-                    run_case(url, "reserve+settle", size, processes, args.seconds, args.concurrency)
-                )
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait()
-            shutil.rmtree(workdir or "", ignore_errors=True)
-    print(f"{'mode':16} {'keys':>6} {'procs':>5} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+                print(f"{processes} process(es): {size} keys", file=sys.stderr, flush=True)
+                rows.append(run_case(url, "reserve+settle", size, processes, options))
+        for size in args.sizes:
+            prefix = f"s{uuid.uuid4().hex[:6]}"
+            server[str(size)] = asyncio.run(server_times(url, prefix, size, args.server_calls))
     for row in rows:
-        print(
-            f"{row['mode']:16} {row['keys']:>6} {row['processes']:>5} {row['ops_per_s']:>9.0f} "
-            f"{row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f}"
-        )
-    summary = {}
-    for processes in args.processes:
-        noop = next(r for r in rows if r["mode"] == "noop" and r["processes"] == processes)
-        cases = [r for r in rows if r["mode"] != "noop" and r["processes"] == processes]
-        smallest, largest = cases[0], cases[-1]
-        summary[f"{processes}_process"] = {
-            "p50_ratio_largest_vs_smallest_pool": largest["p50_ms"] / smallest["p50_ms"],
-            "pairs_vs_noop_calls": min(c["ops_per_s"] for c in cases) / noop["ops_per_s"],
-        }
-    print(json.dumps(summary, indent=2))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "benchmark": "reserve",
-                "seconds": args.seconds,
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "platform": platform.platform(),
-                    "redis": subprocess.run(
-                        ["redis-server", "--version"], capture_output=True, text=True
-                    ).stdout.strip(),
-                },
-                "rows": rows,
-                "summary": summary,
-            },
-            indent=2,
-        )
-        + "\n"
+        times = server.get(str(row["keys"]))
+        if row["mode"] == "noop":
+            row["server_us_per_call"] = min(t["noop_us"] for t in server.values())
+        elif times:
+            row["server_us_per_call"] = (times["reserve_us"] + times["settle_us"]) / 2
+    print_table(
+        rows,
+        [
+            ("mode", "mode", ""),
+            ("keys", "keys", "d"),
+            ("processes", "procs", "d"),
+            ("ops_per_s", "ops/s", ".0f"),
+            ("p50_ms", "p50 ms", ".3f"),
+            ("p99_ms", "p99 ms", ".3f"),
+            ("alone_p50_ms", "alone p50", ".3f"),
+            ("alone_p99_ms", "alone p99", ".3f"),
+            ("server_us_per_call", "server us/call", ".1f"),
+        ],
     )
+    summary = summarise(rows, args.processes)
+    summary["server_us"] = server
+    print(json.dumps(summary, indent=2))
+    path = write_results(
+        "reserve",
+        {"settings": {**options, "sizes": args.sizes}, "rows": rows, "summary": summary},
+        args.out,
+    )
+    print(f"wrote {path}", file=sys.stderr)
+
+
+class _given:
+    """A Redis URL the caller runs (context manager, like redis_server)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __enter__(self) -> str:
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 if __name__ == "__main__":

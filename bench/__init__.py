@@ -1,0 +1,1 @@
+"""Benchmarks against LiteLLM and the performance targets: see docs/BENCHMARKS.md."""
