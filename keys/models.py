@@ -193,7 +193,9 @@ DEFAULT_MODELS: dict[str, str] = {
 def provider_of_model(model: str) -> str | None:
     """The provider a model name belongs to, from its well-known prefix; None when unknown."""
     lowered = model.lower()
-    return next((provider for prefix, provider in _MODEL_PREFIXES if lowered.startswith(prefix)), None)
+    return next(
+        (provider for prefix, provider in _MODEL_PREFIXES if lowered.startswith(prefix)), None
+    )
 
 
 def key_serves(key: APIKey, model: str) -> ModelBinding | None:
@@ -206,5 +208,7 @@ def key_serves(key: APIKey, model: str) -> ModelBinding | None:
     if binding is None or not binding.is_pattern:
         return binding
     owner = provider_of_model(model)
-    compatible = owner is None or owner == key.provider or {owner, key.provider} == {"openai", "azure"}
+    compatible = (
+        owner is None or owner == key.provider or {owner, key.provider} == {"openai", "azure"}
+    )
     return binding if compatible else None

@@ -437,7 +437,9 @@ def test_secret_access(key_id: str, **kwargs: Any) -> dict[str, Any]:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(check_secret_access(key_id, **kwargs))
-    raise RuntimeError("test_secret_access() inside an event loop: await check_secret_access() instead")
+    raise RuntimeError(
+        "test_secret_access() inside an event loop: await check_secret_access() instead"
+    )
 
 
 test_secret_access.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

@@ -106,7 +106,9 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _logged_to_file(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[None]:
+def _logged_to_file(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[None]:
     """Every log record of the session, rendered by the product's masking pipeline, to one file
     that pytest_sessionfinish runs the secret scanner over."""
     import logging
@@ -138,7 +140,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     size = os.path.getsize(str(path))
     if result.findings:
-        lines = [f"secret scanner: {len(result.findings)} finding(s) in what the tests logged ({path}):"]
+        lines = [
+            f"secret scanner: {len(result.findings)} finding(s) in what the tests logged ({path}):"
+        ]
         lines += [f"  line {f.line}: {f.rule}: {f.masked}" for f in result.findings[:20]]
         if reporter is not None:
             reporter.write_line("\n".join(lines), red=True)

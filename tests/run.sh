@@ -73,8 +73,9 @@ else
     step "the package and its dev extra are installed (pyproject.toml unchanged)"
 fi
 
-step "ruff check ."
+step "ruff check . && ruff format --check ."
 "$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
 
 step "mypy"
 "$VENV/bin/mypy"

@@ -215,8 +215,18 @@ async def test_test_secret_access_reports_without_the_value(tmp_path: Path) -> N
 
 def test_test_secret_access_is_callable_as_document_004_shows(tmp_path: Path) -> None:
     keys_file = tmp_path / "keys.json"
-    keys_file.write_text(json.dumps({"keys": [{"key_id": "flash_01", "model_name": "gemini-2.5-flash", "provider": "gemini"}]}))
+    keys_file.write_text(
+        json.dumps(
+            {
+                "keys": [
+                    {"key_id": "flash_01", "model_name": "gemini-2.5-flash", "provider": "gemini"}
+                ]
+            }
+        )
+    )
     secret = "AIza" + "x" * 35
-    answer = test_secret_access("flash_01", keys_path=keys_file, environ={"GEMINI_KEY_flash_01": secret})
+    answer = test_secret_access(
+        "flash_01", keys_path=keys_file, environ={"GEMINI_KEY_flash_01": secret}
+    )
     assert answer["found"] is True and answer["status"] == "found"
     assert secret not in json.dumps(answer)
