@@ -608,7 +608,11 @@ class KeyManager:
             return out
         snap = await self._snapshot()
         healthy = sum(1 for k in snap if key_state(self.keys[k], snap[k])[0] == HEALTHY)
-        out["keys"] = {"total": len(snap), "healthy": healthy}
+        active = sum(1 for key in self.keys.values() if key.active)
+        out["keys"] = {"total": len(snap), "active": active, "healthy": healthy}
+        if not active:  # nothing to serve with: not a passing health check
+            out["healthy"] = False
+            out["error"] = "no active API keys configured"
         out["secret_store"] = await self.secrets.health_check()
         if not out["secret_store"].get("ok", False):
             out["healthy"] = False

@@ -62,14 +62,21 @@ async def health_report(
     report["keys"] = _keys_section(config, settings)
     report["secret_store"] = {"type": settings.SECRET_STORE_TYPE}
     report["warnings"].extend(config.warnings)
-    if not config.keys:
-        report["warnings"].append(
-            "no API keys configured: set OPENAI_API_KEY (or ANTHROPIC_API_KEY, GEMINI_API_KEY) or a keys.json"
+    # A router with no key it can use serves nothing: a readiness probe must fail, not pass.
+    missing = report["keys"].get("secrets_missing") or []
+    if not report["keys"]["active"]:
+        report["healthy"] = False
+        report["errors"].append(
+            "no active API keys configured: set OPENAI_API_KEY (or ANTHROPIC_API_KEY, "
+            "GEMINI_API_KEY) or a keys.json"
+            if not config.keys
+            else f"no active API keys: all {len(config.keys)} configured key(s) are inactive"
         )
-    if report["keys"].get("secrets_missing"):
-        report["warnings"].append(
-            f"{len(report['keys']['secrets_missing'])} active key(s) have no secret"
-        )
+    elif len(missing) == report["keys"]["active"]:
+        report["healthy"] = False
+        report["errors"].append(f"no active key has a secret (missing: {', '.join(missing)})")
+    elif missing:
+        report["warnings"].append(f"{len(missing)} active key(s) have no secret")
     try:
         store = create_store(settings)
     except ConfigError as exc:  # a malformed REDIS_URL: report it like any other bad setting

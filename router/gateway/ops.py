@@ -58,6 +58,9 @@ async def readiness(gateway: Gateway) -> tuple[bool, dict[str, Any]]:
         return False, {"ready": False, "reason": str(exc), "store": manager.store.describe()}
     keys = manager.keys.values()
     report["keys"] = {"total": len(keys), "active": sum(1 for k in keys if k.active)}
+    if not report["keys"]["active"]:  # every request would fail: keep traffic away
+        report.update(ready=False, reason="no active API keys configured")
+        return False, report
     secrets = await manager.secrets.health_check()
     report["secret_store"] = {"backend": secrets.get("backend"), "ok": secrets.get("ok")}
     if not secrets.get("ok"):

@@ -50,18 +50,29 @@ def workdir(tmp_path: Path) -> Path:
     return path
 
 
-def test_no_configuration_is_healthy_on_the_embedded_store(workdir: Path) -> None:
+def test_no_keys_is_unhealthy_and_says_how_to_add_one(workdir: Path) -> None:
+    """Nothing configured: the store is fine, but a router with no key serves nothing, so a
+    readiness probe running --health-check must fail."""
     code, report, stderr = run_health(workdir)
-    assert code == 0, stderr
-    assert report["healthy"] is True and report["errors"] == []
+    assert code == 1, stderr
+    assert report["healthy"] is False
+    assert any("no active API keys configured: set OPENAI_API_KEY" in e for e in report["errors"])
     assert report["store"]["kind"] == "embedded" and report["store"]["ok"] is True
     assert report["keys"]["total"] == 0 and report["keys"]["keys_file"] is None
-    assert any("no API keys configured" in w for w in report["warnings"])
     assert report["secret_store"] == {"type": "env"}
 
 
+def test_one_key_and_nothing_else_is_healthy_on_the_embedded_store(workdir: Path) -> None:
+    code, report, stderr = run_health(workdir, {"OPENAI_API_KEY": keygen.openai_project_key()})
+    assert code == 0, stderr
+    assert report["healthy"] is True and report["errors"] == [] and report["warnings"] == []
+    assert report["store"]["kind"] == "embedded" and report["store"]["ok"] is True
+
+
 def test_the_health_subcommand_is_the_same(workdir: Path) -> None:
-    code, report, _ = run_health(workdir, command="health")
+    code, report, _ = run_health(
+        workdir, {"OPENAI_API_KEY": keygen.openai_project_key()}, command="health"
+    )
     assert code == 0 and report["healthy"] is True
 
 
@@ -77,7 +88,11 @@ def test_one_openai_key_is_counted_and_never_printed(workdir: Path) -> None:
 
 def test_an_unreachable_redis_is_unhealthy_with_the_reason(workdir: Path) -> None:
     port = free_port()  # nothing listens there
-    code, report, stderr = run_health(workdir, {"REDIS_URL": f"redis://127.0.0.1:{port}/0"})
+    env = {
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "OPENAI_API_KEY": keygen.openai_project_key(),
+    }
+    code, report, stderr = run_health(workdir, env)
     assert code == 1
     assert report["healthy"] is False
     assert report["store"]["kind"] == "redis" and report["store"]["ok"] is False
@@ -96,14 +111,16 @@ def test_the_redis_password_is_never_printed(workdir: Path) -> None:
 
 
 def test_a_malformed_redis_url_is_a_configuration_error(workdir: Path) -> None:
-    code, report, stderr = run_health(workdir, {"REDIS_URL": "localhost:6379"})
+    env = {"REDIS_URL": "localhost:6379", "OPENAI_API_KEY": keygen.openai_project_key()}
+    code, report, stderr = run_health(workdir, env)
     assert code == 1
     (error,) = report["errors"]
     assert "REDIS_URL" in error and "Traceback" not in stderr
 
 
 def test_a_real_redis_is_healthy(workdir: Path, redis_url: str) -> None:
-    code, report, stderr = run_health(workdir, {"REDIS_URL": redis_url})
+    env = {"REDIS_URL": redis_url, "OPENAI_API_KEY": keygen.openai_project_key()}
+    code, report, stderr = run_health(workdir, env)
     assert code == 0, stderr
     assert report["healthy"] is True
     assert report["store"]["kind"] == "redis" and report["store"]["ok"] is True
@@ -161,6 +178,21 @@ def test_keys_without_secrets_are_reported_but_healthy(workdir: Path) -> None:
     assert report["keys"]["secrets_missing"] == ["flash_01"]
     assert any("1 active key(s) have no secret" in w for w in report["warnings"])
     assert secret not in json.dumps(report)
+
+
+def test_no_key_with_a_secret_is_unhealthy(workdir: Path) -> None:
+    good = {**BAD_ENTRY, "rpm": 10}
+    write_keys(workdir / "keys.json", {"keys": [good, {**good, "key_id": "flash_02"}]})
+    code, report, _ = run_health(workdir)
+    assert code == 1 and report["healthy"] is False
+    assert report["errors"] == ["no active key has a secret (missing: flash_01, flash_02)"]
+
+
+def test_only_inactive_keys_is_unhealthy(workdir: Path) -> None:
+    write_keys(workdir / "keys.json", {"keys": [{**BAD_ENTRY, "rpm": 10, "active": False}]})
+    code, report, _ = run_health(workdir, {"GEMINI_KEY_flash_01": keygen.gemini_key()})
+    assert code == 1 and report["healthy"] is False
+    assert report["errors"] == ["no active API keys: all 1 configured key(s) are inactive"]
 
 
 def test_single_key_mode_ignores_keys_json(workdir: Path) -> None:

@@ -279,5 +279,17 @@ async def test_health_check_reports_every_part(
     async with sim_router(settings(request), tmp_path, [PoolKey("a")]) as (router, _sim):
         health = await router.health_check()
     assert health["healthy"] is True
-    assert health["key_manager"]["keys"] == {"total": 1, "healthy": 1}
+    assert health["key_manager"]["keys"] == {"total": 1, "active": 1, "healthy": 1}
     assert health["conversation_store"]["healthy"] is True and health["secret_store"]["ok"] is True
+
+
+@local_stores
+async def test_health_check_with_no_active_key_is_unhealthy(
+    request: pytest.FixtureRequest, tmp_path: Path, store: Any
+) -> None:
+    async with sim_router(settings(request), tmp_path, [PoolKey("a")]) as (router, _sim):
+        await router.key_manager.update_key("a", active=False)
+        health = await router.health_check()
+    assert health["healthy"] is False
+    assert health["key_manager"]["error"] == "no active API keys configured"
+    assert health["key_manager"]["keys"]["active"] == 0

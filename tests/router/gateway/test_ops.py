@@ -77,6 +77,23 @@ async def test_not_ready_while_draining(gw: GatewayHarness) -> None:
     gw.gateway.draining = False
 
 
+async def test_not_ready_with_no_active_key(gw: GatewayHarness) -> None:
+    manager = gw.gateway.router.key_manager
+    ids = sorted(manager.keys)
+    try:
+        for key_id in ids:
+            await manager.update_key(key_id, active=False)
+        status, body, _ = await gw.request("GET", "/health/ready")
+        assert status == 503 and body["ready"] is False
+        assert body["reason"] == "no active API keys configured"
+        assert body["keys"] == {"total": 2, "active": 0}
+    finally:
+        for key_id in ids:
+            await manager.update_key(key_id, active=True)
+    status, body, _ = await gw.request("GET", "/health/ready")
+    assert status == 200 and body["ready"] is True
+
+
 async def test_metrics(make_gateway: GatewayFactory) -> None:
     gw = await make_gateway(
         pool=[PoolKey("pool-a", rpm=5), PoolKey("pool-b", rpm=5)], USER_RPM_DEFAULT=1000
