@@ -22,6 +22,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from router.processes import stop_process
+
 #: Variables of the caller's environment a Python child needs; everything else is left out.
 PASSED_THROUGH = (
     "PATH",
@@ -129,17 +131,7 @@ class GatewayProcess:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_process(process, grace=20)
 
     def close(self) -> None:
         self.stop()

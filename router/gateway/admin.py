@@ -15,8 +15,8 @@ from aiohttp import web
 
 from keys.config import parse_key_entry
 from keys.models import APIKey
+from router import jsonio
 from router.errors import ConfigError, KeyNotFoundError
-from router.gateway import jsonio
 from router.gateway.auth import require_master
 from router.gateway.errors import ApiError, bad_request, not_found
 from router.gateway.openai_api import read_json, require_ready

@@ -17,8 +17,9 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from router import jsonio
 from router.errors import ClientRequestError, StoreError
-from router.gateway import admin, jsonio, openai_api, ops
+from router.gateway import admin, openai_api, ops
 from router.gateway.errors import ApiError, bad_request, unavailable
 from router.gateway.metrics_view import metrics_handler
 from router.gateway.openai_api import REQUEST_ID

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from router.gateway import jsonio
+from router import jsonio
 from router.masking import redact
 
 

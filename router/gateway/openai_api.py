@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from router.gateway import jsonio
+from router import jsonio
 from router.gateway.auth import Caller, authenticate
 from router.gateway.chat_request import ChatParams, parse_chat_request
 from router.gateway.errors import (

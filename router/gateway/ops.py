@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from router import jsonio
 from router.errors import StoreError
-from router.gateway import jsonio
 from router.gateway.state import GATEWAY, Gateway
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from router import jsonio
 from router.errors import ClientRequestError
-from router.gateway import jsonio
 from router.masking import mask_secret
 from router.store import Store
 

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from keys.models import APIKey
+from router import jsonio
 from router.errors import ProviderError
 from router.providers.base import ProviderAdapter
 from router.providers.catalog import max_output_tokens
@@ -280,7 +281,7 @@ class AnthropicAdapter(ProviderAdapter):
 
     def _event(self, data: str, ctx: CallContext) -> dict[str, Any]:
         try:
-            payload = json.loads(data)
+            payload = jsonio.loads(data)
         except ValueError:
             raise self.malformed(ctx, 200, data, None) from None
         if not isinstance(payload, dict):

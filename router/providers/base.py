@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 from keys.models import APIKey
+from router import jsonio
 from router.errors import (
     ContentFilteredError,
     MalformedResponseError,
@@ -95,7 +96,8 @@ class ProviderAdapter(ABC):
         timeout = timeouts(request.timeout or self.timeout, self.connect_timeout, stream=stream)
         body = self.payload(request, stream=stream)
         try:
-            return await self.session.post(url, json=body, headers=headers, timeout=timeout)
+            data = jsonio.dumps(body)  # bytes: aiohttp's json= path encodes with the stdlib
+            return await self.session.post(url, data=data, headers=headers, timeout=timeout)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise translate(exc, ctx) from exc
 

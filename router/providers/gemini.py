@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from keys.models import APIKey
+from router import jsonio
 from router.errors import ProviderError
 from router.providers.base import ProviderAdapter
 from router.providers.classify import gemini_error
@@ -273,7 +274,7 @@ class GeminiAdapter(ProviderAdapter):
         model = request.model
         async for _event, data in sse_events(response, ctx):
             try:
-                chunk = json.loads(data)
+                chunk = jsonio.loads(data)
             except ValueError:
                 raise self.malformed(ctx, 200, data, None) from None
             if not isinstance(chunk, dict):

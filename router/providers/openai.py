@@ -12,13 +12,13 @@ Azure OpenAI (provider ``azure``): ``base_url`` is the deployment URL
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
 from keys.models import APIKey
+from router import jsonio
 from router.errors import ConfigError, ProviderError
 from router.providers.base import ProviderAdapter
 from router.providers.classify import openai_error
@@ -178,7 +178,7 @@ class OpenAIAdapter(ProviderAdapter):
 
     def _chunk(self, data: str, ctx: CallContext) -> dict[str, Any]:
         try:
-            chunk = json.loads(data)
+            chunk = jsonio.loads(data)
         except ValueError:
             raise self.malformed(ctx, 200, data, None) from None
         if not isinstance(chunk, dict):

@@ -11,13 +11,13 @@ through :func:`router.masking.redact` and never contain the secret, which travel
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from router import jsonio
 from router.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
 from router.masking import mask_secret, redact
 
@@ -75,7 +75,7 @@ async def read_body(response: aiohttp.ClientResponse, ctx: CallContext) -> tuple
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise translate(exc, ctx) from exc
     try:
-        return raw, json.loads(raw) if raw else None
+        return raw, jsonio.loads(raw) if raw else None
     except ValueError:
         return raw, None
 

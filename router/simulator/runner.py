@@ -20,6 +20,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from router.processes import stop_process
 from router.simulator.config import FaultConfig, SimKey, SimulatorConfig
 from router.simulator.server import ProviderSimulator
 
@@ -169,15 +170,7 @@ class SimulatorProcess:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if process is not None and process.stdout is not None:
-            process.stdout.close()
+        stop_process(process)
         if self._config_path is not None:
             self._config_path.unlink(missing_ok=True)
             self._config_path = None

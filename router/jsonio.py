@@ -1,7 +1,9 @@
 """JSON for the request path: orjson when installed (the ``speed`` extra), else the standard library.
 
-orjson parses and writes the gateway's bodies several times faster, which matters at thousands of
-requests per second; both produce compact UTF-8 JSON, so answers are the same either way.
+orjson parses and writes the gateway's and the providers' bodies several times faster, which
+matters at thousands of requests per second; both produce compact UTF-8 JSON, so answers are the
+same either way. What orjson refuses to write (non-string keys, integers past 64 bits) is written
+by the standard library.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 def dumps(value: Any) -> bytes:
     """Compact JSON as UTF-8 bytes."""
     if _orjson is not None:
-        result: bytes = _orjson.dumps(value, default=str)
-        return result
+        try:
+            result: bytes = _orjson.dumps(value, default=str)
+            return result
+        except TypeError:  # what orjson refuses (non-string keys, huge ints): the standard library
+            pass
     return _std_dumps(value)
 
 

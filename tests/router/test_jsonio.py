@@ -1,0 +1,39 @@
+"""router.jsonio: orjson when installed, the standard library otherwise, the same JSON either way."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from router import jsonio
+
+
+@pytest.fixture(params=["orjson", "stdlib"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "stdlib":
+        monkeypatch.setattr(jsonio, "_orjson", None)
+    else:
+        pytest.importorskip("orjson")
+    return str(request.param)
+
+
+def test_round_trip_is_compact_utf8(backend: str) -> None:
+    value = {"model": "gpt-4o", "messages": [{"role": "user", "content": "héllo ✓"}], "n": 1.5}
+    data = jsonio.dumps(value)
+    assert isinstance(data, bytes) and b" " not in data.replace("héllo ✓".encode(), b"")
+    assert "héllo ✓".encode() in data  # not \\u-escaped
+    assert jsonio.loads(data) == value == json.loads(data)
+
+
+def test_what_orjson_refuses_is_still_written(backend: str) -> None:
+    value = {1: "int key", "big": 2**70, "when": datetime(2026, 1, 2, tzinfo=UTC)}
+    decoded = json.loads(jsonio.dumps(value))
+    assert decoded["1"] == "int key" and decoded["big"] == 2**70
+    assert decoded["when"].startswith("2026-01-02")
+
+
+def test_invalid_json_raises_value_error(backend: str) -> None:
+    with pytest.raises(ValueError):
+        jsonio.loads(b"{not json")
