@@ -442,10 +442,13 @@ class CapacityEngine:
         scope: str = "minute",
         error_class: str = "",
         provider_limits: str = "",
+        hold: float = 0.0,
     ) -> SettleResult:
         """Charge the actual tokens (refund or extra) and record the outcome; idempotent.
 
         ``provider_limits``: the provider's latest rate-limit headers as JSON, kept for status.
+        ``hold``: on a success, seconds the provider said its own bucket needs before another
+        call fits; the bucket admits nothing before then (without a 429's backoff).
         """
         p = self.policy
         keys = [
@@ -471,6 +474,7 @@ class CapacityEngine:
             self._now_arg(),
             self._offsets(),
             provider_limits,
+            repr(float(hold)) if hold > 0 else "",
         ]
         reply = await self.store.run(_SETTLE, keys, args)
         if reply[0] == "settled":

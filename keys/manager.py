@@ -337,12 +337,21 @@ class KeyManager:
         actual_tokens: int | None = None,
         *,
         provider_limits: str = "",
+        hold: float = 0.0,
     ) -> None:
         """Settle a call that worked. If the store is down the answer is not lost: the
-        reservation expires and stays charged at its estimate (conservative)."""
+        reservation expires and stays charged at its estimate (conservative).
+
+        ``hold``: seconds the provider's own bucket needs before another such call fits (from
+        its rate-limit headers); the key's bucket takes no call before then, in any process.
+        """
         try:
             result = await self.engine.settle(
-                selection.reservation, actual_tokens, "success", provider_limits=provider_limits
+                selection.reservation,
+                actual_tokens,
+                "success",
+                provider_limits=provider_limits,
+                hold=hold,
             )
         except StoreError as exc:
             log.error("could not settle a reservation", key=selection.masked_key, error=str(exc))

@@ -9,7 +9,9 @@
 --       transient), retry after seconds ('' = not said), scope (minute | day), cooldown base,
 --       cooldown factor, cooldown max, breaker threshold, breaker timeout, error class,
 --       now ('' = TIME), day offsets, the provider's latest rate-limit headers ('' = none; kept
---       for status and adaptive limits, in the same call).
+--       for status and adaptive limits, in the same call), hold seconds ('' = none: on a success
+--       or neutral outcome, the provider said its own bucket needs this long before another call
+--       fits, so the bucket admits nothing before then; unlike a 429 it grows no backoff).
 -- Answers {'settled', key, tokens, state, until, tokens still charged, state before}
 --       | {'noop', state} | {'expired'}.
 
@@ -20,6 +22,7 @@ local cb_threshold, cb_timeout, error_class = tonumber(ARGV[8]), tonumber(ARGV[9
 local now = pool_now(ARGV[11])
 local offsets = parse_offsets(ARGV[12])
 local provider_limits = ARGV[13] or ''
+local hold = tonumber(ARGV[14] or '') or 0
 
 local r = redis.call('HMGET', RES, 'state', 'key', 'bucket', 'tokens', 'at', 'seq')
 if not r[1] then return {'expired'} end
@@ -112,6 +115,10 @@ elseif outcome == 'transient' then
     for i = 7, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'GT', f6(h.till), key) end
   end
   result_state, result_until = h.state, h.till
+end
+if hold > 0 and (outcome == 'success' or outcome == 'neutral') and now + hold > S.blocked then
+  S.blocked = now + hold
+  redis.call('ZADD', KEYS[7], 'XX', 'GT', f6(S.blocked), key)
 end
 if outcome ~= 'success' then
   redis.call('HSET', STATS, key .. ':last_error', error_class, key .. ':last_error_at', f6(now))

@@ -45,7 +45,15 @@ from router.errors import (
     SecretStoreError,
 )
 from router.log import get_logger
-from router.providers import ChatRequest, ChatResult, ProviderAdapter, StreamEvent, get_adapter
+from router.providers import (
+    ChatRequest,
+    ChatResult,
+    ProviderAdapter,
+    RateLimitSnapshot,
+    StreamEvent,
+    Usage,
+    get_adapter,
+)
 from router.providers.catalog import context_window
 from router.routing import RoutingTable
 from router.settings import Settings
@@ -275,7 +283,7 @@ class Dispatcher:
         except ProviderError as exc:
             record.latency_ms = (time.monotonic() - started) * 1000
             kind = await self.manager.record_failure(
-                selection, exc, provider_limits=_limits_json(exc.rate_limits)
+                selection, exc, provider_limits=limits_json(exc.rate_limits)
             )
             record.outcome, record.error_type = kind, exc.error_type
             if isinstance(exc, ContextLengthExceededError):
@@ -304,7 +312,10 @@ class Dispatcher:
         usage = result.usage
         actual = usage.prompt_tokens + usage.completion_tokens or None
         await self.manager.record_success(
-            selection, actual, provider_limits=self._success_limits(key.key_id, result.rate_limits)
+            selection,
+            actual,
+            provider_limits=self._success_limits(key.key_id, result.rate_limits),
+            hold=provider_hold(result.rate_limits, usage),
         )
         return Dispatched(summary, messages, selection, result=result)
 
@@ -314,7 +325,7 @@ class Dispatcher:
         now = time.monotonic()
         if now - self._limits_stored.get(key_id, -1e9) < PROVIDER_LIMITS_EVERY_SECONDS:
             return ""
-        limits = _limits_json(snapshot)
+        limits = limits_json(snapshot)
         if limits:
             self._limits_stored[key_id] = now
         return limits
@@ -342,7 +353,15 @@ class Dispatcher:
                 models.insert(at + offset, name)
 
 
-def _limits_json(snapshot: Any) -> str:
+def provider_hold(snapshot: RateLimitSnapshot | None, usage: Usage) -> float:
+    """Seconds the provider's headers say its bucket needs before another call like this fits."""
+    if snapshot is None:
+        return 0.0
+    return snapshot.hold_for(usage.prompt_tokens, usage.completion_tokens)
+
+
+def limits_json(snapshot: Any) -> str:
+    """The provider's rate-limit snapshot as compact JSON for status ("" when it said nothing)."""
     if snapshot is None or getattr(snapshot, "empty", True):
         return ""
     return json.dumps(snapshot.as_dict(), separators=(",", ":"))

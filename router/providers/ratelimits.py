@@ -91,6 +91,18 @@ class LimitState:
     def as_dict(self) -> dict[str, Any]:
         return {"limit": self.limit, "remaining": self.remaining, "reset_at": self.reset_at}
 
+    def wait_for(self, need: float, at: float) -> float:
+        """Seconds after ``at`` until ``need`` more fits, refilling linearly from what remains to
+        the limit by the reset; 0 when it fits now or when the limit, what remains or the reset
+        is unknown (nothing to go on), and never past the reset."""
+        if self.limit is None or self.remaining is None or self.reset_at is None:
+            return 0.0
+        if need <= self.remaining or need > self.limit or self.reset_at <= at:
+            return 0.0
+        full_in = self.reset_at - at
+        rate = (self.limit - self.remaining) / full_in
+        return min(full_in, (need - self.remaining) / rate)
+
 
 @dataclass(frozen=True)
 class RateLimitSnapshot:
@@ -108,6 +120,26 @@ class RateLimitSnapshot:
     @property
     def empty(self) -> bool:
         return not (self.requests.known or self.tokens.known or self.retry_after is not None)
+
+    def hold_for(
+        self, prompt_tokens: int, completion_tokens: int, now: float | None = None
+    ) -> float:
+        """Seconds from ``now`` until the provider's own buckets, as this answer reported them,
+        have room for another call like the one just made (1 request, its tokens); 0 when they
+        have room or did not say enough.
+
+        The router's reservations keep a key within its configured limits; this catches the
+        provider's bucket running dry anyway (the key also used outside this router, or
+        configured above its real limits), so the next call waits for room instead of a 429.
+        """
+        at = self.observed_at
+        total = prompt_tokens + completion_tokens
+        wait = max(self.requests.wait_for(1, at), self.tokens.wait_for(total, at))
+        if self.input_tokens is not None:
+            wait = max(wait, self.input_tokens.wait_for(prompt_tokens, at))
+        if self.output_tokens is not None:
+            wait = max(wait, self.output_tokens.wait_for(completion_tokens, at))
+        return max(0.0, wait - ((time.time() if now is None else now) - at))
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -347,6 +347,43 @@ async def test_rate_limited_cools_the_bucket_for_what_the_provider_said(store: S
 
 
 @all_stores
+async def test_a_success_whose_provider_bucket_is_empty_holds_the_bucket(store: Store) -> None:
+    """settle(..., hold=s): the provider said its own bucket needs s seconds; no process admits
+    a call to that bucket before then, the key stays healthy and no 429 backoff grows."""
+    from keys.engine import HealthPolicy
+
+    clock = ManualClock()
+    engine = engine_for(store, clock, policy=HealthPolicy(cooldown_seconds=60, cooldown_factor=2))
+    await engine.configure([make_key("a", rpm=100), make_key("b", rpm=100)])
+    r = await engine.reserve("gpt-4o", 1, exclude=["b"])
+    result = await engine.settle(r, 5, hold=1.5)
+    assert result.settled and result.state == "ok"
+    assert {(await engine.reserve("gpt-4o", 1)).key_id for _ in range(5)} == {"b"}
+    with pytest.raises(AllKeysExhaustedError) as info:
+        await engine.reserve("gpt-4o", 1, exclude=["b"])
+    assert info.value.retry_after == pytest.approx(1.5, abs=1e-3)
+    clock.advance(1.51)
+    again = await engine.reserve("gpt-4o", 1, exclude=["b"])
+    assert again.key_id == "a"
+    # a hold is not a 429: the next real 429 starts the backoff at its base
+    result = await engine.settle(again, outcome="rate_limited")
+    assert result.until - clock.now == pytest.approx(60, abs=1e-3)
+
+
+@all_stores
+async def test_a_hold_never_shortens_a_cooldown(store: Store) -> None:
+    clock = ManualClock()
+    engine = engine_for(store, clock)
+    await engine.configure([make_key("a", rpm=100)])
+    first, second = await engine.reserve("gpt-4o", 1), await engine.reserve("gpt-4o", 1)
+    await engine.settle(first, outcome="rate_limited", retry_after=30)
+    await engine.settle(second, 1, hold=2)  # a late success saying "empty for 2 s"
+    with pytest.raises(AllKeysExhaustedError) as info:
+        await engine.reserve("gpt-4o", 1)
+    assert info.value.retry_after == pytest.approx(30, abs=1e-3)
+
+
+@all_stores
 async def test_default_cooldown_grows_exponentially_and_is_capped(store: Store) -> None:
     from keys.engine import HealthPolicy
 

@@ -39,7 +39,7 @@ class PoolKey:
     faults: dict[str, Any] | None = None  # simulator-side faults for this key
     revoked: bool = False
     base_url: str | None = None  # override (e.g. a closed port)
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # router-side entry fields (override)
     secret: str = field(default_factory=lambda: "sk-sim-" + pysecrets.token_urlsafe(18))
 
     def entry(self, sim: ProviderSimulator) -> dict[str, Any]:
@@ -51,11 +51,11 @@ class PoolKey:
             "models": [{"model": m} for m in models],
             "base_url": self.base_url or sim.base_url_for(self.provider),
             "strict": self.strict,
-            **self.extra,
         }
         for name in ("rpm", "tpm", "rpd"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
+        out.update(self.extra)  # router-side fields, limits included (the simulator keeps its own)
         return out
 
     def sim_key(self) -> SimKey:

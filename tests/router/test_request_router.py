@@ -153,6 +153,41 @@ async def test_waits_for_room_within_the_bound(
     assert answers[1]["waited_ms"] > 0
 
 
+async def _one_answer(router: Any, model: str, stream: bool) -> dict[str, Any]:
+    if not stream:
+        answer: dict[str, Any] = await router.send_one_shot("hi", model)
+        return answer
+    events = [e async for e in router.stream_one_shot("hi", model)]
+    return dict(events[-1])
+
+
+@pytest.mark.parametrize(
+    ("provider", "stream"), [("openai", False), ("anthropic", False), ("openai", True)]
+)
+@local_stores
+async def test_a_provider_bucket_reported_empty_is_not_called_again_until_it_has_room(
+    request: pytest.FixtureRequest, tmp_path: Path, store: Any, provider: str, stream: bool
+) -> None:
+    """Key "small" is configured far above what its provider really allows (or is also used
+    outside this router): the provider allows 3 requests a minute. Its rate-limit headers say so
+    on the third success (remaining 0), and the router calls it no more until it has room:
+    round robin sends the rest to "big", and the provider never answers a 429."""
+    model = "gpt-4o-mini" if provider == "openai" else "claude-3-5-haiku-latest"
+    keys = [
+        PoolKey("small", provider, rpm=3, models=[model], extra={"rpm": 600}),
+        PoolKey("big", provider, rpm=600, models=[model]),
+    ]
+    strategy = {f"{provider.upper()}_KEY_ROTATION_STRATEGY": "round_robin"}
+    async with sim_router(settings(request, **strategy), tmp_path, keys) as (router, sim):
+        answers = [await _one_answer(router, model, stream) for _ in range(10)]
+        small = sim.usage("small", model)
+        status = await router.key_manager.get_key_status("small")
+    assert all(a["success"] and a["attempts"] == 1 for a in answers), answers
+    assert small["rate_limited"] == 0 and small["admitted_requests"] == 3, small
+    assert [a["key_id"] for a in answers].count("small") == 3
+    assert status["rate_limited"] == 0  # held, never refused
+
+
 @local_stores
 async def test_alias_wildcard_and_fallback_chain(
     request: pytest.FixtureRequest, tmp_path: Path, store: Any

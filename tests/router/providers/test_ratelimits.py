@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from router.providers.ratelimits import (
+    LimitState,
     RateLimitBook,
     RateLimitSnapshot,
     parse_anthropic_headers,
@@ -171,3 +175,74 @@ def test_book_keeps_the_latest_non_empty_snapshot() -> None:
     assert newer.as_dict()["tokens"]["remaining"] == 159976
     book.forget("k")
     assert book.latest("k") is None
+
+
+# -- hold_for: how long the provider's own bucket needs before another call like this fits ------
+
+
+UNKNOWN = LimitState()
+
+
+def _snap(requests: LimitState, tokens: LimitState = UNKNOWN, **kw: Any) -> RateLimitSnapshot:
+    return RateLimitSnapshot("openai", NOW, requests, tokens, **kw)
+
+
+def test_an_empty_request_bucket_holds_for_one_request_of_refill() -> None:
+    # 60 requests a minute, none left, full again in 60 s: one request's room in 1 s
+    snap = _snap(LimitState(limit=60, remaining=0, reset_at=NOW + 60))
+    assert snap.hold_for(10, 10, now=NOW) == pytest.approx(1.0)
+    assert snap.hold_for(10, 10, now=NOW + 0.4) == pytest.approx(0.6)  # time already passed
+    assert snap.hold_for(10, 10, now=NOW + 2) == 0.0
+
+
+def test_room_left_or_too_little_said_holds_nothing() -> None:
+    assert _snap(LimitState(limit=60, remaining=1, reset_at=NOW + 1)).hold_for(5, 5, NOW) == 0
+    assert _snap(LimitState(remaining=0, reset_at=NOW + 9)).hold_for(5, 5, NOW) == 0  # no limit
+    assert _snap(LimitState(limit=60, remaining=0)).hold_for(5, 5, NOW) == 0  # no reset
+    assert _snap(LimitState()).hold_for(5, 5, NOW) == 0  # Gemini: no headers at all
+
+
+def test_tokens_hold_until_a_call_of_the_same_size_fits() -> None:
+    # 6,000 tokens a minute, 100 left, full in 59 s: 5,900 refill in 59 s, i.e. 100/s;
+    # a call of 300 tokens needs 200 more: 2 s
+    snap = _snap(LimitState(), LimitState(limit=6000, remaining=100, reset_at=NOW + 59))
+    assert snap.hold_for(200, 100, now=NOW) == pytest.approx(2.0)
+    assert snap.hold_for(50, 50, now=NOW) == 0.0
+
+
+def test_anthropic_input_and_output_buckets_count_their_own_side() -> None:
+    snap = _snap(
+        LimitState(),
+        input_tokens=LimitState(limit=1000, remaining=0, reset_at=NOW + 10),
+        output_tokens=LimitState(limit=1000, remaining=1000, reset_at=NOW),
+    )
+    assert snap.hold_for(100, 900, now=NOW) == pytest.approx(1.0)  # 100 input tokens at 100/s
+
+
+def test_anthropic_headers_with_no_requests_left_hold() -> None:
+    snap = parse_anthropic_headers(ANTHROPIC, NOW)
+    assert snap.requests.remaining == 0 and snap.requests.reset_at is not None
+    expected = (snap.requests.reset_at - NOW) / 50
+    assert snap.hold_for(10, 10, now=NOW) == pytest.approx(expected)
+
+
+@given(
+    limit=st.integers(1, 10_000),
+    remaining=st.integers(0, 10_000),
+    full_in=st.floats(0.001, 86_400),
+    need=st.integers(0, 20_000),
+)
+def test_a_hold_never_outlasts_the_reset_and_is_zero_when_the_call_fits(
+    limit: int, remaining: int, full_in: float, need: int
+) -> None:
+    remaining = min(remaining, limit)
+    state = LimitState(limit=limit, remaining=remaining, reset_at=NOW + full_in)
+    wait = state.wait_for(need, NOW)
+    full_in = NOW + full_in - NOW  # as the state sees it, after float rounding
+    assert 0.0 <= wait <= full_in
+    if need <= remaining or need > limit:
+        assert wait == 0.0
+    else:
+        assert wait > 0.0
+        # by then the linear refill has brought back at least what the call needs
+        assert remaining + (limit - remaining) * wait / full_in >= need - 1e-6
