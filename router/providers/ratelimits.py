@@ -91,17 +91,25 @@ class LimitState:
     def as_dict(self) -> dict[str, Any]:
         return {"limit": self.limit, "remaining": self.remaining, "reset_at": self.reset_at}
 
-    def wait_for(self, need: float, at: float) -> float:
-        """Seconds after ``at`` until ``need`` more fits, refilling linearly from what remains to
-        the limit by the reset; 0 when it fits now or when the limit, what remains or the reset
-        is unknown (nothing to go on), and never past the reset."""
+    def wait_for(self, need: float, at: float, window: float = 60.0) -> float:
+        """Seconds after ``at`` until ``need`` more fits this limit, as the provider enforces it: a
+        bucket of ``limit`` refilled at ``limit / window`` per second (OpenAI's and Anthropic's
+        per-minute limits). The level comes from the reset (``limit`` minus what refills by then),
+        kept within what ``remaining`` (its floor) allows. A precise report thus gives exactly the
+        provider's next room: when the router runs a key at its limit (its nominal state) the hold
+        ends when the router's own schedule would admit the next call anyway, costing nothing.
+
+        0 when ``need`` fits now, when it never fits (more than the limit), or when the limit,
+        what remains or the reset is unknown (nothing to go on); never past the reset.
+        """
         if self.limit is None or self.remaining is None or self.reset_at is None:
             return 0.0
-        if need <= self.remaining or need > self.limit or self.reset_at <= at:
+        if self.limit <= 0 or need <= self.remaining or need > self.limit:
             return 0.0
-        full_in = self.reset_at - at
-        rate = (self.limit - self.remaining) / full_in
-        return min(full_in, (need - self.remaining) / rate)
+        full_in = max(0.0, self.reset_at - at)
+        rate = self.limit / window
+        level = min(max(self.limit - full_in * rate, self.remaining), self.remaining + 1)
+        return max(0.0, min(full_in, (need - level) / rate))
 
 
 @dataclass(frozen=True)

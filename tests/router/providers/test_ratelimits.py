@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -212,37 +213,49 @@ def test_tokens_hold_until_a_call_of_the_same_size_fits() -> None:
 
 def test_anthropic_input_and_output_buckets_count_their_own_side() -> None:
     snap = _snap(
-        LimitState(),
-        input_tokens=LimitState(limit=1000, remaining=0, reset_at=NOW + 10),
+        UNKNOWN,
+        input_tokens=LimitState(limit=600, remaining=0, reset_at=NOW + 60),
         output_tokens=LimitState(limit=1000, remaining=1000, reset_at=NOW),
     )
-    assert snap.hold_for(100, 900, now=NOW) == pytest.approx(1.0)  # 100 input tokens at 100/s
+    assert snap.hold_for(100, 900, now=NOW) == pytest.approx(10.0)  # 100 input tokens at 10/s
 
 
 def test_anthropic_headers_with_no_requests_left_hold() -> None:
     snap = parse_anthropic_headers(ANTHROPIC, NOW)
-    assert snap.requests.remaining == 0 and snap.requests.reset_at is not None
-    expected = (snap.requests.reset_at - NOW) / 50
-    assert snap.hold_for(10, 10, now=NOW) == pytest.approx(expected)
+    state = snap.requests
+    assert state.limit == 50 and state.remaining == 0 and state.reset_at is not None
+    full_in = state.reset_at - NOW
+    level = min(max(50 - full_in * 50 / 60, 0), 1)
+    assert snap.hold_for(10, 10, now=NOW) == pytest.approx(min(full_in, (1 - level) * 60 / 50))
+
+
+def test_a_report_with_a_later_reset_than_its_remaining_allows_is_bounded() -> None:
+    # 600 a minute, 0 left, but "full in 60 s" although 0.x remain: at most one request's refill
+    state = LimitState(limit=600, remaining=0, reset_at=NOW + 60)
+    assert state.wait_for(1, NOW) == pytest.approx(0.1)
+    # a reset earlier than remaining says (clock skew): the level is capped at remaining + 1
+    early = LimitState(limit=600, remaining=0, reset_at=NOW + 1)
+    assert early.wait_for(1, NOW) == 0.0 and early.wait_for(5, NOW) == pytest.approx(0.4)
 
 
 @given(
     limit=st.integers(1, 10_000),
-    remaining=st.integers(0, 10_000),
-    full_in=st.floats(0.001, 86_400),
+    level=st.floats(0, 1),
     need=st.integers(0, 20_000),
 )
-def test_a_hold_never_outlasts_the_reset_and_is_zero_when_the_call_fits(
-    limit: int, remaining: int, full_in: float, need: int
+def test_a_consistent_report_gives_exactly_the_providers_next_room(
+    limit: int, level: float, need: int
 ) -> None:
-    remaining = min(remaining, limit)
-    state = LimitState(limit=limit, remaining=remaining, reset_at=NOW + full_in)
+    """A provider bucket of ``limit`` per minute at ``level`` (a fraction of its limit) reports
+    remaining = floor(level) and the time until full; the hold is exactly the time until ``need``
+    fits, never past the reset, and 0 when it fits now or never can."""
+    rate = limit / 60.0
+    true_level = level * limit
+    full_in = (limit - true_level) / rate
+    state = LimitState(limit=limit, remaining=math.floor(true_level), reset_at=NOW + full_in)
     wait = state.wait_for(need, NOW)
-    full_in = NOW + full_in - NOW  # as the state sees it, after float rounding
-    assert 0.0 <= wait <= full_in
-    if need <= remaining or need > limit:
+    if need <= math.floor(true_level) or need > limit:
         assert wait == 0.0
     else:
-        assert wait > 0.0
-        # by then the linear refill has brought back at least what the call needs
-        assert remaining + (limit - remaining) * wait / full_in >= need - 1e-6
+        assert wait == pytest.approx(max(0.0, (need - true_level) / rate), rel=1e-6, abs=1e-6)
+        assert wait <= (NOW + full_in - NOW) + 1e-9
