@@ -62,15 +62,18 @@ async def health_report(
     report["keys"] = _keys_section(config, settings)
     report["secret_store"] = {"type": settings.SECRET_STORE_TYPE}
     report["warnings"].extend(config.warnings)
-    # A router with no key it can use serves nothing: a readiness probe must fail, not pass.
+    # Nothing configured is a working install (a warning says how to add a key); keys that are
+    # configured but of which none can serve are a broken configuration.
     missing = report["keys"].get("secrets_missing") or []
-    if not report["keys"]["active"]:
+    if not config.keys:
+        report["warnings"].append(
+            "no API keys configured: set OPENAI_API_KEY (or ANTHROPIC_API_KEY, GEMINI_API_KEY) "
+            "or a keys.json"
+        )
+    elif not report["keys"]["active"]:
         report["healthy"] = False
         report["errors"].append(
-            "no active API keys configured: set OPENAI_API_KEY (or ANTHROPIC_API_KEY, "
-            "GEMINI_API_KEY) or a keys.json"
-            if not config.keys
-            else f"no active API keys: all {len(config.keys)} configured key(s) are inactive"
+            f"no active API keys: all {len(config.keys)} configured key(s) are inactive"
         )
     elif len(missing) == report["keys"]["active"]:
         report["healthy"] = False
