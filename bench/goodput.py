@@ -2,6 +2,7 @@
 
     python bench/goodput.py [--seconds 180] [--processes 1 4] [--limits gcra strict]
                             [--systems router litellm] [--keys 4] [--rpm 60]
+                            [--configured-rpm N] [--out PATH]
 
 The provider simulator (its own process) enforces per-key limits exactly as configured: token
 buckets of ``--rpm`` requests per minute, refilled continuously (``gcra``, how OpenAI and Anthropic
@@ -31,12 +32,18 @@ of requests any key admitted in a 60-second window (the simulator's exact sweep)
 limit. Prints a table, writes bench/results/goodput.json.
 
 Target (DESIGN.md): goodput >= 99% of rated capacity with zero 429s, also from 4 processes.
+
+``--configured-rpm N`` configures the router and LiteLLM with ``N`` requests per minute per key
+while the simulator still enforces ``--rpm``: a key configured above what its provider really
+allows, or half used by another application. Only the provider's own answers (its rate-limit
+headers, its 429s) can tell a router so; capacity and the load stay based on ``--rpm``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import multiprocessing
 import sys
 import tempfile
@@ -167,6 +174,9 @@ def run(system: str, limits: str, processes: int, args: argparse.Namespace) -> d
     keys = [
         BenchKey(f"g{i}", rpm=args.rpm, tpm=10_000_000, strict=strict) for i in range(args.keys)
     ]
+    configured_rpm = args.configured_rpm or args.rpm
+    # what the router and LiteLLM are told (the simulator enforces ``keys``)
+    told = [dataclasses.replace(k, rpm=configured_rpm) for k in keys]
     capacity_rate = args.keys * args.rpm / 60.0
     seconds = float(args.seconds)
     with (
@@ -174,7 +184,7 @@ def run(system: str, limits: str, processes: int, args: argparse.Namespace) -> d
         redis_server() as redis_url,
         SimulatorProcess(simulator_config(keys, completion_tokens=8)) as sim,
     ):
-        keys_path, env = write_pool(Path(tmp), keys, sim.base_url_for("openai"))
+        keys_path, env = write_pool(Path(tmp), told, sim.base_url_for("openai"))
         start_at = time.time() + 8.0  # every process loaded and connected by then
         base = {
             "system": system,
@@ -183,7 +193,7 @@ def run(system: str, limits: str, processes: int, args: argparse.Namespace) -> d
             "keys_path": str(keys_path),
             "env": env,
             "sim_url": sim.base_url,
-            "keys": [{"secret": k.secret, "rpm": k.rpm} for k in keys],
+            "keys": [{"secret": k.secret, "rpm": k.rpm} for k in told],
             "start_at": start_at,
             "seconds": seconds,
             "rate": 2 * capacity_rate / processes,
@@ -209,6 +219,7 @@ def run(system: str, limits: str, processes: int, args: argparse.Namespace) -> d
         "seconds": seconds,
         "keys": args.keys,
         "rpm_per_key": args.rpm,
+        "configured_rpm_per_key": configured_rpm,
         "offered": sum(part["offered"] for part in parts),
         "rated_capacity": capacity,
         "successes_in_run": in_run,
@@ -240,6 +251,11 @@ def main() -> None:
     )
     parser.add_argument("--keys", type=int, default=4)
     parser.add_argument("--rpm", type=int, default=60, help="limit of every key")
+    parser.add_argument(
+        "--configured-rpm",
+        type=int,
+        help="what the router and LiteLLM are told each key allows (default: --rpm)",
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
     rows = []
@@ -267,6 +283,7 @@ def main() -> None:
             ("local_refusals", "refused", "d"),
             ("max_60s_requests_per_key", "max 60s/key", "d"),
             ("rpm_per_key", "limit", "d"),
+            ("configured_rpm_per_key", "told", "d"),
         ],
     )
     path = write_results(
@@ -276,6 +293,7 @@ def main() -> None:
                 "seconds": args.seconds,
                 "keys": args.keys,
                 "rpm": args.rpm,
+                "configured_rpm": args.configured_rpm or args.rpm,
                 "offered_load": "2x rated capacity, open loop",
                 "model": MODEL,
             },

@@ -48,6 +48,10 @@ def overhead(data: dict[str, Any]) -> str:
 
 
 def goodput(data: dict[str, Any]) -> str:
+    told = any(
+        r.get("configured_rpm_per_key", r["rpm_per_key"]) != r["rpm_per_key"] for r in data["rows"]
+    )
+    extra = [("configured_rpm_per_key", "rpm configured", "d")] if told else []
     return table(
         data["rows"],
         [
@@ -63,6 +67,7 @@ def goodput(data: dict[str, Any]) -> str:
             ("local_refusals", "refused locally", ",d"),
             ("max_60s_requests_per_key", "max 60 s per key", "d"),
             ("rpm_per_key", "rpm", "d"),
+            *extra,
         ],
     )
 
@@ -116,6 +121,7 @@ def main() -> None:
     for name, render in (
         ("overhead", overhead),
         ("goodput", goodput),
+        ("goodput-overconfigured", goodput),
         ("reserve", reserve),
         ("memory", memory),
     ):

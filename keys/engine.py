@@ -443,12 +443,17 @@ class CapacityEngine:
         error_class: str = "",
         provider_limits: str = "",
         hold: float = 0.0,
+        provider_room: tuple[float | None, float | None] = (None, None),
+        provider_tolerance: tuple[float, float] = (1.0, 1.0),
     ) -> SettleResult:
         """Charge the actual tokens (refund or extra) and record the outcome; idempotent.
 
         ``provider_limits``: the provider's latest rate-limit headers as JSON, kept for status.
-        ``hold``: on a success, seconds the provider said its own bucket needs before another
-        call fits; the bucket admits nothing before then (without a 429's backoff).
+        On a success, what those headers said of the provider's own buckets: ``hold``, seconds
+        until another such call fits them (the bucket admits nothing before then, without a
+        429's backoff), and ``provider_room``, the requests and tokens they will have room for
+        then; the bucket is brought down to it when it thinks it has more than
+        ``provider_tolerance`` (units the reports may be off by, for requests and tokens) more.
         """
         p = self.policy
         keys = [
@@ -475,6 +480,8 @@ class CapacityEngine:
             self._offsets(),
             provider_limits,
             repr(float(hold)) if hold > 0 else "",
+            *("" if room is None else repr(float(room)) for room in provider_room),
+            *(repr(float(tolerance)) for tolerance in provider_tolerance),
         ]
         reply = await self.store.run(_SETTLE, keys, args)
         if reply[0] == "settled":

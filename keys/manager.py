@@ -338,12 +338,15 @@ class KeyManager:
         *,
         provider_limits: str = "",
         hold: float = 0.0,
+        provider_room: tuple[float | None, float | None] = (None, None),
+        provider_tolerance: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         """Settle a call that worked. If the store is down the answer is not lost: the
         reservation expires and stays charged at its estimate (conservative).
 
-        ``hold``: seconds the provider's own bucket needs before another such call fits (from
-        its rate-limit headers); the key's bucket takes no call before then, in any process.
+        ``hold``, ``provider_room`` and ``provider_tolerance``: what the provider's rate-limit
+        headers said of its own buckets (``CapacityEngine.settle``); every process honours them
+        at once.
         """
         try:
             result = await self.engine.settle(
@@ -352,6 +355,8 @@ class KeyManager:
                 "success",
                 provider_limits=provider_limits,
                 hold=hold,
+                provider_room=provider_room,
+                provider_tolerance=provider_tolerance,
             )
         except StoreError as exc:
             log.error("could not settle a reservation", key=selection.masked_key, error=str(exc))

@@ -9,9 +9,10 @@
 --       transient), retry after seconds ('' = not said), scope (minute | day), cooldown base,
 --       cooldown factor, cooldown max, breaker threshold, breaker timeout, error class,
 --       now ('' = TIME), day offsets, the provider's latest rate-limit headers ('' = none; kept
---       for status and adaptive limits, in the same call), hold seconds ('' = none: on a success
---       or neutral outcome, the provider said its own bucket needs this long before another call
---       fits, so the bucket admits nothing before then; unlike a 429 it grows no backoff).
+--       for status and adaptive limits, in the same call), then what the provider's headers said
+--       of its own buckets ('' = not said): hold seconds, the room in requests and in tokens
+--       they will have when the hold ends, and the units each room may be off by (default 1;
+--       see "The provider's own word" below).
 -- Answers {'settled', key, tokens, state, until, tokens still charged, state before}
 --       | {'noop', state} | {'expired'}.
 
@@ -23,6 +24,8 @@ local now = pool_now(ARGV[11])
 local offsets = parse_offsets(ARGV[12])
 local provider_limits = ARGV[13] or ''
 local hold = tonumber(ARGV[14] or '') or 0
+local room_r, room_t = tonumber(ARGV[15] or ''), tonumber(ARGV[16] or '')
+local tol_r, tol_t = tonumber(ARGV[17] or '') or 1, tonumber(ARGV[18] or '') or 1
 
 local r = redis.call('HMGET', RES, 'state', 'key', 'bucket', 'tokens', 'at', 'seq')
 if not r[1] then return {'expired'} end
@@ -116,9 +119,28 @@ elseif outcome == 'transient' then
   end
   result_state, result_until = h.state, h.till
 end
-if hold > 0 and (outcome == 'success' or outcome == 'neutral') and now + hold > S.blocked then
-  S.blocked = now + hold
-  redis.call('ZADD', KEYS[7], 'XX', 'GT', f6(S.blocked), key)
+-- The provider's own word: its buckets may hold less than this one thinks (the key is also used
+-- elsewhere, or configured above what the provider allows). A hold blocks the bucket until another
+-- call like this one fits the provider's; and from then on this bucket never has more room than
+-- the provider said it would (a difference within what the report may be off by, the rounding of
+-- its reset, counts as agreement), so no burst goes out when the hold ends. Room is only ever
+-- taken away here, never added.
+if outcome == 'success' or outcome == 'neutral' then
+  local e = now + math.max(0, hold)
+  if hold > 0 and e > S.blocked then
+    S.blocked = e
+    redis.call('ZADD', KEYS[7], 'XX', 'GT', f6(S.blocked), key)
+  end
+  local synced = false
+  if room_r and L.rpm > 0 and L.br - gcra_level(S.tat_r, e, L.rpm) - room_r > tol_r then
+    S.tat_r, synced = e + (L.br - math.max(0, room_r)) * (60.0 / L.rpm), true
+  end
+  if room_t and L.tpm > 0 and L.bt - gcra_level(S.tat_t, e, L.tpm) - room_t > tol_t then
+    S.tat_t, synced = e + (L.bt - math.max(0, room_t)) * (60.0 / L.tpm), true
+  end
+  if synced then
+    redis.call('ZADD', KEYS[7], 'XX', 'GT', f6(limits_at(L, S, nil, 1, next_day)), key)
+  end
 end
 if outcome ~= 'success' then
   redis.call('HSET', STATS, key .. ':last_error', error_class, key .. ':last_error_at', f6(now))

@@ -315,7 +315,7 @@ class Dispatcher:
             selection,
             actual,
             provider_limits=self._success_limits(key.key_id, result.rate_limits),
-            hold=provider_hold(result.rate_limits, usage),
+            **provider_room(result.rate_limits, usage),
         )
         return Dispatched(summary, messages, selection, result=result)
 
@@ -353,11 +353,16 @@ class Dispatcher:
                 models.insert(at + offset, name)
 
 
-def provider_hold(snapshot: RateLimitSnapshot | None, usage: Usage) -> float:
-    """Seconds the provider's headers say its bucket needs before another call like this fits."""
+def provider_room(snapshot: RateLimitSnapshot | None, usage: Usage) -> dict[str, Any]:
+    """``record_success`` arguments from what the provider's headers said of its own buckets."""
     if snapshot is None:
-        return 0.0
-    return snapshot.hold_for(usage.prompt_tokens, usage.completion_tokens)
+        return {}
+    room = snapshot.room_for(usage.prompt_tokens, usage.completion_tokens)
+    return {
+        "hold": room.hold,
+        "provider_room": (room.requests, room.tokens),
+        "provider_tolerance": (room.requests_tolerance, room.tokens_tolerance),
+    }
 
 
 def limits_json(snapshot: Any) -> str:

@@ -24,7 +24,7 @@ import aiohttp
 from conversation.store import ConversationStore
 from keys.manager import KeyManager
 from router.answers import CallSummary, failure_answer, success_answer
-from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages, limits_json, provider_hold
+from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages, limits_json, provider_room
 from router.errors import ProviderError, RouterError, StoreError
 from router.log import get_logger
 from router.providers import ChatResult, StreamEnd, TextDelta, Usage
@@ -382,7 +382,7 @@ class RequestRouter:
                 selection,
                 usage.prompt_tokens + usage.completion_tokens,
                 provider_limits=limits_json(end.rate_limits),
-                hold=provider_hold(end.rate_limits, usage),
+                **provider_room(end.rate_limits, usage),
             )
         elif error is not None:
             await self.key_manager.record_failure(selection, error)

@@ -23,6 +23,9 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+#: Seconds a provider's per-minute bucket takes to refill its limit.
+WINDOW = 60.0
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
@@ -42,6 +45,27 @@ def parse_duration(text: str | None) -> float | None:
     if not parts or "".join(n + u for n, u in parts) != value.replace(" ", ""):
         return None
     return sum(float(number) * _UNITS[unit] for number, unit in parts)
+
+
+def text_precision(text: str | None) -> float:
+    """Seconds of rounding a reset written as ``text`` may hide: the last digit's unit
+    (``12ms`` 0.001, ``1.5s`` 0.1, ``6m0s`` 1, ``2024-01-01T00:00:30Z`` 1, ``...30.25Z`` 0.01)."""
+    if not text:
+        return 1.0
+    value = text.strip().removesuffix("Z")
+    unit = 1.0
+    for suffix, size in (("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("ns", 1e-9)):
+        if value.endswith(suffix):
+            value, unit = value[: -len(suffix)], size
+            break
+    else:
+        if value.endswith(("s", "m", "h")):
+            unit = {"s": 1.0, "m": 60.0, "h": 3600.0}[value[-1]]
+            value = value[:-1]
+        elif "+" in value[10:] or "-" in value[10:]:  # an RFC 3339 offset: the seconds precede it
+            value = re.split(r"[+-]", value[10:])[0]
+    number = re.search(r"\.(\d+)$", value)
+    return unit * (10.0 ** -len(number.group(1)) if number else 1.0)
 
 
 def parse_timestamp(text: str | None) -> float | None:
@@ -83,6 +107,8 @@ class LimitState:
     limit: int | None = None
     remaining: int | None = None
     reset_at: float | None = None
+    #: seconds of rounding in the reset as written (its last digit's unit)
+    precision: float = 1.0
 
     @property
     def known(self) -> bool:
@@ -91,25 +117,62 @@ class LimitState:
     def as_dict(self) -> dict[str, Any]:
         return {"limit": self.limit, "remaining": self.remaining, "reset_at": self.reset_at}
 
-    def wait_for(self, need: float, at: float, window: float = 60.0) -> float:
-        """Seconds after ``at`` until ``need`` more fits this limit, as the provider enforces it: a
-        bucket of ``limit`` refilled at ``limit / window`` per second (OpenAI's and Anthropic's
-        per-minute limits). The level comes from the reset (``limit`` minus what refills by then),
-        kept within what ``remaining`` (its floor) allows. A precise report thus gives exactly the
-        provider's next room: when the router runs a key at its limit (its nominal state) the hold
-        ends when the router's own schedule would admit the next call anyway, costing nothing.
-
-        0 when ``need`` fits now, when it never fits (more than the limit), or when the limit,
-        what remains or the reset is unknown (nothing to go on); never past the reset.
+    def level(self, at: float, window: float = WINDOW) -> float | None:
+        """Room in this limit at ``at`` (units, fractional), as the provider enforces it: a bucket
+        of ``limit`` refilled at ``limit / window`` per second (OpenAI's and Anthropic's
+        per-minute limits). It is read from the reset (``limit`` minus what refills by then) and
+        kept within what ``remaining`` (its floor) allows, so it is off by less than one unit
+        however the reset was rounded. None when the limit, what remains or the reset is unknown.
         """
         if self.limit is None or self.remaining is None or self.reset_at is None:
-            return 0.0
-        if self.limit <= 0 or need <= self.remaining or need > self.limit:
-            return 0.0
+            return None
+        if self.limit <= 0:
+            return None
         full_in = max(0.0, self.reset_at - at)
+        level = self.limit - full_in * (self.limit / window)
+        return float(min(max(level, self.remaining), self.remaining + 1, self.limit))
+
+    def wait_for(self, need: float, at: float, window: float = WINDOW) -> float:
+        """Seconds after ``at`` until ``need`` more fits (see ``level``): exactly the provider's
+        next room for a precise report. 0 when it fits now, when it never fits (more than the
+        limit) or when the report says too little; never past the reset."""
+        level = self.level(at, window)
+        if level is None or self.limit is None or self.reset_at is None:
+            return 0.0
+        if need <= level or need > self.limit:
+            return 0.0
         rate = self.limit / window
-        level = min(max(self.limit - full_in * rate, self.remaining), self.remaining + 1)
-        return max(0.0, min(full_in, (need - level) / rate))
+        return max(0.0, min(self.reset_at - at, (need - level) / rate))
+
+    def tolerance(self, window: float = WINDOW) -> float:
+        """Units by which ``level`` may be off: the reset's rounding at the refill rate, and
+        never more than one (``remaining`` bounds it)."""
+        if not self.limit or self.limit <= 0:
+            return 1.0
+        return min(1.0, self.precision * self.limit / window) + 1e-3
+
+    def level_after(self, at: float, seconds: float, window: float = WINDOW) -> float | None:
+        """Room ``seconds`` after ``at``: ``level`` refilled at the provider's rate, up to the limit."""
+        level = self.level(at, window)
+        if level is None or self.limit is None:
+            return None
+        return min(float(self.limit), level + max(0.0, seconds) * self.limit / window)
+
+
+@dataclass(frozen=True)
+class ProviderRoom:
+    """What a success's rate-limit headers say about the provider's own buckets (see settle).
+
+    ``hold``: seconds until another call like the one just made fits them (0: it fits now).
+    ``requests`` / ``tokens``: the room they will have when the hold ends (None: not said), each
+    with the units it may be off by (the reset's rounding).
+    """
+
+    hold: float = 0.0
+    requests: float | None = None
+    tokens: float | None = None
+    requests_tolerance: float = 1.0
+    tokens_tolerance: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -129,16 +192,17 @@ class RateLimitSnapshot:
     def empty(self) -> bool:
         return not (self.requests.known or self.tokens.known or self.retry_after is not None)
 
-    def hold_for(
+    def room_for(
         self, prompt_tokens: int, completion_tokens: int, now: float | None = None
-    ) -> float:
-        """Seconds from ``now`` until the provider's own buckets, as this answer reported them,
-        have room for another call like the one just made (1 request, its tokens); 0 when they
-        have room or did not say enough.
+    ) -> ProviderRoom:
+        """The provider's own buckets, as this answer reported them, for another call like the
+        one just made (1 request, its tokens): how long until it fits (``hold``, from ``now``),
+        and how much room they will have then.
 
         The router's reservations keep a key within its configured limits; this catches the
-        provider's bucket running dry anyway (the key also used outside this router, or
-        configured above its real limits), so the next call waits for room instead of a 429.
+        provider's buckets holding less than the router thinks (the key also used outside this
+        router, or configured above its real limits), so the next call waits for room instead
+        of earning a 429, and no more calls go at once than the provider has room for.
         """
         at = self.observed_at
         total = prompt_tokens + completion_tokens
@@ -147,7 +211,21 @@ class RateLimitSnapshot:
             wait = max(wait, self.input_tokens.wait_for(prompt_tokens, at))
         if self.output_tokens is not None:
             wait = max(wait, self.output_tokens.wait_for(completion_tokens, at))
-        return max(0.0, wait - ((time.time() if now is None else now) - at))
+        elapsed = (time.time() if now is None else now) - at
+        hold = max(0.0, wait - elapsed)
+        return ProviderRoom(
+            hold,
+            self.requests.level_after(at, elapsed + hold),
+            self.tokens.level_after(at, elapsed + hold),
+            self.requests.tolerance(),
+            self.tokens.tolerance(),
+        )
+
+    def hold_for(
+        self, prompt_tokens: int, completion_tokens: int, now: float | None = None
+    ) -> float:
+        """Seconds from ``now`` until another call like the one just made fits (``room_for``)."""
+        return self.room_for(prompt_tokens, completion_tokens, now).hold
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -186,11 +264,13 @@ def parse_openai_headers(
     at = time.time() if now is None else now
 
     def state(scope: str) -> LimitState:
-        reset = parse_duration(h.get(f"x-ratelimit-reset-{scope}"))
+        text = h.get(f"x-ratelimit-reset-{scope}")
+        reset = parse_duration(text)
         return LimitState(
             _int(h.get(f"x-ratelimit-limit-{scope}")),
             _int(h.get(f"x-ratelimit-remaining-{scope}")),
             at + reset if reset is not None else None,
+            text_precision(text),
         )
 
     return RateLimitSnapshot(
@@ -207,10 +287,12 @@ def parse_anthropic_headers(
 
     def state(family: str) -> LimitState:
         prefix = f"anthropic-ratelimit-{family}-"
+        text = h.get(prefix + "reset")
         return LimitState(
             _int(h.get(prefix + "limit")),
             _int(h.get(prefix + "remaining")),
-            parse_timestamp(h.get(prefix + "reset")),
+            parse_timestamp(text),
+            text_precision(text),
         )
 
     input_tokens, output_tokens = state("input-tokens"), state("output-tokens")

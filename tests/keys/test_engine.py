@@ -371,6 +371,56 @@ async def test_a_success_whose_provider_bucket_is_empty_holds_the_bucket(store: 
 
 
 @all_stores
+async def test_after_a_hold_no_more_goes_out_than_the_provider_has_room_for(store: Store) -> None:
+    """Configured 120 rpm, the provider really allows 60: when it reports its bucket empty, the
+    bucket holds 1 s and then admits one call, not the burst it believes it has, and refills
+    no faster than one more per 0.5 s (its own rate) until the provider says otherwise."""
+    clock = ManualClock()
+    engine = engine_for(store, clock)
+    await engine.configure([make_key("a", rpm=120)])
+    r = await engine.reserve("gpt-4o", 1)
+    await engine.settle(r, 1, hold=1.0, provider_room=(1.0, None))
+    with pytest.raises(AllKeysExhaustedError):
+        await engine.reserve("gpt-4o", 1)
+    clock.advance(1.0)
+    await engine.reserve("gpt-4o", 1)
+    with pytest.raises(AllKeysExhaustedError) as info:
+        await engine.reserve("gpt-4o", 1)
+    assert info.value.retry_after == pytest.approx(0.5, abs=1e-3)
+
+
+@all_stores
+async def test_the_providers_room_never_adds_room(store: Store) -> None:
+    clock = ManualClock()
+    engine = engine_for(store, clock)
+    await engine.configure([make_key("a", rpm=60, rpm_burst=2)])
+    first = await engine.reserve("gpt-4o", 1)
+    await engine.reserve("gpt-4o", 1)
+    # the provider says it has room for 50 (more than this bucket's burst): nothing changes
+    await engine.settle(first, 1, provider_room=(50.0, 1e9))
+    with pytest.raises(AllKeysExhaustedError) as info:
+        await engine.reserve("gpt-4o", 1)
+    assert info.value.retry_after == pytest.approx(1.0, abs=1e-3)
+
+
+@all_stores
+async def test_less_than_one_unit_apart_is_agreement(store: Store) -> None:
+    """Rounding in a provider's reset never costs room: the bucket is only brought down when
+    the provider has at least one unit less."""
+    clock = ManualClock()
+    engine = engine_for(store, clock)
+    await engine.configure([make_key("a", rpm=60, rpm_burst=3)])
+    r = await engine.reserve("gpt-4o", 1)  # 2 left here
+    await engine.settle(r, 1, provider_room=(1.2, None))
+    assert len(await drain(engine, "gpt-4o")) == 2
+    clock.advance(1.0)
+    r = await engine.reserve("gpt-4o", 1)  # 0 left here... and the provider says 0 too
+    await engine.settle(r, 1, provider_room=(0.0, None))
+    clock.advance(1.0)
+    assert len(await drain(engine, "gpt-4o")) == 1
+
+
+@all_stores
 async def test_a_hold_never_shortens_a_cooldown(store: Store) -> None:
     clock = ManualClock()
     engine = engine_for(store, clock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -183,9 +184,34 @@ async def test_a_provider_bucket_reported_empty_is_not_called_again_until_it_has
         small = sim.usage("small", model)
         status = await router.key_manager.get_key_status("small")
     assert all(a["success"] and a["attempts"] == 1 for a in answers), answers
-    assert small["rate_limited"] == 0 and small["admitted_requests"] == 3, small
-    assert [a["key_id"] for a in answers].count("small") == 3
+    # at most its 3 (a call may go to "big" while "small"'s room is a few ms old: the margin)
+    assert small["rate_limited"] == 0 and 2 <= small["admitted_requests"] <= 3, small
+    assert [a["key_id"] for a in answers].count("small") == small["admitted_requests"]
     assert status["rate_limited"] == 0  # held, never refused
+
+
+@local_stores
+async def test_after_a_hold_waiting_calls_go_one_at_a_time_as_the_provider_refills(
+    request: pytest.FixtureRequest, tmp_path: Path, store: Any
+) -> None:
+    """One key, configured at 600 rpm, really allowed 30 (one every 2 s) by its provider. Its
+    bucket is drained, then 4 calls arrive together and wait for room: when the provider's
+    bucket has room for one, one goes, not all four, and the provider never answers a 429."""
+    keys = [PoolKey("only", rpm=30, extra={"rpm": 600})]
+    async with sim_router(settings(request, RESERVE_WAIT_SECONDS=3), tmp_path, keys) as (
+        router,
+        sim,
+    ):
+        drained = [await router.send_one_shot("hi", "gpt-4o-mini") for _ in range(30)]
+        together = await asyncio.gather(
+            *(router.send_one_shot("hi", "gpt-4o-mini") for _ in range(4))
+        )
+        usage = sim.usage("only", "gpt-4o-mini")
+    assert all(a["success"] for a in drained)
+    assert usage["rate_limited"] == 0, usage
+    served = [a for a in together if a["success"]]
+    refused = [a for a in together if not a["success"]]
+    assert 1 <= len(served) <= 2 and all(a["error_type"] == "rate_limited" for a in refused)
 
 
 @local_stores

@@ -20,6 +20,7 @@ from router.providers.ratelimits import (
     parse_openai_headers,
     parse_rate_limits,
     parse_retry_after,
+    text_precision,
 )
 
 NOW = 1_700_000_000.0
@@ -259,3 +260,40 @@ def test_a_consistent_report_gives_exactly_the_providers_next_room(
     else:
         assert wait == pytest.approx(max(0.0, (need - true_level) / rate), rel=1e-6, abs=1e-6)
         assert wait <= (NOW + full_in - NOW) + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("text", "precision"),
+    [
+        ("12ms", 0.001),
+        ("1.5s", 0.1),
+        ("6m0s", 1.0),
+        ("1m8.25s", 0.01),
+        ("7", 1.0),
+        ("2024-01-01T00:00:30Z", 1.0),
+        ("2024-01-01T00:00:30.25Z", 0.01),
+        ("2024-01-01T00:00:30.5-07:00", 0.1),
+        (None, 1.0),
+    ],
+)
+def test_a_resets_rounding_is_its_last_digit(text: str | None, precision: float) -> None:
+    assert text_precision(text) == pytest.approx(precision)
+
+
+def test_the_tolerance_is_the_rounding_at_the_refill_rate_and_at_most_one_unit() -> None:
+    openai = parse_openai_headers(
+        {
+            "x-ratelimit-limit-requests": "60",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "59.987s",
+            "x-ratelimit-limit-tokens": "150000",
+            "x-ratelimit-remaining-tokens": "100",
+            "x-ratelimit-reset-tokens": "59s",
+        },
+        NOW,
+    )
+    assert openai.requests.tolerance() == pytest.approx(0.001 * 1 + 1e-3)
+    assert openai.tokens.tolerance() == pytest.approx(1.0 + 1e-3)  # 1 s is 2,500 tokens: capped
+    room = openai.room_for(10, 10, now=NOW)
+    assert room.hold == pytest.approx(1 - 0.013, abs=1e-6)  # the 0.013 refilled since full
+    assert room.requests == pytest.approx(1.0) and room.requests_tolerance < 0.01
