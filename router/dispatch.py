@@ -311,13 +311,24 @@ class Dispatcher:
             return Dispatched(summary, messages, selection, first=first, rest=events)
         usage = result.usage
         actual = usage.prompt_tokens + usage.completion_tokens or None
+        await self.settle_success(selection, actual, usage, result.rate_limits)
+        return Dispatched(summary, messages, selection, result=result)
+
+    async def settle_success(
+        self,
+        selection: KeySelection,
+        actual_tokens: int | None,
+        usage: Usage,
+        snapshot: RateLimitSnapshot | None,
+    ) -> None:
+        """Settle a call that worked (a whole answer or a finished stream), with what the
+        provider's rate-limit headers said of its buckets."""
         await self.manager.record_success(
             selection,
-            actual,
-            provider_limits=self._success_limits(key.key_id, result.rate_limits),
-            **provider_room(result.rate_limits, usage),
+            actual_tokens,
+            provider_limits=self._success_limits(selection.key.key_id, snapshot),
+            **provider_room(snapshot, usage),
         )
-        return Dispatched(summary, messages, selection, result=result)
 
     def _success_limits(self, key_id: str, snapshot: Any) -> str:
         """The provider's headers as JSON, or "" when this key's were stored less than

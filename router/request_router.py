@@ -24,7 +24,7 @@ import aiohttp
 from conversation.store import ConversationStore
 from keys.manager import KeyManager
 from router.answers import CallSummary, failure_answer, success_answer
-from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages, limits_json, provider_room
+from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages
 from router.errors import ProviderError, RouterError, StoreError
 from router.log import get_logger
 from router.providers import ChatResult, StreamEnd, TextDelta, Usage
@@ -378,11 +378,9 @@ class RequestRouter:
         assert selection is not None
         if end is not None:
             usage = end.usage or self._counted_usage(done, end.content or text)
-            await self.key_manager.record_success(
-                selection,
-                usage.prompt_tokens + usage.completion_tokens,
-                provider_limits=limits_json(end.rate_limits),
-                **provider_room(end.rate_limits, usage),
+            dispatcher = await self._ready()
+            await dispatcher.settle_success(
+                selection, usage.prompt_tokens + usage.completion_tokens, usage, end.rate_limits
             )
         elif error is not None:
             await self.key_manager.record_failure(selection, error)

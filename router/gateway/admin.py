@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from keys.config import parse_key_entry
+from keys.manager import KeyManager
 from keys.models import APIKey
 from router import jsonio
 from router.errors import ConfigError, KeyNotFoundError
@@ -120,18 +121,22 @@ async def remove_key(request: web.Request, gateway: Gateway) -> web.Response:
     return ok({"key_id": key_id, "removed": True})
 
 
-@admin
-async def activate_key(request: web.Request, gateway: Gateway) -> web.Response:
-    key_id = request.match_info["key_id"]
-    await gateway.router.key_manager.activate_key(key_id)
-    return ok(await gateway.router.key_manager.get_key_status(key_id))
+def _key_action(action: Callable[[KeyManager, str], Awaitable[Any]]) -> Handler:
+    """A route doing ``action`` on the path's key, answering the key's status after it."""
+
+    @admin
+    async def handler(request: web.Request, gateway: Gateway) -> web.Response:
+        key_id = request.match_info["key_id"]
+        manager = gateway.router.key_manager
+        await action(manager, key_id)
+        return ok(await manager.get_key_status(key_id))
+
+    return handler
 
 
-@admin
-async def deactivate_key(request: web.Request, gateway: Gateway) -> web.Response:
-    key_id = request.match_info["key_id"]
-    await gateway.router.key_manager.deactivate_key(key_id)
-    return ok(await gateway.router.key_manager.get_key_status(key_id))
+activate_key = _key_action(KeyManager.activate_key)
+deactivate_key = _key_action(KeyManager.deactivate_key)
+clear_cooldown = _key_action(KeyManager.clear_cooldown)
 
 
 @admin
@@ -153,13 +158,6 @@ async def set_cooldown(request: web.Request, gateway: Gateway) -> web.Response:
     manager = gateway.router.key_manager
     await manager.mark_key_unhealthy(key_id, seconds, reason)
     return ok(await manager.get_key_status(key_id))
-
-
-@admin
-async def clear_cooldown(request: web.Request, gateway: Gateway) -> web.Response:
-    key_id = request.match_info["key_id"]
-    await gateway.router.key_manager.clear_cooldown(key_id)
-    return ok(await gateway.router.key_manager.get_key_status(key_id))
 
 
 @admin

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.gateway.errors import ApiError, bad_request
+from router.providers.openai import PASS_THROUGH
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 PART_TYPES = {
@@ -24,26 +25,10 @@ PART_TYPES = {
 }
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
-#: Options handed to the router as they are, once checked (OpenAI's names).
-PASSED = (
-    "tools",
-    "tool_choice",
-    "response_format",
-    "top_p",
-    "stop",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "user",
-    "parallel_tool_calls",
-    "reasoning_effort",
-    "service_tier",
-    "metadata",
-    "store",
-)
+#: Options handed to the router as they are, once checked: what the OpenAI adapter passes
+#: through, except ``n`` (checked to be 1, then dropped) and the two the gateway's schema leaves
+#: out (``prediction``, ``modalities``).
+PASSED = tuple(name for name in PASS_THROUGH if name not in ("n", "prediction", "modalities"))
 
 
 @dataclass
