@@ -27,13 +27,21 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import lua
-from keys.models import APIKey, key_serves
+from keys.models import (
+    APIKey,
+    ModelBinding,
+    index_bindings,
+    index_label,
+    is_pattern_index,
+    model_index,
+)
 from router.errors import (
     AllKeysExhaustedError,
     ConfigError,
     KeyUnavailability,
     RequestTooLargeError,
 )
+from router.lru import LRU
 from router.redis_keys import RedisKeys
 from router.store import Store
 
@@ -43,7 +51,8 @@ Outcome = Literal["success", "neutral", "rate_limited", "auth", "transient"]
 
 #: Position of the reservation's own key among the reserve script's KEYS.
 RESERVATION_KEY = 6
-#: Models whose serving keys are remembered at once (see CapacityEngine.serving).
+#: Requested names whose index and serving keys are remembered at once (least recently used
+#: first out): names are client input, so these caches are bounded (see router/lru.py).
 SERVING_CACHE_MODELS = 1024
 
 _RESERVE = lua.load("reserve")
@@ -77,6 +86,13 @@ class Reservation:
     reserved_at: float
     probe: bool = False
     duplicate: bool = False
+    #: The index the key was chosen from (``model`` itself, or the pattern index of a name only
+    #: a pattern binding serves: see keys.models.model_index); "" = ``model``.
+    index: str = ""
+
+    @property
+    def index_name(self) -> str:
+        return self.index or self.model
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,8 @@ class _ModelLayout:
 
     tiers: list[int]
     tier_of: dict[str, int]
+    #: key id -> its bucket (``<group>|<model>``, or ``<group>|<pattern>`` for a pattern binding)
+    buckets: dict[str, str] = field(default_factory=dict)
     #: The reserve script's KEYS except the reservation's own, and its tiers argument: built once
     #: per sync instead of on every call.
     reserve_keys: list[str] = field(default_factory=list)
@@ -128,8 +146,17 @@ def _limits_record(key: APIKey) -> str:
     return "\t".join(str(v) for v in values)
 
 
+def _weight_record(binding: ModelBinding) -> str:
+    """``w:<key>|<index>``: the weight, and for a pattern binding the pattern its bucket is under."""
+    weight = repr(float(binding.weight))
+    return f"{weight}\t{binding.model}" if binding.is_pattern else weight
+
+
 def _tags_record(key: APIKey) -> str:
     return ";" + "".join(f"{k}={v};" for k, v in sorted(key.tags.items()))
+
+
+_NO_KEYS = "no active key serves this model"
 
 
 def _f(value: str) -> float:
@@ -158,9 +185,12 @@ class CapacityEngine:
         self.policy = policy or HealthPolicy()
         self._clock = clock
         self._keys: dict[str, APIKey] = {}
-        #: serving(model) per model, rebuilt after every change of the key list: the request path
-        #: asks for it on every call and must not walk the pool each time
-        self._serving: dict[str, list[tuple[APIKey, int, float]]] = {}
+        #: serving(model) and index_of(model) per requested name, rebuilt after every change of the
+        #: key list: the request path asks for them on every call and must not walk the pool each
+        #: time. Keyed by client input, so bounded; layouts are per index (bounded by the config).
+        self._serving: LRU[str, list[tuple[APIKey, int, float]]] = LRU(SERVING_CACHE_MODELS)
+        self._index: LRU[str, str] = LRU(SERVING_CACHE_MODELS)
+        self._bindings: LRU[str, list[tuple[APIKey, ModelBinding]]] = LRU(SERVING_CACHE_MODELS)
         self._layouts: dict[str, _ModelLayout] = {}
         self._zones = _ZoneCache()
         self._random = random.Random()
@@ -177,18 +207,24 @@ class CapacityEngine:
     async def configure(self, keys: Iterable[APIKey]) -> None:
         """Adopt a key list: check quota groups, then sync every model already indexed or named.
 
-        Models reached only through patterns (``*``, ``gpt-4o*``) are synced on first use.
+        Models reached only through patterns (``*``, ``gpt-4o*``) are synced on first use, under
+        their pattern index. An index no key serves any more is removed from the store.
         """
         new = {key.key_id: key for key in keys}
         _check_groups(new.values())
         self._keys = new
-        self._serving.clear()
+        self._forget_serving()
         models = {b.model for key in new.values() for b in key.bindings if not b.is_pattern}
         models.update(self._layouts)
         models.update(await self.store.call(self.store.client.smembers(self.names.pool_models)))
         self._layouts = {}
-        for model in sorted(models):
-            await self.sync_model(model)
+        for index in sorted(models):
+            await self._sync_index(index)
+
+    def _forget_serving(self) -> None:
+        self._serving.clear()
+        self._index.clear()
+        self._bindings.clear()
 
     async def upsert_keys(self, keys: Iterable[APIKey]) -> None:
         """Add or change keys; only the models they serve (or served) are re-synced."""
@@ -197,10 +233,10 @@ class CapacityEngine:
         _check_groups(merged.values())
         touched = self._models_of(changed, before=self._keys)
         self._keys = merged
-        self._serving.clear()
+        self._forget_serving()
         touched |= self._models_of(changed)
         for model in sorted(touched):
-            await self.sync_model(model)
+            await self._sync_index(model)
 
     async def remove_keys(self, key_ids: Iterable[str]) -> None:
         """Remove keys: no new reservation lands on them; reservations in flight still settle."""
@@ -208,9 +244,9 @@ class CapacityEngine:
         touched = self._models_of(gone)
         for key_id in gone:
             del self._keys[key_id]
-        self._serving.clear()
+        self._forget_serving()
         for model in sorted(touched):
-            await self.sync_model(model)
+            await self._sync_index(model)
         for key_id, key in gone.items():
             # other processes may still index it until they reload: mark the record inactive
             await self.store.call(
@@ -222,7 +258,7 @@ class CapacityEngine:
     def _models_of(
         self, keys: dict[str, APIKey], before: dict[str, APIKey] | None = None
     ) -> set[str]:
-        """Models whose index ``keys`` are (or, with ``before``, were) part of."""
+        """Indexes ``keys`` are (or, with ``before``, were) part of."""
         source = before if before is not None else keys
         models: set[str] = set()
         for key_id in keys:
@@ -230,7 +266,7 @@ class CapacityEngine:
             if key is None:
                 continue
             models.update(b.model for b in key.bindings if not b.is_pattern)
-            models.update(m for m in self._layouts if key_serves(key, m) is not None)
+            models.update(m for m in self._layouts if index_bindings([key], m))
         models.update(
             m for m, layout in self._layouts.items() if any(k in layout.tier_of for k in keys)
         )
@@ -242,21 +278,43 @@ class CapacityEngine:
         Computed once per model and key list (the answer is shared: do not modify it).
         """
         cached = self._serving.get(model)
-        if cached is not None:
-            return cached
-        out = []
-        for key in self._keys.values():
-            binding = key_serves(key, model)
-            if binding is not None:
-                out.append((key, binding.priority, binding.weight))
-        if len(self._serving) >= SERVING_CACHE_MODELS:
-            self._serving.clear()  # requested names are unbounded (wildcards): bound the cache
-        self._serving[model] = out
-        return out
+        if cached is None:
+            bindings = self._index_bindings(self.index_of(model))
+            cached = [(key, b.priority, b.weight) for key, b in bindings]
+            self._serving.put(model, cached)
+        return cached
+
+    def index_of(self, model: str) -> str:
+        """The index ``model`` is served from: itself, or its pattern index (model_index)."""
+        cached = self._index.get(model)
+        if cached is None:
+            cached = model_index(self._keys.values(), model)
+            self._index.put(model, cached)
+        return cached
+
+    def model_label(self, model: str) -> str:
+        """A bounded name for metrics: a model some key names, else the patterns that serve it,
+        else ``other``."""
+        index = self.index_of(model)
+        if is_pattern_index(index):
+            return index_label(index)
+        return model if self._index_bindings(index) else "other"
+
+    def _index_bindings(self, index: str) -> list[tuple[APIKey, ModelBinding]]:
+        cached = self._bindings.get(index)
+        if cached is None:
+            cached = index_bindings(self._keys.values(), index)
+            self._bindings.put(index, cached)
+        return cached
 
     async def sync_model(self, model: str) -> _ModelLayout:
-        """Write the records and indexes of ``model`` (idempotent; usage state untouched)."""
-        serving = self.serving(model)
+        """Write the records and indexes ``model`` is served from (idempotent; usage untouched)."""
+        return await self._sync_index(self.index_of(model))
+
+    async def _sync_index(self, model: str) -> _ModelLayout:
+        """Write the records and sets of one index; one no key serves is removed from the store."""
+        bindings = self._index_bindings(model)
+        serving = [(key, b.priority, b.weight) for key, b in bindings]
         tiers = sorted({tier for _, tier, _ in serving})
         previous = await self.store.call(
             self.store.client.hget(self.names.pool_config, f"m:{model}")
@@ -286,16 +344,16 @@ class CapacityEngine:
             ",".join(map(str, all_tiers)),
             len(serving),
         ]
-        for key, tier, weight in serving:
+        for key, binding in bindings:
             args += [
                 key.key_id,
-                tier,
+                binding.priority,
                 key.group,
-                repr(float(weight)),
+                _weight_record(binding),
                 _tags_record(key),
                 1 if key.active else 0,
             ]
-        buckets = {f"{key.group}|{model}": _limits_record(key) for key, _, _ in serving}
+        buckets = {f"{key.group}|{b.model}": _limits_record(key) for key, b in bindings}
         args.append(len(buckets))
         for name, record in buckets.items():
             args += [name, record]
@@ -304,10 +362,14 @@ class CapacityEngine:
         layout = _ModelLayout(
             tiers=tiers,
             tier_of={key.key_id: tier for key, tier, _ in serving},
+            buckets={key.key_id: f"{key.group}|{b.model}" for key, b in bindings},
             reserve_keys=self._reserve_keys(model, tiers),
             tiers_arg=",".join(map(str, tiers)),
         )
-        self._layouts[model] = layout
+        if bindings:
+            self._layouts[model] = layout
+        else:
+            self._layouts.pop(model, None)
         return layout
 
     # -- time ------------------------------------------------------------------------------------
@@ -352,10 +414,18 @@ class CapacityEngine:
             raise ValueError(f"unknown strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
         if tokens < 0:
             raise ValueError("tokens must be >= 0")
-        layout = self._layouts.get(model) or await self.sync_model(model)
+        index = self.index_of(model)
+        layout = self._layouts.get(index)
+        if layout is None:
+            if not self._index_bindings(index):
+                # nothing to index: no store record is made for a name nobody serves
+                raise AllKeysExhaustedError(
+                    model, retry_at=None, now=await self.now(), reason=_NO_KEYS
+                )
+            layout = await self._sync_index(index)
         rid = reservation_id or os.urandom(16).hex()
         args = [
-            model,
+            index,
             int(tokens),
             strategy,
             rid,
@@ -374,7 +444,7 @@ class CapacityEngine:
         reply = await self.store.run(_RESERVE, keys, args)
         if reply[0] == "no_keys" and layout.tier_of:
             # The store lost the pool's records (restart without persistence, flush): rebuild them.
-            layout = await self.sync_model(model)
+            layout = await self._sync_index(index)
             args[10] = layout.tiers_arg
             keys = layout.reserve_keys.copy()
             keys[RESERVATION_KEY] = self.names.reservation(rid)
@@ -391,14 +461,13 @@ class CapacityEngine:
                 reserved_at=float(reply[3]),
                 probe=reply[5] == "probe",
                 duplicate=reply[5] == "dup",
+                index="" if index == model else index,
             )
         if status == "too_large":
             raise RequestTooLargeError(model, int(tokens), int(reply[2]))
         now = float(reply[1]) if status == "no_keys" else float(reply[3])
         if status == "no_keys":
-            raise AllKeysExhaustedError(
-                model, retry_at=None, now=now, reason="no active key serves this model"
-            )
+            raise AllKeysExhaustedError(model, retry_at=None, now=now, reason=_NO_KEYS)
         notes = []
         for entry in reply[4:]:
             key_id, why, until = entry.split("|")
@@ -463,7 +532,7 @@ class CapacityEngine:
             self.names.pool_windows,
             self.names.pool_health,
             self.names.pool_stats,
-            *self._ready_sets(reservation.key_id, (reservation.model, reservation.tier)),
+            *self._ready_sets(reservation.key_id, (reservation.index_name, reservation.tier)),
         ]
         args = [
             "" if actual_tokens is None else int(actual_tokens),
@@ -504,7 +573,7 @@ class CapacityEngine:
             self.names.pool_state,
             self.names.pool_windows,
             self.names.pool_stats,
-            self.names.ready(reservation.model, reservation.tier),
+            self.names.ready(reservation.index_name, reservation.tier),
         ]
         reply = await self.store.run(_RELEASE, keys, [self._now_arg(), self._offsets()])
         return bool(reply[0] == "released")
@@ -514,13 +583,14 @@ class CapacityEngine:
         self, key_id: str, action: str, seconds: float = 0, reason: str = ""
     ) -> dict[str, Any]:
         buckets = []
-        key = self._keys.get(key_id)
-        if key is not None:
-            buckets = [
-                f"{key.group}|{model}"
-                for model, layout in self._layouts.items()
-                if key_id in layout.tier_of
-            ]
+        if key_id in self._keys:
+            buckets = sorted(
+                {
+                    layout.buckets[key_id]
+                    for layout in self._layouts.values()
+                    if key_id in layout.buckets
+                }
+            )
         keys = [
             self.names.pool_config,
             self.names.pool_state,
@@ -545,7 +615,7 @@ class CapacityEngine:
         result = await self._set_health(key_id, "enable")
         for model, layout in list(self._layouts.items()):
             if key_id in layout.tier_of:
-                await self.sync_model(model)
+                await self._sync_index(model)
         return result
 
     # -- reading state ---------------------------------------------------------------------------
@@ -575,8 +645,14 @@ class CapacityEngine:
         return sorted(self._layouts)
 
     def models_of_key(self, key_id: str) -> list[str]:
-        """Models this process has indexed the key under."""
-        return sorted(m for m, layout in self._layouts.items() if key_id in layout.tier_of)
+        """Models (and patterns) of the key's buckets in the indexes this process has synced."""
+        return sorted(
+            {
+                layout.buckets[key_id].split("|", 1)[1]
+                for layout in self._layouts.values()
+                if key_id in layout.buckets
+            }
+        )
 
     async def snapshot(self, key_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Health, counters and per-model usage of many keys in three reads, whatever their number."""

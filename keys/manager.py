@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from keys.config import KeyConfig, load_key_config, resolve_keys_path, save_keys_file
 from keys.discovery import KeyDiscovery
-from keys.engine import CapacityEngine, HealthPolicy, Reservation
+from keys.engine import SERVING_CACHE_MODELS, CapacityEngine, HealthPolicy, Reservation
 from keys.models import APIKey
 from keys.outcomes import outcome_of
 from keys.overrides import Overrides
@@ -41,6 +41,7 @@ from router.errors import (
     StoreError,
 )
 from router.log import get_logger
+from router.lru import LRU
 from router.masking import mask_secret
 from router.settings import Settings
 from router.store import Store, create_store
@@ -126,7 +127,8 @@ class KeyManager:
         self._discovery: KeyDiscovery | None = None
         self._sources: dict[str, str] = {}
         self._masked: dict[str, str] = {}
-        self._strategies: dict[str, str] = {}
+        #: strategy per index (keys.models.model_index): bounded by the configuration
+        self._strategies: LRU[str, str] = LRU(SERVING_CACHE_MODELS)
         self._version = -1
         self._version_checked = 0.0
         self._lock = asyncio.Lock()
@@ -213,7 +215,8 @@ class KeyManager:
     def strategy_for_model(self, model: str) -> str:
         """The configured strategy of the model's provider; else round robin for document 001's
         environment keys and capacity-aware for everything else."""
-        cached = self._strategies.get(model)
+        index = self.engine.index_of(model)
+        cached = self._strategies.get(index)
         if cached:
             return cached
         serving = [key for key, _, _ in self.engine.serving(model)]
@@ -229,7 +232,7 @@ class KeyManager:
             ):
                 strategy = "round_robin"
         strategy = strategy or self.settings.KEY_ROTATION_STRATEGY or "capacity"
-        self._strategies[model] = strategy
+        self._strategies.put(index, strategy)
         return strategy
 
     # -- selection -------------------------------------------------------------------------------

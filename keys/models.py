@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -207,8 +208,65 @@ def key_serves(key: APIKey, model: str) -> ModelBinding | None:
     binding = key.binding_for(model)
     if binding is None or not binding.is_pattern:
         return binding
+    return binding if _lends(key, provider_of_model(model)) else None
+
+
+#: Separators of a pattern index's name (``gpt-4o*&gpt-*#openai``): not in MODEL_PATTERN's alphabet.
+INDEX_JOIN, INDEX_OWNER = "&", "#"
+
+
+def is_pattern_index(index: str) -> bool:
+    """True for the name of a pattern index (see ``model_index``), False for a model's own name."""
+    return any(ch in index for ch in "*?[")
+
+
+def model_index(keys: Iterable[APIKey], model: str) -> str:
+    """The index (selection sets, model record) a requested ``model`` is served from.
+
+    A model some key names exactly, or that no key serves, is its own index. A model reached only
+    through pattern bindings shares the index of every name reached through the same patterns:
+    the patterns joined by ``&``, and ``#<provider>`` when the name belongs to a well-known
+    provider (that decides which keys ``key_serves`` lends). The number of indexes is bounded by
+    the configuration, whatever names clients send.
+    """
+    patterns: set[str] = set()
+    for key in keys:
+        binding = key_serves(key, model)
+        if binding is None:
+            continue
+        if not binding.is_pattern:
+            return model
+        patterns.add(binding.model)
+    if not patterns:
+        return model
     owner = provider_of_model(model)
-    compatible = (
-        owner is None or owner == key.provider or {owner, key.provider} == {"openai", "azure"}
-    )
-    return binding if compatible else None
+    return INDEX_JOIN.join(sorted(patterns)) + (INDEX_OWNER + owner if owner else "")
+
+
+def index_label(index: str) -> str:
+    """The index's patterns without the provider part (a bounded metrics label)."""
+    return index.split(INDEX_OWNER, 1)[0]
+
+
+def index_bindings(keys: Iterable[APIKey], index: str) -> list[tuple[APIKey, ModelBinding]]:
+    """(key, binding) of every key serving the names of ``index``, in configuration order.
+
+    For a model's own name: the keys that name it exactly. For a pattern index: each key's first
+    binding among the index's patterns, when the key lends itself to the index's provider (the
+    same answer ``key_serves`` gives for every name of the index).
+    """
+    if not is_pattern_index(index):
+        found = ((key, key.binding_for(index)) for key in keys)
+        return [(key, b) for key, b in found if b is not None and not b.is_pattern]
+    text, _, owner = index.partition(INDEX_OWNER)
+    patterns = set(text.split(INDEX_JOIN))
+    out = []
+    for key in keys:
+        binding = next((b for b in key.bindings if b.is_pattern and b.model in patterns), None)
+        if binding is not None and _lends(key, owner or None):
+            out.append((key, binding))
+    return out
+
+
+def _lends(key: APIKey, owner: str | None) -> bool:
+    return owner is None or owner == key.provider or {owner, key.provider} == {"openai", "azure"}

@@ -3,6 +3,9 @@
 --
 -- KEYS: cfg, state, win, health, stats, cursor, reservation, then per priority tier (ascending)
 --       its ready, order and share sorted sets.
+-- `model` is the index the request is served from (keys.models.model_index): the requested name,
+-- or the pattern index every name reached only through the same pattern bindings shares; a key
+-- serving it through a pattern is charged in its bucket of that pattern (its w: record says which).
 -- ARGV: model, tokens, strategy, reservation id, reservation ttl, now ('' = TIME), day offsets,
 --       random number in [0,1), excluded key ids (comma list), required tags (comma list of k=v),
 --       tiers (comma list, one per triple of KEYS), probe ttl, jitter margin in seconds
@@ -66,7 +69,10 @@ local function evaluate(key)
   local h = read_health(HEALTH, key)
   local h_at, h_why = health_at(h, now)
   if h_at >= NEVER then ev.gone = true return ev end
-  ev.bucket = group .. '|' .. model
+  -- the key's bucket: under the model, or under the pattern of the binding serving this index
+  local wrec = redis.call('HGET', CFG, 'w:' .. key .. '|' .. model) or ''
+  ev.weight = tonumber(string.match(wrec, '^([^\t]*)')) or 1
+  ev.bucket = group .. '|' .. (string.match(wrec, '\t(.*)$') or model)
   local L = read_limits(CFG, ev.bucket)
   if not L then ev.gone = true return ev end
   local S = read_state(STATE, ev.bucket)
@@ -138,7 +144,7 @@ local function commit(ev, t)
   end
   -- every request counts in the share index (use / weight), whatever strategy chose the key;
   -- the weighted strategy lets a key that sat idle start at the current virtual time
-  local w = tonumber(redis.call('HGET', CFG, 'w:' .. ev.key .. '|' .. model)) or 1
+  local w = ev.weight
   if strategy == 'weighted' then
     local vfield = 'vt:' .. t.tier .. ':' .. model
     local share = tonumber(redis.call('ZSCORE', t.S, ev.key)) or 0

@@ -7,12 +7,17 @@
 -- A bucket whose limits changed keeps its usage in units (requests, tokens): its GCRA times are
 -- rescaled to the new rates, so "2 of 4 used" stays 2 used.
 --
+-- `model` is an index (keys.models.model_index): a model's own name, or a pattern index that
+-- every name reached only through the same pattern bindings shares. An index no key serves any
+-- more (no keys given) is removed: its record, its sets and its entry in the models set.
+--
 -- KEYS: cfg, health, models set, state, then per tier (all tiers, old and new) its ready, order
 --       and share sorted sets.
 -- ARGV: model, max tpm burst (-1: unlimited key present), tiers in use (comma list), tiers of the
---       KEYS triples (comma list), number of keys, then per key: id, tier, group, weight, tags,
---       active (1/0); then number of buckets, then per bucket: name, limits record; then now
---       ('' = TIME).
+--       KEYS triples (comma list), number of keys, then per key: id, tier, group, weight record
+--       (weight, then TAB and the pattern the key's bucket is under, for a pattern binding),
+--       tags, active (1/0); then number of buckets, then per bucket: name, limits record; then
+--       now ('' = TIME).
 -- Answers {keys in indexes, keys removed}.
 
 local CFG, HEALTH, MODELS, STATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -20,18 +25,26 @@ local model, max_burst, tiers_used = ARGV[1], ARGV[2], ARGV[3]
 local triple_tiers = split(ARGV[4], ',')
 local nkeys = tonumber(ARGV[5])
 
+if nkeys == 0 then
+  local removed = 0
+  for i = 5, #KEYS do removed = removed + redis.call('DEL', KEYS[i]) end
+  redis.call('HDEL', CFG, 'm:' .. model)
+  redis.call('SREM', MODELS, model)
+  return {0, removed}
+end
+
 redis.call('HSET', CFG, 'm:' .. model, max_burst .. TAB .. tiers_used)
 redis.call('SADD', MODELS, model)
 
 local wanted = {}     -- tier -> {key -> position}
-local group_of = {}
+local bucket_of = {}  -- key -> its bucket under this index
 for _, tier in ipairs(triple_tiers) do wanted[tier] = {} end
 local pos = 6
 for i = 1, nkeys do
   local id, tier, group, weight, tags, active = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4], ARGV[pos + 5]
   pos = pos + 6
   redis.call('HSET', CFG, 'k:' .. id, group .. TAB .. active .. TAB .. tags)
-  group_of[id] = group
+  bucket_of[id] = group .. '|' .. (string.match(weight, '\t(.*)$') or model)
   redis.call('HSET', CFG, 'w:' .. id .. '|' .. model, weight)
   if active == '1' and read_health(HEALTH, id).state ~= 'disabled' and wanted[tier] then
     wanted[tier][id] = i
@@ -83,7 +96,7 @@ for i, tier in ipairs(triple_tiers) do
   end
   local lowest = redis.call('ZRANGE', S, 0, 0, 'WITHSCORES')[2] or '0'
   for id, position in pairs(want) do
-    if changed[group_of[id] .. '|' .. model] then
+    if changed[bucket_of[id]] then
       redis.call('ZADD', R, '0', id)
     else
       redis.call('ZADD', R, 'NX', '0', id)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from keys.models import APIKey, key_serves
+from router.lru import LRU
 from router.providers.catalog import all_models
 from router.routing import RoutingTable
 
@@ -43,7 +44,7 @@ class ModelCatalog:
         self._keys = keys
         self._routing = routing
         self._view = _View()
-        self._known: dict[str, bool] = {}
+        self._known: LRU[str, bool] = LRU(KNOWN_LIMIT)  # keyed by client input: bounded
 
     def _rebuild(self) -> _View:
         view = _View(built_at=time.monotonic())
@@ -57,7 +58,7 @@ class ModelCatalog:
                 seen.add((key.provider, patterns))
                 view.patterns.append(key)
         self._view = view
-        self._known = {}
+        self._known.clear()
         return view
 
     def _fresh(self, seconds: float) -> _View:
@@ -74,9 +75,7 @@ class ModelCatalog:
             if not found and time.monotonic() - self._view.built_at > MISS_REBUILD_SECONDS:
                 self._rebuild()
                 found = self._resolves(model)
-            if len(self._known) >= KNOWN_LIMIT:
-                self._known.clear()
-            self._known[model] = found
+            self._known.put(model, found)
         return found
 
     def listed(self, model: str) -> bool:

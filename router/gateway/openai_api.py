@@ -125,8 +125,7 @@ def _options(params: ChatParams, caller: Caller, request_id: str) -> dict[str, A
 
 async def _settle(gateway: Gateway, caller: Caller, answer: dict[str, Any], estimate: int) -> None:
     """Count the answer; move the key's TPM charge from the estimate to what was used."""
-    label = None if answer.get("success") else gateway.model_label
-    gateway.metrics.router.record(answer, label)
+    gateway.metrics.router.record(answer, gateway.model_label)
     if caller.vkey is not None and caller.vkey.tpm:
         used = int((answer.get("tokens") or {}).get("total") or 0)
         await gateway.limits.adjust(user_id=caller.user_id, vkey=caller.vkey, delta=used - estimate)

@@ -106,8 +106,11 @@ class Gateway:
             await self.router.close()
 
     def model_label(self, model: str) -> str:
-        """A bounded metrics label: a model the pool serves or lists, else ``other``."""
-        return model if self.catalog.listed(model) else "other"
+        """A bounded metrics label: a model a key names or an alias; for a name only a pattern
+        binding serves, the pattern (``gpt-4o*``); else ``other``."""
+        if self.catalog.listed(model):
+            return model
+        return self.router.key_manager.engine.model_label(model)
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

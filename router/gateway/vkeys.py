@@ -29,12 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router import jsonio
 from router.errors import ClientRequestError
+from router.lru import LRU
 from router.masking import mask_secret
 from router.store import Store
 
 #: Every virtual key starts so (the masking patterns recognise it as a key).
 PREFIX = "sk-llmr-"
-#: Entries of the verification cache before it is emptied (bounds memory under a key flood).
+#: Entries of the verification cache (least recently used out first: bounds memory under a flood).
 CACHE_LIMIT = 10_000
 #: Seconds an unknown key is remembered as unknown (a client retrying a bad key costs no reads).
 NEGATIVE_CACHE_SECONDS = 1.0
@@ -156,7 +157,8 @@ class VirtualKeyStore:
         self.store = store
         #: How long a verified key is trusted before it is read again (GATEWAY_VKEY_CACHE_SECONDS).
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, VirtualKey | None]] = {}
+        #: keyed by what callers present (digests): bounded, least recently used out first
+        self._cache: LRU[str, tuple[float, VirtualKey | None]] = LRU(CACHE_LIMIT)
 
     async def create(self, spec: VirtualKeySpec) -> tuple[VirtualKey, str]:
         """A new key; answers its record and the key itself (shown to the caller once)."""
@@ -221,10 +223,8 @@ class VirtualKeyStore:
         if cached is None or cached[0] <= now:
             key = await self._read(digest)
             ttl = self.cache_seconds if key is not None else NEGATIVE_CACHE_SECONDS
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
             if ttl > 0:
-                self._cache[digest] = (now + ttl, key)
+                self._cache.put(digest, (now + ttl, key))
         else:
             key = cached[1]
         return key if key is not None and key.usable(time.time()) else None
