@@ -7,9 +7,11 @@ refused by the provider). :class:`PoolCollector` turns a snapshot of the pool (t
 statuses, read from Redis, so every process reports the same) into per-key gauges: state, usage
 against limits, and the counters of each key, including the 429s providers answered.
 
-Label values are bounded: models come from the router's answers (served names), and a caller's
-unknown model name is reported as ``other`` (``model_label``). No label or value ever holds a
-secret: keys are named by their configured id.
+Label values are bounded: pass ``model_label`` (the gateway passes ``Gateway.model_label``) to map
+a name clients chose to a configured name, the pattern that serves it, or ``other``
+(``CapacityEngine.model_label``); per-key usage is labelled by the key's models and patterns. No
+label holds a user id, tag or virtual key name, and none ever holds a secret: keys are named by
+their configured id.
 """
 
 from __future__ import annotations

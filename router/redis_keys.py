@@ -10,6 +10,13 @@ only touch keys of one slot, so every key one script touches carries the same ta
 * ``{<prefix>:vk}`` — virtual keys of the gateway (hashed), listed and revoked together.
 
 The README's "Redis keys" table is generated from :func:`describe` and must stay in step with it.
+
+Bounded by the configuration, not by client input: the pool's selection sets and records are per
+*index* (keys.models.model_index): a model some key names, or the one pattern index shared by
+every name only pattern bindings serve (``gpt-4o*#openai``); a key serving through a pattern is
+charged in one bucket per binding (``<group>|<pattern>``). Sharing a pattern's bucket among its
+names is conservative (providers limit each model on its own, so the key never exceeds its limit).
+Per-request keys (reservations, gateway limits, conversations) expire.
 """
 
 from __future__ import annotations
@@ -30,12 +37,13 @@ class RedisKeys:
 
     @property
     def pool_config(self) -> str:
-        """Hash: ``k:<key_id>`` key record, ``b:<group>|<model>`` limits, ``m:<model>`` model record."""
+        """Hash: ``k:<key_id>`` key record, ``b:<group>|<model or pattern>`` limits, ``m:<index>``
+        index record, ``w:<key_id>|<index>`` weight (and the pattern of the key's bucket)."""
         return f"{self.pool_tag}:cfg"
 
     @property
     def pool_state(self) -> str:
-        """Hash: ``<group>|<model>`` -> GCRA timestamps, day and minute counters."""
+        """Hash: ``<group>|<model or pattern>`` -> GCRA timestamps, day and minute counters."""
         return f"{self.pool_tag}:state"
 
     @property
@@ -55,7 +63,7 @@ class RedisKeys:
 
     @property
     def pool_cursor(self) -> str:
-        """Hash: ``<model>#<tier>`` -> round-robin cursor."""
+        """Hash: ``rr:<tier>:<index>`` / ``vt:<tier>:<index>`` -> round-robin cursor, virtual time."""
         return f"{self.pool_tag}:cursor"
 
     @property
@@ -71,15 +79,17 @@ class RedisKeys:
 
     @property
     def pool_models(self) -> str:
-        """Set: models that have a selection index."""
+        """Set: indexes (models, pattern indexes) that have selection sets in the store."""
         return f"{self.pool_tag}:models"
 
     def ready(self, model: str, tier: int | str) -> str:
-        """Sorted set: key ids of a model's priority tier, scored by the earliest time they have room."""
+        """Sorted set: key ids of an index's priority tier, scored by the earliest time they have
+        room (``model`` is an index: a model's name or a pattern index, never a name only a
+        pattern serves)."""
         return f"{self.pool_tag}:ready:{tier}:{model}"
 
     def order(self, model: str, tier: int | str) -> str:
-        """Sorted set: key ids of a model's tier in round-robin order (score = position)."""
+        """Sorted set: key ids of an index's tier in round-robin order (score = position)."""
         return f"{self.pool_tag}:order:{tier}:{model}"
 
     def share(self, model: str, tier: int | str) -> str:
@@ -143,13 +153,17 @@ class RedisKeys:
 def describe(keys: RedisKeys | None = None) -> list[tuple[str, str, str]]:
     """(pattern, type, meaning) of every key, for the README table."""
     k = keys or RedisKeys()
-    m, t, c, u = "<model>", "<tier>", "<conv_id>", "<user_id>"
+    m, t, c, u = "<index>", "<tier>", "<conv_id>", "<user_id>"
     return [
-        (k.pool_config, "hash", "key records, limits per quota group and model, model records"),
+        (
+            k.pool_config,
+            "hash",
+            "key records, limits per quota group and model (or pattern), index records",
+        ),
         (
             k.pool_state,
             "hash",
-            "GCRA timestamps, day and minute counters per quota group and model",
+            "GCRA timestamps, day and minute counters per quota group and model (or pattern)",
         ),
         (k.pool_windows, "hash", "per-second usage of the last minute (strict mode)"),
         (k.pool_health, "hash", "health per key: state, until, reason, cooldown level, failures"),
@@ -158,12 +172,12 @@ def describe(keys: RedisKeys | None = None) -> list[tuple[str, str, str]]:
             "hash",
             "counters per key: requests, successes, failures, rate limited, last use",
         ),
-        (k.pool_cursor, "hash", "round-robin cursor per model and tier"),
-        (k.pool_models, "set", "models with a selection index"),
+        (k.pool_cursor, "hash", "round-robin cursor per index and tier"),
+        (k.pool_models, "set", "indexes (models and pattern indexes) in the store"),
         (k.pool_overrides, "hash", "key changes made at run time (admin API), layered over config"),
         (k.pool_version, "string", "version of the run-time key changes"),
-        (k.ready(m, t), "zset", "keys of a model's tier by earliest time with room"),
-        (k.order(m, t), "zset", "keys of a model's tier in round-robin order"),
+        (k.ready(m, t), "zset", "keys of an index's tier by earliest time with room"),
+        (k.order(m, t), "zset", "keys of an index's tier in round-robin order"),
         (k.share(m, t), "zset", "keys by use / weight (least_used, weighted)"),
         (k.reservation("<reservation_id>"), "hash", "one reservation; expires after its TTL"),
         (k.conv_messages(c), "list", "messages of a conversation"),
