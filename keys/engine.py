@@ -266,7 +266,11 @@ class CapacityEngine:
             if key is None:
                 continue
             models.update(b.model for b in key.bindings if not b.is_pattern)
-            models.update(m for m in self._layouts if index_bindings([key], m))
+            models.update(
+                m
+                for m in self._layouts
+                if any(k.key_id == key_id for k, _ in self._index_bindings(m))
+            )
         models.update(
             m for m, layout in self._layouts.items() if any(k in layout.tier_of for k in keys)
         )

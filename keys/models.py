@@ -251,13 +251,16 @@ def index_label(index: str) -> str:
 def index_bindings(keys: Iterable[APIKey], index: str) -> list[tuple[APIKey, ModelBinding]]:
     """(key, binding) of every key serving the names of ``index``, in configuration order.
 
-    For a model's own name: the keys that name it exactly. For a pattern index: each key's first
-    binding among the index's patterns, when the key lends itself to the index's provider (the
-    same answer ``key_serves`` gives for every name of the index).
+    For a model's own name: ``key_serves`` of every key (a key serving it through a pattern is
+    charged under its pattern), but nothing when no key names it exactly (it is then not an
+    index: see ``model_index``). For a pattern index: each key's first binding among the index's
+    patterns, when the key lends itself to the index's provider (the same answer ``key_serves``
+    gives for every name of the index).
     """
     if not is_pattern_index(index):
-        found = ((key, key.binding_for(index)) for key in keys)
-        return [(key, b) for key, b in found if b is not None and not b.is_pattern]
+        found = [(key, key_serves(key, index)) for key in keys]
+        served = [(key, b) for key, b in found if b is not None]
+        return served if any(not b.is_pattern for _, b in served) else []
     text, _, owner = index.partition(INDEX_OWNER)
     patterns = set(text.split(INDEX_JOIN))
     out = []

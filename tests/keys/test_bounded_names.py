@@ -156,3 +156,24 @@ async def test_per_name_indexes_of_earlier_versions_are_removed_at_configure(
             await client.zadd(zset(legacy, tier), {"a": 0})
     await engine_for(store).configure(pattern_keys())
     assert await pool_footprint(engine) == first
+
+
+async def test_a_named_model_is_also_served_by_pattern_keys_under_their_pattern(
+    store: Store,
+) -> None:
+    engine = engine_for(store, ManualClock())
+    await engine.configure(
+        [
+            make_key("named", "gpt-4o", rpm=1),
+            make_key("wild", "gpt-4o", rpm=2, models=[{"model": "gpt-4o*", "priority": 2}]),
+        ]
+    )
+    served = [await engine.reserve("gpt-4o", 1) for _ in range(2)]
+    assert [(r.key_id, r.bucket, r.index) for r in served] == [
+        ("named", "named|gpt-4o", ""),
+        ("wild", "wild|gpt-4o*", ""),
+    ]
+    other = await engine.reserve(random_name(), 1)  # the pattern's second request of the minute
+    assert (other.key_id, other.bucket) == ("wild", "wild|gpt-4o*")
+    with pytest.raises(AllKeysExhaustedError):
+        await engine.reserve(random_name(), 1)
