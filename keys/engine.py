@@ -649,14 +649,10 @@ class CapacityEngine:
         return sorted(self._layouts)
 
     def models_of_key(self, key_id: str) -> list[str]:
-        """Models (and patterns) of the key's buckets in the indexes this process has synced."""
-        return sorted(
-            {
-                layout.buckets[key_id].split("|", 1)[1]
-                for layout in self._layouts.values()
-                if key_id in layout.buckets
-            }
-        )
+        """The models and patterns the key has a bucket under: its bindings (bounded by the
+        configuration, the same in every process whatever names were requested)."""
+        key = self._keys.get(key_id)
+        return [b.model for b in key.bindings] if key is not None else []
 
     async def snapshot(self, key_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Health, counters and per-model usage of many keys in three reads, whatever their number."""
