@@ -21,7 +21,6 @@ def test_thousands_of_new_keys_keep_the_bound_and_the_hot_entry() -> None:
     cache: LRU[str, int] = LRU(100)
     for i in range(5000):
         cache.put(f"name-{i}", i)
-        assert cache.get("hot") is None or len(cache) <= 100
         cache.put("hot", -1)
     assert len(cache) == 100 and cache.get("hot") == -1
 
