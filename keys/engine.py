@@ -47,7 +47,9 @@ from router.store import Store
 
 Strategy = Literal["capacity", "round_robin", "random", "least_used", "weighted"]
 STRATEGIES: tuple[str, ...] = ("capacity", "round_robin", "random", "least_used", "weighted")
-Outcome = Literal["success", "neutral", "rate_limited", "auth", "transient"]
+Outcome = Literal[
+    "success", "neutral", "rate_limited", "auth", "transient", "unreachable", "cancelled"
+]
 
 #: Position of the reservation's own key among the reserve script's KEYS.
 RESERVATION_KEY = 6
@@ -71,6 +73,10 @@ class HealthPolicy:
     cooldown_max_seconds: float = 900.0
     breaker_threshold: int = 3
     breaker_timeout_seconds: float = 300.0
+    #: A connection that never reached the provider cools the key this long, growing by
+    #: ``cooldown_factor`` on repeats up to ``unreachable_max_seconds`` (and counts toward the breaker).
+    unreachable_seconds: float = 5.0
+    unreachable_max_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,8 @@ class SettleResult:
     charged: float = 0.0
     #: The key's health state before this settle ("ok" when a cooldown had already expired).
     previous_state: str = ""
+    #: The store's time of the settle: ``until - now`` is the pause, whatever the host's clock.
+    now: float = 0.0
 
     @property
     def changed(self) -> bool:
@@ -521,6 +529,10 @@ class CapacityEngine:
     ) -> SettleResult:
         """Charge the actual tokens (refund or extra) and record the outcome; idempotent.
 
+        Outcomes (keys/outcomes.py): ``unreachable`` gives everything back like ``release`` and
+        cools the key down (counting toward the breaker); ``cancelled`` keeps the charge, leaves the
+        key's health alone and frees a probe's slot.
+
         ``provider_limits``: the provider's latest rate-limit headers as JSON, kept for status.
         On a success, what those headers said of the provider's own buckets: ``hold``, seconds
         until another such call fits them (the bucket admits nothing before then, without a
@@ -555,6 +567,9 @@ class CapacityEngine:
             repr(float(hold)) if hold > 0 else "",
             *("" if room is None else repr(float(room)) for room in provider_room),
             *(repr(float(tolerance)) for tolerance in provider_tolerance),
+            "1" if reservation.probe else "",
+            p.unreachable_seconds,
+            p.unreachable_max_seconds,
         ]
         reply = await self.store.run(_SETTLE, keys, args)
         if reply[0] == "settled":
@@ -566,6 +581,7 @@ class CapacityEngine:
                 float(reply[4]),
                 charged=float(reply[5]),
                 previous_state=reply[6],
+                now=float(reply[7]),
             )
         return SettleResult(False, reservation.key_id, note=reply[-1])
 

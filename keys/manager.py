@@ -27,7 +27,13 @@ from pydantic import ValidationError
 
 from keys.config import KeyConfig, load_key_config, resolve_keys_path, save_keys_file
 from keys.discovery import KeyDiscovery
-from keys.engine import SERVING_CACHE_MODELS, CapacityEngine, HealthPolicy, Reservation
+from keys.engine import (
+    SERVING_CACHE_MODELS,
+    CapacityEngine,
+    HealthPolicy,
+    Reservation,
+    SettleResult,
+)
 from keys.models import APIKey
 from keys.outcomes import outcome_of
 from keys.overrides import Overrides
@@ -38,7 +44,9 @@ from router.errors import (
     ConfigError,
     KeyNotFoundError,
     KeyUnavailability,
+    ProviderError,
     StoreError,
+    provider_error_class,
 )
 from router.log import get_logger
 from router.lru import LRU
@@ -52,6 +60,8 @@ log = get_logger("keys.manager")
 OVERRIDES_CHECK_SECONDS = 1.0
 #: Keys examined to explain an exhausted pool (the error path only).
 EXPLAIN_LIMIT = 50
+#: Reasons of an exhausted pool that may be an upstream failure rather than limits.
+UPSTREAM_REASONS = ("circuit_open", "probing", "cooldown")
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,8 @@ class KeyManager:
             cooldown_max_seconds=s.COOLDOWN_MAX_SECONDS,
             breaker_threshold=s.CIRCUIT_BREAKER_THRESHOLD,
             breaker_timeout_seconds=s.CIRCUIT_BREAKER_TIMEOUT_SECONDS,
+            unreachable_seconds=s.UNREACHABLE_COOLDOWN_SECONDS,
+            unreachable_max_seconds=s.UNREACHABLE_COOLDOWN_MAX_SECONDS,
         )
         self.engine = CapacityEngine(
             self.store, reservation_ttl=s.RESERVATION_TTL_SECONDS, policy=policy, clock=clock
@@ -251,6 +263,9 @@ class KeyManager:
 
         Waits up to ``wait`` seconds for room; raises AllKeysExhaustedError saying which keys,
         why and until when, or RequestTooLargeError when no key could ever fit the request.
+        When every key is out because its provider failed (open circuits, a probe in flight,
+        unreachable endpoints) it raises at once, the error's ``upstream`` saying what failed:
+        waiting would only postpone the next probe's answer.
         ``margin``: seconds a limit-bound request waits past its exact room (the router passes
         ``RESERVE_MARGIN_SECONDS``; see lua/lib_pool.lua); default none.
         """
@@ -258,7 +273,6 @@ class KeyManager:
         model = model_preference or self.default_model()
         strategy = strategy or self.strategy_for_model(model)
         deadline = time.monotonic() + max(0.0, wait)
-        reset_tried = False
         while True:
             try:
                 reservation = await self.engine.reserve(
@@ -270,11 +284,12 @@ class KeyManager:
                     margin=margin,
                 )
             except AllKeysExhaustedError as exc:
-                if not reset_tried and await self._reset_if_all_unhealthy(model, exc):
-                    reset_tried = True
-                    continue
                 pause = exc.retry_after
-                if pause is not None and time.monotonic() + pause <= deadline:
+                if (
+                    pause is not None
+                    and time.monotonic() + pause <= deadline
+                    and await self._upstream_failure(model, exc) is None
+                ):
                     await asyncio.sleep(pause + random.uniform(0, 0.01))
                     continue
                 raise await self._explain(model, exc) from None
@@ -289,27 +304,6 @@ class KeyManager:
                 )
             return selection
 
-    async def _reset_if_all_unhealthy(self, model: str, exc: AllKeysExhaustedError) -> bool:
-        """Document 001's last resort: when every key of the model has an open circuit, close
-        them all and try again. Never revives a key disabled for an auth failure."""
-        if not self.settings.RESET_BREAKERS_WHEN_ALL_UNHEALTHY:
-            return False
-        if exc.reason not in ("circuit_open", "probing") and exc.retry_at is not None:
-            return False
-        key_ids = [k.key_id for k, _, _ in self.engine.serving(model) if k.active][:EXPLAIN_LIMIT]
-        snap = await self.engine.snapshot(key_ids)
-        states = [snap[k]["health"]["state"] for k in key_ids]
-        if not states or any(s not in ("open", "probing", "disabled") for s in states):
-            return False
-        reset = await self.engine.reset_breakers(key_ids)
-        if reset:
-            log.warning(
-                "all keys unhealthy: circuit breakers reset",
-                model=model,
-                keys=[self.masked(k) for k in reset],
-            )
-        return bool(reset)
-
     async def _explain(self, model: str, exc: AllKeysExhaustedError) -> AllKeysExhaustedError:
         """The engine's answer (the keys it examined), completed with the model's other keys:
         disabled keys are no longer indexed, so only their health says why."""
@@ -322,7 +316,42 @@ class KeyManager:
             state, reason, until = key_state(self.keys[key_id], snap[key_id])
             reasons.append(KeyUnavailability(key_id, reason or state, until))
         return AllKeysExhaustedError(
-            model, retry_at=exc.retry_at, now=exc.now, reason=exc.reason, keys=reasons
+            model,
+            retry_at=exc.retry_at,
+            now=exc.now,
+            reason=exc.reason,
+            keys=reasons,
+            upstream=await self._upstream_failure(model, exc),
+        )
+
+    async def _upstream_failure(
+        self, model: str, exc: AllKeysExhaustedError
+    ) -> ProviderError | None:
+        """When every active key of the model is out because its provider failed (an open
+        circuit, a probe in flight, an unreachable endpoint's cooldown), the latest failure's
+        class with the time until the next probe; else None (limits, a 429, an operator)."""
+        if exc.retry_at is None or exc.reason not in UPSTREAM_REASONS:
+            return None
+        key_ids = [k.key_id for k, _, _ in self.engine.serving(model) if k.active][:EXPLAIN_LIMIT]
+        snap = await self.engine.snapshot(key_ids)
+        latest: tuple[float, str] = (-1.0, "")
+        failing = 0
+        for key_id in key_ids:
+            health, stats = snap[key_id]["health"], snap[key_id]["stats"]
+            if health["state"] == "disabled":
+                continue
+            if not _failed_upstream(health, snap[key_id]["now"]):
+                return None
+            failing += 1
+            latest = max(latest, (stats["last_error_at"] or 0.0, stats["last_error"] or ""))
+        if not failing:
+            return None
+        cls = provider_error_class(latest[1])
+        return cls(
+            f"every key serving {model!r} is failing upstream ({failing} with "
+            f"{cls.error_type}, circuit open or endpoint unreachable); "
+            f"next probe in {exc.retry_after or 0.0:.1f}s",
+            retry_after=exc.retry_after,
         )
 
     async def get_secret(self, selection: KeySelection | str) -> str:
@@ -380,12 +409,9 @@ class KeyManager:
         *,
         provider_limits: str = "",
     ) -> str:
-        """Record how a call failed; answers the outcome (release, rate_limited, auth, ...)."""
+        """Record how a call failed; answers the outcome (unreachable, rate_limited, auth, ...)."""
         outcome = outcome_of(error)
         try:
-            if outcome.kind == "release":
-                await self.engine.release(selection.reservation)
-                return outcome.kind
             result = await self.engine.settle(
                 selection.reservation,
                 actual_tokens,
@@ -398,20 +424,18 @@ class KeyManager:
         except StoreError as exc:
             log.error("could not record a failed call", key=selection.masked_key, error=str(exc))
             return outcome.kind
-        self._log_transition(
-            selection, outcome.kind, result.state, result.previous_state, result.until
-        )
+        self._log_transition(selection, outcome.kind, result)
         return outcome.kind
 
     async def release(self, selection: KeySelection) -> bool:
         return await self.engine.release(selection.reservation)
 
-    def _log_transition(
-        self, sel: KeySelection, outcome: str, state: str, before: str, until: float
-    ) -> None:
+    def _log_transition(self, sel: KeySelection, outcome: str, result: SettleResult) -> None:
+        """A log event for each change of the key's health; durations against the store's clock."""
         provider, key = sel.key.provider, sel.masked_key
+        state, before, until = result.state, result.previous_state, result.until
+        pause = max(0.0, until - result.now)
         if outcome == "rate_limited":
-            pause = max(0.0, until - time.time())
             log.warning(
                 f"Rate limited on {provider} key {key} backing off for {pause:.0f}s",
                 key=key,
@@ -421,6 +445,13 @@ class KeyManager:
         elif state == "disabled" and before != "disabled":
             log.warning(
                 f"{provider} key {key} disabled: authentication failed", key=key, reason="auth"
+            )
+        elif state == "cooldown" and outcome == "unreachable":
+            log.warning(
+                f"{provider} key {key} unreachable: cooling down for {pause:.0f}s",
+                key=key,
+                model=sel.model,
+                until=until,
             )
         elif state == "open" and before != "open":
             log.warning(
@@ -651,6 +682,17 @@ def reset_key_manager() -> None:
     """Forget the process's KeyManager (tests, or after the event loop that used it closed)."""
     global _manager
     _manager = None
+
+
+def _failed_upstream(health: dict[str, Any], now: float) -> bool:
+    """The key is out now because its provider failed: an open circuit or a probe in flight,
+    or the cooldown of an unreachable endpoint."""
+    if health["until"] <= now:
+        return False
+    state = health["state"]
+    return state in ("open", "probing") or (
+        state == "cooldown" and health["reason"] == "unreachable"
+    )
 
 
 __all__ = ["KeyManager", "KeySelection", "get_key_manager", "reset_key_manager"]

@@ -4,12 +4,17 @@ success        the call worked: a probe closes its circuit, failures fade
 neutral        the request's own fault (400, context length, content filter): the key is fine
 rate_limited   429: the quota group cools down for what the provider said (or the backoff)
 auth           401/403: the key is disabled until an operator reloads or replaces it
-transient      5xx, 529, timeouts, connection resets: counts toward the circuit breaker
-release        the call never left (connection refused): everything reserved comes back
+transient      5xx, 529, read timeouts, connections lost after sending: counts toward the breaker
+unreachable    the call never reached the provider (refused, no route, DNS, TLS, connect timeout):
+               everything reserved comes back, and the key cools down briefly with exponential
+               backoff (UNREACHABLE_COOLDOWN_SECONDS), counting toward the breaker
+cancelled      the caller went away mid-call: neither a success nor a failure of the key; the
+               charge stays (the call may have reached the provider), a probe's slot is freed
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from router.errors import (
@@ -23,7 +28,7 @@ from router.errors import (
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str  # success | neutral | rate_limited | auth | transient | release
+    kind: str  # success | neutral | rate_limited | auth | transient | unreachable | cancelled
     retry_after: float | None = None
     scope: str = "minute"
     error_class: str = ""
@@ -35,7 +40,7 @@ def outcome_of(error: BaseException | None) -> Outcome:
         return Outcome("success")
     name = type(error).__name__
     if isinstance(error, ProviderConnectionError) and not error.reached_provider:
-        return Outcome("release", error_class=name)
+        return Outcome("unreachable", error_class=name)
     if isinstance(error, RateLimitedError):
         return Outcome("rate_limited", error.retry_after, error.scope, name)
     if isinstance(error, ProviderAuthError):
@@ -44,5 +49,7 @@ def outcome_of(error: BaseException | None) -> Outcome:
         return Outcome("neutral", error_class=name)
     if isinstance(error, ProviderError):
         return Outcome("transient", error_class=name)
-    # anything else (a bug, a cancelled call) says nothing about the key
+    if isinstance(error, asyncio.CancelledError):
+        return Outcome("cancelled", error_class=name)
+    # anything else (a bug, a stream its reader abandoned) says nothing about the key
     return Outcome("neutral", error_class=name)

@@ -6,15 +6,24 @@
 -- KEYS: reservation, cfg, state, win, health, stats, then the ready sets the key is in (the first
 --       one is the reservation's own model and tier).
 -- ARGV: actual tokens ('' = the estimate), outcome (success | neutral | rate_limited | auth |
---       transient), retry after seconds ('' = not said), scope (minute | day), cooldown base,
+--       transient | unreachable | cancelled), retry after seconds ('' = not said), scope (minute | day), cooldown base,
 --       cooldown factor, cooldown max, breaker threshold, breaker timeout, error class,
 --       now ('' = TIME), day offsets, the provider's latest rate-limit headers ('' = none; kept
 --       for status and adaptive limits, in the same call), then what the provider's headers said
 --       of its own buckets ('' = not said): hold seconds, the room in requests and in tokens
 --       they will have when the hold ends, and the units each room may be off by (default 1;
---       see "The provider's own word" below).
--- Answers {'settled', key, tokens, state, until, tokens still charged, state before}
---       | {'noop', state} | {'expired'}.
+--       see "The provider's own word" below), '1' when the reservation is its key's half-open
+--       probe, then the unreachable cooldown's base and max seconds.
+-- Answers {'settled', key, tokens, state, until, tokens still charged, state before, now}
+--       | {'noop', state} | {'expired'}. Times are the store's; the caller measures durations
+--       against the `now` answered, never against its own clock.
+--
+-- unreachable: the call never reached the provider (refused, no route, connect timeout): the
+--   request and tokens come back as with release, and the key cools down for the unreachable base
+--   growing by the cooldown factor on repeats (capped), each counting toward the breaker.
+-- cancelled: the caller left mid-call: the call may have reached the provider (its charge stays)
+--   but says nothing of the key; a cancelled probe frees the probe at once (the circuit stays open
+--   and the next caller probes), it never closes the circuit.
 
 local RES, CFG, STATE, WIN, HEALTH, STATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local outcome, retry_after, scope = ARGV[2], ARGV[3], ARGV[4]
@@ -26,11 +35,47 @@ local provider_limits = ARGV[13] or ''
 local hold = tonumber(ARGV[14] or '') or 0
 local room_r, room_t = tonumber(ARGV[15] or ''), tonumber(ARGV[16] or '')
 local tol_r, tol_t = tonumber(ARGV[17] or '') or 1, tonumber(ARGV[18] or '') or 1
+local is_probe = ARGV[19] == '1'
+local un_base, un_max = tonumber(ARGV[20] or '') or 5, tonumber(ARGV[21] or '') or 60
 
 local r = redis.call('HMGET', RES, 'state', 'key', 'bucket', 'tokens', 'at', 'seq')
 if not r[1] then return {'expired'} end
 if r[1] ~= 'reserved' then return {'noop', r[1]} end
 local key, bucket, reserved, at, rseq = r[2], r[3], tonumber(r[4]), tonumber(r[5]), tonumber(r[6]) or 0
+
+-- a state that ran out is 'ok' to the caller's eyes
+local function state_before(h)
+  if (h.state == 'cooldown' or h.state == 'open') and h.till <= now then return 'ok' end
+  return h.state
+end
+
+local function penalise_unreachable(h)
+  h.fails, h.level = h.fails + 1, h.level + 1
+  if h.state == 'probing' or h.state == 'open' or h.fails >= cb_threshold then
+    h.state, h.till, h.reason = 'open', now + cb_timeout, error_class
+  else
+    local till = now + math.min(un_base * cd_factor ^ (h.level - 1), un_max)
+    if not (h.state == 'cooldown' and h.till > till) then
+      h.state, h.till, h.reason = 'cooldown', till, 'unreachable'
+    end
+  end
+  for i = 7, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'GT', f6(h.till), key) end
+end
+
+if outcome == 'unreachable' then
+  give_back(CFG, STATE, WIN, STATS, KEYS[7], now, offsets, key, bucket, reserved, at, rseq)
+  local h = read_health(HEALTH, key)
+  local before = state_before(h)
+  if h.state ~= 'disabled' then
+    penalise_unreachable(h)
+    write_health(HEALTH, key, h)
+  end
+  redis.call('HINCRBY', STATS, key .. ':failures', 1)
+  redis.call('HSET', STATS, key .. ':last_error', error_class, key .. ':last_error_at', f6(now))
+  redis.call('HSET', RES, 'state', 'released')
+  return {'settled', key, '0', h.state, f6(h.till), f6(0), before, f6(now)}
+end
+
 local actual = reserved
 if ARGV[1] ~= '' then actual = math.max(0, math.floor(tonumber(ARGV[1]))) end
 
@@ -73,8 +118,7 @@ if provider_limits ~= '' then redis.call('HSET', STATS, key .. ':provider_limits
 
 -- outcome: health of the key, and the provider's own verdict on the bucket
 local h = read_health(HEALTH, key)
-local before = h.state
-if (before == 'cooldown' or before == 'open') and h.till <= now then before = 'ok' end  -- expired
+local before = state_before(h)
 local h_changed = false
 local result_state, result_until = h.state, h.till
 if outcome == 'success' or outcome == 'neutral' or outcome == 'rate_limited' then
@@ -84,6 +128,7 @@ if outcome == 'success' or outcome == 'neutral' or outcome == 'rate_limited' the
   elseif h.fails > 0 then
     h.fails, h_changed = h.fails - 1, true
   end
+  if outcome == 'success' and h.level > 0 then h.level, h_changed = 0, true end
   result_state, result_until = h.state, h.till
 end
 if outcome == 'success' then
@@ -118,6 +163,10 @@ elseif outcome == 'transient' then
     for i = 7, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'GT', f6(h.till), key) end
   end
   result_state, result_until = h.state, h.till
+elseif outcome == 'cancelled' and is_probe and h.state == 'probing' then
+  h.state, h.till, h_changed = 'open', now, true
+  for i = 7, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'LT', f6(now), key) end
+  result_state, result_until = h.state, h.till
 end
 -- The provider's own word: its buckets may hold less than this one thinks (the key is also used
 -- elsewhere, or configured above what the provider allows). A hold blocks the bucket until another
@@ -142,7 +191,7 @@ if outcome == 'success' or outcome == 'neutral' then
     redis.call('ZADD', KEYS[7], 'XX', 'GT', f6(limits_at(L, S, nil, 1, next_day)), key)
   end
 end
-if outcome ~= 'success' then
+if outcome ~= 'success' and outcome ~= 'cancelled' then
   redis.call('HSET', STATS, key .. ':last_error', error_class, key .. ':last_error_at', f6(now))
 end
 if h_changed then write_health(HEALTH, key, h) end
@@ -156,4 +205,4 @@ if diff < 0 and outcome ~= 'auth' then
 end
 write_state(STATE, bucket, S)
 redis.call('HSET', RES, 'state', 'settled', 'actual', int(actual))
-return {'settled', key, int(actual), result_state, f6(result_until), f6(charged), before}
+return {'settled', key, int(actual), result_state, f6(result_until), f6(charged), before, f6(now)}

@@ -8,11 +8,18 @@
             call the provider
               429 / 401         -> record, next key at once (no sleep)
               5xx / timeout     -> record, back off with jitter, next key
-              refused           -> release the reservation, next key
+              unreachable       -> give the reservation back, cool the key briefly, next key
               context length    -> the next larger-context model
               400               -> final: the request itself is wrong
             success              -> settle with the provider's usage, done
+            every key out because its provider failed (open circuits) -> that failure, at once
     nothing had room             -> wait for the earliest room (bounded), else rate_limited
+
+The answer of a request that did not succeed is its last failure (class and message, with the
+time until a key is expected back as ``retry_after``); ``rate_limited`` only when limits alone
+left no room; ``model_not_available`` when no configured key serves the model. Times from the
+store are used as durations (seconds from the store's ``now``) and waited on the monotonic clock,
+so a host clock off by minutes changes nothing.
 
 Attempts are bounded by ``MAX_ATTEMPTS`` and total time by ``RETRY_BUDGET_SECONDS``. For a stream
 the call counts as answered once its first event arrived: after that a failure ends the stream
@@ -38,6 +45,7 @@ from router.errors import (
     AllKeysExhaustedError,
     BadRequestError,
     ContextLengthExceededError,
+    ModelNotAvailableError,
     ProviderError,
     RateLimitedError,
     RequestTooLargeError,
@@ -105,6 +113,36 @@ class _NextModel(Exception):
     """Internal: leave this model, go on with the chain."""
 
 
+@dataclass
+class _PassState:
+    """What one pass over the chain found, for its final answer."""
+
+    #: The last failure of a call (or the upstream failure that opened every key of a model).
+    failure: RouterError | None = None
+    #: The last other reason a model could not serve (no room, too large, context length).
+    last: RouterError | None = None
+    #: Monotonic times some key is expected back.
+    room_at: list[float] = field(default_factory=list)
+    only_capacity: bool = True
+    unserved: list[str] = field(default_factory=list)
+
+    def no_room(self, exc: AllKeysExhaustedError) -> None:
+        self.last = exc
+        if exc.retry_after is not None:
+            self.room_at.append(time.monotonic() + exc.retry_after)
+        if exc.upstream is not None:
+            self.failure = self.failure or exc.upstream
+            self.only_capacity = False
+        elif exc.retry_after is None:
+            self.only_capacity = False
+
+    def other(self, exc: RouterError) -> None:
+        self.last, self.only_capacity = exc, False
+
+    def failed(self, exc: RouterError) -> None:
+        self.failure, self.only_capacity = exc, False
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -153,7 +191,7 @@ class Dispatcher:
                 outcome, earliest = await self._pass(plan, requested, summary, deadline, stream)
                 if outcome.error is None or earliest is None:
                     return outcome
-                pause = earliest - time.time()
+                pause = earliest - time.monotonic()
                 if pause > wait_left or time.monotonic() + pause > deadline:
                     return outcome
                 wait_left -= max(0.0, pause)
@@ -166,24 +204,27 @@ class Dispatcher:
         self, plan: CallPlan, requested: str, summary: CallSummary, deadline: float, stream: bool
     ) -> tuple[Dispatched, float | None]:
         """Try every model of the chain once. Answers the outcome and, when the only trouble was
-        missing room, the earliest unix time some model expects room."""
+        missing room, the earliest monotonic time some model expects room."""
         models = self.chain(requested)
-        last: RouterError | None = None
-        room_at: list[float] = []
-        only_capacity = True
+        found = _PassState()
         backoffs = 0
         i = 0
         while i < len(models):
             model = models[i]
             i += 1
+            if not self.served(model):
+                found.unserved.append(model)
+                continue
             messages = await plan.messages_for(model)
             prompt_tokens = count_message_tokens(messages, model)
             window = context_window(model)
             if window and prompt_tokens > window:
-                last = ContextLengthExceededError(
-                    f"prompt of {prompt_tokens} tokens exceeds {model}'s context window of {window}"
+                found.other(
+                    ContextLengthExceededError(
+                        f"prompt of {prompt_tokens} tokens exceeds {model}'s context window "
+                        f"of {window}"
+                    )
                 )
-                only_capacity = False
                 self._add_context_fallbacks(models, i, model, prompt_tokens)
                 continue
             completion = self._completion_tokens(plan, model)
@@ -194,7 +235,8 @@ class Dispatcher:
                     len(summary.attempts) >= self.settings.MAX_ATTEMPTS
                     or time.monotonic() > deadline
                 ):
-                    return Dispatched(summary, messages, error=last or _budget_error()), None
+                    error = found.failure or found.last or _budget_error()
+                    return Dispatched(summary, messages, error=error), None
                 try:
                     selection = await self.manager.select_key(
                         model,
@@ -204,30 +246,26 @@ class Dispatcher:
                         margin=self.settings.RESERVE_MARGIN_SECONDS,
                     )
                 except RequestTooLargeError as exc:
-                    last, only_capacity = exc, False
+                    found.other(exc)
                     self._add_context_fallbacks(models, i, model, prompt_tokens)
                     break
                 except AllKeysExhaustedError as exc:
                     summary.no_room += 1
-                    if exc.retry_at is not None:
-                        room_at.append(exc.retry_at)
-                    else:
-                        only_capacity = False
-                    last = exc
+                    found.no_room(exc)
                     break
                 try:
                     done = await self._attempt(
                         plan, selection, messages, completion, summary, stream
                     )
                 except _NextModel as step:
-                    last, only_capacity = step.args[0], False
+                    found.other(step.args[0])
                     self._add_context_fallbacks(models, i, model, prompt_tokens)
                     break
                 if isinstance(done, Dispatched):
                     done.estimate = estimate
                     return done, None
                 error, rotate_now = done
-                last, only_capacity = error, False
+                found.failed(error)
                 if isinstance(error, BadRequestError):
                     return Dispatched(summary, messages, error=error), None
                 exclude.append(selection.key_id)
@@ -237,8 +275,35 @@ class Dispatcher:
                         0.5, 1.0
                     )
                     await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        outcome = Dispatched(summary, error=_final_error(last, requested, room_at))
-        return outcome, (min(room_at) if room_at and only_capacity else None)
+        outcome = Dispatched(summary, error=self._final_error(found, requested))
+        earliest = min(found.room_at) if found.room_at and found.only_capacity else None
+        return outcome, earliest
+
+    def _final_error(self, found: _PassState, requested: str) -> RouterError:
+        """The answer of a pass that found nothing: the last failure, else no room (or another
+        reason), else the model is not served."""
+        room = max(0.0, min(found.room_at) - time.monotonic()) if found.room_at else None
+        if found.failure is not None:
+            if isinstance(found.failure, ProviderError) and found.failure.retry_after is None:
+                found.failure.retry_after = room
+            return found.failure
+        if isinstance(found.last, AllKeysExhaustedError):
+            ex = found.last
+            return AllKeysExhaustedError(
+                requested,
+                retry_at=None if room is None else ex.now + room,
+                now=ex.now,
+                reason=ex.reason,
+                keys=ex.keys,
+            )
+        if found.last is not None:
+            return found.last
+        return ModelNotAvailableError(requested, self.served_models())
+
+    def served_models(self) -> list[str]:
+        """Model names (and patterns) the active keys serve, and the configured aliases."""
+        names = {b.model for k in self.manager.keys.values() if k.active for b in k.bindings}
+        return sorted(names | set(self.routing.advertised()))
 
     async def _attempt(
         self,
@@ -288,7 +353,7 @@ class Dispatcher:
             record.outcome, record.error_type = kind, exc.error_type
             if isinstance(exc, ContextLengthExceededError):
                 raise _NextModel(exc) from exc
-            rotate_now = kind in ("rate_limited", "auth", "release")
+            rotate_now = kind in ("rate_limited", "auth", "unreachable")
             if isinstance(exc, RateLimitedError):
                 log.info("rotating after 429", key=selection.masked_key, model=selection.model)
             return exc, rotate_now
@@ -301,8 +366,9 @@ class Dispatcher:
                 "the provider closed the stream without an answer", provider=key.provider
             ), False
         except BaseException:
-            # cancelled (client went away) or a bug: the call may have reached the provider
-            await self.manager.record_failure(selection, asyncio.CancelledError())
+            # cancelled (client went away) or a bug: the call may have reached the provider, and
+            # says nothing of the key (a probe's slot is freed for the next caller)
+            await asyncio.shield(self.manager.record_failure(selection, asyncio.CancelledError()))
             raise
         record.latency_ms = (time.monotonic() - started) * 1000
         summary.model, summary.provider = selection.model, key.provider
@@ -385,14 +451,3 @@ def limits_json(snapshot: Any) -> str:
 
 def _budget_error() -> RouterError:
     return ProviderError("retry budget exhausted (attempts or time)")
-
-
-def _final_error(last: RouterError | None, requested: str, room_at: list[float]) -> RouterError:
-    if room_at and isinstance(last, AllKeysExhaustedError):
-        earliest = min(room_at)
-        return AllKeysExhaustedError(
-            requested, retry_at=earliest, now=time.time(), reason=last.reason, keys=last.keys
-        )
-    return last or AllKeysExhaustedError(
-        requested, retry_at=None, now=time.time(), reason="no key serves this model"
-    )

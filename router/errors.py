@@ -7,7 +7,11 @@
     ├── SecretStoreError                a secret backend failed; names backend, key id and cause
     ├── CapacityError                   no key can take the request now
     │   ├── AllKeysExhaustedError       every key is busy or unhealthy; says why and until when
+    │   │                               (``rate_limited``; ``no_keys_available`` when no key
+    │   │                               recovers by itself; ``upstream``: the failure that
+    │   │                               opened every key's circuit)
     │   └── RequestTooLargeError        the estimate is larger than any key's burst: never fits
+    ├── ModelNotAvailableError          no configured key serves the model; names those served
     ├── ConversationError               conversation history problems
     │   ├── ConversationTooLargeError   a conversation hit its size cap (trimming disabled)
     │   └── ConversationNotSavedError   an answer was produced but the turn could not be stored
@@ -130,7 +134,12 @@ class AllKeysExhaustedError(CapacityError):
     """Every candidate key is out of capacity or unhealthy.
 
     ``retry_at`` is the earliest unix time at which a key is expected to have room (None when no key
-    will recover by itself, for example all are disabled for auth failures).
+    will recover by itself, for example all are disabled for auth failures), ``now`` the store's
+    time it was computed at: ``retry_after`` is their difference, whatever the host's clock.
+    Its ``error_type`` is ``rate_limited`` only with a retry time, else ``no_keys_available``.
+    ``upstream``: when every key is out because its circuit opened on provider failures, the
+    latest such failure (its class says what happened upstream), with ``retry_after`` set to
+    the time until the next probe.
     """
 
     def __init__(
@@ -141,12 +150,15 @@ class AllKeysExhaustedError(CapacityError):
         now: float,
         reason: str = "",
         keys: list[KeyUnavailability] | None = None,
+        upstream: ProviderError | None = None,
     ) -> None:
         self.model = model
         self.retry_at = retry_at
         self.now = now
         self.reason = reason
         self.keys = list(keys or [])
+        self.upstream = upstream
+        self.error_type = "rate_limited" if retry_at is not None else "no_keys_available"
         when = (
             f"retry in {self.retry_after:.2f}s"
             if retry_at is not None
@@ -180,6 +192,25 @@ class RequestTooLargeError(CapacityError):
         super().__init__(
             f"Request needs {tokens} tokens but the largest burst of any key for model {model!r} "
             f"is {max_tokens}; it can never fit"
+        )
+
+
+class ModelNotAvailableError(RouterError):
+    """No configured key serves the requested model (gateway: 404 ``model_not_found``)."""
+
+    error_type = "model_not_available"
+    #: Served models named in the message at most.
+    LISTED = 20
+
+    def __init__(self, model: str, served: list[str]) -> None:
+        self.model = model
+        self.served = sorted(served)
+        shown = ", ".join(self.served[: self.LISTED]) or "none"
+        more = (
+            f" and {len(self.served) - self.LISTED} more" if len(self.served) > self.LISTED else ""
+        )
+        super().__init__(
+            f"no configured key serves model {model!r}; the pool serves: {shown}{more}"
         )
 
 
@@ -299,3 +330,14 @@ class ProviderConnectionError(ProviderError):
 
 class MalformedResponseError(ProviderError):
     error_type = "malformed_response"
+
+
+def provider_error_class(name: str) -> type[ProviderError]:
+    """The ProviderError subclass called ``name`` (as stored in a key's health), else ProviderError."""
+    pending: list[type[ProviderError]] = [ProviderError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return ProviderError

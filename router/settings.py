@@ -54,7 +54,12 @@ class Settings(BaseModel):
     COOLDOWN_MAX_SECONDS: float = Field(900.0, gt=0)
     CIRCUIT_BREAKER_THRESHOLD: int = Field(3, ge=1)
     CIRCUIT_BREAKER_TIMEOUT_SECONDS: float = Field(300.0, gt=0)
+    #: Kept for document 001; breakers are no longer reset all at once (docs/configuration.md).
     RESET_BREAKERS_WHEN_ALL_UNHEALTHY: bool = True
+    #: A connection that never reached the provider (refused, no route, connect timeout) cools the
+    #: key this long, x COOLDOWN_BACKOFF_FACTOR on repeats, up to the max; it counts toward the breaker.
+    UNREACHABLE_COOLDOWN_SECONDS: float = Field(5.0, gt=0)
+    UNREACHABLE_COOLDOWN_MAX_SECONDS: float = Field(60.0, gt=0)
 
     # Requests
     DEFAULT_MODEL: str | None = None

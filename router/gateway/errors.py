@@ -6,8 +6,11 @@ The official SDKs turn the status into their exception classes (400 BadRequestEr
 AuthenticationError, 403 PermissionDeniedError, 404 NotFoundError, 429 RateLimitError, 5xx
 InternalServerError ...) and read ``Retry-After`` / ``retry-after-ms`` on a 429. A router answer
 that failed maps by its ``error_type`` (router/errors.py): no room in the pool is a 429 with the
-time the pool expects room; a provider's failure is a 502 (504 when it timed out); a request the
-provider called malformed is a 400 with the provider's (redacted) reason.
+time the pool expects room; a provider's failure is a 502 (503 when overloaded, 504 when it timed
+out), with ``Retry-After`` when the router knows when a key is expected back (every key's circuit
+open: the next probe); a pool whose keys are all disabled is a 503 ``no_keys_available``; a model
+no key serves is OpenAI's 404 ``model_not_found``; a request the provider called malformed is a
+400 with the provider's (redacted) reason.
 """
 
 from __future__ import annotations
@@ -100,6 +103,8 @@ _BY_ERROR_TYPE: dict[str, tuple[int, str, str]] = {
     "overloaded": (503, "server_error", "upstream_overloaded"),
     "store_unavailable": (503, "server_error", "store_unavailable"),
     "timeout": (504, "upstream_error", "upstream_timeout"),
+    "no_keys_available": (503, "server_error", "no_keys_available"),
+    "model_not_available": (404, "invalid_request_error", "model_not_found"),
 }
 
 
@@ -113,4 +118,12 @@ def from_answer(answer: dict[str, Any]) -> ApiError:
             return unavailable(message, code="no_keys_available")
         return limited(message, float(retry_after))
     status, kind, code = _BY_ERROR_TYPE.get(error_type, (500, "server_error", "internal_error"))
-    return ApiError(status, message, type=kind, code=code)
+    retry_after = answer.get("retry_after") if status >= 500 else None
+    return ApiError(
+        status,
+        message,
+        type=kind,
+        code=code,
+        param="model" if error_type == "model_not_available" else None,
+        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+    )

@@ -151,16 +151,30 @@ async def test_breaker_opens_after_three_then_half_opens_with_one_probe(
 
 
 @local_stores
-async def test_connection_refused_releases_the_reservation(make: Factory, store: Any) -> None:
-    manager = await make(keys=[spec("a", rpm=1)])
-    sel = await manager.select_key("gpt-4o")
-    assert (
-        await manager.record_failure(
-            sel, ProviderConnectionError("refused", reached_provider=False)
-        )
-        == "release"
-    )
-    await manager.select_key("gpt-4o")  # the request came back
+async def test_an_unreachable_endpoint_gives_the_request_back_and_cools_the_key_with_backoff(
+    make: Factory, store: Any
+) -> None:
+    clock = ManualClock()
+    manager = await make(keys=[spec("a", rpm=1), spec("b")], clock=clock)
+    refused = ProviderConnectionError("refused", reached_provider=False)
+    cooldowns = []
+    for _ in range(2):
+        sel = await manager.select_key("gpt-4o", exclude=["b"])  # rpm 1: only if given back
+        assert await manager.record_failure(sel, refused) == "unreachable"
+        status = await manager.get_key_status("a")
+        assert (status["state"], status["reason"]) == ("cooldown", "unreachable")
+        cooldowns.append((await manager.engine.health("a"))["until"] - clock.now)
+        with pytest.raises(AllKeysExhaustedError):
+            await manager.select_key("gpt-4o", exclude=["b"])
+        clock.advance(cooldowns[-1])
+    assert cooldowns == [pytest.approx(5), pytest.approx(10)]  # x COOLDOWN_BACKOFF_FACTOR
+    sel = await manager.select_key("gpt-4o", exclude=["b"])
+    with structlog.testing.capture_logs() as logs:
+        await manager.record_failure(sel, refused)  # the third counts toward the breaker
+    assert (await manager.get_key_status("a"))["state"] == "circuit_open"
+    assert [e for e in logs if "Circuit breaker opened" in e["event"]]
+    stats = await manager.engine.stats("a")
+    assert (stats["requests"], stats["released"], stats["failures"]) == (0, 3, 3)
 
 
 @local_stores
@@ -181,20 +195,50 @@ async def test_all_keys_exhausted_says_which_why_and_until_when(make: Factory, s
 
 
 @local_stores
-async def test_reset_all_breakers_is_the_last_resort_but_never_revives_auth(
+async def test_every_key_open_answers_the_upstream_failure_at_once_and_never_resets(
     make: Factory, store: Any
 ) -> None:
-    manager = await make(keys=[spec("a"), spec("b"), spec("c")], clock=ManualClock())
+    clock = ManualClock()
+    manager = await make(keys=[spec("a"), spec("b"), spec("c")], clock=clock)
     for key_id in ("a", "b"):
         for _ in range(3):
             sel = await manager.select_key("gpt-4o", exclude=[k for k in "abc" if k != key_id])
             await manager.record_failure(sel, ServerError("500"))
     sel = await manager.select_key("gpt-4o", exclude=["a", "b"])
     await manager.record_failure(sel, ProviderAuthError("401"))
-    with structlog.testing.capture_logs() as logs:
-        picked = {(await manager.select_key("gpt-4o")).key_id for _ in range(4)}
-    assert picked <= {"a", "b"} and "c" not in picked
-    assert any("circuit breakers reset" in e["event"] for e in logs)
+    for _ in range(3):  # RESET_BREAKERS_WHEN_ALL_UNHEALTHY (default true) resets nothing
+        with pytest.raises(AllKeysExhaustedError) as info:
+            await manager.select_key("gpt-4o", wait=5)
+        upstream = info.value.upstream
+        assert isinstance(upstream, ServerError) and upstream.error_type == "server_error"
+        assert upstream.retry_after == pytest.approx(300) == info.value.retry_after
+    assert {(await manager.get_key_status(k))["state"] for k in "ab"} == {"circuit_open"}
+    assert (await manager.get_key_status("c"))["state"] == "disabled"
+    clock.advance(300)  # one probe per key, then the upstream failure again
+    probes = [await manager.select_key("gpt-4o") for _ in range(2)]
+    assert sorted(p.key_id for p in probes) == ["a", "b"] and all(p.reservation.probe for p in probes)
+    with pytest.raises(AllKeysExhaustedError) as info:
+        await manager.select_key("gpt-4o")
+    assert info.value.reason == "probing" and isinstance(info.value.upstream, ServerError)
+
+
+@local_stores
+async def test_a_cancelled_probe_frees_the_probe_without_closing_the_circuit(
+    make: Factory, store: Any
+) -> None:
+    clock = ManualClock()
+    manager = await make(keys=[spec("a")], clock=clock)
+    for _ in range(3):
+        await manager.record_failure(await manager.select_key("gpt-4o"), ServerError("500"))
+    clock.advance(300)
+    probe = await manager.select_key("gpt-4o")
+    assert probe.reservation.probe
+    assert await manager.record_failure(probe, asyncio.CancelledError()) == "cancelled"
+    assert (await manager.engine.health("a"))["state"] == "open"  # not closed, not held
+    again = await manager.select_key("gpt-4o")  # at once, no new timeout
+    assert again.reservation.probe
+    await manager.record_success(again)
+    assert (await manager.get_key_status("a"))["state"] == "healthy"
 
 
 @local_stores
