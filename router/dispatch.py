@@ -301,8 +301,14 @@ class Dispatcher:
         return ModelNotAvailableError(requested, self.served_models())
 
     def served_models(self) -> list[str]:
-        """Model names (and patterns) the active keys serve, and the configured aliases."""
-        names = {b.model for k in self.manager.keys.values() if k.active for b in k.bindings}
+        """Model names the active keys serve (a pattern with its provider: ``* (openai)``),
+        and the configured aliases."""
+        names = {
+            f"{b.model} ({k.provider})" if b.is_pattern else b.model
+            for k in self.manager.keys.values()
+            if k.active
+            for b in k.bindings
+        }
         return sorted(names | set(self.routing.advertised()))
 
     async def _attempt(

@@ -43,6 +43,41 @@ def free_cluster_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
+@dataclass
+class Blackhole:
+    """A loopback port whose TCP handshakes never complete (see ``blackhole_listener``)."""
+
+    port: int
+    sockets: list[socket.socket] = field(default_factory=list)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+
+
+@contextlib.contextmanager
+def blackhole_listener() -> Iterator[Blackhole]:
+    """A listener that never accepts, its accept queue full: further SYNs are dropped by the
+    kernel (Linux), so a client's connect hangs until its own timeout, as with a firewalled host.
+    ``close()`` frees the port (for a real server to take it)."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    hole = Blackhole(int(server.getsockname()[1]), [server])
+    for _ in range(4):  # backlog 0 still queues one connection: fill it (and then some)
+        filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", hole.port))
+        hole.sockets.append(filler)
+    try:
+        yield hole
+    finally:
+        hole.close()
+
+
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

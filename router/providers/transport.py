@@ -11,6 +11,7 @@ through :func:`router.masking.redact` and never contain the secret, which travel
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +58,9 @@ def translate(exc: BaseException, ctx: CallContext) -> ProviderError:
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return ProviderConnectionError(
-            f"{ctx.provider}: cannot connect ({detail})", reached_provider=False, **common
+            f"{ctx.provider}: cannot connect: {_cause(exc)} ({detail})",
+            reached_provider=False,
+            **common,
         )
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return ProviderTimeoutError(f"{ctx.provider}: no answer in time ({detail})", **common)
@@ -66,6 +69,16 @@ def translate(exc: BaseException, ctx: CallContext) -> ProviderError:
         reached_provider=True,
         **common,
     )
+
+
+def _cause(exc: aiohttp.ClientConnectorError) -> str:
+    """Why a connection could not be made, in words: "connection refused", "name not resolved"."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "name not resolved"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "TLS handshake failed"
+    code = exc.os_error.errno if exc.os_error is not None else None
+    return (os.strerror(code) if code else "connection failed").lower()
 
 
 async def read_body(response: aiohttp.ClientResponse, ctx: CallContext) -> tuple[bytes, Any]:
