@@ -216,7 +216,9 @@ async def test_every_key_open_answers_the_upstream_failure_at_once_and_never_res
     assert (await manager.get_key_status("c"))["state"] == "disabled"
     clock.advance(300)  # one probe per key, then the upstream failure again
     probes = [await manager.select_key("gpt-4o") for _ in range(2)]
-    assert sorted(p.key_id for p in probes) == ["a", "b"] and all(p.reservation.probe for p in probes)
+    assert sorted(p.key_id for p in probes) == ["a", "b"] and all(
+        p.reservation.probe for p in probes
+    )
     with pytest.raises(AllKeysExhaustedError) as info:
         await manager.select_key("gpt-4o")
     assert info.value.reason == "probing" and isinstance(info.value.upstream, ServerError)

@@ -14,11 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import structlog
 
 from keys.engine import CapacityEngine
-from router.errors import RateLimitedError
+from keys.outcomes import outcome_of
+from router.errors import ProviderConnectionError, ProviderTimeoutError, RateLimitedError
+from router.providers.transport import CallContext, translate
 from router.simulator import FaultConfig, ProviderSimulator, SimulatorConfig
 from tests import keygen
 from tests.conftest import settings_for
@@ -96,7 +99,10 @@ async def test_an_outage_of_every_key_answers_at_once_with_one_probe_per_key_per
 ) -> None:
     conf = settings(request, CIRCUIT_BREAKER_TIMEOUT_SECONDS=2.0)
     keys = [PoolKey("a"), PoolKey("b")]
-    async with sim_router(conf, tmp_path, keys, faults=FaultConfig(error_rate=1.0)) as (router, sim):
+    async with sim_router(conf, tmp_path, keys, faults=FaultConfig(error_rate=1.0)) as (
+        router,
+        sim,
+    ):
         engine = router.key_manager.engine
         for _ in range(3):  # each request tries both keys: three open both circuits
             answer = await router.send_one_shot("hi", MODEL)
@@ -241,3 +247,31 @@ async def test_a_model_no_key_serves_is_model_not_available_naming_the_served_on
         assert len(sim.requests()) == 0
     assert answer["error_type"] == "model_not_available" and answer["retry_after"] is None
     assert answer["attempts"] == 0 and MODEL in answer["error"]
+
+
+async def test_a_connect_timeout_never_reached_the_provider_a_read_timeout_may_have() -> None:
+    ctx = CallContext("openai", "sk-test-not-a-real-key")
+    silent_peers: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent_peers.append(writer)  # accepts, reads nothing, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    errors = []
+    with blackhole_listener() as hole:
+        async with aiohttp.ClientSession() as session:
+            for target in (hole.port, port):
+                try:
+                    await session.get(
+                        f"http://127.0.0.1:{target}/v1/chat/completions",
+                        timeout=aiohttp.ClientTimeout(total=5, sock_connect=0.3, sock_read=0.3),
+                    )
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    errors.append(translate(exc, ctx))
+    server.close()
+    unreachable, silent_answer = errors
+    assert isinstance(unreachable, ProviderConnectionError) and not unreachable.reached_provider
+    assert outcome_of(unreachable).kind == "unreachable" and "connect timed out" in str(unreachable)
+    assert isinstance(silent_answer, ProviderTimeoutError)
+    assert outcome_of(silent_answer).kind == "transient"

@@ -225,3 +225,11 @@ async def test_provider_timeouts_are_504(make_gateway: GatewayFactory) -> None:
     with pytest.raises(openai.InternalServerError) as caught:
         await gw.client(await gw.vkey()).chat.completions.create(model=MODEL, messages=HELLO)
     assert caught.value.status_code == 504 and caught.value.code == "upstream_timeout"
+
+
+async def test_a_model_no_key_serves_is_a_404_model_not_found(gw: GatewayHarness) -> None:
+    client = gw.client(await gw.vkey())
+    with pytest.raises(openai.NotFoundError) as info:
+        await client.chat.completions.create(model="no-such-model", messages=HELLO)
+    assert info.value.status_code == 404 and info.value.code == "model_not_found"
+    assert info.value.param == "model" and "no-such-model" in info.value.message
