@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 import structlog
 
+import keys.manager
 from keys.engine import CapacityEngine
 from keys.outcomes import outcome_of
 from router.errors import ProviderConnectionError, ProviderTimeoutError, RateLimitedError
@@ -174,10 +175,11 @@ async def test_a_host_clock_off_by_minutes_changes_no_wait_retry_time_or_cooldow
         assert first["success"] and second["success"]
         assert 500 <= second["waited_ms"] <= 1100
         manager = router.key_manager
+        selection = await manager.select_key(MODEL, wait=5)
         with structlog.testing.capture_logs() as logs:
-            await manager.record_failure(
-                await manager.select_key(MODEL, wait=5), RateLimitedError("429", retry_after=30)
-            )
+            # a logger made under the capture (the module's may be cached by earlier tests)
+            monkeypatch.setattr(keys.manager, "log", structlog.get_logger("keys.manager"))
+            await manager.record_failure(selection, RateLimitedError("429", retry_after=30))
         assert any("backing off for 30s" in e["event"] for e in logs)
     (tmp_path / "one").mkdir()
     async with sim_router(settings(request), tmp_path / "one", [PoolKey("one", rpm=1)]) as (
