@@ -1,6 +1,6 @@
 -- include: lib_pool
--- release: give back a reservation whose call never reached the provider (connection refused
--- before sending). The request and tokens come back, never more than is still outstanding:
+-- release: give back a reservation whose call never left (its secret could not be read); a call
+-- that could not connect settles 'unreachable' instead, which also cools the key down. The request and tokens come back, never more than is still outstanding:
 -- capacity that already refilled is not handed out twice. Idempotent like settle.
 --
 -- KEYS: reservation, cfg, state, win, stats, the ready set of the reservation's model and tier.

@@ -24,7 +24,7 @@ class AttemptRecord:
     model: str
     key_id: str
     provider: str
-    outcome: str  # success | rate_limited | auth | transient | release | neutral | secret
+    outcome: str  # success | rate_limited | auth | transient | unreachable | neutral | secret
     error_type: str | None = None
     latency_ms: float = 0.0
 

@@ -286,6 +286,9 @@ class Dispatcher:
         if found.failure is not None:
             if isinstance(found.failure, ProviderError) and found.failure.retry_after is None:
                 found.failure.retry_after = room
+            if isinstance(found.failure, RateLimitedError) and found.failure.retry_after is None:
+                # rate_limited always says when: the cooldown the 429 started
+                found.failure.retry_after = self.settings.RATE_LIMIT_COOLDOWN_SECONDS
             return found.failure
         if isinstance(found.last, AllKeysExhaustedError):
             ex = found.last

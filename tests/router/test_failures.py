@@ -277,3 +277,17 @@ async def test_a_connect_timeout_never_reached_the_provider_a_read_timeout_may_h
     assert outcome_of(unreachable).kind == "unreachable" and "connect timed out" in str(unreachable)
     assert isinstance(silent_answer, ProviderTimeoutError)
     assert outcome_of(silent_answer).kind == "transient"
+
+
+async def test_rate_limited_always_says_when_and_a_pool_that_never_recovers_says_so(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    async with sim_router(settings(request), tmp_path, [PoolKey("revoked", revoked=True)]) as (
+        router,
+        _,
+    ):
+        first = await router.send_one_shot("hi", MODEL)
+        second = await router.send_one_shot("hi", MODEL)
+    assert first["error_type"] == "auth" and first["attempts"] == 1  # the call's own failure
+    assert second["error_type"] == "no_keys_available" and second["attempts"] == 0
+    assert second["retry_after"] is None and "no key recovers by itself" in second["error"]
