@@ -72,13 +72,14 @@ async def test_an_endpoint_that_never_accepts_stops_costing_the_connect_timeout_
             assert (stats["failures"], stats["released"], stats["requests"]) == (3, 3, 0)
             assert stats["last_error"] == "ProviderConnectionError"
 
-            opened = time.monotonic()
+            half_open_at = (await engine.health("dead"))["until"]
             later = [await router.send_one_shot("hi", MODEL) for _ in range(20)]
-            periods = int((time.monotonic() - opened) / 2.0)
+            overrun = await engine.now() - half_open_at  # store time past the first probe's
+            probes = 0 if overrun < 0 else 1 + int(overrun / 2.0)
             assert all(a["success"] and a["key_id"] != "dead" for a in later)
-            # no request paid the connect timeout while the circuit was open (at most one probe
-            # per elapsed breaker timeout)
-            assert (await engine.stats("dead"))["failures"] - 3 <= periods
+            # no request paid the connect timeout while the circuit was open: at most one probe
+            # per breaker timeout reached the dead endpoint
+            assert (await engine.stats("dead"))["failures"] - 3 <= probes
 
             hole.close()  # the endpoint comes back: a real provider on the same port
             revived = SimulatorConfig(keys=[dead.sim_key()])
@@ -173,7 +174,7 @@ async def test_a_host_clock_off_by_minutes_changes_no_wait_retry_time_or_cooldow
         first = await router.send_one_shot("hi", MODEL)
         second = await router.send_one_shot("hi", MODEL)  # waits about a second for room
         assert first["success"] and second["success"]
-        assert 500 <= second["waited_ms"] <= 1100
+        assert 0 < second["waited_ms"] <= 1100  # the room's real distance, not 120 s off
         manager = router.key_manager
         selection = await manager.select_key(MODEL, wait=5)
         with structlog.testing.capture_logs() as logs:
