@@ -424,7 +424,8 @@ class KeyManager:
         except StoreError as exc:
             log.error("could not record a failed call", key=selection.masked_key, error=str(exc))
             return outcome.kind
-        self._log_transition(selection, outcome.kind, result)
+        if result.settled:  # a repeated or late settle changed nothing: nothing to log
+            self._log_transition(selection, outcome.kind, result)
         return outcome.kind
 
     async def release(self, selection: KeySelection) -> bool:

@@ -161,6 +161,9 @@ async def test_an_unreachable_endpoint_gives_the_request_back_and_cools_the_key_
     for _ in range(2):
         sel = await manager.select_key("gpt-4o", exclude=["b"])  # rpm 1: only if given back
         assert await manager.record_failure(sel, refused) == "unreachable"
+        before = await manager.engine.health("a")
+        await manager.record_failure(sel, refused)  # idempotent: a repeat changes nothing
+        assert await manager.engine.health("a") == before
         status = await manager.get_key_status("a")
         assert (status["state"], status["reason"]) == ("cooldown", "unreachable")
         cooldowns.append((await manager.engine.health("a"))["until"] - clock.now)
