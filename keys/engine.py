@@ -717,7 +717,8 @@ class CapacityEngine:
         return out
 
     async def reset_breakers(self, key_ids: Iterable[str]) -> list[str]:
-        """Close open circuits of these keys (document 001's last resort); auth failures stay."""
+        """Close open circuits of these keys (an operator's action: the router no longer resets
+        them on its own, see RESET_BREAKERS_WHEN_ALL_UNHEALTHY); auth failures stay."""
         reset = []
         for key_id in key_ids:
             health = await self.health(key_id)

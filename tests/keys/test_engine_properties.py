@@ -61,7 +61,9 @@ ops = st.builds(
     Op,
     wait=st.sampled_from([0.0, 0.0, 0.0, 0.001, 0.25, 1.0, 3.0, 7.5, 20.0, 61.0, 61.0]),
     tokens=st.integers(0, 400),
-    fate=st.sampled_from(["settle_now", "settle_later", "settle_later", "release", "keep"]),
+    fate=st.sampled_from(
+        ["settle_now", "settle_later", "settle_later", "release", "unreachable", "keep"]
+    ),
     used=st.sampled_from([0.0, 0.1, 0.5, 1.0, 1.0, 1.0]),
     settle_oldest=st.booleans(),
 )
@@ -116,6 +118,9 @@ async def run_scenario(
                 pending.append((res, rec, used))
             elif step.fate == "release":
                 assert await engine.release(res)
+                rec.released = True
+            elif step.fate == "unreachable":  # gives back like release, and cools the key
+                assert (await engine.settle(res, outcome="unreachable")).settled
                 rec.released = True
     finally:
         await store.close()
