@@ -233,3 +233,19 @@ async def test_a_model_no_key_serves_is_a_404_model_not_found(gw: GatewayHarness
         await client.chat.completions.create(model="no-such-model", messages=HELLO)
     assert info.value.status_code == 404 and info.value.code == "model_not_found"
     assert info.value.param == "model" and "no-such-model" in info.value.message
+
+
+async def test_an_outage_of_every_key_is_a_502_with_retry_after_at_once(gw: GatewayHarness) -> None:
+    assert gw.sim is not None
+    gw.sim.set_faults({"error_rate": 1.0})
+    client = gw.client(await gw.vkey())
+    for _ in range(3):  # each request tries both keys: three open both circuits
+        with pytest.raises(openai.InternalServerError):
+            await client.chat.completions.create(model=MODEL, messages=HELLO)
+    calls = len(gw.sim.requests())
+    with pytest.raises(openai.InternalServerError) as info:
+        await client.chat.completions.create(model=MODEL, messages=HELLO)
+    assert len(gw.sim.requests()) == calls  # answered at once: nothing went upstream
+    assert info.value.status_code == 502 and info.value.code == "upstream_server_error"
+    assert 0 < int(info.value.response.headers["Retry-After"]) <= 300  # the next probe
+    assert "next probe in" in info.value.message
