@@ -17,6 +17,13 @@ Failure policy: a read raises :class:`~router.errors.StoreError` naming the conv
 never raises for the store, a full conversation or a concurrent change: it answers an
 :class:`~conversation.results.AppendResult` with ``saved=False`` and the reason, because the answer
 it was asked to keep already exists and the caller must still get it.
+
+Degraded mode (router/failover.py, ``STORE_FAILURE_MODE=open``): while Redis is unreachable, turns
+are written to the process's local store (its next turn sees them) and kept, in order, in a
+buffer of ``DEGRADED_CONVERSATION_BUFFER`` turns written to Redis when it answers again (the
+turn id keeps a turn from being stored twice). Past the buffer a turn is not saved
+(``store_unavailable``, saying so). History read while degraded comes from the local store: it
+holds only the turns this process made since the outage began.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -34,12 +42,15 @@ from conversation.history import COUNTING_MODEL, Entry, History, select_history
 from conversation.models import Message, check_conv_id, check_turn_id, messages_from_input
 from conversation.results import AppendResult, TruncateResult
 from router.errors import ClientRequestError, ConversationError, StoreError
+from router.failover import BufferFullError
+from router.log import get_logger
 from router.settings import Settings, get_settings
 from router.store import Store, create_store
 
 _INT_FIELDS = ("message_count", "total_tokens", "bytes", "last_seq", "turns", "trimmed_messages")
 _TEXT_FIELDS = ("last_model", "last_provider", "system_prompt")
 _HEALTH_PROBE = "__health__"
+log = get_logger("conversation")
 
 
 class ConversationStore:
@@ -139,10 +150,19 @@ class ConversationStore:
         return await self._write(TurnWrite(conv_id, [], "", system_prompt=system_prompt or ""))
 
     async def _write(self, write: TurnWrite) -> AppendResult:
+        # degraded mode: written to the local store and kept, in order, for the shared one
+        replay = replace(write, expected_seq=None)
         try:
             reply = await self.store.run(
-                self._append, self._keys(write.conv_id), write.script_args(self.limits)
+                self._append,
+                self._keys(write.conv_id),
+                write.script_args(self.limits),
+                replay_args=replay.script_args(self.limits),
+                replayed=lambda shared: self._replayed(replay, shared),
             )
+        except BufferFullError as exc:
+            reason = f"conversation {write.conv_id!r} not saved: {exc}"
+            return not_saved(write.conv_id, "store_unavailable", reason, turn_id=write.retry_id)
         except StoreError as exc:
             reason = f"conversation {write.conv_id!r} not saved: {exc}"
             if isinstance(exc.__cause__, RedisTimeoutError):
@@ -154,6 +174,18 @@ class ConversationStore:
                 write.conv_id, "conversation_not_saved", reason, turn_id=write.retry_id
             )
         return read_reply(write, reply, self.limits)
+
+    def _replayed(self, write: TurnWrite, reply: Any) -> None:
+        """A turn kept while degraded reached the shared store: log it if it was refused there."""
+        result = read_reply(write, reply, self.limits)
+        if not result.saved:
+            log.error(
+                "conversation turn made while degraded refused by the shared store",
+                conv_id=write.conv_id,
+                turn_id=write.retry_id,
+                reason=result.error_type,
+                error=result.error,
+            )
 
     async def truncate_conversation(
         self, conv_id: str, keep_last_n: int | None = None, *, max_tokens: int | None = None
@@ -334,6 +366,8 @@ class ConversationStore:
             latency = await self.store.ping()
             await self.store.run(self._read, self._keys(_HEALTH_PROBE), [0])
         except StoreError as exc:
+            if self.store.degraded:  # turns go to the local store and are kept for Redis
+                return {**report, "healthy": True, "ok": False, "error": str(exc)}
             return {**report, "healthy": False, "ok": False, "error": str(exc)}
         return {**report, "healthy": True, "ok": True, "latency_ms": round(latency, 3)}
 

@@ -95,6 +95,8 @@ class Reservation:
     #: The index the key was chosen from (``model`` itself, or the pattern index of a name only
     #: a pattern binding serves: see keys.models.model_index); "" = ``model``.
     index: str = ""
+    #: Made on the local store of degraded mode (router/failover.py), not the shared one.
+    degraded: bool = False
 
     @property
     def index_name(self) -> str:
@@ -141,13 +143,19 @@ class _ZoneCache:
     computed_at: float = -1.0
 
 
-def _limits_record(key: APIKey) -> str:
+def _divided(limit: int | None, divisor: int) -> int:
+    """A limit's share of one of ``divisor`` processes: rounded down, at least 1 when set."""
+    return max(1, limit // divisor) if limit else 0
+
+
+def _limits_record(key: APIKey, divisor: int = 1) -> str:
+    """The bucket's limits; ``divisor`` > 1 on degraded mode's local store (ROUTER_PROCESSES)."""
     values = [
-        key.rpm or 0,
-        key.tpm or 0,
-        key.rpd or 0,
-        key.rpm_burst or key.rpm or 0,
-        key.tpm_burst or key.tpm or 0,
+        _divided(key.rpm, divisor),
+        _divided(key.tpm, divisor),
+        _divided(key.rpd, divisor),
+        _divided(key.rpm_burst or key.rpm, divisor),
+        _divided(key.tpm_burst or key.tpm, divisor),
         1 if key.strict else 0,
         key.reset_tz,
     ]
@@ -224,7 +232,7 @@ class CapacityEngine:
         self._forget_serving()
         models = {b.model for key in new.values() for b in key.bindings if not b.is_pattern}
         models.update(self._layouts)
-        models.update(await self.store.call(self.store.client.smembers(self.names.pool_models)))
+        models.update(await self.store.call(lambda c: c.smembers(self.names.pool_models)))
         self._layouts = {}
         for index in sorted(models):
             await self._sync_index(index)
@@ -257,11 +265,8 @@ class CapacityEngine:
             await self._sync_index(model)
         for key_id, key in gone.items():
             # other processes may still index it until they reload: mark the record inactive
-            await self.store.call(
-                self.store.client.hset(
-                    self.names.pool_config, f"k:{key_id}", f"{key.group}\t0\t{_tags_record(key)}"
-                )
-            )
+            field, record = f"k:{key_id}", f"{key.group}\t0\t{_tags_record(key)}"
+            await self.store.call(lambda c, f=field, r=record: c.hset(self.names.pool_config, f, r))
 
     def _models_of(
         self, keys: dict[str, APIKey], before: dict[str, APIKey] | None = None
@@ -328,15 +333,9 @@ class CapacityEngine:
         bindings = self._index_bindings(model)
         serving = [(key, b.priority, b.weight) for key, b in bindings]
         tiers = sorted({tier for _, tier, _ in serving})
-        previous = await self.store.call(
-            self.store.client.hget(self.names.pool_config, f"m:{model}")
-        )
+        previous = await self.store.call(lambda c: c.hget(self.names.pool_config, f"m:{model}"))
         old_tiers = [int(t) for t in previous.split("\t")[1].split(",") if t] if previous else []
         all_tiers = sorted(set(tiers) | set(old_tiers))
-        bursts = [key.tpm_burst or key.tpm for key, _, _ in serving]
-        max_burst = (
-            -1 if not bursts or any(b is None for b in bursts) else max(b for b in bursts if b)
-        )
         keys = [
             self.names.pool_config,
             self.names.pool_health,
@@ -351,7 +350,7 @@ class CapacityEngine:
             ]
         args: list[Any] = [
             model,
-            max_burst,
+            _max_burst(serving, 1),
             ",".join(map(str, tiers)),
             ",".join(map(str, all_tiers)),
             len(serving),
@@ -365,12 +364,13 @@ class CapacityEngine:
                 _tags_record(key),
                 1 if key.active else 0,
             ]
-        buckets = {f"{key.group}|{b.model}": _limits_record(key) for key, b in bindings}
-        args.append(len(buckets))
-        for name, record in buckets.items():
-            args += [name, record]
-        args.append(self._now_arg())
-        await self.store.run(_SYNC, keys, args)
+        local_args = None
+        if self.store.failover is not None:  # degraded mode's local store: divided limits
+            divisor = self.store.local_divisor
+            local_args = [*args, *_bucket_args(bindings, divisor), self._now_arg()]
+            local_args[1] = _max_burst(serving, divisor)
+        args += [*_bucket_args(bindings, 1), self._now_arg()]
+        await self.store.run(_SYNC, keys, args, local_args=local_args)
         layout = _ModelLayout(
             tiers=tiers,
             tier_of={key.key_id: tier for key, tier, _ in serving},
@@ -453,14 +453,15 @@ class CapacityEngine:
         ]
         keys = layout.reserve_keys.copy()
         keys[RESERVATION_KEY] = self.names.reservation(rid)
-        reply = await self.store.run(_RESERVE, keys, args)
+        reply, local = await self.store.run_where(_RESERVE, keys, args)
         if reply[0] == "no_keys" and layout.tier_of:
-            # The store lost the pool's records (restart without persistence, flush): rebuild them.
+            # The store lost the pool's records (restart without persistence, flush, degraded
+            # mode's fresh local store): rebuild them.
             layout = await self._sync_index(index)
             args[10] = layout.tiers_arg
             keys = layout.reserve_keys.copy()
             keys[RESERVATION_KEY] = self.names.reservation(rid)
-            reply = await self.store.run(_RESERVE, keys, args)
+            reply, local = await self.store.run_where(_RESERVE, keys, args)
         status = reply[0]
         if status == "ok":
             return Reservation(
@@ -474,6 +475,7 @@ class CapacityEngine:
                 probe=reply[5] == "probe",
                 duplicate=reply[5] == "dup",
                 index="" if index == model else index,
+                degraded=local,
             )
         if status == "too_large":
             raise RequestTooLargeError(model, int(tokens), int(reply[2]))
@@ -491,6 +493,49 @@ class CapacityEngine:
             now=now,
             reason=reply[2],
             keys=notes,
+        )
+
+    async def hold_locally(
+        self,
+        reservation: Reservation,
+        *,
+        strategy: str = "capacity",
+        margin: float | None = None,
+    ) -> KeyUnavailability | None:
+        """Degraded mode's holdover (router/failover.py): a reservation made on the shared store
+        right after an outage must also fit this process's local limits, which alone know what
+        it sent meanwhile. None when it does (it is charged there too, until its TTL); else why
+        not, and when the key has local room again."""
+        failover = self.store.failover
+        layout = self._layouts.get(reservation.index_name)
+        if failover is None or layout is None:
+            return None
+        others = [key_id for key_id in layout.tier_of if key_id != reservation.key_id]
+        keys = layout.reserve_keys.copy()
+        keys[RESERVATION_KEY] = self.names.reservation(reservation.reservation_id)
+        args = [
+            reservation.index_name,
+            reservation.tokens,
+            strategy,
+            reservation.reservation_id,
+            self.reservation_ttl,
+            self._now_arg(),
+            self._offsets(),
+            repr(self._random.random()),
+            ",".join(others),
+            "",
+            layout.tiers_arg,
+            self.probe_ttl,
+            self.margin if margin is None else margin,
+        ]
+        reply = await failover.local.run(_RESERVE, keys, args)
+        if reply[0] in ("ok", "no_keys", "too_large"):  # no_keys: nothing counted locally
+            return None
+        retry_at = _f(reply[1])
+        return KeyUnavailability(
+            reservation.key_id,
+            f"local limit after degraded mode: {reply[2]}",
+            None if retry_at == float("inf") else retry_at,
         )
 
     def _reserve_keys(self, model: str, tiers: list[int]) -> list[str]:
@@ -726,6 +771,23 @@ class CapacityEngine:
                 await self._set_health(key_id, "reset")
                 reset.append(key_id)
         return reset
+
+
+def _max_burst(serving: list[tuple[APIKey, int, float]], divisor: int) -> int:
+    """The largest token burst of the model's keys; -1 when one has no token limit."""
+    bursts = [key.tpm_burst or key.tpm for key, _, _ in serving]
+    if not bursts or any(b is None for b in bursts):
+        return -1
+    return max(_divided(b, divisor) for b in bursts if b)
+
+
+def _bucket_args(bindings: list[tuple[APIKey, ModelBinding]], divisor: int) -> list[Any]:
+    """The sync script's bucket count, then (bucket name, limits record) pairs."""
+    buckets = {f"{key.group}|{b.model}": _limits_record(key, divisor) for key, b in bindings}
+    out: list[Any] = [len(buckets)]
+    for name, record in buckets.items():
+        out += [name, record]
+    return out
 
 
 def _check_groups(keys: Iterable[APIKey]) -> None:

@@ -51,6 +51,7 @@ from router.errors import (
 from router.log import get_logger
 from router.lru import LRU
 from router.masking import mask_secret
+from router.redis_check import check_redis_settings
 from router.settings import Settings
 from router.store import Store, create_store
 
@@ -152,6 +153,13 @@ class KeyManager:
         async with self._lock:
             if self._started:
                 return
+            await self.store.check()  # open failure mode: an unreachable Redis means degraded
+            if not self.store.degraded:
+                await check_redis_settings(self.store)
+            if self.store.failover is not None and self._reload_on_recovery not in (
+                self.store.failover.on_recover
+            ):
+                self.store.failover.on_recover.append(self._reload_on_recovery)
             await self._load(enable_auth_disabled=False)
             self.secrets.subscribe(self._on_secret_changes)
             await self.secrets.start()
@@ -165,11 +173,24 @@ class KeyManager:
     async def _ready(self) -> None:
         if not self._started:
             await self.start()
+        if self.store.degraded:  # the local store knows no run-time changes: keep the pool
+            return
         if time.monotonic() - self._version_checked >= OVERRIDES_CHECK_SECONDS:
             self._version_checked = time.monotonic()
-            if await self.overrides.version() != self._version:
+            try:
+                changed = await self.overrides.version() != self._version
+            except StoreError as exc:  # checked again in a second; requests go on meanwhile
+                log.warning("could not check for key changes", error=str(exc))
+                return
+            if changed and not self.store.degraded:
                 async with self._lock:
                     await self._load(enable_auth_disabled=False)
+
+    def _reload_on_recovery(self) -> None:
+        """Back on the shared store after degraded mode: reload from it at the next request (its
+        run-time key changes, and every model's records synced there again)."""
+        self._version = -1
+        self._version_checked = 0.0
 
     async def _load(self, *, enable_auth_disabled: bool) -> None:
         """(Re)build the pool: keys.json + environment + discovered secrets + run-time overrides."""
@@ -273,17 +294,20 @@ class KeyManager:
         model = model_preference or self.default_model()
         strategy = strategy or self.strategy_for_model(model)
         deadline = time.monotonic() + max(0.0, wait)
+        held: list[KeyUnavailability] = []  # keys refused by the holdover's local limits
         while True:
             try:
                 reservation = await self.engine.reserve(
                     model,
                     tokens_needed,
                     strategy=strategy,
-                    exclude=exclude,
+                    exclude=[*exclude, *(h.key_id for h in held)],
                     tags=tags,
                     margin=margin,
                 )
             except AllKeysExhaustedError as exc:
+                exc = _with_holdover(exc, held)
+                held = []
                 pause = exc.retry_after
                 if (
                     pause is not None
@@ -293,6 +317,14 @@ class KeyManager:
                     await asyncio.sleep(pause + random.uniform(0, 0.01))
                     continue
                 raise await self._explain(model, exc) from None
+            if self.store.failover is not None and self.store.failover.holdover:
+                refused = await self.engine.hold_locally(
+                    reservation, strategy=strategy, margin=margin
+                )
+                if refused is not None:
+                    await self.engine.release(reservation)
+                    held.append(refused)
+                    continue
             key = self.engine.key(reservation.key_id)
             if key is None:  # removed while we reserved: give it back, pick again
                 await self.engine.release(reservation)
@@ -469,6 +501,7 @@ class KeyManager:
         """Cool a key down (document 004); every process stops using it at once."""
         await self._ready()
         self._require(key_id)
+        self.store.require_shared("cool a key down")
         seconds = (
             cooldown_seconds
             if cooldown_seconds is not None
@@ -484,6 +517,7 @@ class KeyManager:
         """End a key's cooldown, open circuit and provider blocks (not an auth disable)."""
         await self._ready()
         self._require(key_id)
+        self.store.require_shared("clear a cooldown")
         result = await self.engine.clear_cooldown(key_id)
         log.info("cooldown cleared", key=self.masked(key_id))
         return result
@@ -653,8 +687,11 @@ class KeyManager:
             }
         except StoreError as exc:
             out["store"] = {**self.store.describe(), "ok": False, "error": str(exc)}
-            out["healthy"] = False
-            return out
+            if not self.store.degraded:
+                out["healthy"] = False
+                return out
+        if self.store.degraded:  # still serving, on local limits (router/failover.py)
+            out["degraded"] = True
         snap = await self._snapshot()
         healthy = sum(1 for k in snap if key_state(self.keys[k], snap[k])[0] == HEALTHY)
         active = sum(1 for key in self.keys.values() if key.active)
@@ -666,6 +703,22 @@ class KeyManager:
         if not out["secret_store"].get("ok", False):
             out["healthy"] = False
         return out
+
+
+def _with_holdover(
+    exc: AllKeysExhaustedError, held: list[KeyUnavailability]
+) -> AllKeysExhaustedError:
+    """No key had room: when the holdover refused some, the earliest of their retry times too."""
+    if not held:
+        return exc
+    times = [t for t in [exc.retry_at, *(h.until for h in held)] if t is not None]
+    return AllKeysExhaustedError(
+        exc.model,
+        retry_at=min(times) if times else None,
+        now=exc.now,
+        reason=held[0].reason if exc.retry_at is None else exc.reason,
+        keys=[*exc.keys, *held],
+    )
 
 
 _manager: KeyManager | None = None

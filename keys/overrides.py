@@ -4,6 +4,9 @@ keys.json and the environment are each process's starting point; changes made wh
 kept in Redis as overrides layered on top, with a version counter. Every process checks the
 version at most once a second and reloads when it moved, so a key added through one gateway worker
 is served by all of them, and a removed key stops receiving requests everywhere.
+
+They live only in Redis: while the store is degraded (router/failover.py) they cannot be changed
+(StoreError), and a process that started degraded serves without them until Redis answers.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ class Overrides:
         self.names = store.keys
 
     async def version(self) -> int:
-        return int(await self.store.call(self.store.client.get(self.names.pool_version)) or 0)
+        return int(await self.store.call(lambda c: c.get(self.names.pool_version)) or 0)
 
     async def load(self) -> dict[str, APIKey | None]:
         """key_id -> the key as changed, or None when it was removed."""
-        raw = await self.store.call(self.store.client.hgetall(self.names.pool_overrides))
+        raw = await self.store.call(lambda c: c.hgetall(self.names.pool_overrides))
         out: dict[str, APIKey | None] = {}
         for key_id, value in raw.items():
             if value == REMOVED:
@@ -46,21 +49,25 @@ class Overrides:
         return out
 
     async def put(self, key: APIKey) -> int:
+        value = json.dumps(key.metadata())
         await self.store.call(
-            self.store.client.hset(
-                self.names.pool_overrides, key.key_id, json.dumps(key.metadata())
-            )
+            self.store.client.hset(self.names.pool_overrides, key.key_id, value), shared_only=True
         )
         return await self._bump()
 
     async def remove(self, key_id: str) -> int:
-        await self.store.call(self.store.client.hset(self.names.pool_overrides, key_id, REMOVED))
+        await self.store.call(
+            self.store.client.hset(self.names.pool_overrides, key_id, REMOVED), shared_only=True
+        )
         return await self._bump()
 
     async def clear(self, key_ids: list[str]) -> int:
         if key_ids:
-            await self.store.call(self.store.client.hdel(self.names.pool_overrides, *key_ids))
+            await self.store.call(
+                self.store.client.hdel(self.names.pool_overrides, *key_ids), shared_only=True
+            )
         return await self._bump()
 
     async def _bump(self) -> int:
-        return int(await self.store.call(self.store.client.incr(self.names.pool_version)))
+        version = self.store.client.incr(self.names.pool_version)
+        return int(await self.store.call(version, shared_only=True))

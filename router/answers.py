@@ -45,6 +45,8 @@ class CallSummary:
     no_room: int = 0
     #: Seconds spent waiting for room.
     waited: float = 0.0
+    #: Served in degraded mode: reserved on the process's local store (router/failover.py).
+    degraded: bool = False
 
     @property
     def rotations(self) -> int:
@@ -69,6 +71,7 @@ def _base(summary: CallSummary) -> dict[str, Any]:
         "no_room": summary.no_room,
         "waited_ms": round(summary.waited * 1000, 3),
         "request_id": summary.request_id,
+        "degraded": summary.degraded,
     }
 
 

@@ -1,7 +1,9 @@
 """The health report of ``python -m router --health-check`` (and the base of ``health_check()``).
 
 Healthy means: the configuration is valid and the store answers. A pool with no keys is reported
-(with a warning) but is not unhealthy: a fresh install with no configuration must pass.
+(with a warning) but is not unhealthy: a fresh install with no configuration must pass. With
+``STORE_FAILURE_MODE=open`` (the default) an unreachable Redis is ``"status": "degraded"`` with a
+warning, still healthy: the router serves on local limits meanwhile.
 """
 
 from __future__ import annotations
@@ -90,7 +92,18 @@ async def health_report(
         report["store"] = await store_health(store)
     finally:
         await store.close()
+    report["status"] = "ok"
     if not report["store"]["ok"]:
+        if settings.STORE_FAILURE_MODE == "open" and not settings.uses_embedded_store:
+            # the router serves on local limits meanwhile (router/failover.py): not a failure
+            report["status"] = report["store"]["status"] = "degraded"
+            report["warnings"].append(
+                f"degraded: {report['store']['error']}; requests are served on local limits "
+                f"(each key's limits divided by ROUTER_PROCESSES={settings.ROUTER_PROCESSES}) "
+                "until the store answers (STORE_FAILURE_MODE=open)"
+            )
+            return report
         report["healthy"] = False
+        report["status"] = "unhealthy"
         report["errors"].append(report["store"]["error"])
     return report

@@ -81,6 +81,13 @@ class RouterMetrics:
             ["model"],
             registry=reg,
         )
+        self.degraded = Counter(
+            f"{PREFIX}_degraded_calls",
+            "Answers served in degraded mode (the shared store unreachable: local limits divided "
+            "by ROUTER_PROCESSES), by outcome",
+            ["outcome"],
+            registry=reg,
+        )
         self.waited = Counter(
             f"{PREFIX}_room_wait_seconds",
             "Seconds requests waited for room in the pool",
@@ -112,6 +119,8 @@ class RouterMetrics:
             self.fallbacks.labels(requested, model).inc()
         if answer.get("no_room"):
             self.avoided.labels(model).inc(answer["no_room"])
+        if answer.get("degraded"):
+            self.degraded.labels(outcome).inc()
         if answer.get("waited_ms"):
             self.waited.labels(model).inc(float(answer["waited_ms"]) / 1000)
 

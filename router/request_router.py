@@ -14,6 +14,7 @@ after a successful call, and ``conversation_saved`` says whether that worked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -302,8 +303,8 @@ class RequestRouter:
             yield event
 
     async def _stream(self, plan: CallPlan, on_done: OnDone | None) -> AsyncIterator[Answer]:
-        dispatcher = await self._ready()
         try:
+            dispatcher = await self._ready()
             done = await dispatcher.run(plan, stream=True)
         except StoreError as exc:
             yield {
@@ -313,6 +314,7 @@ class RequestRouter:
                 ),
             }
             return
+        self._mark_degraded(done)
         if done.error is not None or done.selection is None or done.rest is None:
             yield {
                 "type": "done",
@@ -412,15 +414,16 @@ class RequestRouter:
     async def _answer(
         self, plan: CallPlan, raise_on_error: bool, on_done: OnDone | None = None
     ) -> Answer:
-        dispatcher = await self._ready()
         try:
+            dispatcher = await self._ready()
             done = await dispatcher.run(plan)
-        except StoreError as exc:
+        except StoreError as exc:  # closed failure mode (STORE_FAILURE_MODE), at first use too
             if raise_on_error:
                 raise
             return failure_answer(
                 exc, CallSummary(plan.requested_model or "", request_id=plan.request_id)
             )
+        self._mark_degraded(done)
         if done.error is not None or done.result is None:
             error = done.error or ProviderError("no answer")
             if raise_on_error:
@@ -431,15 +434,32 @@ class RequestRouter:
             await on_done(answer, done)
         return answer
 
+    def _mark_degraded(self, done: Dispatched) -> None:
+        """``degraded``: the call was reserved on degraded mode's local store (router/failover.py);
+        an answer with no reservation says whether the store is degraded now."""
+        selection = done.selection
+        store = self.key_manager.store
+        done.summary.degraded = (
+            selection.reservation.degraded if selection is not None else store.degraded
+        )
+
     # -- health ----------------------------------------------------------------------------------
     async def health_check(self) -> dict[str, Any]:
-        """Document 004: ``healthy``, ``key_manager``, ``conversation_store`` (and the secret store)."""
-        await self._ready()
+        """Document 004: ``healthy``, ``key_manager``, ``conversation_store`` (and the secret store).
+
+        ``status``: ``ok``, ``degraded`` (the shared store is unreachable and this process serves
+        on local limits: still healthy) or ``unhealthy``.
+        """
+        with contextlib.suppress(StoreError):  # closed failure mode: reported below
+            await self._ready()
         keys = await self.key_manager.health_check()
         conversations = await self.conversations.health_check()
         healthy = bool(keys["healthy"]) and bool(conversations.get("healthy", False))
+        degraded = self.key_manager.store.degraded
         return {
             "healthy": healthy,
+            "status": "unhealthy" if not healthy else "degraded" if degraded else "ok",
+            "degraded": degraded,
             "key_manager": keys,
             "conversation_store": conversations,
             "secret_store": keys.get("secret_store"),

@@ -32,6 +32,15 @@ class Settings(BaseModel):
     REDIS_MAX_CONNECTIONS: int = Field(64, ge=1)
     REDIS_TIMEOUT_SECONDS: float = Field(5.0, gt=0)
     REDIS_KEY_PREFIX: str = Field("llmr", pattern=r"^[A-Za-z0-9_.:-]+$")
+    #: What a process does when the shared store (REDIS_URL) is unreachable: ``open`` serves on a
+    #: local in-process store with every limit divided by ROUTER_PROCESSES (answers say
+    #: ``degraded: true``); ``closed`` answers ``store_unavailable``.
+    STORE_FAILURE_MODE: Literal["open", "closed"] = "open"
+    #: The operator's statement of how many processes share the pool (degraded mode divides each
+    #: key's limits by it, so the processes together stay within them).
+    ROUTER_PROCESSES: int = Field(1, ge=1)
+    #: Conversation turns kept while degraded, written to the shared store when it returns.
+    DEGRADED_CONVERSATION_BUFFER: int = Field(5000, ge=0)
 
     # Keys and secrets
     KEY_STORE_PATH: str | None = None

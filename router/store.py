@@ -12,13 +12,18 @@
 Every module gets a :class:`Store` and uses ``store.client`` (the redis-py command API, identical on
 all three) and :meth:`Store.run` (EVALSHA with transparent NOSCRIPT reload); none knows which
 backend it has. Connection failures surface as :class:`~router.errors.StoreError`.
+
+With ``STORE_FAILURE_MODE=open`` (default) a Redis or Cluster store has a degraded mode
+(router/failover.py): when the shared store is unreachable, ``run`` and ``call`` go to a private
+local backend and ``store.client`` is its client until the shared store answers again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -27,12 +32,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lua import Script
 from router.errors import StoreError
+from router.failover import UNREACHABLE, Failover, Replay, is_unreachable
 from router.log import get_logger
 from router.redis_keys import RedisKeys
 from router.script_lane import ScriptLane
@@ -74,6 +78,8 @@ class Store:
     _closed: bool = field(default=False, repr=False)
     _ready: bool = field(default=False, repr=False)
     _ready_lock: asyncio.Lock | None = field(default=None, repr=False)
+    #: Degraded mode (STORE_FAILURE_MODE=open with REDIS_URL): the local backend and the switch.
+    failover: Failover | None = field(default=None, repr=False)
 
     async def _ensure_ready(self) -> None:
         """RedisCluster loads the slot map on first use; a burst of first commands racing that
@@ -84,15 +90,104 @@ class Store:
             self._ready_lock = asyncio.Lock()
         async with self._ready_lock:
             if not self._ready:
-                await self.client.initialize()
+                await self.shared_client.initialize()
                 self._ready = True
 
     @property
     def is_embedded(self) -> bool:
         return self.kind == "embedded"
 
-    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run a Lua script by SHA; on NOSCRIPT (restart, failover) send its source once."""
+    # -- degraded mode (router/failover.py) ------------------------------------------------------
+    @property
+    def degraded(self) -> bool:
+        """True while this store serves on its local backend (the shared one is unreachable)."""
+        return self.failover is not None and self.failover.degraded
+
+    @property
+    def shared_client(self) -> Any:
+        """The shared store's client, whatever the mode."""
+        return self.failover.shared_client if self.failover is not None else self.client
+
+    @property
+    def local_divisor(self) -> int:
+        """What each key's limits are divided by on the local backend (ROUTER_PROCESSES)."""
+        return self.failover.divisor if self.failover is not None else 1
+
+    def require_shared(self, action: str) -> None:
+        """Refuse an operation that must reach the shared store while degraded."""
+        if self.degraded:
+            raise StoreError(
+                f"cannot {action}: {self.describe_target()} is unreachable (degraded mode): "
+                "retry when it is back"
+            )
+
+    async def check(self) -> None:
+        """Reach the shared store once (at start): in open failure mode, an unreachable store
+        switches to degraded instead of raising."""
+        try:
+            await self._guard(self.shared_client.ping(), "ping")
+        except StoreError as exc:
+            if self.failover is None or not is_unreachable(exc.__cause__):
+                raise
+            self.failover.enter(exc)
+
+    # -- commands ---------------------------------------------------------------------------------
+    async def run(
+        self,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        *,
+        local_args: Sequence[Any] | None = None,
+        replay_args: Sequence[Any] | None = None,
+        replayed: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Run a Lua script by SHA; on NOSCRIPT (restart, failover) send its source once.
+
+        Degraded mode: ``local_args`` replace ``args`` when the script runs on the local backend
+        (divided limits); with ``replay_args`` a write made locally is kept and run again on the
+        shared store (with those arguments) when it returns, ``replayed`` told its reply.
+        """
+        reply, _ = await self.run_where(
+            script, keys, args, local_args=local_args, replay_args=replay_args, replayed=replayed
+        )
+        return reply
+
+    async def run_where(
+        self,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        *,
+        local_args: Sequence[Any] | None = None,
+        replay_args: Sequence[Any] | None = None,
+        replayed: Callable[[Any], None] | None = None,
+    ) -> tuple[Any, bool]:
+        """Like :meth:`run`; also says whether the script ran on the local backend."""
+        failover = self.failover
+        if failover is None or not failover.degraded:
+            try:
+                return await self.run_shared(script, keys, args), False
+            except StoreError as exc:
+                if failover is None or not is_unreachable(exc.__cause__):
+                    raise
+                failover.enter(exc)
+        if replay_args is not None:
+            failover.check_room()
+        reply = await failover.local.run(
+            script, keys, local_args if local_args is not None else args
+        )
+        if replay_args is not None:
+            if failover.degraded:
+                failover.keep(Replay(script, keys, replay_args, replayed))
+            else:  # the store came back while this ran: write it there now
+                shared = await self.run_shared(script, keys, replay_args)
+                if replayed is not None:
+                    replayed(shared)
+        return reply, True
+
+    async def run_shared(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a script on the shared store only (no degraded mode)."""
         try:
             if self.lane is not None:
                 return await self.lane.run(script, keys, args)
@@ -101,7 +196,7 @@ class Store:
                 async with self.limiter:
                     return await self._run(script, keys, args)
             return await self._run(script, keys, args)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except UNREACHABLE as exc:
             raise StoreError(
                 f"{self.describe_target()} unreachable running {script.name}: {exc}"
             ) from exc
@@ -109,34 +204,67 @@ class Store:
             raise StoreError(f"script {script.name} failed: {exc}") from exc
 
     async def _run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        client = self.shared_client
         try:
-            return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+            return await client.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:
             log.debug("lua script loaded", script=script.name)
-            return await self.client.eval(script.source, len(keys), *keys, *args)
+            return await client.eval(script.source, len(keys), *keys, *args)
 
-    async def call(self, coro: Any) -> Any:
-        """Await a redis-py command, translating connection failures into StoreError."""
+    async def call(self, command: Any, *, shared_only: bool = False) -> Any:
+        """Await a redis-py command, translating connection failures into StoreError.
+
+        ``command`` is an awaitable made from ``store.client`` (it runs where it was made), or a
+        function of a client (``lambda c: c.hget(name, field)``): that one moves to the local
+        backend when the shared store fails. ``shared_only``: raise StoreError while degraded
+        (an unreachable shared store still switches the store to degraded).
+        """
+        failover = self.failover
+        if failover is not None and failover.degraded:
+            if shared_only:
+                if inspect.iscoroutine(command):
+                    command.close()
+                self.require_shared("run a command")
+            # an awaitable made while degraded was made from the local client (store.client)
+            local = failover.local
+            return await local.call(command(local.client) if callable(command) else command)
+        awaitable = command(self.client) if callable(command) else command
+        try:
+            return await self._guard(awaitable)
+        except StoreError as exc:
+            if failover is None or not is_unreachable(exc.__cause__):
+                raise
+            failover.enter(exc)
+            if shared_only or not callable(command):
+                raise
+        assert failover is not None
+        return await failover.local.call(command(failover.local.client))
+
+    async def _guard(self, awaitable: Any, what: str = "") -> Any:
         try:
             await self._ensure_ready()
             if self.limiter is not None:
                 async with self.limiter:
-                    return await coro
-            return await coro
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                    return await awaitable
+            return await awaitable
+        except UNREACHABLE as exc:
             raise StoreError(f"{self.describe_target()} unreachable: {exc}") from exc
         except RedisError as exc:
             raise StoreError(f"{self.describe_target()} error: {exc}") from exc
+        finally:
+            if inspect.iscoroutine(awaitable) and awaitable.cr_frame is not None:
+                awaitable.close()  # never awaited (the store was not ready): no warning
 
     async def ping(self) -> float:
-        """Round-trip time in milliseconds; raises StoreError when the store does not answer."""
+        """Round-trip time to the shared store in milliseconds; raises StoreError when it does
+        not answer (degraded or not)."""
         started = time.perf_counter()
-        await self.call(self.client.ping())
+        await self._guard(self.shared_client.ping())
         return (time.perf_counter() - started) * 1000.0
 
     async def server_time(self) -> float:
         """The store's clock (the clock every script uses), as unix seconds."""
-        seconds, micros = await self.call(self.client.time())
+        seconds, micros = await self.call(lambda client: client.time())
         return float(seconds) + float(micros) / 1e6
 
     def describe_target(self) -> str:
@@ -148,15 +276,20 @@ class Store:
             out["url"] = mask_url(self.url)
         else:
             out["note"] = "in-process store: state is visible to this process only"
+        if self.failover is not None:
+            out.update(self.failover.describe())
         return out
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self.failover is not None:
+            await self.failover.close()
         if self.lane is not None:
             await self.lane.close()
-        closer = getattr(self.client, "aclose", None) or self.client.close
+        client = self.shared_client
+        closer = getattr(client, "aclose", None) or client.close
         result = closer()
         if asyncio.iscoroutine(result):
             await result
@@ -244,7 +377,8 @@ def create_store(settings: Settings | None = None, *, url: str | None = None) ->
                 retry=retry,
             )
             limiter = asyncio.Semaphore(settings.REDIS_MAX_CONNECTIONS)
-            return Store(client=client, kind="cluster", keys=keys, url=url, limiter=limiter)
+            store = Store(client=client, kind="cluster", keys=keys, url=url, limiter=limiter)
+            return _with_failover(store, settings)
         # scripts (the request path) share one pipelined connection, other commands the rest
         total = settings.REDIS_MAX_CONNECTIONS
         lanes = 1 if total >= 2 else 0
@@ -257,19 +391,45 @@ def create_store(settings: Settings | None = None, *, url: str | None = None) ->
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
         )
-        return Store(
+        store = Store(
             client=aioredis.Redis(connection_pool=pool, retry=retry),
             kind="redis",
             keys=keys,
             url=url,
             lane=ScriptLane(pool) if lanes else None,
         )
+        return _with_failover(store, settings)
     except (ValueError, RedisError) as exc:
         from router.errors import ConfigError
 
         raise ConfigError(
             f"invalid Redis URL {mask_url(url)}: {exc}", source="environment", field="REDIS_URL"
         ) from None
+
+
+def _with_failover(store: Store, settings: Settings) -> Store:
+    """Give a shared store its degraded mode (STORE_FAILURE_MODE=open)."""
+    if settings.STORE_FAILURE_MODE != "open":
+        return store
+
+    def new_local() -> Store:
+        """A private in-process server (not the process-wide embedded one), the same scripts."""
+        import fakeredis
+
+        server = fakeredis.FakeServer(version=(7, 2))
+        _compile_once(server)
+        client = fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
+        limiter = asyncio.Semaphore(settings.REDIS_MAX_CONNECTIONS)
+        return Store(client=client, kind="embedded", keys=store.keys, limiter=limiter)
+
+    store.failover = Failover(
+        store.client,
+        new_local,
+        divisor=settings.ROUTER_PROCESSES,
+        buffer_size=settings.DEGRADED_CONVERSATION_BUFFER,
+    )
+    store.failover.attach(store)
+    return store
 
 
 def reset_embedded_store() -> None:

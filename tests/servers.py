@@ -104,6 +104,8 @@ class RedisServer:
     cluster: bool = False
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="redis-test-")))
     process: subprocess.Popen[bytes] | None = None
+    #: More redis-server arguments (they override the defaults above them, e.g. --appendonly yes).
+    extra: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -136,6 +138,7 @@ class RedisServer:
                 "--cluster-node-timeout",
                 "2000",
             ]
+        args += self.extra
         log = (self.workdir / "redis.log").open("wb")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port)

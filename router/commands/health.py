@@ -33,4 +33,6 @@ def run_health_check(args: argparse.Namespace) -> int:
     if not report["healthy"]:
         sys.stderr.write("unhealthy: " + "; ".join(report["errors"]) + "\n")
         return 1
+    if report.get("status") == "degraded":
+        sys.stderr.write("degraded: the shared store is unreachable (serving on local limits)\n")
     return 0

@@ -20,7 +20,7 @@ from aiohttp.typedefs import Handler
 from router import jsonio
 from router.errors import ClientRequestError, StoreError
 from router.gateway import admin, openai_api, ops
-from router.gateway.errors import ApiError, bad_request, unavailable
+from router.gateway.errors import STORE_RETRY_SECONDS, ApiError, bad_request, unavailable
 from router.gateway.metrics_view import metrics_handler
 from router.gateway.openai_api import REQUEST_ID
 from router.gateway.openapi import build_openapi
@@ -62,7 +62,9 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = bad_request(str(exc), exc.param).response()
     except StoreError as exc:
         log.error("store unavailable", request_id=rid, error=str(exc))
-        response = unavailable(str(exc), "store_unavailable").response()
+        response = unavailable(
+            str(exc), "store_unavailable", retry_after=STORE_RETRY_SECONDS
+        ).response()
     except web.HTTPException as exc:
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         response = _http_error(exc).response(allow)

@@ -83,9 +83,15 @@ def limited(message: str, retry_after: float | None, code: str = "rate_limit_exc
     return ApiError(429, message, type="rate_limit_error", code=code, retry_after=retry_after)
 
 
-def unavailable(message: str, code: str = "service_unavailable") -> ApiError:
-    return ApiError(503, message, type="server_error", code=code)
+def unavailable(
+    message: str, code: str = "service_unavailable", retry_after: float | None = None
+) -> ApiError:
+    return ApiError(503, message, type="server_error", code=code, retry_after=retry_after)
 
+
+#: Retry-After of a 503 ``store_unavailable`` (Redis unreachable: closed failure mode, or a
+#: virtual key that cannot be verified while degraded).
+STORE_RETRY_SECONDS = 1.0
 
 #: error_type of a failed answer -> (status, OpenAI type, code).
 _BY_ERROR_TYPE: dict[str, tuple[int, str, str]] = {
@@ -119,6 +125,8 @@ def from_answer(answer: dict[str, Any]) -> ApiError:
         return limited(message, float(retry_after))
     status, kind, code = _BY_ERROR_TYPE.get(error_type, (500, "server_error", "internal_error"))
     retry_after = answer.get("retry_after") if status >= 500 else None
+    if error_type == "store_unavailable":
+        retry_after = STORE_RETRY_SECONDS
     return ApiError(
         status,
         message,

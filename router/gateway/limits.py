@@ -9,11 +9,15 @@
 ``GLOBAL_RPM_MAX`` to the whole gateway (``rl:global``), and a virtual key's own ``rpm``/``tpm``
 budgets to that key. The script (lua/acquire_limits.lua) charges all of them or none, so a refused
 request never uses up another limit, and it answers when every limit will have room.
+
+While the store is degraded (router/failover.py) the limits run on the process's local store,
+each divided by ``ROUTER_PROCESSES``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import lua
 from router.gateway.vkeys import VirtualKey
@@ -68,7 +72,9 @@ class RequestLimits:
         tpm = (vkey.tpm or 0) if vkey else 0
         args = ["" if now is None else repr(now), "acquire", self.user_rpm, self.global_rpm]
         args += [rpm, tpm, tokens if tpm else 0]
-        code, retry, name = await self.store.run(SCRIPT, self._keys(user_id, vkey_id), args)
+        code, retry, name = await self.store.run(
+            SCRIPT, self._keys(user_id, vkey_id), args, local_args=self._local(args)
+        )
         if int(code) == 1:
             return ALLOWED
         if int(code) == -1:
@@ -85,4 +91,15 @@ class RequestLimits:
         if not vkey.tpm or delta == 0:
             return
         args = ["" if now is None else repr(now), "adjust", 0, 0, 0, vkey.tpm, delta]
-        await self.store.run(SCRIPT, self._keys(user_id, vkey.id), args)
+        await self.store.run(
+            SCRIPT, self._keys(user_id, vkey.id), args, local_args=self._local(args)
+        )
+
+    def _local(self, args: list[Any]) -> list[Any] | None:
+        """The arguments on degraded mode's local store: every limit divided by ROUTER_PROCESSES
+        (rounded down, at least 1), so the gateway's processes together stay within them."""
+        if self.store.failover is None:
+            return None
+        divisor = self.store.local_divisor
+        limits = [max(1, int(v) // divisor) if v else 0 for v in args[2:6]]
+        return [*args[:2], *limits, *args[6:]]

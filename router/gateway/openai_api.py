@@ -132,10 +132,13 @@ async def _settle(gateway: Gateway, caller: Caller, answer: dict[str, Any], esti
 
 
 def _headers(answer: dict[str, Any]) -> dict[str, str]:
-    return {
+    headers = {
         "x-router-provider": str(answer.get("provider") or ""),
         "x-router-attempts": str(answer.get("attempts") or 0),
     }
+    if answer.get("degraded"):  # served on local limits: Redis was unreachable
+        headers["x-router-degraded"] = "true"
+    return headers
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

@@ -3,7 +3,9 @@
 ``GET /health`` answers 200 while the process serves at all (liveness). ``GET /health/ready``
 answers 200 only once the keys are loaded and the store and secret store answer, and 503 while
 starting, while the store is unreachable and while draining for shutdown, so a load balancer
-sends traffic only where it can be served. ``GET /status`` summarises the pool by counts.
+sends traffic only where it can be served. In degraded mode (``STORE_FAILURE_MODE=open``, Redis
+unreachable: router/failover.py) it answers 200 with ``"status": "degraded"``: the worker serves
+on local limits. ``GET /status`` summarises the pool by counts.
 """
 
 from __future__ import annotations
@@ -55,7 +57,10 @@ async def readiness(gateway: Gateway) -> tuple[bool, dict[str, Any]]:
     try:
         report["store"]["latency_ms"] = round(await manager.store.ping(), 3)
     except StoreError as exc:
-        return False, {"ready": False, "reason": str(exc), "store": manager.store.describe()}
+        if not manager.store.degraded:
+            return False, {"ready": False, "reason": str(exc), "store": manager.store.describe()}
+    if manager.store.degraded:  # serving on local limits: ready, and saying so
+        report["status"] = "degraded"
     keys = manager.keys.values()
     report["keys"] = {"total": len(keys), "active": sum(1 for k in keys if k.active)}
     if not report["keys"]["active"]:  # every request would fail: keep traffic away
@@ -78,7 +83,7 @@ async def status(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     is_ready, report = await readiness(gateway)
     out: dict[str, Any] = {
-        "status": "ok" if is_ready else "not_ready",
+        "status": report.get("status", "ok") if is_ready else "not_ready",
         "version": version(),
         "pid": os.getpid(),
         "uptime_seconds": round(time.time() - gateway.started_at, 3),

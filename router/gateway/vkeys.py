@@ -13,6 +13,10 @@ router/redis_keys.py): ``key:<sha256>`` holds the record, ``index`` maps id -> d
 
 A worker trusts a verified key for ``GATEWAY_VKEY_CACHE_SECONDS``; revocation still holds at once
 everywhere, because it also sets a marker that the limits script checks on every request.
+
+Virtual keys live only in Redis: while the store is degraded (router/failover.py) keys verified
+before keep working, others are answered 503 ``store_unavailable``, and keys cannot be created,
+listed or revoked.
 """
 
 from __future__ import annotations
@@ -177,60 +181,78 @@ class VirtualKeyStore:
             hint=mask_secret(secret),
         )
         digest = digest_of(secret)
-        client, names = self.store.client, self.store.keys
+        self.store.require_shared("create a virtual key")
+        client, names = self.store.shared_client, self.store.keys
         # record first: should the index write fail, the key was never handed out
-        await self.store.call(client.hset(names.vkey(digest), mapping=key.to_record(digest)))
-        await self.store.call(client.hset(names.vkey_index, key.id, digest))
+        record = key.to_record(digest)
+        await self.store.call(client.hset(names.vkey(digest), mapping=record), shared_only=True)
+        await self.store.call(client.hset(names.vkey_index, key.id, digest), shared_only=True)
         return key, secret
 
     async def list(self) -> list[VirtualKey]:
-        client, names = self.store.client, self.store.keys
-        index: dict[str, str] = await self.store.call(client.hgetall(names.vkey_index))
+        self.store.require_shared("list virtual keys")
+        client, names = self.store.shared_client, self.store.keys
+        index: dict[str, str] = await self.store.call(
+            client.hgetall(names.vkey_index), shared_only=True
+        )
         out = []
         for digest in index.values():
-            raw = await self.store.call(client.hgetall(names.vkey(digest)))
+            raw = await self.store.call(client.hgetall(names.vkey(digest)), shared_only=True)
             if raw:
                 out.append(VirtualKey.from_record(raw))
         return sorted(out, key=lambda k: (k.created_at, k.id))
 
     async def get(self, key_id: str) -> VirtualKey | None:
-        client, names = self.store.client, self.store.keys
-        digest = await self.store.call(client.hget(names.vkey_index, key_id))
+        self.store.require_shared("read a virtual key")
+        client, names = self.store.shared_client, self.store.keys
+        digest = await self.store.call(client.hget(names.vkey_index, key_id), shared_only=True)
         if not digest:
             return None
-        raw = await self.store.call(client.hgetall(names.vkey(digest)))
+        raw = await self.store.call(client.hgetall(names.vkey(digest)), shared_only=True)
         return VirtualKey.from_record(raw) if raw else None
 
     async def revoke(self, key_id: str) -> VirtualKey | None:
         """Revoke a key everywhere at once; None when no key has this id."""
-        client, names = self.store.client, self.store.keys
-        digest = await self.store.call(client.hget(names.vkey_index, key_id))
+        self.store.require_shared("revoke a virtual key")
+        client, names = self.store.shared_client, self.store.keys
+        digest = await self.store.call(client.hget(names.vkey_index, key_id), shared_only=True)
         if not digest:
             return None
         # the marker first: from this instant the limits script refuses the key in every worker
-        await self.store.call(client.set(names.rl_vkey_revoked(key_id), "1"))
-        await self.store.call(client.hset(names.vkey(digest), "revoked_at", repr(time.time())))
+        await self.store.call(client.set(names.rl_vkey_revoked(key_id), "1"), shared_only=True)
+        revoked_at = client.hset(names.vkey(digest), "revoked_at", repr(time.time()))
+        await self.store.call(revoked_at, shared_only=True)
         self._cache.clear()
         return await self.get(key_id)
 
     async def verify(self, secret: str) -> VirtualKey | None:
-        """The usable key ``secret`` stands for, or None (unknown, revoked or expired)."""
+        """The usable key ``secret`` stands for, or None (unknown, revoked or expired).
+
+        While the store is degraded a key verified before keeps working (its cached record, even
+        past ``cache_seconds``); one that cannot be verified raises StoreError (a 503 with
+        Retry-After: never a 401 that would make a client drop a valid key).
+        """
         if not secret.startswith(PREFIX):
             return None
         digest = digest_of(secret)
         now = time.monotonic()
         cached = self._cache.get(digest)
-        if cached is None or cached[0] <= now:
+        if self.store.degraded:
+            if cached is None or (cached[1] is None and cached[0] <= now):
+                self.store.require_shared("verify the virtual key")
+            assert cached is not None
+            key = cached[1]
+        elif cached is None or cached[0] <= now:
             key = await self._read(digest)
             ttl = self.cache_seconds if key is not None else NEGATIVE_CACHE_SECONDS
-            if ttl > 0:
-                self._cache.put(digest, (now + ttl, key))
+            self._cache.put(digest, (now + ttl, key))  # kept past its ttl for degraded mode
         else:
             key = cached[1]
         return key if key is not None and key.usable(time.time()) else None
 
     async def _read(self, digest: str) -> VirtualKey | None:
-        raw = await self.store.call(self.store.client.hgetall(self.store.keys.vkey(digest)))
+        command = self.store.shared_client.hgetall(self.store.keys.vkey(digest))
+        raw = await self.store.call(command, shared_only=True)
         if not raw or not hmac.compare_digest(raw.get("digest", ""), digest):
             return None
         return VirtualKey.from_record(raw)

@@ -1,5 +1,7 @@
 """Redis stopped mid-conversation: reads fail clearly, appends report not saved, then it recovers.
 
+(STORE_FAILURE_MODE=closed; the open mode's degraded conversations: tests/router/test_degraded.py.)
+
 Each test starts its own redis-server, so the session's server stays up.
 """
 
@@ -29,7 +31,9 @@ def own_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def own_store(own_redis: RedisServer) -> AsyncIterator[Store]:
-    settings = Settings.from_env({}, REDIS_URL=own_redis.url, REDIS_TIMEOUT_SECONDS=0.5)
+    settings = Settings.from_env(
+        {}, REDIS_URL=own_redis.url, REDIS_TIMEOUT_SECONDS=0.5, STORE_FAILURE_MODE="closed"
+    )
     store = create_store(settings)
     try:
         yield store

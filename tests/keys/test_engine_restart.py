@@ -15,7 +15,10 @@ from tests.servers import redis_server
 @pytest.mark.integration
 async def test_engine_survives_a_redis_restart() -> None:
     with redis_server() as server:
-        store = create_store(Settings.from_env({}, REDIS_URL=server.url, REDIS_TIMEOUT_SECONDS=1))
+        settings = Settings.from_env(
+            {}, REDIS_URL=server.url, REDIS_TIMEOUT_SECONDS=1, STORE_FAILURE_MODE="closed"
+        )
+        store = create_store(settings)
         engine = CapacityEngine(store, clock=ManualClock())
         try:
             await engine.configure([make_key("a", rpm=100), make_key("b", rpm=100)])

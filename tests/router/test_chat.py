@@ -131,7 +131,11 @@ async def test_redis_stopped_mid_chat_is_reported_and_the_chat_continues_after(
 ) -> None:
     with redis_server() as server:
         settings_ = Settings.from_env(
-            {}, REDIS_URL=server.url, REDIS_TIMEOUT_SECONDS=1, RESERVE_WAIT_SECONDS=0
+            {},
+            REDIS_URL=server.url,
+            REDIS_TIMEOUT_SECONDS=1,
+            RESERVE_WAIT_SECONDS=0,
+            STORE_FAILURE_MODE="closed",
         )
         faults = FaultConfig(latency_ms=800)
         async with sim_router(settings_, tmp_path, [PoolKey("a", rpm=100)], faults=faults) as (

@@ -26,6 +26,8 @@ def run_health(
         "HOME": str(cwd),
         "TIKTOKEN_CACHE_DIR": os.environ.get("TIKTOKEN_CACHE_DIR", str(cwd / "tiktoken")),
     }
+    if os.environ.get("PYTHONPATH"):  # a source checkout run with PYTHONPATH: the same code
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     result = subprocess.run(
         [sys.executable, "-m", "router", command, *args],
         cwd=cwd,
@@ -85,10 +87,13 @@ def test_one_openai_key_is_counted_and_never_printed(workdir: Path) -> None:
     assert secret not in everything and secret[8:30] not in everything
 
 
-def test_an_unreachable_redis_is_unhealthy_with_the_reason(workdir: Path) -> None:
+def test_an_unreachable_redis_is_unhealthy_with_the_reason_in_closed_mode(
+    workdir: Path,
+) -> None:
     port = free_port()  # nothing listens there
     env = {
         "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "STORE_FAILURE_MODE": "closed",
         "OPENAI_API_KEY": keygen.openai_project_key(),
     }
     code, report, stderr = run_health(workdir, env)
@@ -100,9 +105,28 @@ def test_an_unreachable_redis_is_unhealthy_with_the_reason(workdir: Path) -> Non
     assert stderr.strip().endswith(f"unhealthy: {error}")
 
 
+def test_an_unreachable_redis_is_degraded_in_open_mode(workdir: Path) -> None:
+    port = free_port()  # nothing listens there
+    env = {
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "ROUTER_PROCESSES": "4",
+        "OPENAI_API_KEY": keygen.openai_project_key(),
+    }
+    code, report, stderr = run_health(workdir, env)
+    assert code == 0, stderr
+    assert report["healthy"] is True and report["status"] == "degraded"
+    assert report["store"]["ok"] is False and report["store"]["status"] == "degraded"
+    (warning,) = report["warnings"]
+    assert f"127.0.0.1:{port}" in warning and "ROUTER_PROCESSES=4" in warning
+    assert "degraded" in stderr
+
+
 def test_the_redis_password_is_never_printed(workdir: Path) -> None:
     password = keygen.opaque_secret(24)
-    env = {"REDIS_URL": f"redis://default:{password}@127.0.0.1:{free_port()}/0"}
+    env = {
+        "REDIS_URL": f"redis://default:{password}@127.0.0.1:{free_port()}/0",
+        "STORE_FAILURE_MODE": "closed",
+    }
     code, report, stderr = run_health(workdir, env)
     assert code == 1
     assert password not in json.dumps(report) + stderr

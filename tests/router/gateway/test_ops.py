@@ -48,7 +48,11 @@ async def test_health_ready_status(gw: GatewayHarness) -> None:
 
 async def test_not_ready_until_the_store_answers(make_gateway: GatewayFactory) -> None:
     port = free_port()
-    gw = await make_gateway(REDIS_URL=f"redis://127.0.0.1:{port}/0", REDIS_TIMEOUT_SECONDS=0.5)
+    gw = await make_gateway(
+        REDIS_URL=f"redis://127.0.0.1:{port}/0",
+        REDIS_TIMEOUT_SECONDS=0.5,
+        STORE_FAILURE_MODE="closed",
+    )
     status, body, _ = await gw.request("GET", "/health")
     assert status == 200
     status, body, _ = await gw.request("GET", "/health/ready")
@@ -229,15 +233,18 @@ async def test_a_body_over_the_limit_is_413(make_gateway: GatewayFactory) -> Non
 async def test_a_store_that_goes_away_is_503_not_500(make_gateway: GatewayFactory) -> None:
     redis = RedisServer().start()
     try:
-        gw = await make_gateway(REDIS_URL=redis.url, REDIS_TIMEOUT_SECONDS=0.5)
+        gw = await make_gateway(
+            REDIS_URL=redis.url, REDIS_TIMEOUT_SECONDS=0.5, STORE_FAILURE_MODE="closed"
+        )
         key = await gw.vkey()
         status, _, _ = await gw.request("POST", "/v1/chat/completions", body=chat_body(), token=key)
         assert status == 200
         redis.stop()
-        status, body, _ = await gw.request(
+        status, body, headers = await gw.request(
             "POST", "/v1/chat/completions", body=chat_body(), token=key
         )
         assert status == 503 and assert_error_shape(body)["code"] == "store_unavailable"
+        assert headers["Retry-After"] == "1"
         status, body, _ = await gw.request("GET", "/health/ready")
         assert status == 503 and body["ready"] is False
         status, body = await gw.admin("GET", "/vkeys")
