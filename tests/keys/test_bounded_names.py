@@ -58,13 +58,20 @@ class ScriptKeys:
 
     def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
         self.counts: dict[str, set[int]] = {}
-        original = store.run
+        original, original_where = store.run, store.run_where
 
-        async def run(script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        async def run(script: Script, keys: Sequence[str], args: Sequence[Any], **kw: Any) -> Any:
             self.counts.setdefault(script.name, set()).add(len(keys))
-            return await original(script, keys, args)
+            return await original(script, keys, args, **kw)
+
+        async def run_where(
+            script: Script, keys: Sequence[str], args: Sequence[Any], **kw: Any
+        ) -> Any:
+            self.counts.setdefault(script.name, set()).add(len(keys))
+            return await original_where(script, keys, args, **kw)
 
         monkeypatch.setattr(store, "run", run)
+        monkeypatch.setattr(store, "run_where", run_where)
 
 
 async def reserve_and_settle(engine: CapacityEngine, names: list[str]) -> None:
