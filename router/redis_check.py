@@ -12,8 +12,8 @@ Which keys an eviction policy can take:
 * ``volatile-*``: keys with a TTL only: conversations, reservations (their charge is then never
   refunded) and the gateway's per-user, global and per-virtual-key limit windows (forgotten:
   requests past those limits are let through). The key pool's own state carries no TTL.
-* ``noeviction``: nothing; a full Redis refuses writes instead (requests then fail, or run in
-  degraded mode), which is the only policy that never loses state silently.
+* ``noeviction``: nothing; a full Redis refuses writes instead (calls then answer
+  ``store_unavailable``: loudly), which is the only policy that never loses state silently.
 """
 
 from __future__ import annotations
