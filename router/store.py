@@ -125,7 +125,7 @@ class Store:
         """Reach the shared store once (at start): in open failure mode, an unreachable store
         switches to degraded instead of raising."""
         try:
-            await self._guard(self.shared_client.ping(), "ping")
+            await self._guard(self.shared_client.ping())
         except StoreError as exc:
             if self.failover is None or not is_unreachable(exc.__cause__):
                 raise
@@ -240,7 +240,7 @@ class Store:
         assert failover is not None
         return await failover.local.call(command(failover.local.client))
 
-    async def _guard(self, awaitable: Any, what: str = "") -> Any:
+    async def _guard(self, awaitable: Any) -> Any:
         try:
             await self._ensure_ready()
             if self.limiter is not None:
