@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from conversation import ConversationStore
 from keys.manager import KeyManager
+from keys.models import APIKey
 from router.errors import StoreError
 from router.metrics import RouterMetrics
 from router.request_router import RequestRouter
@@ -244,3 +245,30 @@ async def test_a_kept_turn_the_shared_store_refuses_does_not_hold_the_others_bac
         await store.close()
         server.cleanup()
     assert stored == ["q", "a"]
+
+
+async def test_a_process_that_started_degraded_takes_the_run_time_keys_from_redis_when_back() -> (
+    None
+):
+    server = RedisServer(extra=["--appendonly", "yes"]).start()
+    config = settings(server.url, REDIS_KEY_PREFIX="rt")
+    environ = {"OPENAI_API_KEY": keygen.openai_project_key()}
+    try:
+        first = KeyManager(settings=config, environ=environ)
+        await first.add_key(APIKey(key_id="runtime", model_name=MODEL, provider="openai"))
+        await first.close()
+        server.stop()
+        later = KeyManager(settings=config, environ=environ)
+        try:
+            await later.start()
+            during = set(later.keys)
+            server.start()
+            await until(lambda: not later.store.degraded)
+            await later.select_key(MODEL)  # the first request after: reloaded from Redis
+            after = set(later.keys)
+        finally:
+            await later.close()
+    finally:
+        server.cleanup()
+    assert "runtime" not in during  # run-time changes live only in Redis
+    assert "runtime" in after
