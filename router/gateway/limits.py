@@ -11,7 +11,7 @@ budgets to that key. The script (lua/acquire_limits.lua) charges all of them or 
 request never uses up another limit, and it answers when every limit will have room.
 
 While the store is degraded (router/failover.py) the limits run on the process's local store,
-each divided by ``ROUTER_PROCESSES``.
+each divided by ``ROUTER_PROCESSES``; for a minute after (the holdover) a request must fit both.
 """
 
 from __future__ import annotations
@@ -45,6 +45,16 @@ class LimitDecision:
 ALLOWED = LimitDecision(allowed=True)
 
 
+def _decision(reply: list[Any]) -> LimitDecision:
+    code, retry, name = reply
+    if int(code) == 1:
+        return ALLOWED
+    if int(code) == -1:
+        return LimitDecision(allowed=False, limit="revoked", revoked=True)
+    after = float(retry)
+    return LimitDecision(allowed=False, limit=str(name), retry_after=None if after < 0 else after)
+
+
 class RequestLimits:
     """The gateway's request limits over one store (every worker shares them through Redis)."""
 
@@ -72,17 +82,14 @@ class RequestLimits:
         tpm = (vkey.tpm or 0) if vkey else 0
         args = ["" if now is None else repr(now), "acquire", self.user_rpm, self.global_rpm]
         args += [rpm, tpm, tokens if tpm else 0]
-        code, retry, name = await self.store.run(
-            SCRIPT, self._keys(user_id, vkey_id), args, local_args=self._local(args)
-        )
-        if int(code) == 1:
-            return ALLOWED
-        if int(code) == -1:
-            return LimitDecision(allowed=False, limit="revoked", revoked=True)
-        after = float(retry)
-        return LimitDecision(
-            allowed=False, limit=str(name), retry_after=None if after < 0 else after
-        )
+        keys, local_args = self._keys(user_id, vkey_id), self._local(args)
+        decision = _decision(await self.store.run(SCRIPT, keys, args, local_args=local_args))
+        failover = self.store.failover
+        if decision.allowed and failover is not None and failover.holdover:
+            # just back from degraded mode: the local store alone knows what this process let
+            # through meanwhile; a refusal here leaves the shared charge (conservative)
+            decision = _decision(await failover.local.run(SCRIPT, keys, local_args or args))
+        return decision
 
     async def adjust(
         self, *, user_id: str, vkey: VirtualKey, delta: int, now: float | None = None

@@ -65,5 +65,10 @@ async def test_a_gateway_keeps_serving_verified_keys_on_local_limits_while_redis
         assert status == 200 and "x-router-degraded" not in headers
         status, body, _ = await gw.request("GET", "/health/ready")
         assert status == 200 and "status" not in body and body["store"]["degraded"] is False
+        # alice's 2 local requests are not in Redis: for a minute her local limit still holds
+        status, body, _ = await gw.request(
+            "POST", "/v1/chat/completions", body=chat_body(), token=known
+        )
+        assert status == 429 and assert_error_shape(body)["code"] == "user_limit_exceeded"
     finally:
         redis.cleanup()
