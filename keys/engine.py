@@ -35,6 +35,7 @@ from keys.models import (
     is_pattern_index,
     model_index,
 )
+from keys.records import decode_text, tags_record, tags_wanted
 from router.errors import (
     AllKeysExhaustedError,
     ConfigError,
@@ -169,7 +170,7 @@ def _weight_record(binding: ModelBinding) -> str:
 
 
 def _tags_record(key: APIKey) -> str:
-    return ";" + "".join(f"{k}={v};" for k, v in sorted(key.tags.items()))
+    return tags_record(key.tags)
 
 
 _NO_KEYS = "no active key serves this model"
@@ -446,7 +447,7 @@ class CapacityEngine:
             self._offsets(),
             repr(self._random.random()),
             ",".join(exclude),
-            ",".join(f"{k}={v}" for k, v in sorted(tags.items())) if tags else "",
+            tags_wanted(tags) if tags else "",
             layout.tiers_arg,
             self.probe_ttl,
             self.margin if margin is None else margin,
@@ -485,7 +486,11 @@ class CapacityEngine:
         notes = []
         for entry in reply[4:]:
             key_id, why, until = entry.split("|")
-            notes.append(KeyUnavailability(key_id, why, None if until == "inf" else float(until)))
+            notes.append(
+                KeyUnavailability(
+                    key_id, decode_text(why), None if until == "inf" else float(until)
+                )
+            )
         retry_at = _f(reply[1])
         raise AllKeysExhaustedError(
             model,
@@ -895,13 +900,20 @@ def _parse_stats(raw: dict[str, str | None]) -> dict[str, Any]:
 
 
 def _parse_health(raw: str | None) -> dict[str, Any]:
+    """A health record as lib_pool.lua's read_health reads it (an unreadable one is a healthy key,
+    as the scripts treat it: an old record written before reasons were encoded)."""
     if not raw:
         return {"state": "ok", "until": 0.0, "reason": "", "level": 0, "fails": 0}
     p = raw.split("\t")
-    return {
-        "state": p[0],
-        "until": float(p[1]),
-        "reason": p[2],
-        "level": int(p[3]),
-        "fails": int(p[4]),
-    }
+    try:
+        if len(p) != 5:
+            raise ValueError(raw)
+        return {
+            "state": p[0],
+            "until": float(p[1]),
+            "reason": decode_text(p[2]),
+            "level": int(p[3]),
+            "fails": int(p[4]),
+        }
+    except ValueError:
+        return {"state": "ok", "until": 0.0, "reason": "unreadable_record", "level": 0, "fails": 0}

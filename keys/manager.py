@@ -54,6 +54,7 @@ from router.masking import mask_secret
 from router.redis_check import check_redis_settings
 from router.settings import Settings
 from router.store import Store, create_store
+from router.text import check_plain_config
 
 log = get_logger("keys.manager")
 
@@ -501,6 +502,7 @@ class KeyManager:
         """Cool a key down (document 004); every process stops using it at once."""
         await self._ready()
         self._require(key_id)
+        check_plain_config(reason, "reason", key_id)
         self.store.require_shared("cool a key down")
         seconds = (
             cooldown_seconds

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from router.text import control_char_problem
+
 Provider = Literal["openai", "anthropic", "gemini", "azure"]
 
 #: Key ids go into Redis hash fields and log lines: a conservative alphabet, no separators we use.
@@ -95,6 +97,23 @@ class APIKey(BaseModel):
     def _tags_as_strings(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _plain_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            problem = control_char_problem(name) or control_char_problem(text)
+            if problem is not None:
+                raise ValueError(f"tag {name!r} {problem}")
+        return value
+
+    @field_validator("secret_ref", "api_version", "base_url", mode="before")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        problem = control_char_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("base_url")

@@ -14,6 +14,10 @@
 --   win    <group>|<model>    "slot:req:tok;..." usage per second of the last 61 s (strict mode)
 --   health <key>              state (ok|cooldown|open|probing|disabled), until, reason, level, fails
 --
+-- Free text inside a record (a health reason, tag names and values) is written through enc and
+-- read through dec (keys/records.py is the Python twin): '%', control characters and the
+-- separators '| ; = ,' become %XX, so no value can add, move or cut a field.
+--
 -- Limits are GCRA (one "theoretical arrival time" per limit): a limit L per minute with burst B
 -- allows B units at once and refills L/60 per second, continuously. In strict mode a per-second
 -- window is checked as well, so that no 60-second window ever holds more than L.
@@ -37,6 +41,15 @@ local GCRA_MARGIN = 0
 
 local function f6(x) return string.format('%.6f', x) end
 local function int(x) return string.format('%d', math.floor(x + 0.5)) end
+
+local function enc(s)
+  return (string.gsub(s or '', '[%%%c|;=,]', function(c) return string.format('%%%02X', string.byte(c)) end))
+end
+
+local function dec(s)
+  if s == nil or not string.find(s, '%', 1, true) then return s or '' end
+  return (string.gsub(s, '%%(%x%x)', function(h) return string.char(tonumber(h, 16)) end))
+end
 
 local function split(s, sep)
   local out = {}
@@ -320,12 +333,15 @@ local function read_health(health, key)
   local raw = redis.call('HGET', health, key)
   if not raw then return {state = 'ok', till = 0, reason = '', level = 0, fails = 0} end
   local state, till, reason, level, fails = string.match(raw, HEALTH_PATTERN)
-  return {state = state, till = tonumber(till) or 0, reason = reason or '', level = tonumber(level) or 0,
+  if not state then  -- not a record write_health wrote (an old, unencoded one): a healthy key
+    return {state = 'ok', till = 0, reason = 'unreadable_record', level = 0, fails = 0}
+  end
+  return {state = state, till = tonumber(till) or 0, reason = dec(reason), level = tonumber(level) or 0,
           fails = tonumber(fails) or 0}
 end
 
 local function write_health(health, key, h)
-  redis.call('HSET', health, key, string.format('%s\t%.6f\t%s\t%d\t%d', h.state, h.till, h.reason,
+  redis.call('HSET', health, key, string.format('%s\t%.6f\t%s\t%d\t%d', h.state, h.till, enc(h.reason),
     math.floor(h.level), math.floor(h.fails)))
 end
 

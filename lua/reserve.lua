@@ -99,7 +99,7 @@ local earliest, earliest_why, notes = NEVER, 'none', {}
 local function note(ev)
   if ev.at < earliest then earliest, earliest_why = ev.at, ev.why end
   if #notes < 10 then
-    notes[#notes + 1] = ev.key .. '|' .. (ev.why or '') .. '|' .. (ev.at >= NEVER and 'inf' or f6(ev.at))
+    notes[#notes + 1] = ev.key .. '|' .. enc(ev.why) .. '|' .. (ev.at >= NEVER and 'inf' or f6(ev.at))
   end
 end
 

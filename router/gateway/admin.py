@@ -23,6 +23,7 @@ from router.gateway.errors import ApiError, bad_request, not_found
 from router.gateway.openai_api import read_json, require_ready
 from router.gateway.state import GATEWAY, Gateway
 from router.gateway.vkeys import VirtualKeySpec
+from router.text import check_plain
 
 PREFIX = "/api/v1/admin"
 MAX_COOLDOWN_SECONDS = 30 * 86400
@@ -154,6 +155,7 @@ async def set_cooldown(request: web.Request, gateway: Gateway) -> web.Response:
     reason = body.get("reason", "manual")
     if not isinstance(reason, str) or len(reason) > 200:
         raise bad_request("expected a string of at most 200 characters", "reason")
+    check_plain(reason, "reason")
     key_id = request.match_info["key_id"]
     manager = gateway.router.key_manager
     await manager.mark_key_unhealthy(key_id, seconds, reason)

@@ -13,6 +13,7 @@ from typing import Any
 
 from router.gateway.errors import ApiError, bad_request
 from router.providers.openai import PASS_THROUGH
+from router.text import control_char_problem
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 PART_TYPES = {
@@ -87,6 +88,13 @@ def _string(value: Any, param: str, *, empty: bool = True, limit: int | None = N
         raise _fail("expected a non-empty string" if not empty else "expected a string", param)
     if limit is not None and len(value) > limit:
         raise _fail(f"expected at most {limit} characters", param)
+    return value
+
+
+def _plain(value: str, param: str) -> str:
+    problem = control_char_problem(value)
+    if problem is not None:
+        raise _fail(problem, param)
     return value
 
 
@@ -264,7 +272,7 @@ def _streaming(body: dict[str, Any]) -> tuple[bool, bool]:
 def parse_chat_request(body: Any) -> ChatParams:
     """The checked request, or an ApiError (400) naming the first bad field."""
     body = _object(body, "body")
-    model = _string(body.get("model"), "model", empty=False, limit=256)
+    model = _plain(_string(body.get("model"), "model", empty=False, limit=256), "model")
     messages = _messages(body.get("messages"))
     stream, include_usage = _streaming(body)
     n = _integer(body, "n", 1, 128)

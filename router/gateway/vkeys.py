@@ -29,13 +29,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from router import jsonio
 from router.errors import ClientRequestError
 from router.lru import LRU
 from router.masking import mask_secret
 from router.store import Store
+from router.text import control_char_problem
 
 #: Every virtual key starts so (the masking patterns recognise it as a key).
 PREFIX = "sk-llmr-"
@@ -62,6 +63,18 @@ class VirtualKeySpec(BaseModel):
     tpm: int | None = Field(None, ge=1)
     tags: dict[str, str] = Field(default_factory=dict)
     expires_in: float | None = Field(None, gt=0, description="seconds from now")
+
+    @field_validator("name", "models", "tags")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        texts = [value] if isinstance(value, str) else list(value)
+        if isinstance(value, dict):
+            texts += list(value.values())
+        for text in texts:
+            problem = control_char_problem(text)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
     @classmethod
     def parse(cls, data: Any) -> VirtualKeySpec:

@@ -1,0 +1,103 @@
+"""Bad input at every entry of the gateway: control characters, deep nesting, huge numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.errors import ConfigError
+from tests.router.gateway.harness import MODEL, GatewayHarness, assert_error_shape, chat_body
+
+pytestmark = pytest.mark.integration
+CONTROLS = ["\t", "\n", "\r", "\x00", "\x1b", "\x7f", "\x85"]
+
+
+async def test_a_control_character_in_a_cooldown_reason_is_refused(gw: GatewayHarness) -> None:
+    for char in CONTROLS:
+        status, body = await gw.admin(
+            "POST", "/keys/pool-a/cooldown", {"seconds": 60, "reason": f"maint{char}enance"}
+        )
+        assert status == 400, repr(char)
+        assert assert_error_shape(body)["param"] == "reason"
+    status, body = await gw.admin("GET", "/keys/pool-a")
+    assert status == 200 and body["data"]["state"] != "cooldown"
+
+
+async def test_a_tab_written_into_a_health_reason_breaks_nothing(gw: GatewayHarness) -> None:
+    """The library below the admin API (engine.cooldown) takes any text: the record encoder keeps
+    the health record whole, so chats, /status and /metrics keep answering (they answered 500)."""
+    engine = gw.gateway.router.key_manager.engine
+    reason = "a\ttab|pipe;semi=eq,comma%25\nnewline"
+    await engine.cooldown("pool-a", 300, reason)
+    health = await engine.health("pool-a")
+    assert (health["state"], health["reason"]) == ("cooldown", reason)
+    vkey = await gw.vkey(name="t")
+    status, body, _ = await gw.request("POST", "/v1/chat/completions", token=vkey, body=chat_body())
+    assert status == 200, body
+    status, body = await gw.admin("GET", "/keys/pool-a")
+    assert status == 200 and body["data"]["state"] == "cooldown"
+    status, body, _ = await gw.request("GET", "/status")
+    assert status == 200 and body["keys"]["by_state"] == {"cooldown": 1, "healthy": 1}, body
+    status, _, _ = await gw.request("GET", "/metrics")
+    assert status == 200
+    # the other key cooled too: every key unavailable, the reasons come back whole in the answer
+    await engine.disable("pool-b", reason)
+    status, body, _ = await gw.request("POST", "/v1/chat/completions", token=vkey, body=chat_body())
+    assert status in (429, 503), body
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        (
+            "/keys",
+            {
+                "key_id": "k-new",
+                "provider": "openai",
+                "model_name": MODEL,
+                "tags": {"team": "a\tb"},
+            },
+            "tags",
+        ),
+        (
+            "/keys",
+            {
+                "key_id": "k-new",
+                "provider": "openai",
+                "model_name": MODEL,
+                "secret_ref": "API_KEY_X\n",
+            },
+            "secret_ref",
+        ),
+        ("/keys", {"key_id": "k\tnew", "provider": "openai", "model_name": MODEL}, "key_id"),
+        ("/vkeys", {"name": "ci\nbot"}, "name"),
+        ("/vkeys", {"tags": {"team": "x\x00"}}, "tags"),
+        ("/vkeys", {"models": ["gpt-4o\t"]}, "models"),
+    ],
+)
+async def test_control_characters_in_admin_fields_are_refused(
+    gw: GatewayHarness, path: str, body: dict[str, object], param: str
+) -> None:
+    status, answer = await gw.admin("POST", path, body)
+    assert status == 400, answer
+    assert assert_error_shape(answer)["param"].startswith(param), answer
+
+
+async def test_control_characters_in_a_key_update_are_refused(gw: GatewayHarness) -> None:
+    status, answer = await gw.admin("PATCH", "/keys/pool-a", {"tags": {"team": "a\x85b"}})
+    assert status == 400 and assert_error_shape(answer)["param"] == "tags", answer
+    status, answer = await gw.admin("PATCH", "/keys/pool-a", {"api_version": "2024\r\n"})
+    assert status == 400 and assert_error_shape(answer)["param"] == "api_version", answer
+
+
+async def test_a_control_character_in_the_model_is_refused(gw: GatewayHarness) -> None:
+    vkey = await gw.vkey(name="t")
+    body = chat_body()
+    body["model"] = MODEL + "\n"
+    status, answer, _ = await gw.request("POST", "/v1/chat/completions", token=vkey, body=body)
+    assert status == 400 and assert_error_shape(answer)["param"] == "model", answer
+
+
+async def test_the_key_manager_refuses_a_control_character_in_a_reason(gw: GatewayHarness) -> None:
+    with pytest.raises(ConfigError) as caught:
+        await gw.gateway.router.key_manager.mark_key_unhealthy("pool-a", 60, "a\tb")
+    assert caught.value.field == "reason"
