@@ -58,6 +58,8 @@ async def read_json(request: web.Request) -> Any:
         raise bad_request("The request body is empty: expected a JSON object.", param="body")
     try:
         return jsonio.loads(raw)
+    except jsonio.TooDeepError as exc:
+        raise bad_request(f"The request body is {exc}.", param="body") from None
     except ValueError:
         raise bad_request("The request body is not valid JSON.", param="body") from None
 

@@ -37,3 +37,22 @@ def test_what_orjson_refuses_is_still_written(backend: str) -> None:
 def test_invalid_json_raises_value_error(backend: str) -> None:
     with pytest.raises(ValueError):
         jsonio.loads(b"{not json")
+
+
+@pytest.mark.parametrize("depth", [jsonio.MAX_DEPTH + 1, 1_100, 100_000])
+def test_deep_nesting_is_a_value_error_naming_the_limit(backend: str, depth: int) -> None:
+    for opening, closing in ((b"[", b"]"), (b'{"a":', b"}")):
+        data = opening * depth + b"1" + closing * depth
+        with pytest.raises(jsonio.TooDeepError, match="nested deeper than 128"):
+            jsonio.loads(data)
+        with pytest.raises(jsonio.TooDeepError):
+            jsonio.loads(data.decode())
+
+
+def test_nesting_up_to_the_limit_parses_and_writes(backend: str) -> None:
+    data = b"[" * jsonio.MAX_DEPTH + b"]" * jsonio.MAX_DEPTH
+    value = jsonio.loads(data)
+    assert jsonio.dumps({"body": value}) == b'{"body":' + data + b"}"
+    # brackets inside strings are not nesting
+    text = {"content": "[" * 10_000}
+    assert jsonio.loads(jsonio.dumps(text)) == text

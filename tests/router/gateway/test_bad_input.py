@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import aiohttp
 import pytest
 
+from router import jsonio
 from router.errors import ConfigError
 from tests.router.gateway.harness import MODEL, GatewayHarness, assert_error_shape, chat_body
 
 pytestmark = pytest.mark.integration
+
+
+async def post_raw(gw: GatewayHarness, path: str, token: str, data: bytes) -> tuple[int, Any]:
+    """(status, parsed JSON) of a POST of ``data`` as it is."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(gw.url + path, data=data, headers=headers) as response,
+    ):
+        return response.status, json.loads(await response.text())
+
+
 CONTROLS = ["\t", "\n", "\r", "\x00", "\x1b", "\x7f", "\x85"]
 
 
@@ -101,3 +118,31 @@ async def test_the_key_manager_refuses_a_control_character_in_a_reason(gw: Gatew
     with pytest.raises(ConfigError) as caught:
         await gw.gateway.router.key_manager.mark_key_unhealthy("pool-a", 60, "a\tb")
     assert caught.value.field == "reason"
+
+
+@pytest.mark.parametrize("backend", ["orjson", "stdlib"])
+@pytest.mark.parametrize("depth", [200, 5_000])
+async def test_deeply_nested_bodies_are_a_400(
+    gw: GatewayHarness, monkeypatch: pytest.MonkeyPatch, backend: str, depth: int
+) -> None:
+    if backend == "stdlib":
+        monkeypatch.setattr(jsonio, "_orjson", None)
+    vkey = await gw.vkey(name="t")
+    nested = "[" * depth + "]" * depth
+    tool = '{"type":"function","function":{"name":"f","parameters":{"x":' + nested + "}}}"
+    chat = (
+        '{"model":"'
+        + MODEL
+        + '","messages":[{"role":"user","content":"hi"}],"tools":['
+        + tool
+        + "]}"
+    )
+    for path, token, body in (
+        ("/v1/chat/completions", vkey, chat),
+        ("/api/v1/admin/keys", gw.master, '{"key_id":"k","tags":' + nested + "}"),
+        ("/api/v1/admin/keys/pool-a/cooldown", gw.master, nested),
+    ):
+        status, answer = await post_raw(gw, path, token, body.encode())
+        assert status == 400, (path, answer)
+        error = assert_error_shape(answer)
+        assert error["param"] == "body" and "nested deeper" in error["message"], error
