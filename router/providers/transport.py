@@ -17,9 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp.http_exceptions import LineTooLong
 
 from router import jsonio
-from router.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
+from router.errors import (
+    MalformedResponseError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+)
 from router.masking import mask_secret, redact
 
 
@@ -113,3 +119,10 @@ async def sse_events(
             yield event, "\n".join(data)
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise translate(exc, ctx) from exc
+    except (ValueError, LineTooLong) as exc:  # a line past the reader's limit (aiohttp's 512 KiB)
+        raise MalformedResponseError(
+            ctx.clean(f"{ctx.provider}: a stream line is longer than the reader's limit"),
+            provider=ctx.provider,
+            key=ctx.masked_key,
+            status=response.status,
+        ) from exc
