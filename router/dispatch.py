@@ -65,7 +65,7 @@ from router.providers import (
 from router.providers.catalog import context_window
 from router.routing import RoutingTable
 from router.settings import Settings
-from router.tokens import count_message_tokens
+from router.tokens import count_message_tokens_async
 
 log = get_logger("router.dispatch")
 
@@ -216,7 +216,7 @@ class Dispatcher:
                 found.unserved.append(model)
                 continue
             messages = await plan.messages_for(model)
-            prompt_tokens = count_message_tokens(messages, model)
+            prompt_tokens = await count_message_tokens_async(messages, model)
             window = context_window(model)
             if window and prompt_tokens > window:
                 found.other(

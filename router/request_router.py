@@ -26,10 +26,10 @@ from conversation.store import ConversationStore
 from keys.manager import KeyManager
 from router.answers import CallSummary, failure_answer, success_answer
 from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages
-from router.errors import ProviderError, RouterError, StoreError
+from router.errors import ClientRequestError, ProviderError, RouterError, StoreError
 from router.log import get_logger
 from router.providers import ChatResult, StreamEnd, TextDelta, Usage
-from router.providers.catalog import context_window
+from router.providers.catalog import completion_tokens_problem, context_window
 from router.routing import RoutingTable
 from router.settings import Settings
 from router.tokens import count_message_tokens, count_tokens, preload_encodings
@@ -303,6 +303,10 @@ class RequestRouter:
             yield event
 
     async def _stream(self, plan: CallPlan, on_done: OnDone | None) -> AsyncIterator[Answer]:
+        refused = _plan_error(plan)
+        if refused is not None:
+            yield {"type": "done", **failure_answer(refused, _summary(plan))}
+            return
         try:
             dispatcher = await self._ready()
             done = await dispatcher.run(plan, stream=True)
@@ -414,6 +418,11 @@ class RequestRouter:
     async def _answer(
         self, plan: CallPlan, raise_on_error: bool, on_done: OnDone | None = None
     ) -> Answer:
+        refused = _plan_error(plan)
+        if refused is not None:
+            if raise_on_error:
+                raise refused
+            return failure_answer(refused, _summary(plan))
         try:
             dispatcher = await self._ready()
             done = await dispatcher.run(plan)
@@ -464,6 +473,23 @@ class RequestRouter:
             "conversation_store": conversations,
             "secret_store": keys.get("secret_store"),
         }
+
+
+def _summary(plan: CallPlan) -> CallSummary:
+    return CallSummary(plan.requested_model or "", request_id=plan.request_id)
+
+
+def _plan_error(plan: CallPlan) -> ClientRequestError | None:
+    """A request no provider may be asked: completion tokens past the model's output limit (or,
+    for a model not in the catalog, a sane ceiling), or not a positive integer."""
+    for param, value in (
+        ("max_tokens", plan.max_tokens),
+        ("expected_completion_tokens", plan.expected_completion),
+    ):
+        problem = None if value is None else completion_tokens_problem(value, plan.requested_model)
+        if problem is not None:
+            return ClientRequestError(f"Invalid value for '{param}': {problem}", param)
+    return None
 
 
 def _with_system(messages: Messages, system_prompt: str | None) -> Messages:

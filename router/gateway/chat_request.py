@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.gateway.errors import ApiError, bad_request
+from router.providers.catalog import completion_tokens_problem
 from router.providers.openai import PASS_THROUGH
 from router.text import control_char_problem
 
@@ -224,6 +225,17 @@ def _stop(value: Any) -> None:
         _string(item, f"stop[{i}]")
 
 
+def _logit_bias(value: Any) -> None:
+    bias = _object(value, "logit_bias")
+    if len(bias) > 300:
+        raise _fail("expected at most 300 tokens", "logit_bias")
+    for token, weight in bias.items():
+        if not token.isdigit() or not _is_number(weight) or not -100 <= weight <= 100:
+            raise _fail(
+                "expected token ids mapped to numbers from -100 to 100", f"logit_bias.{token}"
+            )
+
+
 def _extras(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("tools") is not None:
         _tools(body["tools"])
@@ -249,9 +261,10 @@ def _extras(body: dict[str, Any]) -> dict[str, Any]:
         raise _fail(f"expected one of {', '.join(REASONING_EFFORTS)}", "reasoning_effort")
     if body.get("service_tier") is not None:
         _string(body["service_tier"], "service_tier", empty=False, limit=64)
-    for name in ("logit_bias", "metadata"):
-        if body.get(name) is not None:
-            _object(body[name], name)
+    if body.get("logit_bias") is not None:
+        _logit_bias(body["logit_bias"])
+    if body.get("metadata") is not None:
+        _object(body["metadata"], "metadata")
     return {name: body[name] for name in PASSED if body.get(name) is not None}
 
 
@@ -269,6 +282,19 @@ def _streaming(body: dict[str, Any]) -> tuple[bool, bool]:
     return stream, bool(include)
 
 
+def _completion_limit(body: dict[str, Any], model: str) -> int | None:
+    """``max_completion_tokens`` (else ``max_tokens``): at most the model's output limit."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        problem = None if value is None else completion_tokens_problem(value, model)
+        if problem is not None:
+            raise _fail(problem, name)
+    chosen = body.get("max_completion_tokens")
+    if chosen is None:
+        chosen = body.get("max_tokens")
+    return None if chosen is None else int(chosen)
+
+
 def parse_chat_request(body: Any) -> ChatParams:
     """The checked request, or an ApiError (400) naming the first bad field."""
     body = _object(body, "body")
@@ -278,9 +304,7 @@ def parse_chat_request(body: Any) -> ChatParams:
     n = _integer(body, "n", 1, 128)
     if n is not None and n > 1:
         raise _fail("only n=1 is supported", "n")
-    max_tokens = _integer(body, "max_completion_tokens", 1)
-    if max_tokens is None:
-        max_tokens = _integer(body, "max_tokens", 1)
+    max_tokens = _completion_limit(body, model)
     return ChatParams(
         model=model,
         messages=messages,

@@ -32,7 +32,7 @@ from router.gateway.limits import LimitDecision
 from router.gateway.responses import ChunkWriter, completion_body
 from router.gateway.state import GATEWAY, Gateway
 from router.log import get_logger
-from router.tokens import count_message_tokens
+from router.tokens import count_message_tokens_async
 
 log = get_logger("router.gateway")
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -86,9 +86,9 @@ def limit_error(decision: LimitDecision) -> ApiError:
     )
 
 
-def _estimate(params: ChatParams, gateway: Gateway) -> int:
+async def _estimate(params: ChatParams, gateway: Gateway) -> int:
     completion = params.max_tokens or gateway.settings.EXPECTED_COMPLETION_TOKENS
-    return count_message_tokens(params.messages, params.model) + completion
+    return await count_message_tokens_async(params.messages, params.model) + completion
 
 
 async def _admit(request: web.Request, gateway: Gateway) -> tuple[Caller, ChatParams, int]:
@@ -109,7 +109,7 @@ async def _admit(request: web.Request, gateway: Gateway) -> tuple[Caller, ChatPa
             code="model_not_found",
             param="model",
         )
-    tokens = _estimate(params, gateway) if vkey is not None and vkey.tpm else 0
+    tokens = await _estimate(params, gateway) if vkey is not None and vkey.tpm else 0
     decision = await gateway.limits.acquire(user_id=caller.user_id, vkey=vkey, tokens=tokens)
     if not decision.allowed:
         gateway.metrics.limited.labels(decision.limit).inc()

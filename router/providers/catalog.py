@@ -104,6 +104,30 @@ def max_output_tokens(model: str, default: int | None = None) -> int | None:
     return info.max_output_tokens if info else default
 
 
+#: Completion tokens a request may ask for when its model's output limit is unknown (2x the largest
+#: published limit in the catalog): a sane ceiling, not a provider's figure.
+UNKNOWN_MODEL_MAX_OUTPUT_TOKENS = 262_144
+
+
+def output_limit(model: str | None) -> int:
+    """The most completion tokens a request for ``model`` may ask for (max_tokens and the like):
+    its published output limit, else :data:`UNKNOWN_MODEL_MAX_OUTPUT_TOKENS`."""
+    info = model_info(model) if model else None
+    return info.max_output_tokens if info else UNKNOWN_MODEL_MAX_OUTPUT_TOKENS
+
+
+def completion_tokens_problem(value: object, model: str | None) -> str | None:
+    """Why ``value`` is no valid number of completion tokens for ``model``; None when it is."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return "expected a positive integer"
+    ceiling = output_limit(model)
+    if value > ceiling:
+        known = model_info(model) is not None if model else False
+        which = "the model's output limit" if known else "the limit for a model not in the catalog"
+        return f"{value} is more than {which} ({ceiling} tokens)"
+    return None
+
+
 def models_fitting(tokens: int, provider: str | None = None) -> list[ModelInfo]:
     """Known models whose context window holds ``tokens``, smallest window first."""
     fits = [

@@ -374,3 +374,41 @@ def test_without_a_tokenizer_characters_are_counted_with_one_warning(
         "FileExistsError",
         "ModuleNotFoundError",
     )
+
+
+async def _ticks_while(work: Any) -> tuple[int, Any]:
+    """How many turns a ticker task got on the event loop while ``work`` ran, and its result."""
+    import asyncio
+
+    ticks = 0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)  # the ticker starts
+    started = ticks
+    try:
+        result = await work
+    finally:
+        done = True
+        await task
+    return ticks - started, result
+
+
+async def test_counting_a_multi_megabyte_chat_leaves_the_event_loop_free() -> None:
+    text = "The quick brown fox jumps over the lazy dog, again and again. " * 60_000  # ~3.7 MB
+    chat = [{"role": "user", "content": text}]
+    ticks, counted = await _ticks_while(tokens.count_message_tokens_async(chat, "gpt-4o"))
+    assert counted == tokens.count_message_tokens(chat, "gpt-4o")
+    assert ticks >= 100  # the loop ran on while another thread counted (0 when counted inline)
+
+
+async def test_a_small_chat_is_counted_inline() -> None:
+    chat = [{"role": "user", "content": "hello"}]
+    ticks, counted = await _ticks_while(tokens.count_message_tokens_async(chat, "gpt-4o"))
+    assert counted == tokens.count_message_tokens(chat, "gpt-4o") and ticks == 0

@@ -85,6 +85,15 @@ def test_a_full_request_is_accepted_and_split() -> None:
         ({"max_tokens": 0}, "max_tokens"),
         ({"max_tokens": True}, "max_tokens"),
         ({"max_completion_tokens": 1.5}, "max_completion_tokens"),
+        ({"max_tokens": -5}, "max_tokens"),
+        ({"max_tokens": "100"}, "max_tokens"),
+        ({"max_tokens": 10**30}, "max_tokens"),
+        ({"max_tokens": 16_385}, "max_tokens"),  # gpt-4o-mini writes at most 16,384 tokens
+        ({"max_completion_tokens": 16_385, "max_tokens": 10}, "max_completion_tokens"),
+        ({"model": "my-finetune", "max_tokens": 262_145}, "max_tokens"),  # unknown: the ceiling
+        ({"model": "gpt-4o\n"}, "model"),
+        ({"logit_bias": {"50256": 101}}, "logit_bias.50256"),
+        ({"logit_bias": {"a": 1}}, "logit_bias.a"),
         ({"temperature": 2.5}, "temperature"),
         ({"temperature": "hot"}, "temperature"),
         ({"top_p": -0.1}, "top_p"),
@@ -119,3 +128,9 @@ def test_a_body_that_is_not_an_object(raw: Any) -> None:
     with pytest.raises(ApiError) as caught:
         parse_chat_request(raw)
     assert caught.value.param == "body"
+
+
+def test_completion_tokens_up_to_the_models_output_limit_pass() -> None:
+    assert parse_chat_request(body(max_tokens=16_384)).max_tokens == 16_384
+    unknown = parse_chat_request(body(model="my-finetune", max_completion_tokens=262_144))
+    assert unknown.max_tokens == 262_144
