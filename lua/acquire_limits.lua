@@ -8,7 +8,11 @@
 --   4 vkey tpm       GCRA time of the virtual key's own tokens per minute
 --   5 vkey revoked   exists once the virtual key is revoked (checked on every request, so a
 --                    revocation holds at once in every process whatever they cached)
--- ARGV: now ('' = TIME), mode, user rpm, global rpm, vkey rpm, vkey tpm, tokens.
+--   6 call           (optional) this call's answer, kept ARGV[8] seconds: a call repeated with the
+--                    same id (a client retrying after a lost connection) answers what the first
+--                    did and charges nothing again. Only calls that charged are kept.
+-- ARGV: now ('' = TIME), mode, user rpm, global rpm, vkey rpm, vkey tpm, tokens,
+--       call ttl seconds (with KEYS[6]).
 --
 -- A limit of 0 is not enforced. A limit L per minute is GCRA with a burst of L: L requests (or
 -- tokens) at once, refilled continuously at L/60 per second. A key lives only until its bucket
@@ -25,6 +29,18 @@
 
 local now = pool_now(ARGV[1])
 local mode = ARGV[2]
+local call_key, call_ttl = KEYS[6], tonumber(ARGV[8]) or 0
+
+-- a repeated call: the first one's answer, nothing charged again
+if call_key and call_ttl > 0 and redis.call('EXISTS', call_key) == 1 then
+  return {1, '0', ''}
+end
+
+local function remember()
+  if call_key and call_ttl > 0 then
+    redis.call('SET', call_key, mode, 'PX', math.floor(call_ttl * 1000))
+  end
+end
 
 local function read_tat(key)
   return tonumber(redis.call('GET', key)) or 0
@@ -48,6 +64,7 @@ if mode == 'adjust' then
     elseif tat > now then
       write_tat(KEYS[4], math.max(now, tat + delta * (60.0 / limit)))
     end
+    remember()
   end
   return {1, '0', ''}
 end
@@ -86,4 +103,5 @@ for _, c in ipairs(checks) do
   local limit, cost = c[2], c[3]
   if limit > 0 and cost > 0 then write_tat(c[1], gcra_charge(c[5], now, cost, limit)) end
 end
+remember()
 return {1, '0', ''}

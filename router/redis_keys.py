@@ -136,6 +136,11 @@ class RedisKeys:
         refuses the key on every request whatever a process cached about it."""
         return f"{self.rl_tag}:revoked:{vkey_id}"
 
+    def rl_call(self, call_id: str) -> str:
+        """String: the answer of one limits call (acquire or adjust), kept a short while so that a
+        call retried after a lost connection answers it again instead of charging twice."""
+        return f"{self.rl_tag}:call:{call_id}"
+
     @property
     def vk_tag(self) -> str:
         return "{" + self.prefix + ":vk}"
@@ -186,6 +191,7 @@ def describe(keys: RedisKeys | None = None) -> list[tuple[str, str, str]]:
         (k.rl_global, "string", "global request limit (GCRA)"),
         (k.rl_vkey("<vkey_id>", "<rpm|tpm>"), "string", "a virtual key's own budget (GCRA)"),
         (k.rl_vkey_revoked("<vkey_id>"), "string", "marks a revoked virtual key"),
+        (k.rl_call("<call_id>"), "string", "a limits call's answer, 30 s (retries charge once)"),
         (k.vkey("<sha256>"), "hash", "a virtual key (hashed)"),
         (k.vkey_index, "hash", "virtual key id -> digest"),
     ]

@@ -16,7 +16,7 @@ Replies, decoding and errors are redis-py's (the connection is made like the poo
 URL and options, and read with ``Connection.read_response``, under its socket timeout). Redis runs
 scripts one at a time anyway, so one connection loses no parallelism. A connection failure fails
 the calls in flight on it; ``run`` retries like the client does (twice, with backoff): every script
-of this project is idempotent. A caller cancelled before its call was written is not sent; one
+of this project is idempotent (the gateway's limits take a call id for it: lua/acquire_limits.lua). A caller cancelled before its call was written is not sent; one
 cancelled later only stops waiting (its reply is read and dropped, so the connection stays in step).
 """
 

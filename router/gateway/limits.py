@@ -12,10 +12,16 @@ request never uses up another limit, and it answers when every limit will have r
 
 While the store is degraded (router/failover.py) the limits run on the process's local store,
 each divided by ``ROUTER_PROCESSES``; for a minute after (the holdover) a request must fit both.
+
+Each call carries an id of its own (not the client's request id, which a client chooses): a call
+that the store client retries after a lost connection answers what its first run did instead of
+charging the limits twice (the script keeps the answer of a charging call for
+:data:`CALL_TTL_SECONDS`).
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +33,9 @@ from router.store import Store
 SCRIPT = lua.load("acquire_limits")
 #: Stands for the virtual key of a request made without one (anonymous development access).
 NO_KEY = "-"
+#: Seconds the script remembers a charging call, so a retry of it charges nothing (the script lane
+#: and redis-py retry for a few seconds at most).
+CALL_TTL_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class RequestLimits:
         self.global_rpm = settings.GLOBAL_RPM_MAX
 
     def _keys(self, user_id: str, vkey_id: str) -> list[str]:
+        """The script's KEYS, with a fresh id for this call (see CALL_TTL_SECONDS)."""
         names = self.store.keys
         return [
             names.rl_user(user_id),
@@ -71,6 +81,7 @@ class RequestLimits:
             names.rl_vkey(vkey_id, "rpm"),
             names.rl_vkey(vkey_id, "tpm"),
             names.rl_vkey_revoked(vkey_id),
+            names.rl_call(uuid.uuid4().hex),
         ]
 
     async def acquire(
@@ -81,7 +92,7 @@ class RequestLimits:
         rpm = (vkey.rpm or 0) if vkey else 0
         tpm = (vkey.tpm or 0) if vkey else 0
         args = ["" if now is None else repr(now), "acquire", self.user_rpm, self.global_rpm]
-        args += [rpm, tpm, tokens if tpm else 0]
+        args += [rpm, tpm, tokens if tpm else 0, CALL_TTL_SECONDS]
         keys, local_args = self._keys(user_id, vkey_id), self._local(args)
         decision = _decision(await self.store.run(SCRIPT, keys, args, local_args=local_args))
         failover = self.store.failover
@@ -98,6 +109,7 @@ class RequestLimits:
         if not vkey.tpm or delta == 0:
             return
         args = ["" if now is None else repr(now), "adjust", 0, 0, 0, vkey.tpm, delta]
+        args.append(CALL_TTL_SECONDS)
         await self.store.run(
             SCRIPT, self._keys(user_id, vkey.id), args, local_args=self._local(args)
         )

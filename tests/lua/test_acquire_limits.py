@@ -140,3 +140,43 @@ async def test_unknown_mode_is_an_error(store: Store) -> None:
 
     with pytest.raises(StoreError, match="unknown mode"):
         await store.run(SCRIPT, keys(store), ["", "take", 0, 0, 0, 0, 0])
+
+
+async def call(
+    store: Store, now: float, call_id: str, mode: str = "acquire", **limits: int
+) -> tuple[int, float, str]:
+    """One limits call with an id, as RequestLimits makes it (the answer kept 30 s)."""
+    args = [repr(now), mode, limits.get("user", 0), limits.get("glob", 0), 0]
+    args += [limits.get("tpm", 0), limits.get("tokens", 0), 30]
+    code, retry, name = await store.run(SCRIPT, [*keys(store), store.keys.rl_call(call_id)], args)
+    return int(code), float(retry), str(name)
+
+
+@all_stores
+async def test_a_call_repeated_with_its_id_charges_once(store: Store) -> None:
+    """What the script lane does after a lost connection: the same call again. It answers as the
+    first run did and charges nothing more (it charged twice before calls carried an id)."""
+    assert (await call(store, T0, "a", user=2))[0] == 1
+    assert (await call(store, T0, "a", user=2))[0] == 1  # the retry
+    assert (await call(store, T0, "b", user=2))[0] == 1
+    assert (await call(store, T0, "c", user=2))[:3:2] == (0, "user")
+    ttl = await store.client.pttl(store.keys.rl_call("a"))
+    assert 0 < ttl <= 30_000
+
+
+@all_stores
+async def test_an_adjust_repeated_with_its_id_moves_the_charge_once(store: Store) -> None:
+    assert (await call(store, T0, "acq", tpm=600, tokens=100))[0] == 1
+    await call(store, T0, "adj", "adjust", tpm=600, tokens=200)
+    await call(store, T0, "adj", "adjust", tpm=600, tokens=200)  # the retry
+    tat = float(await store.client.get(store.keys.rl_vkey("vk-1", "tpm")))
+    assert tat == pytest.approx(T0 + 30.0)  # 300 tokens at 600/min, not 500
+
+
+@local_stores
+async def test_a_refused_call_is_not_remembered(store: Store) -> None:
+    assert (await call(store, T0, "a", user=1))[0] == 1
+    assert (await call(store, T0, "b", user=1))[0] == 0  # no room: nothing charged, nothing kept
+    assert await store.client.exists(store.keys.rl_call("b")) == 0
+    assert (await call(store, T0 + 60, "b", user=1))[0] == 1  # its retry, once room: charged
+    assert (await call(store, T0 + 60, "c", user=1))[0] == 0
