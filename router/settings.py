@@ -105,6 +105,16 @@ class Settings(BaseModel):
     #: immediate regardless: the limits script checks it on every request).
     GATEWAY_VKEY_CACHE_SECONDS: float = Field(10.0, ge=0)
     GATEWAY_MAX_BODY_BYTES: int = Field(20 * 1024 * 1024, ge=1024)
+    #: Hosts a key's base_url may name when set over the admin API (comma list, glob patterns,
+    #: ``*`` = any); unset: the providers' official hosts. Origins in keys.json are always allowed.
+    ADMIN_ALLOWED_BASE_URL_HOSTS: str | None = None
+    #: secret_ref values the admin API may set (comma list of glob patterns); unset: the key-secret
+    #: conventions (API_KEY_*, <PROVIDER>_KEY_*), and any name of a non-environment backend.
+    ADMIN_ALLOWED_SECRET_REFS: str | None = None
+    #: Seconds /health/ready and /status reuse their last check of the store and the secret store.
+    READINESS_CACHE_SECONDS: float = Field(2.0, ge=0, le=300)
+    #: When set, GET /metrics needs ``Authorization: Bearer <METRICS_TOKEN>``.
+    METRICS_TOKEN: SecretStr | None = None
 
     # Logging
     LOG_LEVEL: str = "INFO"

@@ -3,7 +3,9 @@
 Every route is under ``/api/v1/admin`` and answers ``{"success": true, "data": ...}`` (the shape of
 document 001's ``/api/v1/admin/openai/stats``); errors have OpenAI's error shape like every other
 route. Keys are shown by id and masked form, never by secret; a key added here gets its secret
-from the secret store (``API_KEY_<ID>`` with the env store), as keys.json keys do.
+from the secret store (``API_KEY_<ID>`` with the env store), as keys.json keys do. A key's
+``base_url`` and ``secret_ref`` may only take values the policy allows (admin_policy.py): the master
+key cannot send a secret to a new host.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from keys.manager import KeyManager
 from keys.models import APIKey
 from router import jsonio
 from router.errors import ConfigError, KeyNotFoundError
+from router.gateway.admin_policy import AdminPolicy
 from router.gateway.auth import require_master
 from router.gateway.errors import ApiError, bad_request, not_found
 from router.gateway.openai_api import read_json, require_ready
@@ -63,6 +66,11 @@ def admin(handler: Callable[[web.Request, Gateway], Awaitable[web.Response]]) ->
     return wrapped
 
 
+def _policy(gateway: Gateway) -> AdminPolicy:
+    """Where keys may send their secrets (router/gateway/admin_policy.py)."""
+    return AdminPolicy.build(gateway.settings, gateway.router.key_manager.config.keys)
+
+
 def _persist(request: web.Request) -> bool:
     return request.query.get("persist", "").lower() in ("1", "true", "yes")
 
@@ -95,8 +103,9 @@ async def get_key(request: web.Request, gateway: Gateway) -> web.Response:
 @admin
 async def add_key(request: web.Request, gateway: Gateway) -> web.Response:
     entry = await _object_body(request)
-    key = parse_key_entry(entry, source="request body", index=0)
     manager = gateway.router.key_manager
+    _policy(gateway).check(entry)
+    key = parse_key_entry(entry, source="request body", index=0)
     await manager.add_key(key, persist=_persist(request))
     return ok(await manager.get_key_status(key.key_id), status=201)
 
@@ -111,6 +120,9 @@ async def update_key(request: web.Request, gateway: Gateway) -> web.Response:
             raise bad_request(f"{name}: unknown or unchangeable field", param=name)
     key_id = request.match_info["key_id"]
     manager = gateway.router.key_manager
+    current = manager.keys.get(key_id)
+    if current is not None:  # a value the key already has is no change
+        _policy(gateway).check({k: v for k, v in changes.items() if getattr(current, k, None) != v})
     await manager.update_key(key_id, persist=_persist(request), **changes)
     return ok(await manager.get_key_status(key_id))
 

@@ -99,6 +99,7 @@ def build_app(gateway: Gateway | None = None) -> web.Application:
         middlewares=[gateway_middleware], client_max_size=gateway.settings.GATEWAY_MAX_BODY_BYTES
     )
     app[GATEWAY] = gateway
+    ops.add_caches(app, gateway.settings.READINESS_CACHE_SECONDS)
     app[OPENAPI] = jsonio.dumps(build_openapi(ops.version()))
     r = app.router
     r.add_post("/v1/chat/completions", openai_api.chat_completions)

@@ -2,8 +2,9 @@
 
 Both come as ``Authorization: Bearer <key>`` (OpenAI's SDKs send the ``api_key`` so). The master key
 (``ROUTER_MASTER_KEY``) is compared in constant time and opens only the admin routes; a virtual key
-opens only the OpenAI routes. With ``GATEWAY_ALLOW_ANONYMOUS=true`` (local development) a request
-with no key at all is served as the user ``anonymous``, still under the per-user and global limits.
+opens only the OpenAI routes; ``METRICS_TOKEN``, when set, only ``GET /metrics``. With
+``GATEWAY_ALLOW_ANONYMOUS=true`` (local development) a request with no key at all is served as the
+user ``anonymous``, still under the per-user and global limits.
 """
 
 from __future__ import annotations
@@ -54,6 +55,21 @@ async def authenticate(request: web.Request, vkeys: VirtualKeyStore, settings: S
             "Incorrect API key provided: the virtual key is unknown, revoked or expired."
         )
     return Caller(key, key.user)
+
+
+def require_metrics_token(request: web.Request, settings: Settings) -> None:
+    """With ``METRICS_TOKEN`` set, let a scrape through only with it (compared in constant time)."""
+    token = settings.METRICS_TOKEN
+    if token is None or not token.get_secret_value():
+        return
+    given = bearer(request)
+    if given is None or not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise ApiError(
+            401,
+            "GET /metrics needs the metrics token (METRICS_TOKEN) as 'Authorization: Bearer <token>'.",
+            type="authentication_error",
+            code="invalid_metrics_token",
+        )
 
 
 def require_master(request: web.Request, settings: Settings) -> None:

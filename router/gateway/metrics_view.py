@@ -3,7 +3,7 @@
 With several workers (``serve --workers N``) each process counts in prometheus-client's
 multiprocess directory (``PROMETHEUS_MULTIPROC_DIR``, set by ``serve``), and a scrape, whichever
 worker answers it, adds them up. Per-key gauges are read from the store at scrape time, so they
-are the same from every worker.
+are the same from every worker. With ``METRICS_TOKEN`` set, a scrape needs it as a bearer token.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from router.gateway.auth import require_metrics_token
 from router.metrics import PREFIX, PoolCollector, RouterMetrics, default_metrics
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
     from router.gateway.state import GATEWAY
 
     gateway: Gateway = request.app[GATEWAY]
+    require_metrics_token(request, gateway.settings)
     pool = PoolCollector()
     if gateway.ready:
         pool.update(await gateway.router.key_manager.get_all_key_statuses())

@@ -34,7 +34,8 @@ ERROR: Schema = {
 STATUS_TEXT = {
     400: "Bad request: the error's `param` names the field",
     401: "Missing or invalid key",
-    403: "The key may not do this (model not allowed; admin API disabled)",
+    403: "The key may not do this (model not allowed; admin API disabled; a base_url or "
+    "secret_ref the admin policy does not allow)",
     404: "Unknown model, key or route",
     405: "Method not allowed",
     413: "Request body too large",
@@ -429,8 +430,8 @@ def _ops_paths() -> Schema:
         },
         "/metrics": {
             "get": _op(
-                "Prometheus metrics",
-                _responses(200, TEXT, (), media="text/plain"),
+                "Prometheus metrics (with METRICS_TOKEN set, it is needed as a bearer token)",
+                _responses(200, TEXT, (401,), media="text/plain"),
                 operationId="metrics",
             )
         },

@@ -6,13 +6,20 @@ starting, while the store is unreachable and while draining for shutdown, so a l
 sends traffic only where it can be served. In degraded mode (``STORE_FAILURE_MODE=open``, Redis
 unreachable: router/failover.py) it answers 200 with ``"status": "degraded"``: the worker serves
 on local limits. ``GET /status`` summarises the pool by counts.
+
+Both routes are unauthenticated: their checks of the store and the secret store, and the pool
+summary, are reused for ``READINESS_CACHE_SECONDS`` (default 2 s; concurrent hits share one check),
+so a flood of probes costs the store and the secret store one check per interval. Starting and
+draining are reported at once, never from the cache.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from importlib import metadata
 from typing import Any
 
@@ -30,6 +37,38 @@ def version() -> str:
         return "0+unknown"
 
 
+class CheckCache:
+    """The last answer of an expensive check, reused for ``seconds``; concurrent callers wait for
+    one check instead of each making their own."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._at = float("-inf")
+        self._value: Any = None
+        self._lock = asyncio.Lock()
+
+    async def get(self, compute: Callable[[], Awaitable[Any]]) -> Any:
+        if self.seconds <= 0:
+            return await compute()
+        async with self._lock:
+            if self._clock() - self._at >= self.seconds:
+                self._value = await compute()
+                self._at = self._clock()
+            return self._value
+
+
+CHECKS = web.AppKey("ops_checks", dict[str, CheckCache])
+
+
+def add_caches(app: web.Application, seconds: float) -> None:
+    app[CHECKS] = {"ready": CheckCache(seconds), "pool": CheckCache(seconds)}
+
+
+def _cache(request: web.Request, name: str) -> CheckCache:
+    return request.app[CHECKS][name]
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=jsonio.dumps(data), content_type="application/json")
 
@@ -45,28 +84,34 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-async def readiness(gateway: Gateway) -> tuple[bool, dict[str, Any]]:
-    """(ready, report): keys loaded, store answering, secret store usable, not draining."""
+StoreChecks = tuple[dict[str, Any], str | None, dict[str, Any]]
+
+
+async def readiness(
+    gateway: Gateway, cache: CheckCache | None = None
+) -> tuple[bool, dict[str, Any]]:
+    """(ready, report): keys loaded, store answering, secret store usable, not draining; the
+    checks of the two stores come from ``cache`` when it holds a recent one."""
     if gateway.draining:
         return False, {"ready": False, "reason": "draining: the gateway is shutting down"}
     if not gateway.ready:
         reason = gateway.startup_error or "starting: loading keys and the store"
         return False, {"ready": False, "reason": reason}
-    manager = gateway.router.key_manager
-    report: dict[str, Any] = {"ready": True, "store": manager.store.describe()}
-    try:
-        report["store"]["latency_ms"] = round(await manager.store.ping(), 3)
-    except StoreError as exc:
-        if not manager.store.degraded:
-            return False, {"ready": False, "reason": str(exc), "store": manager.store.describe()}
-    if manager.store.degraded:  # serving on local limits: ready, and saying so
+    if cache is None:
+        checks: StoreChecks = await _check_stores(gateway)
+    else:
+        checks = await cache.get(lambda: _check_stores(gateway))
+    store, store_error, secrets = checks
+    if store_error is not None:
+        return False, {"ready": False, "reason": store_error, "store": dict(store)}
+    report: dict[str, Any] = {"ready": True, "store": dict(store)}
+    if gateway.router.key_manager.store.degraded:  # serving on local limits: ready, saying so
         report["status"] = "degraded"
-    keys = manager.keys.values()
+    keys = gateway.router.key_manager.keys.values()
     report["keys"] = {"total": len(keys), "active": sum(1 for k in keys if k.active)}
     if not report["keys"]["active"]:  # every request would fail: keep traffic away
         report.update(ready=False, reason="no active API keys configured")
         return False, report
-    secrets = await manager.secrets.health_check()
     report["secret_store"] = {"backend": secrets.get("backend"), "ok": secrets.get("ok")}
     if not secrets.get("ok"):
         report.update(ready=False, reason=str(secrets.get("error")))
@@ -74,14 +119,26 @@ async def readiness(gateway: Gateway) -> tuple[bool, dict[str, Any]]:
     return True, report
 
 
+async def _check_stores(gateway: Gateway) -> StoreChecks:
+    """(store description with its latency, the store's error or None, the secret store's check)."""
+    manager = gateway.router.key_manager
+    store = manager.store.describe()
+    try:
+        store["latency_ms"] = round(await manager.store.ping(), 3)
+    except StoreError as exc:
+        if not manager.store.degraded:  # degraded mode serves on local limits: still ready
+            return manager.store.describe(), str(exc), {}
+    return store, None, await manager.secrets.health_check()
+
+
 async def ready(request: web.Request) -> web.Response:
-    is_ready, report = await readiness(request.app[GATEWAY])
+    is_ready, report = await readiness(request.app[GATEWAY], _cache(request, "ready"))
     return _json(report, 200 if is_ready else 503)
 
 
 async def status(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
-    is_ready, report = await readiness(gateway)
+    is_ready, report = await readiness(gateway, _cache(request, "ready"))
     out: dict[str, Any] = {
         "status": report.get("status", "ok") if is_ready else "not_ready",
         "version": version(),
@@ -95,11 +152,17 @@ async def status(request: web.Request) -> web.Response:
         },
     }
     if gateway.ready:
-        statuses = await gateway.router.key_manager.get_all_key_statuses()
-        out["keys"] = {
+        out.update(await _cache(request, "pool").get(lambda: _pool_summary(gateway)))
+    return _json(out)
+
+
+async def _pool_summary(gateway: Gateway) -> dict[str, Any]:
+    statuses = await gateway.router.key_manager.get_all_key_statuses()
+    return {
+        "keys": {
             "total": len(statuses),
             "by_state": dict(Counter(s["state"] for s in statuses)),
             "by_provider": dict(Counter(s["provider"] for s in statuses)),
-        }
-        out["models"] = [model for model, _ in gateway.catalog.listing()]
-    return _json(out)
+        },
+        "models": [model for model, _ in gateway.catalog.listing()],
+    }
