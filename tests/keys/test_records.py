@@ -62,3 +62,14 @@ async def test_an_old_unencoded_health_record_is_read_as_the_scripts_read_it(
     assert (await engine.reserve("gpt-4o", 1)).key_id == "k1"
     snapshot = await engine.snapshot(["k1"])
     assert snapshot["k1"]["health"]["reason"] == "unreadable_record"
+
+
+@all_stores
+async def test_lua_reads_what_python_encodes_and_writes_it_back_the_same(store: Store) -> None:
+    engine = engine_for(store, ManualClock())
+    await engine.configure([make_key("k1", rpm=10)])
+    record = f"disabled\t0.000000\t{encode_text(EVERY_CHAR)}\t0\t0"
+    await store.call(store.client.hset(store.keys.pool_health, "k1", record))
+    answer = await engine.clear_cooldown("k1")  # a disabled key stays so: Lua reads, rewrites
+    assert (answer["state"], answer["reason"]) == ("disabled", EVERY_CHAR)
+    assert await store.call(store.client.hget(store.keys.pool_health, "k1")) == record
