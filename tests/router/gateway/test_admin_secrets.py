@@ -92,6 +92,14 @@ async def test_a_secret_ref_must_be_a_key_secrets_name(
         assert gw.gateway.router.key_manager.keys["pool-a"].secret_ref is None
 
 
+async def test_a_secret_ref_spelt_as_api_key_is_checked_too(gw: GatewayHarness) -> None:
+    entry = {"key_id": "k-new", "provider": "openai", "model_name": MODEL}
+    status, body = await gw.admin("POST", "/keys", {**entry, "api_key": "ROUTER_MASTER_KEY"})
+    assert refused(status, body, "secret_ref"), body
+    status, body = await gw.admin("POST", "/keys", {**entry, "api_key": "API_KEY_K_NEW"})
+    assert status == 201, body
+
+
 async def test_readiness_checks_the_secret_store_once_per_interval(
     make_gateway: GatewayFactory,
 ) -> None:
