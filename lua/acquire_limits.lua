@@ -99,9 +99,13 @@ if binding ~= '' then
   return {0, f6(latest - now), binding}
 end
 
+local charged = false
 for _, c in ipairs(checks) do
   local limit, cost = c[2], c[3]
-  if limit > 0 and cost > 0 then write_tat(c[1], gcra_charge(c[5], now, cost, limit)) end
+  if limit > 0 and cost > 0 then
+    write_tat(c[1], gcra_charge(c[5], now, cost, limit))
+    charged = true
+  end
 end
-remember()
+if charged then remember() end
 return {1, '0', ''}
