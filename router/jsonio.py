@@ -45,15 +45,19 @@ def _opens(data: bytes | str) -> int:
 
 
 def _too_deep(value: Any, limit: int) -> bool:
-    """Whether ``value`` nests containers deeper than ``limit`` (iterative: no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return False
+    """Whether ``value`` nests containers deeper than ``limit``: one level at a time, no
+    recursion, stopping at the first level past the limit."""
+    level = [value]
+    for _ in range(limit):
+        below: list[Any] = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, dict | list):
+                    below.append(child)
+        if not below:
+            return False
+        level = below
+    return True
 
 
 try:
