@@ -10,7 +10,9 @@ import pytest
 
 from router import jsonio
 from router.errors import ConfigError
+from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import MODEL, GatewayHarness, assert_error_shape, chat_body
+from tests.router.providers.test_long_lines import LongLineUpstream
 
 pytestmark = pytest.mark.integration
 
@@ -56,10 +58,11 @@ async def test_a_tab_written_into_a_health_reason_breaks_nothing(gw: GatewayHarn
     assert status == 200 and body["keys"]["by_state"] == {"cooldown": 1, "healthy": 1}, body
     status, _, _ = await gw.request("GET", "/metrics")
     assert status == 200
-    # the other key cooled too: every key unavailable, the reasons come back whole in the answer
+    # the other key disabled with the same text: every key out, an ordinary answer (no 500)
     await engine.disable("pool-b", reason)
+    assert (await engine.health("pool-b"))["reason"] == reason
     status, body, _ = await gw.request("POST", "/v1/chat/completions", token=vkey, body=chat_body())
-    assert status in (429, 503), body
+    assert status in (429, 503) and assert_error_shape(body), body
 
 
 @pytest.mark.parametrize(
@@ -146,3 +149,23 @@ async def test_deeply_nested_bodies_are_a_400(
         assert status == 400, (path, answer)
         error = assert_error_shape(answer)
         assert error["param"] == "body" and "nested deeper" in error["message"], error
+
+
+async def test_an_over_long_stream_line_moves_the_stream_to_another_key(
+    make_gateway: GatewayFactory,
+) -> None:
+    """One key's endpoint streams a line past the reader's limit: streams are answered by the
+    other key (before, the ValueError was a 500)."""
+    gw = await make_gateway(OPENAI_KEY_ROTATION_STRATEGY="round_robin")
+    upstream = await LongLineUpstream().start()
+    try:
+        await gw.gateway.router.key_manager.update_key("pool-a", base_url=upstream.url + "/v1")
+        vkey = await gw.vkey(name="t")
+        for _ in range(4):
+            status, body, _ = await gw.request(
+                "POST", "/v1/chat/completions", token=vkey, body=chat_body(stream=True)
+            )
+            assert status == 200 and "data: [DONE]" in body, body
+        assert upstream.calls >= 1
+    finally:
+        await upstream.stop()
