@@ -109,7 +109,7 @@ class Settings(BaseModel):
     #: ``*`` = any); unset: the providers' official hosts. Origins in keys.json are always allowed.
     ADMIN_ALLOWED_BASE_URL_HOSTS: str | None = None
     #: secret_ref values the admin API may set (comma list of glob patterns); unset: the key-secret
-    #: conventions (API_KEY_*, <PROVIDER>_KEY_*), and any name of a non-environment backend.
+    #: conventions (API_KEY_*, <PROVIDER>_KEY_*), and any name in a vault, aws, azure or infisical store.
     ADMIN_ALLOWED_SECRET_REFS: str | None = None
     #: Seconds /health/ready and /status reuse their last check of the store and the secret store.
     READINESS_CACHE_SECONDS: float = Field(2.0, ge=0, le=300)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from router.gateway.admin_policy import AdminPolicy
 from router.gateway.ops import CheckCache
 from router.settings import Settings
 from tests.router.gateway.conftest import GatewayFactory
@@ -192,3 +193,17 @@ async def test_metrics_need_the_token_when_one_is_set(make_gateway: GatewayFacto
     assert status == 200 and "llm_router_" in body
     settings = Settings.from_env({}, METRICS_TOKEN=token)
     assert token not in repr(settings) and token not in str(settings.model_dump())
+
+
+def test_with_a_vault_store_any_name_in_it_is_allowed_but_not_the_environment() -> None:
+    vault = AdminPolicy.build(Settings.from_env({}, SECRET_STORE_TYPE="vault"), [])
+    assert vault.secret_ref_allowed("openai/prod-1") and vault.secret_ref_allowed("API_KEY_X")
+    assert not vault.secret_ref_allowed("env:ROUTER_MASTER_KEY")
+    assert not vault.secret_ref_allowed("openai/../../sys/token")
+    explicit = AdminPolicy.build(
+        Settings.from_env({}, SECRET_STORE_TYPE="vault", ADMIN_ALLOWED_SECRET_REFS="team-a/*"), []
+    )
+    assert explicit.secret_ref_allowed("team-a/key")
+    assert not explicit.secret_ref_allowed("team-b/key") and not explicit.secret_ref_allowed(
+        "API_KEY_X"
+    )
