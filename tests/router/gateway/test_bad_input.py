@@ -169,3 +169,20 @@ async def test_an_over_long_stream_line_moves_the_stream_to_another_key(
         assert upstream.calls >= 1
     finally:
         await upstream.stop()
+
+
+async def test_when_every_key_streams_over_long_lines_the_answer_is_a_502(
+    gw: GatewayHarness,
+) -> None:
+    upstream = await LongLineUpstream().start()
+    try:
+        for key_id in ("pool-a", "pool-b"):
+            await gw.gateway.router.key_manager.update_key(key_id, base_url=upstream.url + "/v1")
+        vkey = await gw.vkey(name="t")
+        status, body, _ = await gw.request(
+            "POST", "/v1/chat/completions", token=vkey, body=chat_body(stream=True)
+        )
+        assert status == 502, body
+        assert "longer than the reader's limit" in assert_error_shape(body)["message"]
+    finally:
+        await upstream.stop()
