@@ -46,15 +46,18 @@ class CheckCache:
         self._clock = clock
         self._at = float("-inf")
         self._value: Any = None
+        self._key: object = None
         self._lock = asyncio.Lock()
 
-    async def get(self, compute: Callable[[], Awaitable[Any]]) -> Any:
+    async def get(self, compute: Callable[[], Awaitable[Any]], key: object = None) -> Any:
+        """The cached answer, or a new one when it is older than ``seconds`` or was computed
+        under another ``key`` (a state change such as entering or leaving degraded mode)."""
         if self.seconds <= 0:
             return await compute()
         async with self._lock:
-            if self._clock() - self._at >= self.seconds:
+            if self._clock() - self._at >= self.seconds or key != self._key:
                 self._value = await compute()
-                self._at = self._clock()
+                self._at, self._key = self._clock(), key
             return self._value
 
 
@@ -100,7 +103,8 @@ async def readiness(
     if cache is None:
         checks: StoreChecks = await _check_stores(gateway)
     else:
-        checks = await cache.get(lambda: _check_stores(gateway))
+        degraded = gateway.router.key_manager.store.degraded
+        checks = await cache.get(lambda: _check_stores(gateway), key=degraded)
     store, store_error, secrets = checks
     if store_error is not None:
         return False, {"ready": False, "reason": store_error, "store": dict(store)}
