@@ -8,6 +8,7 @@ of candidates, so its cost does not grow with the pool (see lua/reserve.lua).
     engine = CapacityEngine(store)
     await engine.configure(keys)                        # APIKey list (idempotent, every process)
     r = await engine.reserve("gpt-4o", tokens=1200)     # Reservation, or AllKeysExhaustedError
+    await engine.extend(r)                              # a long stream: held for another TTL
     await engine.settle(r, actual_tokens=830)           # refund 370 tokens, record success
     await engine.release(r)                             # the call never left: everything back
 
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 import lua
@@ -51,6 +52,9 @@ STRATEGIES: tuple[str, ...] = ("capacity", "round_robin", "random", "least_used"
 Outcome = Literal[
     "success", "neutral", "rate_limited", "auth", "transient", "unreachable", "cancelled"
 ]
+#: What extending a reservation found: still held (now for another TTL), already settled or
+#: released (left as it is), or gone (expired, or the store lost it).
+Extended = Literal["extended", "settled", "released", "expired"]
 
 #: Position of the reservation's own key among the reserve script's KEYS.
 RESERVATION_KEY = 6
@@ -61,6 +65,7 @@ SERVING_CACHE_MODELS = 1024
 _RESERVE = lua.load("reserve")
 _SETTLE = lua.load("settle")
 _RELEASE = lua.load("release")
+_EXTEND = lua.load("extend_reservation")
 _SET_HEALTH = lua.load("set_health")
 _SYNC = lua.load("sync_model")
 
@@ -647,6 +652,21 @@ class CapacityEngine:
         ]
         reply = await self.store.run(_RELEASE, keys, [self._now_arg(), self._offsets()])
         return bool(reply[0] == "released")
+
+    async def extend(self, reservation: Reservation, ttl: int | None = None) -> Extended:
+        """Keep a reservation held for another ``ttl`` seconds (default: the engine's
+        ``reservation_ttl``) while its call runs; idempotent. Only a reservation still held is
+        extended: one already settled or released, or expired, is left as it is."""
+        seconds = self.reservation_ttl if ttl is None else ttl
+        if seconds < 1:
+            raise ValueError("ttl must be >= 1 second")
+        keys = [self.names.reservation(reservation.reservation_id)]
+        reply = await self.store.run(_EXTEND, keys, [int(seconds)])
+        if reply[0] == "extended":
+            return "extended"
+        if reply[0] == "noop" and reply[1] in ("settled", "released"):
+            return cast(Extended, reply[1])
+        return "expired"
 
     # -- health actions --------------------------------------------------------------------------
     async def _set_health(

@@ -426,6 +426,12 @@ class KeyManager:
         except StoreError as exc:
             log.error("could not settle a reservation", key=selection.masked_key, error=str(exc))
             return
+        if not result.settled and result.note == "expired":
+            log.warning(
+                "reservation expired before its call was settled: charged at its estimate",
+                key=selection.masked_key,
+                model=selection.model,
+            )
         if result.changed:
             log.info(
                 "key healthy again",
@@ -463,6 +469,17 @@ class KeyManager:
 
     async def release(self, selection: KeySelection) -> bool:
         return await self.engine.release(selection.reservation)
+
+    async def extend_reservation(self, selection: KeySelection) -> str:
+        """Hold the selection's reservation for another ``RESERVATION_TTL_SECONDS`` while its
+        call runs (a long stream: router/keepalive.py). Answers what the engine found
+        (``extended``, ``settled``, ``released``, ``expired``), or ``unavailable`` when the store
+        could not be reached (the caller tries again later)."""
+        try:
+            return await self.engine.extend(selection.reservation)
+        except StoreError as exc:
+            log.warning("could not extend a reservation", key=selection.masked_key, error=str(exc))
+            return "unavailable"
 
     def _log_transition(self, sel: KeySelection, outcome: str, result: SettleResult) -> None:
         """A log event for each change of the key's health; durations against the store's clock."""

@@ -27,6 +27,7 @@ from keys.manager import KeyManager
 from router.answers import CallSummary, failure_answer, success_answer
 from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages
 from router.errors import ClientRequestError, ProviderError, RouterError, StoreError
+from router.keepalive import ReservationKeeper
 from router.log import get_logger
 from router.providers import ChatResult, StreamEnd, TextDelta, Usage
 from router.providers.catalog import completion_tokens_problem, context_window
@@ -329,11 +330,15 @@ class RequestRouter:
         end: StreamEnd | None = None
         error: BaseException | None = None
         event = done.first
+        # a stream may outlive RESERVATION_TTL_SECONDS: its reservation is kept until its settle
+        keeper = ReservationKeeper(self.key_manager, done.selection)
+        keeper.start()
         try:
             while True:
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
-                    yield {"type": "delta", "content": event.text}
+                    with keeper.paused():
+                        yield {"type": "delta", "content": event.text}
                 elif isinstance(event, StreamEnd):
                     end = event
                     break
@@ -345,7 +350,10 @@ class RequestRouter:
         except ProviderError as exc:
             error = exc
         finally:
-            await self._settle_stream(done, end, error, "".join(parts))
+            try:
+                await keeper.stop()
+            finally:
+                await self._settle_stream(done, end, error, "".join(parts))
         if end is None:
             answer = failure_answer(error or ProviderError("stream interrupted"), done.summary)
             answer.update(content="".join(parts) or None, partial=bool(parts))
