@@ -15,11 +15,11 @@ settled with its real usage when it ends, instead of its settle finding the rese
         await keeper.stop()          # before the settle
 
 The task ends when the stream ends or is cancelled (``stop``), when the reservation is no longer
-held (settled, released, expired), and when the consumer has not asked for the next event for a
+held (settled or released), and when the consumer has not asked for the next event for a
 whole TTL: a consumer that stopped reading without closing the stream does not hold capacity
 forever; its reservation then expires and stays charged at its estimate. A store that cannot be
-reached is tried again at the next interval (with AOF persistence the reservation survives a
-Redis restart).
+reached, or that does not know the reservation, is tried again at the next interval (with AOF
+persistence the reservation survives a Redis restart).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class ReservationKeeper:
         self.ttl = float(manager.engine.reservation_ttl)
         self.interval = self.ttl / EXTENSIONS_PER_TTL
         self.extensions = 0
+        self._lost = False
         self._paused_since: float | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -96,11 +97,15 @@ class ReservationKeeper:
             found = await self.manager.extend_reservation(self.selection)
             if found == "extended":
                 self.extensions += 1
-            elif found != "unavailable":  # settled, released or expired: nothing to keep
-                if found == "expired":
-                    log.warning(
-                        "a running stream's reservation expired",
-                        key=self.selection.masked_key,
-                        model=self.selection.model,
-                    )
+            elif found in ("settled", "released"):  # its call is over: nothing to keep
                 return
+            elif found == "expired" and not self._lost:
+                # gone from the store this process now reaches (a Redis that lost it, or a
+                # local store while Redis is away): say so once, and keep trying, since the store
+                # that holds it may answer again
+                self._lost = True
+                log.warning(
+                    "a running stream's reservation was not found",
+                    key=self.selection.masked_key,
+                    model=self.selection.model,
+                )

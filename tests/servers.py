@@ -102,6 +102,9 @@ class RedisServer:
 
     port: int = field(default_factory=free_port)
     cluster: bool = False
+    #: AOF with an fsync per write (what the README recommends for production): state survives
+    #: a restart, even a killed process.
+    persistent: bool = False
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="redis-test-")))
     process: subprocess.Popen[bytes] | None = None
     #: More redis-server arguments (they override the defaults above them, e.g. --appendonly yes).
@@ -121,7 +124,9 @@ class RedisServer:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.persistent else "no",
+            "--appendfsync",
+            "always",
             "--dir",
             str(self.workdir),
             "--protected-mode",
@@ -152,6 +157,13 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would end it; ``start`` brings it back."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
         self.process = None
 
     def restart(self) -> None:
