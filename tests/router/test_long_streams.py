@@ -19,10 +19,12 @@ import pytest
 
 from router.keepalive import TASK_PREFIX
 from router.request_router import RequestRouter
+from router.settings import Settings
 from router.simulator import FaultConfig
-from tests.conftest import settings_for
+from tests.conftest import settings_for, unique_prefix
 from tests.helpers import local_stores
 from tests.router.pool import PoolKey, sim_router
+from tests.servers import RedisServer
 
 TTL = 1
 #: 6 content chunks (24 completion tokens, 4 per chunk), each followed by this pause: ~3 s.
@@ -162,3 +164,41 @@ async def test_a_consumer_that_stops_reading_lets_the_reservation_go_after_a_ttl
 
         await until(gone)
         await events.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.integration
+async def test_a_long_stream_keeps_its_reservation_across_a_redis_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis (with AOF) killed at the stream's start and back 3 s later: the extension due at 2 s
+    fails (the store's retries end well before 3 s), the one at 4 s lands before the first TTL of
+    6 s is over, and the stream, ~8 s long, still settles with its usage."""
+    redis = RedisServer(persistent=True).start()
+    try:
+        values = {"REDIS_URL": redis.url, "REDIS_KEY_PREFIX": unique_prefix()}
+        config = Settings.from_env({}, RESERVE_WAIT_SECONDS=0, **values)
+        async with sim_router(config, tmp_path, slow_pool(), faults=slow_faults(1300)) as (
+            router,
+            _sim,
+        ):
+            router.key_manager.engine.reservation_ttl = 6  # extended every 2 s
+            events = router.stream_one_shot("a long story please", MODEL)
+            first = await anext(events)
+            rest = asyncio.create_task(_all(events))
+            await asyncio.to_thread(redis.kill)
+            await asyncio.sleep(3.0)
+            await asyncio.to_thread(redis.start)
+            done = (await rest)[-1]
+            records = await reservations(router)
+            stats = await router.key_manager.engine.stats("slow")
+    finally:
+        redis.cleanup()
+    assert first["type"] == "delta" and done["success"]
+    assert any("could not extend a reservation" in r.getMessage() for r in caplog.records)
+    [record] = records.values()
+    assert record["state"] == "settled" and int(record["actual"]) == done["tokens"]["total"]
+    assert stats["successes"] == 1 and stats["tokens"] == done["tokens"]["total"]
+
+
+async def _all(events: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [event async for event in events]
