@@ -98,6 +98,15 @@ async def test_a_ttl_that_is_not_a_positive_integer_is_refused(store: Store, ttl
 
 
 @local_stores
+async def test_the_binding_refuses_a_ttl_below_one_second(store: Store) -> None:
+    engine, reservation = await held(store)
+    with pytest.raises(ValueError, match="ttl"):
+        await engine.extend(reservation, 0)
+    assert await engine.extend(reservation, 1) == "extended"
+    assert 0 < await pttl(store, reservation) <= 1000
+
+
+@local_stores
 async def test_an_extended_reservation_outlives_its_ttl_and_settles(store: Store) -> None:
     engine, kept = await held(store, ttl=1)
     control = await engine.reserve("gpt-4o", 50)
