@@ -53,10 +53,6 @@ class ReservationKeeper:
         self._paused_since: float | None = None
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
     def start(self) -> None:
         if self._task is None:
             name = TASK_PREFIX + self.selection.reservation.reservation_id
