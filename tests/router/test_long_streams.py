@@ -171,8 +171,9 @@ async def test_a_long_stream_keeps_its_reservation_across_a_redis_restart(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Redis (with AOF) killed at the stream's start and back 3 s later: the extension due at 2 s
-    fails (the store's retries end well before 3 s), the one at 4 s lands before the first TTL of
-    6 s is over, and the stream, ~8 s long, still settles with its usage."""
+    misses (the store's retries end well before 3 s; in degraded mode it finds only the local
+    store), the one at 4 s lands before the first TTL of 6 s is over, and the stream, ~8 s long,
+    still settles with its usage."""
     redis = RedisServer(persistent=True).start()
     try:
         values = {"REDIS_URL": redis.url, "REDIS_KEY_PREFIX": unique_prefix()}
@@ -194,7 +195,9 @@ async def test_a_long_stream_keeps_its_reservation_across_a_redis_restart(
     finally:
         redis.cleanup()
     assert first["type"] == "delta" and done["success"]
-    assert any("could not extend a reservation" in r.getMessage() for r in caplog.records)
+    # an extension missed it while Redis was away (unreachable, or degraded: a local store)
+    missed = ("could not extend a reservation", "reservation was not found")
+    assert any(m in r.getMessage() for r in caplog.records for m in missed)
     [record] = records.values()
     assert record["state"] == "settled" and int(record["actual"]) == done["tokens"]["total"]
     assert stats["successes"] == 1 and stats["tokens"] == done["tokens"]["total"]
