@@ -62,9 +62,11 @@ CONVERSATIONS_PER_PROCESS = 4
 MAX_TOKENS = 16
 STREAM_CHUNK_TOKENS = 2  # 16 completion tokens: 8 chunks per stream
 LONG_STREAM_CHUNK_DELAY_MS = 2000.0  # 8 chunks: ~16 s, longer than the reservation TTL
-#: Connection attempts on the unreachable key a penalised key allows in the run (backoff
-#: cooldowns and one half-open probe per interval): far below one per request.
-DEAD_KEY_ATTEMPTS_MAX = 25
+#: Connection attempts on the unreachable key, as a share of the calls offered. Tried whenever
+#: it is picked, it takes about one call in five (one key of five, always the one with the most
+#: room); penalised (backoff cooldowns, then one half-open probe per breaker interval), a few
+#: attempts each time its cooldown ends, while concurrent calls still pick it.
+DEAD_KEY_ATTEMPTS_MAX_SHARE = 0.10
 QUIET_SECONDS = 61.0  # every 60-second window of the strict limits is empty again
 MODEL = "gpt-4o-mini"
 LONG_MODEL = "gpt-4o"
@@ -269,6 +271,8 @@ async def check_reservations(checks: Checks, router: RequestRouter) -> None:
     checks.check("no reservation left held", states["reserved"] == 0, dict(states))
     unsettled = {}
     for key_id in router.key_manager.keys:
+        if key_id == "dead":  # no call of it reached a provider: released, never settled
+            continue
         stats = await router.key_manager.engine.stats(key_id)
         ended = stats["successes"] + stats["failures"] + stats["rate_limited"]
         if stats["requests"] != ended:
@@ -306,13 +310,13 @@ async def check_long_stream(checks: Checks, router: RequestRouter, results: list
     )
 
 
-async def check_dead_key(checks: Checks, router: RequestRouter) -> None:
+async def check_dead_key(checks: Checks, router: RequestRouter, offered: int) -> None:
     stats = await router.key_manager.engine.stats("dead")
-    attempts = stats["requests"] + stats["released"]
+    attempts = stats["requests"] + stats["released"]  # requests: net of the releases
     checks.check(
         "the unreachable key was penalised, not tried on every request",
-        attempts <= DEAD_KEY_ATTEMPTS_MAX,
-        f"{attempts} connection attempts (released={stats['released']})",
+        attempts <= DEAD_KEY_ATTEMPTS_MAX_SHARE * offered,
+        f"{attempts} connection attempts for {offered} calls offered",
     )
 
 
@@ -387,7 +391,7 @@ async def test_chaos_soak(tmp_path: Path) -> None:
                     await check_turns(checks, router, results)
                     await check_reservations(checks, router)
                     await check_long_stream(checks, router, results)
-                    await check_dead_key(checks, router)
+                    await check_dead_key(checks, router, sum(r["offered"] for r in results))
                     check_provider_limits(checks, sim, "under load")
                     await asyncio.sleep(max(0.0, finished + QUIET_SECONDS - time.monotonic()))
                     await check_capacity_whole(checks, router, sim)
