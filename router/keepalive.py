@@ -34,7 +34,7 @@ from router.log import get_logger
 
 log = get_logger("router.keepalive")
 
-#: Extensions per TTL: the reservation survives two extensions lost in a row.
+#: Extensions per TTL: one lost (the store away for up to two thirds of the TTL) is harmless.
 EXTENSIONS_PER_TTL = 3
 #: Name prefix of the extension tasks (``asyncio.all_tasks()`` shows which streams hold one).
 TASK_PREFIX = "keep-reservation:"
