@@ -96,15 +96,17 @@ def redis_binary() -> str:
     return path
 
 
+#: redis-server arguments for AOF with an fsync per write (what the README recommends for
+#: production): state survives a restart, even of a killed process.
+AOF = ("--appendonly", "yes", "--appendfsync", "always")
+
+
 @dataclass
 class RedisServer:
     """One redis-server process."""
 
     port: int = field(default_factory=free_port)
     cluster: bool = False
-    #: AOF with an fsync per write (what the README recommends for production): state survives
-    #: a restart, even a killed process.
-    persistent: bool = False
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="redis-test-")))
     process: subprocess.Popen[bytes] | None = None
     #: More redis-server arguments (they override the defaults above them, e.g. --appendonly yes).
@@ -124,9 +126,7 @@ class RedisServer:
             "--save",
             "",
             "--appendonly",
-            "yes" if self.persistent else "no",
-            "--appendfsync",
-            "always",
+            "no",
             "--dir",
             str(self.workdir),
             "--protected-mode",

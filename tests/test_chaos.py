@@ -45,7 +45,7 @@ from router.simulator import FaultConfig, ProviderSimulator, SimulatorConfig
 from tests.chaos_workers import soak_worker
 from tests.conftest import unique_prefix
 from tests.router.pool import PoolKey, pool_files
-from tests.servers import RedisServer
+from tests.servers import AOF, RedisServer
 
 PROCESSES = 4
 LOAD_SECONDS = 60.0
@@ -357,7 +357,7 @@ async def check_capacity_whole(checks: Checks, router: RequestRouter, sim: Any) 
 async def test_chaos_soak(tmp_path: Path) -> None:
     began = time.monotonic()
     checks, log = Checks(), list[str]()
-    redis = RedisServer(persistent=True).start()
+    redis = RedisServer(extra=list(AOF)).start()
     try:
         with blackhole() as dead_port:
             keys = pool(dead_port)

@@ -24,7 +24,7 @@ from router.simulator import FaultConfig
 from tests.conftest import settings_for, unique_prefix
 from tests.helpers import local_stores
 from tests.router.pool import PoolKey, sim_router
-from tests.servers import RedisServer
+from tests.servers import AOF, RedisServer
 
 TTL = 1
 #: 6 content chunks (24 completion tokens, 4 per chunk), each followed by this pause: ~3 s.
@@ -174,7 +174,7 @@ async def test_a_long_stream_keeps_its_reservation_across_a_redis_restart(
     misses (the store's retries end well before 3 s; in degraded mode it finds only the local
     store), the one at 4 s lands before the first TTL of 6 s is over, and the stream, ~8 s long,
     still settles with its usage."""
-    redis = RedisServer(persistent=True).start()
+    redis = RedisServer(extra=list(AOF)).start()
     try:
         values = {"REDIS_URL": redis.url, "REDIS_KEY_PREFIX": unique_prefix()}
         config = Settings.from_env({}, RESERVE_WAIT_SECONDS=0, **values)
