@@ -202,10 +202,13 @@ def _readme_example() -> str:
 
 def run_readme_example(tmp_path: Path, model: str | None = None) -> str:
     """The README's first example as a new user runs it: only ``OPENAI_API_KEY`` set, its
-    ``OPENAI_BASE_URL`` a closed loopback port; its stdout."""
+    ``OPENAI_BASE_URL`` a closed loopback port; its stdout. ``model``: the example with its
+    commented-out ``model_preference`` set to it."""
     code = _readme_example()
     if model is not None:
-        code = code.replace('model_preference="gemini-2.5-flash"', f'model_preference="{model}"')
+        commented = '# model_preference="gemini-2.5-flash": default, the pool\'s first model'
+        assert commented in code
+        code = code.replace(commented, f'model_preference="{model}",')
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
@@ -230,11 +233,11 @@ def run_readme_example(tmp_path: Path, model: str | None = None) -> str:
 def test_the_readme_example_with_no_route_to_the_provider_prints_the_connection_error(
     tmp_path: Path,
 ) -> None:
-    out = run_readme_example(tmp_path, model="gpt-4o-mini")
+    out = run_readme_example(tmp_path)
     assert out.startswith("connection_error: openai: cannot connect: connection refused"), out
     assert "pool is full" not in out and "None" not in out
-    # as written (a Gemini model) the OpenAI key cannot serve it: said so, with what it serves
-    out = run_readme_example(tmp_path)
+    # with a Gemini model the OpenAI key cannot serve it: said so, with what it serves
+    out = run_readme_example(tmp_path, model="gemini-2.5-flash")
     assert out.startswith("model_not_available: "), out
     assert "'gemini-2.5-flash'" in out and "(openai)" in out
 
