@@ -21,6 +21,7 @@ listed or revoked.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import hmac
@@ -32,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from router import jsonio
-from router.errors import ClientRequestError
+from router.errors import ClientRequestError, StoreError
 from router.lru import LRU
 from router.masking import mask_secret
 from router.store import Store
@@ -42,6 +43,8 @@ from router.text import control_char_problem
 PREFIX = "sk-llmr-"
 #: Entries of the verification cache (least recently used out first: bounds memory under a flood).
 CACHE_LIMIT = 10_000
+#: How often a worker reads the store's clock for virtual-key times (see VirtualKeyStore._now).
+CLOCK_CHECK_SECONDS = 60.0
 #: Seconds an unknown key is remembered as unknown (a client retrying a bad key costs no reads).
 NEGATIVE_CACHE_SECONDS = 1.0
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$"
@@ -176,11 +179,25 @@ class VirtualKeyStore:
         self.cache_seconds = cache_seconds
         #: keyed by what callers present (digests): bounded, least recently used out first
         self._cache: LRU[str, tuple[float, VirtualKey | None]] = LRU(CACHE_LIMIT)
+        #: The store's clock minus this host's, and when (monotonic) it was last read.
+        self._offset = 0.0
+        self._offset_read = float("-inf")
+
+    async def _now(self) -> float:
+        """The store's clock, in which creation, expiry and revocation times are kept (every
+        worker agrees on them whatever its host clock says): read with TIME at most once per
+        CLOCK_CHECK_SECONDS, this host's clock plus the last offset seen in between."""
+        mono = time.monotonic()
+        if mono - self._offset_read >= CLOCK_CHECK_SECONDS and not self.store.degraded:
+            with contextlib.suppress(StoreError):
+                self._offset = await self.store.server_time() - time.time()
+                self._offset_read = mono
+        return time.time() + self._offset
 
     async def create(self, spec: VirtualKeySpec) -> tuple[VirtualKey, str]:
         """A new key; answers its record and the key itself (shown to the caller once)."""
         secret = PREFIX + secrets.token_urlsafe(32)
-        now = time.time()
+        now = await self._now()
         key = VirtualKey(
             id="vk-" + secrets.token_hex(6),
             name=spec.name,
@@ -233,7 +250,7 @@ class VirtualKeyStore:
             return None
         # the marker first: from this instant the limits script refuses the key in every worker
         await self.store.call(client.set(names.rl_vkey_revoked(key_id), "1"), shared_only=True)
-        revoked_at = client.hset(names.vkey(digest), "revoked_at", repr(time.time()))
+        revoked_at = client.hset(names.vkey(digest), "revoked_at", repr(await self._now()))
         await self.store.call(revoked_at, shared_only=True)
         self._cache.clear()
         return await self.get(key_id)
@@ -261,7 +278,7 @@ class VirtualKeyStore:
             self._cache.put(digest, (now + ttl, key))  # kept past its ttl for degraded mode
         else:
             key = cached[1]
-        return key if key is not None and key.usable(time.time()) else None
+        return key if key is not None and key.usable(await self._now()) else None
 
     async def _read(self, digest: str) -> VirtualKey | None:
         command = self.store.shared_client.hgetall(self.store.keys.vkey(digest))
