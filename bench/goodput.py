@@ -104,9 +104,9 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _router(spec: dict[str, Any]) -> tuple[Any, Any]:
+    from kernel.settings import Settings
     from keys.manager import KeyManager
     from router.request_router import RequestRouter
-    from router.settings import Settings
 
     settings = Settings.from_env(
         {}, REDIS_URL=spec["redis_url"], REDIS_KEY_PREFIX=spec["prefix"], LOG_LEVEL="WARNING"

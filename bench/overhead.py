@@ -168,8 +168,8 @@ async def _direct(
     """The router's own adapter and session settings, no router: keys taken in turn."""
     import aiohttp
 
+    from kernel.errors import ProviderError
     from keys.models import APIKey
-    from router.errors import ProviderError
     from router.providers import ChatRequest, get_adapter
 
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
@@ -201,9 +201,9 @@ async def _direct(
 async def _router(
     spec: dict[str, Any], redis_url: str | None
 ) -> tuple[Call, Callable[[], Awaitable[None]]]:
+    from kernel.settings import Settings
     from keys.manager import KeyManager
     from router.request_router import RequestRouter
-    from router.settings import Settings
 
     overrides: dict[str, Any] = {"REDIS_KEY_PREFIX": f"ovh{os.getpid()}", "LOG_LEVEL": "WARNING"}
     if redis_url:

@@ -74,9 +74,9 @@ def drive_router(spec: dict[str, Any], ready: Any) -> None:
 
 
 async def _drive_router(spec: dict[str, Any], ready: Any) -> None:
+    from kernel.settings import Settings
     from keys.manager import KeyManager
     from router.request_router import RequestRouter
-    from router.settings import Settings
 
     overrides = {"REDIS_KEY_PREFIX": f"prof{os.getpid()}", "LOG_LEVEL": "WARNING"}
     if spec["redis_url"]:

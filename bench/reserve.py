@@ -34,11 +34,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import install_uvloop, percentile, print_table, redis_server, write_results
+from kernel.settings import Settings
+from kernel.store import Store, create_store
 from keys.engine import CapacityEngine
 from keys.models import APIKey
 from lua import Script
-from router.settings import Settings
-from router.store import Store, create_store
 
 NOOP_SOURCE = "return 1"
 NOOP = Script("noop", NOOP_SOURCE, hashlib.sha1(NOOP_SOURCE.encode()).hexdigest())  # noqa: S324

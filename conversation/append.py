@@ -14,8 +14,8 @@ from typing import Any
 from conversation.history import COUNTING_MODEL, message_cost, tokenizer_id
 from conversation.models import Message
 from conversation.results import AppendResult, NotSavedReason
-from router.log import get_logger
-from router.settings import Settings
+from kernel.log import get_logger
+from kernel.settings import Settings
 
 log = get_logger(__name__)
 

@@ -2,7 +2,7 @@
 
 Pure logic, no I/O: the store reads a snapshot and hands it here.
 
-The budget counts what :func:`router.tokens.count_message_tokens` counts for the target model (the
+The budget counts what :func:`kernel.tokens.count_message_tokens` counts for the target model (the
 contents plus every message's framing and the reply priming), so ``History.tokens`` is exactly that
 function's answer for ``History.messages``. The system prompt is always kept, the messages of the
 request being sent (``pending``) too; then whole turns are taken from the newest back while they
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conversation.models import Message
-from keys.models import provider_of_model
-from router.tokens import (
+from kernel.providers import provider_of_model
+from kernel.tokens import (
     APPROXIMATION,
     REPLY_PRIMING,
     count_message_tokens,

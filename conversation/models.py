@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from router.errors import ClientRequestError
-from router.masking import mask_secret
+from kernel.errors import ClientRequestError
+from kernel.masking import mask_secret
 
 Role = Literal["user", "assistant", "tool"]
 ROLES: tuple[str, ...] = ("user", "assistant", "tool")

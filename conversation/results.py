@@ -4,7 +4,7 @@ An append never raises for a store that is down, a full conversation or a concur
 answer has been produced and paid for by then, so the caller must get it together with the news
 that it was not kept. :class:`AppendResult` carries both; ``response_fields()`` is what
 ``send_chat`` adds to its answer (``conversation_saved: False`` and the reason) and
-``raise_for_error()`` turns it into the matching :mod:`router.errors` exception.
+``raise_for_error()`` turns it into the matching :mod:`kernel.errors` exception.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from router.errors import ConversationNotSavedError, ConversationTooLargeError
+from kernel.errors import ConversationNotSavedError, ConversationTooLargeError
 
 #: Why a turn was not saved.
 NotSavedReason = Literal[

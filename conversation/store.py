@@ -1,7 +1,7 @@
 """ConversationStore: chat history in Redis that any key, process or restart can continue.
 
 Two keys per conversation (document 004's schema), both tagged ``{<conv_id>}`` so they share one
-Redis Cluster slot and one script can touch both (see :mod:`router.redis_keys`):
+Redis Cluster slot and one script can touch both (see :mod:`kernel.redis_keys`):
 
 * ``<prefix>:conv:messages:{<conv_id>}`` list of messages, oldest first (:mod:`conversation.models`)
 * ``<prefix>:conv:meta:{<conv_id>}`` hash: message_count, total_tokens, bytes, last_seq, turns,
@@ -13,12 +13,12 @@ process never interleave), the size caps are enforced in the same step, and the 
 (``CONVERSATION_TTL_SECONDS``) of both keys is refreshed. Reads take one consistent snapshot
 (``read_conversation``).
 
-Failure policy: a read raises :class:`~router.errors.StoreError` naming the conversation; an append
+Failure policy: a read raises :class:`~kernel.errors.StoreError` naming the conversation; an append
 never raises for the store, a full conversation or a concurrent change: it answers an
 :class:`~conversation.results.AppendResult` with ``saved=False`` and the reason, because the answer
 it was asked to keep already exists and the caller must still get it.
 
-Degraded mode (router/failover.py, ``STORE_FAILURE_MODE=open``): while Redis is unreachable, turns
+Degraded mode (kernel/failover.py, ``STORE_FAILURE_MODE=open``): while Redis is unreachable, turns
 are written to the process's local store (its next turn sees them) and kept, in order, in a
 buffer of ``DEGRADED_CONVERSATION_BUFFER`` turns written to Redis when it answers again (the
 turn id keeps a turn from being stored twice). Past the buffer a turn is not saved
@@ -41,11 +41,11 @@ from conversation.append import ConversationLimits, TurnWrite, not_saved, read_r
 from conversation.history import COUNTING_MODEL, Entry, History, select_history
 from conversation.models import Message, check_conv_id, check_turn_id, messages_from_input
 from conversation.results import AppendResult, TruncateResult
-from router.errors import ClientRequestError, ConversationError, StoreError
-from router.failover import BufferFullError
-from router.log import get_logger
-from router.settings import Settings, get_settings
-from router.store import Store, create_store
+from kernel.errors import ClientRequestError, ConversationError, StoreError
+from kernel.failover import BufferFullError
+from kernel.log import get_logger
+from kernel.settings import Settings, get_settings
+from kernel.store import Store, create_store
 
 _INT_FIELDS = ("message_count", "total_tokens", "bytes", "last_seq", "turns", "trimmed_messages")
 _TEXT_FIELDS = ("last_model", "last_provider", "system_prompt")
@@ -54,7 +54,7 @@ log = get_logger("conversation")
 
 
 class ConversationStore:
-    """Conversation history on a :class:`~router.store.Store` (Redis, Redis Cluster or embedded).
+    """Conversation history on a :class:`~kernel.store.Store` (Redis, Redis Cluster or embedded).
 
     ``store`` defaults to one built from ``settings`` (then owned, and closed by :meth:`close`).
     """

@@ -17,8 +17,8 @@ from conversation.history import COUNTING_MODEL, History
 from conversation.models import Message
 from conversation.results import AppendResult, TruncateResult
 from conversation.store import ConversationStore
-from router.settings import Settings
-from router.store import Store
+from kernel.settings import Settings
+from kernel.store import Store
 
 T = TypeVar("T")
 

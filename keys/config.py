@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from kernel.errors import ConfigError
+from kernel.masking import looks_like_secret
+from kernel.settings import PROVIDERS, Settings
 from keys.models import DEFAULT_MODELS, APIKey
-from router.errors import ConfigError
-from router.masking import looks_like_secret
-from router.settings import PROVIDERS, Settings
 
 if TYPE_CHECKING:
     from keys.discovery import SecretSource

@@ -27,10 +27,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kernel.errors import ConfigError
+from kernel.log import get_logger
 from keys.models import DEFAULT_MODELS, KEY_ID_PATTERN, APIKey, Provider
 from keys.secret_store import SecretChanges, SecretStore
-from router.errors import ConfigError
-from router.log import get_logger
 
 log = get_logger("keys.discovery")
 

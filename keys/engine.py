@@ -28,6 +28,15 @@ from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 import lua
+from kernel.errors import (
+    AllKeysExhaustedError,
+    ConfigError,
+    KeyUnavailability,
+    RequestTooLargeError,
+)
+from kernel.lru import LRU
+from kernel.redis_keys import RedisKeys
+from kernel.store import Store
 from keys.models import (
     APIKey,
     ModelBinding,
@@ -37,15 +46,6 @@ from keys.models import (
     model_index,
 )
 from keys.records import decode_text, tags_record, tags_wanted
-from router.errors import (
-    AllKeysExhaustedError,
-    ConfigError,
-    KeyUnavailability,
-    RequestTooLargeError,
-)
-from router.lru import LRU
-from router.redis_keys import RedisKeys
-from router.store import Store
 
 Strategy = Literal["capacity", "round_robin", "random", "least_used", "weighted"]
 STRATEGIES: tuple[str, ...] = ("capacity", "round_robin", "random", "least_used", "weighted")
@@ -59,7 +59,7 @@ Extended = Literal["extended", "settled", "released", "expired"]
 #: Position of the reservation's own key among the reserve script's KEYS.
 RESERVATION_KEY = 6
 #: Requested names whose index and serving keys are remembered at once (least recently used
-#: first out): names are client input, so these caches are bounded (see router/lru.py).
+#: first out): names are client input, so these caches are bounded (see kernel/lru.py).
 SERVING_CACHE_MODELS = 1024
 
 _RESERVE = lua.load("reserve")
@@ -101,7 +101,7 @@ class Reservation:
     #: The index the key was chosen from (``model`` itself, or the pattern index of a name only
     #: a pattern binding serves: see keys.models.model_index); "" = ``model``.
     index: str = ""
-    #: Made on the local store of degraded mode (router/failover.py), not the shared one.
+    #: Made on the local store of degraded mode (kernel/failover.py), not the shared one.
     degraded: bool = False
 
     @property
@@ -512,7 +512,7 @@ class CapacityEngine:
         strategy: str = "capacity",
         margin: float | None = None,
     ) -> KeyUnavailability | None:
-        """Degraded mode's holdover (router/failover.py): a reservation made on the shared store
+        """Degraded mode's holdover (kernel/failover.py): a reservation made on the shared store
         right after an outage must also fit this process's local limits, which alone know what
         it sent meanwhile. None when it does (it is charged there too, until its TTL); else why
         not, and when the key has local room again."""

@@ -25,6 +25,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kernel.errors import (
+    AllKeysExhaustedError,
+    ConfigError,
+    KeyNotFoundError,
+    KeyUnavailability,
+    ProviderError,
+    StoreError,
+    provider_error_class,
+)
+from kernel.log import get_logger
+from kernel.lru import LRU
+from kernel.masking import mask_secret
+from kernel.redis_check import check_redis_settings
+from kernel.settings import Settings
+from kernel.store import Store, create_store
+from kernel.text import check_plain_config
 from keys.config import KeyConfig, load_key_config, resolve_keys_path, save_keys_file
 from keys.discovery import KeyDiscovery
 from keys.engine import (
@@ -39,22 +55,6 @@ from keys.outcomes import outcome_of
 from keys.overrides import Overrides
 from keys.secret_store import SecretChanges, SecretStore, create_secret_store
 from keys.status import HEALTHY, health_entry, key_state, key_status, stats_entry
-from router.errors import (
-    AllKeysExhaustedError,
-    ConfigError,
-    KeyNotFoundError,
-    KeyUnavailability,
-    ProviderError,
-    StoreError,
-    provider_error_class,
-)
-from router.log import get_logger
-from router.lru import LRU
-from router.masking import mask_secret
-from router.redis_check import check_redis_settings
-from router.settings import Settings
-from router.store import Store, create_store
-from router.text import check_plain_config
 
 log = get_logger("keys.manager")
 
@@ -709,7 +709,7 @@ class KeyManager:
             if not self.store.degraded:
                 out["healthy"] = False
                 return out
-        if self.store.degraded:  # still serving, on local limits (router/failover.py)
+        if self.store.degraded:  # still serving, on local limits (kernel/failover.py)
             out["degraded"] = True
         snap = await self._snapshot()
         healthy = sum(1 for k in snap if key_state(self.keys[k], snap[k])[0] == HEALTHY)

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from router.text import control_char_problem
+from kernel.providers import provider_of_model as provider_of_model
+from kernel.text import control_char_problem
 
 Provider = Literal["openai", "anthropic", "gemini", "azure"]
 
@@ -188,19 +189,6 @@ class APIKey(BaseModel):
     __str__ = __repr__
 
 
-_MODEL_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("gpt-", "openai"),
-    ("chatgpt-", "openai"),
-    ("o1", "openai"),
-    ("o3", "openai"),
-    ("o4", "openai"),
-    ("text-embedding-", "openai"),
-    ("ft:gpt", "openai"),
-    ("claude-", "anthropic"),
-    ("gemini-", "gemini"),
-    ("models/gemini-", "gemini"),
-)
-
 #: The model a key from a provider's environment variable serves by default.
 DEFAULT_MODELS: dict[str, str] = {
     "openai": "gpt-4o-mini",
@@ -208,14 +196,6 @@ DEFAULT_MODELS: dict[str, str] = {
     "anthropic": "claude-3-5-haiku-latest",
     "gemini": "gemini-2.0-flash",
 }
-
-
-def provider_of_model(model: str) -> str | None:
-    """The provider a model name belongs to, from its well-known prefix; None when unknown."""
-    lowered = model.lower()
-    return next(
-        (provider for prefix, provider in _MODEL_PREFIXES if lowered.startswith(prefix)), None
-    )
 
 
 def key_serves(key: APIKey, model: str) -> ModelBinding | None:

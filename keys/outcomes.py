@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from router.errors import (
+from kernel.errors import (
     BadRequestError,
     ProviderAuthError,
     ProviderConnectionError,

@@ -5,7 +5,7 @@ kept in Redis as overrides layered on top, with a version counter. Every process
 version at most once a second and reloads when it moved, so a key added through one gateway worker
 is served by all of them, and a removed key stops receiving requests everywhere.
 
-They live only in Redis: while the store is degraded (router/failover.py) they cannot be changed
+They live only in Redis: while the store is degraded (kernel/failover.py) they cannot be changed
 (StoreError), and a process that started degraded serves without them until Redis answers.
 """
 
@@ -15,9 +15,9 @@ import json
 
 from pydantic import ValidationError
 
+from kernel.errors import ConfigError
+from kernel.store import Store
 from keys.models import APIKey
-from router.errors import ConfigError
-from router.store import Store
 
 REMOVED = "removed"
 

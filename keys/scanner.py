@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from router.masking import mask_secret
+from kernel.masking import mask_secret
 
 SKIP_DIRS = frozenset(
     {

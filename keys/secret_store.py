@@ -15,7 +15,7 @@ a secret that disappeared is reported removed; a read that *fails* (store unreac
 denied) keeps the last good value and logs a warning. Missing secrets are remembered until the next
 refresh so a key without a secret does not hit the store on every request.
 
-Every value handed out is registered with :func:`router.masking.register_secret`, so logs mask it
+Every value handed out is registered with :func:`kernel.masking.register_secret`, so logs mask it
 even when it matches no known key pattern. No error, log line or health answer carries a value.
 """
 
@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from kernel.errors import SecretStoreError
+from kernel.log import get_logger
+from kernel.masking import register_secret
+from kernel.settings import Settings
 from keys.backends import SecretBackend, create_backend
 from keys.backends.base import clean_secret
 from keys.config import env_secret_by_ref, fingerprint, load_key_config
 from keys.models import APIKey
-from router.errors import SecretStoreError
-from router.log import get_logger
-from router.masking import register_secret
-from router.settings import Settings
 
 log = get_logger("keys.secret_store")
 T = TypeVar("T")

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.errors import RouterError
-from router.masking import redact
+from kernel.errors import RouterError
+from kernel.masking import redact
 from router.providers import ChatResult, Usage
 
 
@@ -45,7 +45,7 @@ class CallSummary:
     no_room: int = 0
     #: Seconds spent waiting for room.
     waited: float = 0.0
-    #: Served in degraded mode: reserved on the process's local store (router/failover.py).
+    #: Served in degraded mode: reserved on the process's local store (kernel/failover.py).
     degraded: bool = False
 
     @property

@@ -38,10 +38,7 @@ from typing import Any
 
 import aiohttp
 
-from keys.manager import KeyManager, KeySelection
-from keys.models import provider_of_model
-from router.answers import AttemptRecord, CallSummary
-from router.errors import (
+from kernel.errors import (
     AllKeysExhaustedError,
     BadRequestError,
     ContextLengthExceededError,
@@ -52,7 +49,12 @@ from router.errors import (
     RouterError,
     SecretStoreError,
 )
-from router.log import get_logger
+from kernel.log import get_logger
+from kernel.providers import provider_of_model
+from kernel.settings import Settings
+from kernel.tokens import count_message_tokens_async
+from keys.manager import KeyManager, KeySelection
+from router.answers import AttemptRecord, CallSummary
 from router.providers import (
     ChatRequest,
     ChatResult,
@@ -64,8 +66,6 @@ from router.providers import (
 )
 from router.providers.catalog import context_window
 from router.routing import RoutingTable
-from router.settings import Settings
-from router.tokens import count_message_tokens_async
 
 log = get_logger("router.dispatch")
 

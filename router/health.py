@@ -12,10 +12,10 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from kernel.errors import ConfigError, StoreError
+from kernel.settings import Settings
+from kernel.store import Store, create_store
 from keys.config import KeyConfig, env_secret_for, load_key_config
-from router.errors import ConfigError, StoreError
-from router.settings import Settings
-from router.store import Store, create_store
 
 
 def _keys_section(config: KeyConfig, settings: Settings) -> dict[str, Any]:
@@ -95,7 +95,7 @@ async def health_report(
     report["status"] = "ok"
     if not report["store"]["ok"]:
         if settings.STORE_FAILURE_MODE == "open" and not settings.uses_embedded_store:
-            # the router serves on local limits meanwhile (router/failover.py): not a failure
+            # the router serves on local limits meanwhile (kernel/failover.py): not a failure
             report["status"] = report["store"]["status"] = "degraded"
             report["warnings"].append(
                 f"degraded: {report['store']['error']}; requests are served on local limits "

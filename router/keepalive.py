@@ -29,8 +29,8 @@ import contextlib
 import time
 from collections.abc import Iterator
 
+from kernel.log import get_logger
 from keys.manager import KeyManager, KeySelection
-from router.log import get_logger
 
 log = get_logger("router.keepalive")
 

@@ -23,17 +23,17 @@ from typing import Any
 import aiohttp
 
 from conversation.store import ConversationStore
+from kernel.errors import ClientRequestError, ProviderError, RouterError, StoreError
+from kernel.log import get_logger
+from kernel.settings import Settings
+from kernel.tokens import count_message_tokens, count_tokens, preload_encodings
 from keys.manager import KeyManager
 from router.answers import CallSummary, failure_answer, success_answer
 from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages
-from router.errors import ClientRequestError, ProviderError, RouterError, StoreError
 from router.keepalive import ReservationKeeper
-from router.log import get_logger
 from router.providers import ChatResult, StreamEnd, TextDelta, Usage
 from router.providers.catalog import completion_tokens_problem, context_window
 from router.routing import RoutingTable
-from router.settings import Settings
-from router.tokens import count_message_tokens, count_tokens, preload_encodings
 
 log = get_logger("router")
 
@@ -452,7 +452,7 @@ class RequestRouter:
         return answer
 
     def _mark_degraded(self, done: Dispatched) -> None:
-        """``degraded``: the call was reserved on degraded mode's local store (router/failover.py);
+        """``degraded``: the call was reserved on degraded mode's local store (kernel/failover.py);
         an answer with no reservation says whether the store is degraded now."""
         selection = done.selection
         store = self.key_manager.store

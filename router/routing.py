@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from router.errors import ConfigError
+from kernel.errors import ConfigError
 from router.providers.catalog import context_window
 
 ModelList = list[str]

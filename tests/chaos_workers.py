@@ -16,9 +16,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel.settings import Settings
 from keys.manager import KeyManager
 from router.request_router import RequestRouter
-from router.settings import Settings
 
 
 @dataclass

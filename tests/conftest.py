@@ -25,8 +25,8 @@ for _name in list(os.environ):  # the tests decide which keys exist, never the d
     ):
         del os.environ[_name]
 
-from router.settings import Settings  # noqa: E402
-from router.store import Store, create_store  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
+from kernel.store import Store, create_store  # noqa: E402
 from tests.servers import RedisCluster, RedisServer, redis_cluster, redis_server  # noqa: E402
 
 
@@ -113,7 +113,7 @@ def _logged_to_file(
     that pytest_sessionfinish runs the secret scanner over."""
     import logging
 
-    from router.log import json_formatter
+    from kernel.log import json_formatter
 
     path = tmp_path_factory.mktemp("logged") / "everything.log"
     handler = logging.FileHandler(path, encoding="utf-8")

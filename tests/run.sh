@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (see the README): installs what the tests need, then runs
-# ruff, mypy and pytest. Extra arguments go to pytest, e.g.
+# ruff, mypy, lint-imports and pytest. Extra arguments go to pytest, e.g.
 #     tests/run.sh -x -k config
 # On a fresh Debian machine with only python3 it installs Debian's redis-server
 # (and python3-venv) with apt-get, creates .venv and installs the package with
@@ -79,6 +79,9 @@ step "ruff check . && ruff format --check ."
 
 step "mypy"
 "$VENV/bin/mypy"
+
+step "lint-imports (the package layers: pyproject.toml [tool.importlinter])"
+"$VENV/bin/lint-imports"
 
 step "pytest $*"
 exec "$VENV/bin/pytest" "$@"

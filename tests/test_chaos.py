@@ -38,9 +38,9 @@ from typing import Any
 
 import pytest
 
+from kernel.settings import Settings
 from keys.manager import KeyManager
 from router.request_router import RequestRouter
-from router.settings import Settings
 from router.simulator import FaultConfig, ProviderSimulator, SimulatorConfig
 from tests.chaos_workers import soak_worker
 from tests.conftest import unique_prefix

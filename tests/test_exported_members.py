@@ -1,8 +1,8 @@
 """The public surface (httpx's tests/test_exported_members.py idea).
 
-Every package that declares ``__all__`` exports exactly what it declares, each name resolves (lazy
-exports included) and comes from the package itself; the names the source documents give are
-importable; and the exception tree drawn in router/errors.py's docstring is the real hierarchy.
+Every package that declares ``__all__`` exports exactly what it declares, each name resolves and
+comes from the package itself; the names the source documents give are
+importable; and the exception tree drawn in kernel/errors.py's docstring is the real hierarchy.
 Packages are found on disk, so a new package with an ``__all__`` is guarded without editing this.
 """
 
@@ -17,10 +17,10 @@ from types import ModuleType
 
 import pytest
 
-import router.errors
+import kernel.errors
 
 REPO = Path(__file__).resolve().parents[1]
-TOP_LEVEL = ("router", "keys", "conversation", "lua")
+TOP_LEVEL = ("router", "keys", "conversation", "kernel", "lua")
 
 
 def packages() -> list[str]:
@@ -68,21 +68,18 @@ def test_all_matches_what_the_package_exports(name: str) -> None:
     assert len(declared) == len(set(declared)), f"{name}.__all__ lists a name twice"
     assert declared == sorted(declared), f"{name}.__all__ is not sorted"
     bound = namespace_exports(module)
-    lazy = hasattr(module, "__getattr__")
-    if lazy:  # exports loaded on first use: what is bound already must be declared
-        assert bound <= set(declared), f"{name} exports undeclared {sorted(bound - set(declared))}"
-    else:
-        assert bound == set(declared), (
-            f"{name}: exported but not in __all__: {sorted(bound - set(declared))}; "
-            f"in __all__ but not exported: {sorted(set(declared) - bound)}"
-        )
+    assert not hasattr(module, "__getattr__"), f"{name} has lazy exports (a module __getattr__)"
+    assert bound == set(declared), (
+        f"{name}: exported but not in __all__: {sorted(bound - set(declared))}; "
+        f"in __all__ but not exported: {sorted(set(declared) - bound)}"
+    )
 
 
 @pytest.mark.parametrize("name", with_all())
 def test_every_declared_name_resolves_to_this_projects_code(name: str) -> None:
     module = importlib.import_module(name)
     for member in module.__all__:
-        value = getattr(module, member)  # a lazy export is imported here
+        value = getattr(module, member)
         origin = getattr(value, "__module__", None)
         if inspect.isclass(value) or inspect.isfunction(value):
             assert origin is not None and origin.split(".")[0] in TOP_LEVEL, (
@@ -97,7 +94,7 @@ def test_every_declared_name_resolves_to_this_projects_code(name: str) -> None:
         ("keys.manager", ["KeyManager", "get_key_manager"]),
         ("keys.models", ["APIKey"]),
         ("conversation.store", ["ConversationStore", "get_conversation_store"]),
-        ("router.errors", ["AllKeysExhaustedError", "SecretStoreError", "ConfigError"]),
+        ("kernel.errors", ["AllKeysExhaustedError", "SecretStoreError", "ConfigError"]),
         ("keys.secret_store", ["test_secret_access"]),
     ],
 )
@@ -111,8 +108,8 @@ def test_the_names_of_the_source_documents_import(module: str, names: list[str])
 
 
 def drawn_tree() -> dict[str, str | None]:
-    """class name -> parent name, as drawn in router/errors.py's docstring."""
-    doc = router.errors.__doc__ or ""
+    """class name -> parent name, as drawn in kernel/errors.py's docstring."""
+    doc = kernel.errors.__doc__ or ""
     parents: dict[str, str | None] = {}
     stack: list[tuple[int, str]] = []
     for line in doc.splitlines():
@@ -130,10 +127,10 @@ def drawn_tree() -> dict[str, str | None]:
 def defined_errors() -> dict[str, type[BaseException]]:
     return {
         name: value
-        for name, value in vars(router.errors).items()
+        for name, value in vars(kernel.errors).items()
         if inspect.isclass(value)
         and issubclass(value, BaseException)
-        and value.__module__ == "router.errors"
+        and value.__module__ == "kernel.errors"
     }
 
 

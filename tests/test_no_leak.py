@@ -20,7 +20,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from router.log import json_formatter
+from kernel.log import json_formatter
 from router.simulator import FaultConfig
 from tests.conftest import unique_prefix
 from tests.keygen import openai_project_key

@@ -25,7 +25,7 @@ from tests import keygen
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("router", "keys", "conversation", "lua")
+PACKAGES = ("router", "keys", "conversation", "kernel", "lua")
 # Not part of the distribution: copying them would only slow the build down.
 SKIP = {
     ".git",
@@ -81,7 +81,9 @@ def test_the_wheel_carries_scripts_and_type_markers(wheel: Path) -> None:
     assert scripts, "the checkout has Lua scripts"
     assert {f"lua/{name}" for name in scripts} <= names
     assert {f"{package}/py.typed" for package in PACKAGES} <= names
-    assert {f"{package}/__init__.py" for package in ("conversation", "lua")} <= names
+    assert {f"{package}/__init__.py" for package in PACKAGES} <= names
+    kernel = {f"kernel/{p.name}" for p in (REPO / "kernel").glob("*.py")}
+    assert len(kernel) > 10 and kernel <= names, sorted(kernel - names)
     assert "router/__main__.py" in names and "router/commands/health.py" in names
     assert not any(name.startswith(("tests/", "bench/", "docs/")) for name in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
@@ -115,10 +117,10 @@ def run_installed(
 
 USE_INSTALLED = """
 import json, sys
-import conversation, keys.models, lua, router.tokens
-from router.tokens import count_tokens
+import conversation, keys.models, lua, kernel.tokens
+from kernel.tokens import count_tokens
 installed = sys.argv[1]
-where = {m.__name__: m.__file__ for m in (conversation, keys.models, lua, router.tokens)}
+where = {m.__name__: m.__file__ for m in (conversation, keys.models, lua, kernel.tokens)}
 scripts = {name: len(lua.load(name).source) for name in lua.available()}
 print(json.dumps({
     "where": where,

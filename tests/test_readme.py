@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from router.redis_keys import describe
+from kernel.redis_keys import describe
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kernel.errors import SecretStoreError
+from kernel.settings import Settings
 from keys.backends.base import SecretBackend
-from router.errors import SecretStoreError
-from router.settings import Settings
 
 BACKENDS = ("env", "file", "vault", "aws", "azure", "infisical")
 

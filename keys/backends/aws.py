@@ -19,9 +19,9 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kernel.errors import SecretStoreError
+from kernel.settings import Settings
 from keys.backends.base import SecretBackend, safe_detail, split_field, value_of_string
-from router.errors import SecretStoreError
-from router.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

@@ -19,10 +19,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from kernel.errors import SecretStoreError
+from kernel.settings import Settings
 from keys.backends.base import SecretBackend, safe_detail, split_field, value_of_string
 from keys.models import APIKey
-from router.errors import SecretStoreError
-from router.settings import Settings
 
 _AZURE_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 

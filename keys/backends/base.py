@@ -3,7 +3,7 @@
 A backend does I/O only: read one secret by its store-native name, list a folder, ping. Caching,
 refresh, change detection and the ``env:`` override live in :class:`keys.secret_store.SecretStore`,
 so each backend stays a thin translation of one client library (and its exceptions) into
-:class:`~router.errors.SecretStoreError`.
+:class:`~kernel.errors.SecretStoreError`.
 
 Names: every backend has a *default name* for a key id (document 003/004 conventions, see
 docs/secret-stores.md) and accepts an explicit ``secret_ref``. A ``#field`` suffix on a name picks a
@@ -18,9 +18,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from kernel.errors import SecretStoreError
+from kernel.masking import redact
 from keys.models import APIKey
-from router.errors import SecretStoreError
-from router.masking import redact
 
 #: Fields of a structured secret that hold the key, in the order they are tried (documents 003/004).
 SECRET_FIELDS = ("api_key", "value")

@@ -18,9 +18,9 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from kernel.errors import SecretStoreError
+from kernel.log import get_logger
 from keys.backends.base import SecretBackend
-from router.errors import SecretStoreError
-from router.log import get_logger
 
 log = get_logger("keys.backends.file")
 

@@ -25,9 +25,9 @@ from urllib.parse import quote
 
 import aiohttp
 
+from kernel.errors import SecretStoreError
+from kernel.settings import Settings
 from keys.backends.base import SecretBackend, safe_detail
-from router.errors import SecretStoreError
-from router.settings import Settings
 
 LOGIN_ROUTE = "/api/v1/auth/universal-auth/login"
 SECRETS_ROUTE = "/api/v3/secrets/raw"

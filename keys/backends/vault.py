@@ -18,9 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from kernel.errors import SecretStoreError
+from kernel.settings import Settings
 from keys.backends.base import SecretBackend, pick_field, safe_detail, split_field
-from router.errors import SecretStoreError
-from router.settings import Settings
 
 T = TypeVar("T")
 

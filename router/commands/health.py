@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from router.log import configure_logging
+from kernel.log import configure_logging
 
 
 def add_parser(subparsers: Any) -> None:

@@ -14,8 +14,8 @@ import json
 import sys
 from typing import Any
 
-from router.errors import ConfigError, SecretStoreError
-from router.log import configure_logging
+from kernel.errors import ConfigError, SecretStoreError
+from kernel.log import configure_logging
 
 
 def add_parser(subparsers: Any) -> None:
@@ -51,10 +51,10 @@ def run_secrets_check(args: argparse.Namespace) -> int:
 
 async def secrets_report(keys_path: str | None, key_ids: list[str] | None = None) -> dict[str, Any]:
     """The report of ``secrets check`` as a JSON-ready dict with ``ok``."""
+    from kernel.settings import Settings
     from keys.config import load_key_config
     from keys.discovery import KeyDiscovery, load_sources
     from keys.secret_store import create_secret_store, describe_secret_access
-    from router.settings import Settings
 
     settings = Settings.from_env()
     config = load_key_config(keys_path, settings=settings)

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from router.errors import ConfigError
+from kernel.errors import ConfigError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -47,8 +47,8 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.log import configure_logging
-    from router.settings import Settings
+    from kernel.log import configure_logging
+    from kernel.settings import Settings
 
     configure_logging(force=True)
     if getattr(args, "keys", None):

@@ -14,7 +14,7 @@ import signal
 import sys
 from typing import Any
 
-from router.errors import ConfigError
+from kernel.errors import ConfigError
 
 
 def add_parser(subparsers: Any) -> None:

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-from router.errors import ClientRequestError, ConfigError, StoreError
+from kernel.errors import ClientRequestError, ConfigError, StoreError
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -92,7 +92,7 @@ def spec_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.log import configure_logging
+    from kernel.log import configure_logging
 
     configure_logging(level="WARNING", force=True)
     try:
@@ -126,9 +126,9 @@ def _print(args: argparse.Namespace, result: Any) -> None:
 
 
 async def _local(args: argparse.Namespace, spec: dict[str, Any] | None) -> Any:
+    from kernel.settings import Settings
+    from kernel.store import create_store
     from router.gateway.vkeys import VirtualKeySpec, VirtualKeyStore
-    from router.settings import Settings
-    from router.store import create_store
 
     settings = Settings.from_env()
     if settings.uses_embedded_store:

@@ -48,7 +48,7 @@ def run_demo(options: DemoOptions, console: Any = None) -> dict[str, Any]:
     """Run the demo; answers (and shows) the summary."""
     from rich.console import Console
 
-    from router.log import configure_logging
+    from kernel.log import configure_logging
     from router.simulator import SimulatorProcess
 
     configure_logging(level="WARNING", force=True)  # the SDK's per-request INFO lines are noise

@@ -15,18 +15,18 @@ from typing import Any
 
 from aiohttp import web
 
+from kernel import jsonio
+from kernel.errors import ConfigError, KeyNotFoundError
+from kernel.text import check_plain
 from keys.config import parse_key_entry
 from keys.manager import KeyManager
 from keys.models import APIKey
-from router import jsonio
-from router.errors import ConfigError, KeyNotFoundError
 from router.gateway.admin_policy import AdminPolicy
 from router.gateway.auth import require_master
 from router.gateway.errors import ApiError, bad_request, not_found
 from router.gateway.openai_api import read_json, require_ready
 from router.gateway.state import GATEWAY, Gateway
 from router.gateway.vkeys import VirtualKeySpec
-from router.text import check_plain
 
 PREFIX = "/api/v1/admin"
 MAX_COOLDOWN_SECONDS = 30 * 86400

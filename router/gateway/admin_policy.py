@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from kernel.settings import Settings
 from keys.models import APIKey
 from router.gateway.errors import ApiError, forbidden
-from router.settings import Settings
 
 OFFICIAL_HOSTS = ("api.openai.com", "api.anthropic.com", "generativelanguage.googleapis.com")
 CONVENTION_REFS = ("API_KEY_*", "OPENAI_KEY_*", "ANTHROPIC_KEY_*", "GEMINI_KEY_*", "AZURE_KEY_*")

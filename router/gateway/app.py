@@ -17,15 +17,15 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from router import jsonio
-from router.errors import ClientRequestError, StoreError
+from kernel import jsonio
+from kernel.errors import ClientRequestError, StoreError
+from kernel.log import get_logger
 from router.gateway import admin, openai_api, ops
 from router.gateway.errors import STORE_RETRY_SECONDS, ApiError, bad_request, unavailable
 from router.gateway.metrics_view import metrics_handler
 from router.gateway.openai_api import REQUEST_ID
 from router.gateway.openapi import build_openapi
 from router.gateway.state import GATEWAY, Gateway
-from router.log import get_logger
 
 log = get_logger("router.gateway")
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

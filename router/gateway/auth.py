@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from kernel.settings import Settings
 from router.gateway.errors import ApiError, forbidden, unauthorized
 from router.gateway.vkeys import VirtualKey, VirtualKeyStore
-from router.settings import Settings
 
 ANONYMOUS = "anonymous"
 

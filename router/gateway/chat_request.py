@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel.text import control_char_problem
 from router.gateway.errors import ApiError, bad_request
 from router.providers.catalog import completion_tokens_problem
 from router.providers.openai import PASS_THROUGH
-from router.text import control_char_problem
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 PART_TYPES = {

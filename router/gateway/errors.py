@@ -5,7 +5,7 @@
 The official SDKs turn the status into their exception classes (400 BadRequestError, 401
 AuthenticationError, 403 PermissionDeniedError, 404 NotFoundError, 429 RateLimitError, 5xx
 InternalServerError ...) and read ``Retry-After`` / ``retry-after-ms`` on a 429. A router answer
-that failed maps by its ``error_type`` (router/errors.py): no room in the pool is a 429 with the
+that failed maps by its ``error_type`` (kernel/errors.py): no room in the pool is a 429 with the
 time the pool expects room; a provider's failure is a 502 (503 when overloaded, 504 when it timed
 out), with ``Retry-After`` when the router knows when a key is expected back (every key's circuit
 open: the next probe); a pool whose keys are all disabled is a 503 ``no_keys_available``; a model
@@ -21,8 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
-from router import jsonio
-from router.masking import redact
+from kernel import jsonio
+from kernel.masking import redact
 
 
 @dataclass

@@ -10,7 +10,7 @@
 budgets to that key. The script (lua/acquire_limits.lua) charges all of them or none, so a refused
 request never uses up another limit, and it answers when every limit will have room.
 
-While the store is degraded (router/failover.py) the limits run on the process's local store,
+While the store is degraded (kernel/failover.py) the limits run on the process's local store,
 each divided by ``ROUTER_PROCESSES``; for a minute after (the holdover) a request must fit both.
 
 Each call carries an id of its own (not the client's request id, which a client chooses): a call
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import lua
+from kernel.settings import Settings
+from kernel.store import Store
 from router.gateway.vkeys import VirtualKey
-from router.settings import Settings
-from router.store import Store
 
 SCRIPT = lua.load("acquire_limits")
 #: Stands for the virtual key of a request made without one (anonymous development access).

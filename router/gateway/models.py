@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kernel.lru import LRU
 from keys.models import APIKey, key_serves
-from router.lru import LRU
 from router.providers.catalog import all_models
 from router.routing import RoutingTable
 

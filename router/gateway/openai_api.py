@@ -15,7 +15,9 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from router import jsonio
+from kernel import jsonio
+from kernel.log import get_logger
+from kernel.tokens import count_message_tokens_async
 from router.gateway.auth import Caller, authenticate
 from router.gateway.chat_request import ChatParams, parse_chat_request
 from router.gateway.errors import (
@@ -31,8 +33,6 @@ from router.gateway.errors import (
 from router.gateway.limits import LimitDecision
 from router.gateway.responses import ChunkWriter, completion_body
 from router.gateway.state import GATEWAY, Gateway
-from router.log import get_logger
-from router.tokens import count_message_tokens_async
 
 log = get_logger("router.gateway")
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -4,7 +4,7 @@
 answers 200 only once the keys are loaded and the store and secret store answer, and 503 while
 starting, while the store is unreachable and while draining for shutdown, so a load balancer
 sends traffic only where it can be served. In degraded mode (``STORE_FAILURE_MODE=open``, Redis
-unreachable: router/failover.py) it answers 200 with ``"status": "degraded"``: the worker serves
+unreachable: kernel/failover.py) it answers 200 with ``"status": "degraded"``: the worker serves
 on local limits. ``GET /status`` summarises the pool by counts.
 
 Both routes are unauthenticated: their checks of the store and the secret store, and the pool
@@ -25,8 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
-from router import jsonio
-from router.errors import StoreError
+from kernel import jsonio
+from kernel.errors import StoreError
 from router.gateway.state import GATEWAY, Gateway
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from router import jsonio
+from kernel import jsonio
 from router.gateway.errors import ApiError
 
 #: OpenAI's finish reasons; the router's ``other`` has no equivalent and reads as ``stop``.

@@ -31,9 +31,9 @@ from typing import Any
 
 from aiohttp import web
 
+from kernel.log import get_logger
 from router.gateway.app import build_app
 from router.gateway.state import GATEWAY, Gateway
-from router.log import get_logger
 
 log = get_logger("router.gateway")
 

@@ -15,14 +15,14 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from router.errors import ConfigError, SecretStoreError, StoreError
+from kernel.errors import ConfigError, SecretStoreError, StoreError
+from kernel.log import get_logger
+from kernel.settings import Settings
 from router.gateway.limits import RequestLimits
 from router.gateway.metrics_view import GatewayMetrics, default_gateway_metrics
 from router.gateway.models import ModelCatalog
 from router.gateway.vkeys import VirtualKeyStore
-from router.log import get_logger
 from router.request_router import RequestRouter
-from router.settings import Settings
 
 log = get_logger("router.gateway")
 

@@ -9,12 +9,12 @@
 A virtual key has allowed models (names or glob patterns; none means every model), optional
 ``rpm``/``tpm`` budgets of its own, a user id (the per-user limit applies to it) and optional tags
 that restrict which provider keys may serve it. Records live under ``{<prefix>:vk}`` (see
-router/redis_keys.py): ``key:<sha256>`` holds the record, ``index`` maps id -> digest for listing.
+kernel/redis_keys.py): ``key:<sha256>`` holds the record, ``index`` maps id -> digest for listing.
 
 A worker trusts a verified key for ``GATEWAY_VKEY_CACHE_SECONDS``; revocation still holds at once
 everywhere, because it also sets a marker that the limits script checks on every request.
 
-Virtual keys live only in Redis: while the store is degraded (router/failover.py) keys verified
+Virtual keys live only in Redis: while the store is degraded (kernel/failover.py) keys verified
 before keep working, others are answered 503 ``store_unavailable``, and keys cannot be created,
 listed or revoked.
 """
@@ -32,12 +32,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from router import jsonio
-from router.errors import ClientRequestError, StoreError
-from router.lru import LRU
-from router.masking import mask_secret
-from router.store import Store
-from router.text import control_char_problem
+from kernel import jsonio
+from kernel.errors import ClientRequestError, StoreError
+from kernel.lru import LRU
+from kernel.masking import mask_secret
+from kernel.store import Store
+from kernel.text import control_char_problem
 
 #: Every virtual key starts so (the masking patterns recognise it as a key).
 PREFIX = "sk-llmr-"

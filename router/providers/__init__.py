@@ -5,7 +5,7 @@
     async for event in adapter.stream(key, secret, request):  # TextDelta ..., then StreamEnd
         ...
 
-Every failure is one class of :mod:`router.errors`; see docs/providers.md.
+Every failure is one class of :mod:`kernel.errors`; see docs/providers.md.
 """
 
 from __future__ import annotations

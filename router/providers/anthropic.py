@@ -15,9 +15,9 @@ from typing import Any
 
 import aiohttp
 
+from kernel import jsonio
+from kernel.errors import ProviderError
 from keys.models import APIKey
-from router import jsonio
-from router.errors import ProviderError
 from router.providers.base import ProviderAdapter
 from router.providers.catalog import max_output_tokens
 from router.providers.classify import anthropic_error

@@ -4,7 +4,7 @@ An adapter sends one chat call with one key and returns a :class:`ChatResult`, o
 :class:`TextDelta` events and one final :class:`StreamEnd`. Each subclass supplies the provider's
 URL, auth headers, request body, answer parser, stream parser and error classification; this base
 does the HTTP, the timing, the rate-limit snapshot and the translation of every failure into one
-:mod:`router.errors` class.
+:mod:`kernel.errors` class.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from keys.models import APIKey
-from router import jsonio
-from router.errors import (
+from kernel import jsonio
+from kernel.errors import (
     ContentFilteredError,
     MalformedResponseError,
     ProviderConnectionError,
     ProviderError,
 )
+from keys.models import APIKey
 from router.providers.ratelimits import RateLimitSnapshot, parse_rate_limits
 from router.providers.transport import CallContext, read_body, timeouts, translate
 from router.providers.types import ChatRequest, ChatResult, StreamEvent, TextDelta

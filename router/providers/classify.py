@@ -16,7 +16,7 @@ import re
 import time
 from typing import Any
 
-from router.errors import (
+from kernel.errors import (
     BadRequestError,
     ContentFilteredError,
     ContextLengthExceededError,

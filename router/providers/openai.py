@@ -17,9 +17,9 @@ from typing import Any
 
 import aiohttp
 
+from kernel import jsonio
+from kernel.errors import ConfigError, ProviderError
 from keys.models import APIKey
-from router import jsonio
-from router.errors import ConfigError, ProviderError
 from router.providers.base import ProviderAdapter
 from router.providers.classify import openai_error
 from router.providers.ratelimits import RateLimitSnapshot

@@ -1,11 +1,11 @@
 """HTTP to the providers over the router's shared ``aiohttp.ClientSession``, and the one place
-where aiohttp's exceptions become :mod:`router.errors` classes.
+where aiohttp's exceptions become :mod:`kernel.errors` classes.
 
 Whether a failed call *reached the provider* decides whether the router may release its
 reservation: a refused connection, a DNS failure, a TLS failure or a connect timeout means the
 request never left (``reached_provider=False``); a connection dropped after sending, a cut stream
 or a read timeout means it may have been processed (``reached_provider=True``). Messages pass
-through :func:`router.masking.redact` and never contain the secret, which travels in headers only.
+through :func:`kernel.masking.redact` and never contain the secret, which travels in headers only.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from typing import Any
 import aiohttp
 from aiohttp.http_exceptions import LineTooLong
 
-from router import jsonio
-from router.errors import (
+from kernel import jsonio
+from kernel.errors import (
     MalformedResponseError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
 )
-from router.masking import mask_secret, redact
+from kernel.masking import mask_secret, redact
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from router.errors import ConfigError
+from kernel.errors import ConfigError
 
 SimProvider = Literal["openai", "azure", "anthropic", "gemini"]
 ALL_PROVIDERS: tuple[SimProvider, ...] = ("openai", "azure", "anthropic", "gemini")

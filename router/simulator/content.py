@@ -1,6 +1,6 @@
 """Deterministic content and token counts for the simulator.
 
-Prompt tokens are counted as :func:`router.tokens.count_message_tokens` frames a chat (per-message
+Prompt tokens are counted as :func:`kernel.tokens.count_message_tokens` frames a chat (per-message
 framing, reply priming) with the model's base encoding, memoised per text for speed. For OpenAI
 models the result equals ``count_message_tokens`` exactly; for Claude and Gemini models the router
 multiplies its counts by a safety factor and the simulator does not, so the router's estimate is
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from router.tokens import (
+from kernel.tokens import (
     CHARS_PER_TOKEN,
     REPLY_PRIMING,
     TOKENS_PER_MESSAGE,

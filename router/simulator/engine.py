@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel.tokens import content_text
 from router.providers.catalog import context_window as catalog_context_window
 from router.providers.catalog import max_output_tokens as catalog_max_output
 from router.simulator.config import (
@@ -37,7 +38,6 @@ from router.simulator.content import (
 )
 from router.simulator.limits import Limits, LimitView, QuotaState, Rejection, Ticket
 from router.simulator.stats import StatsBook, UsageStats
-from router.tokens import content_text
 
 
 @dataclass

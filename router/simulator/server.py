@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kernel.tokens import get_encoding
 from router.simulator.admin import add_admin_routes
 from router.simulator.config import FaultConfig, SimKey, SimulatorConfig
 from router.simulator.engine import Admitted, Call, Denied, Engine, Fault, RequestRecord
@@ -28,7 +29,6 @@ from router.simulator.wire import Answer, StreamPlan, Wire, WireError
 from router.simulator.wire_anthropic import AnthropicWire
 from router.simulator.wire_gemini import GeminiWire
 from router.simulator.wire_openai import AzureWire, OpenAIWire
-from router.tokens import get_encoding
 
 ENGINE_KEY: web.AppKey[Engine] = web.AppKey("engine", Engine)
 _JSON = "application/json"

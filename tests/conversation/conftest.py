@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from conversation.store import ConversationStore
-from router.settings import Settings
-from router.store import Store
+from kernel.settings import Settings
+from kernel.store import Store
 
 MakeConversations = Callable[..., ConversationStore]
 

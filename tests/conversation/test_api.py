@@ -8,7 +8,7 @@ import pytest
 
 import conversation
 from conversation import SyncConversationStore, get_conversation_store, reset_conversation_store
-from router.settings import Settings
+from kernel.settings import Settings
 from tests.conftest import unique_prefix
 
 

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from conversation import ConversationStore, Message
-from router.store import Store
+from kernel.store import Store
 from tests.conftest import unique_prefix
 from tests.conversation import workers
 from tests.helpers import all_stores
@@ -76,8 +76,8 @@ async def test_fifty_turns_from_four_processes(redis_url: str, store: Store) -> 
     assert ranges == [(seq, seq + 1) for seq in range(1, 100, 2)]  # disjoint, contiguous, each once
 
     from conversation.store import ConversationStore as Conversations
-    from router.settings import Settings
-    from router.store import create_store
+    from kernel.settings import Settings
+    from kernel.store import create_store
 
     settings = Settings.from_env({}, REDIS_URL=redis_url, REDIS_KEY_PREFIX=prefix)
     reader = create_store(settings)
@@ -103,8 +103,8 @@ async def test_fifty_turns_from_four_processes(redis_url: str, store: Store) -> 
 
 async def test_a_new_process_continues_the_conversation_with_another_key(redis_url: str) -> None:
     """Router restart and key rotation: the history belongs to the conversation, not to a key."""
-    from router.settings import Settings
-    from router.store import create_store
+    from kernel.settings import Settings
+    from kernel.store import create_store
 
     prefix = unique_prefix()
     settings = Settings.from_env({}, REDIS_URL=redis_url, REDIS_KEY_PREFIX=prefix)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conversation.history import Entry, group_turns, select_history, tokenizer_id
 from conversation.models import Message
-from router.tokens import count_message_tokens
+from kernel.tokens import count_message_tokens
 
 
 def stored(*specs: tuple[str, str, int], model: str = "gpt-4o") -> list[Entry]:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conversation.models import Message, check_conv_id, messages_from_input
-from router.errors import ClientRequestError
+from kernel.errors import ClientRequestError
 
 
 def test_the_body_starts_with_the_role_and_leaves_out_empty_fields() -> None:

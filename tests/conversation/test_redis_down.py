@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from conversation import ConversationStore
-from router.errors import ConversationNotSavedError, StoreError
-from router.settings import Settings
-from router.store import Store, create_store
+from kernel.errors import ConversationNotSavedError, StoreError
+from kernel.settings import Settings
+from kernel.store import Store, create_store
 from tests.servers import RedisServer
 
 

@@ -8,14 +8,14 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from conversation import ConversationStore, Message
-from router.errors import (
+from kernel.errors import (
     ClientRequestError,
     ConversationError,
     ConversationNotSavedError,
     ConversationTooLargeError,
 )
-from router.store import Store
-from router.tokens import count_message_tokens
+from kernel.store import Store
+from kernel.tokens import count_message_tokens
 from tests.conversation.conftest import MakeConversations
 from tests.helpers import all_stores
 

@@ -8,8 +8,8 @@ from multiprocessing.synchronize import Event
 from typing import Any
 
 from conversation.store import ConversationStore
-from router.settings import Settings
-from router.store import create_store
+from kernel.settings import Settings
+from kernel.store import create_store
 
 
 async def _turns(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kernel.errors import AllKeysExhaustedError
+from kernel.store import Store
 from keys.engine import CapacityEngine, HealthPolicy, Reservation
 from keys.models import APIKey
-from router.errors import AllKeysExhaustedError
-from router.store import Store
 
 T0 = 1_800_000_000.0  # a fixed start (2027-01-15T08:00:00Z); tests move time by hand
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from kernel.errors import AllKeysExhaustedError
+from kernel.settings import Settings
+from kernel.store import create_store
 from keys.engine import CapacityEngine
-from router.errors import AllKeysExhaustedError
-from router.settings import Settings
-from router.store import create_store
 from tests.keys.engine_helpers import ManualClock, make_key
 
 

@@ -8,8 +8,8 @@ import secrets as pysecrets
 from pathlib import Path
 from typing import Any
 
+from kernel.settings import Settings
 from keys.manager import KeyManager
-from router.settings import Settings
 from tests.keys.engine_helpers import ManualClock
 
 

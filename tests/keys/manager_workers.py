@@ -7,8 +7,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from kernel.settings import Settings
 from keys.manager import KeyManager
-from router.settings import Settings
 
 
 async def _cool_down(url: str, prefix: str, key_id: str, seconds: float) -> None:

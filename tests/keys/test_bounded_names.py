@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from kernel.errors import AllKeysExhaustedError
+from kernel.store import Store
 from keys.engine import SERVING_CACHE_MODELS, CapacityEngine
 from keys.models import APIKey
 from lua import Script
-from router.errors import AllKeysExhaustedError
-from router.store import Store
 from tests.keys.engine_helpers import ManualClock, engine_for, make_key
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from kernel.errors import ConfigError
 from keys.config import (
     env_secret_for,
     env_secret_names,
@@ -19,7 +20,6 @@ from keys.config import (
 )
 from keys.discovery import SecretSource
 from keys.models import key_serves
-from router.errors import ConfigError
 from tests import keygen
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from router.errors import AllKeysExhaustedError, ConfigError, RequestTooLargeError
-from router.store import Store
+from kernel.errors import AllKeysExhaustedError, ConfigError, RequestTooLargeError
+from kernel.store import Store
 from tests.helpers import all_stores
 from tests.keys.engine_helpers import ManualClock, drain, engine_for, make_key
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from router.errors import AllKeysExhaustedError
-from router.store import Store
+from kernel.errors import AllKeysExhaustedError
+from kernel.store import Store
 from tests.helpers import all_stores
 from tests.keys.engine_helpers import ManualClock, drain, engine_for, make_key
 

@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from kernel.errors import AllKeysExhaustedError, CapacityError
+from kernel.settings import Settings
+from kernel.store import create_store
 from keys.engine import CapacityEngine, Reservation
-from router.errors import AllKeysExhaustedError, CapacityError
-from router.settings import Settings
-from router.store import create_store
 from tests.keys.engine_helpers import ManualClock, make_key
 
 EPS = 1e-6

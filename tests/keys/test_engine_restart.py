@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from kernel.errors import StoreError
+from kernel.settings import Settings
+from kernel.store import create_store
 from keys.engine import CapacityEngine
-from router.errors import StoreError
-from router.settings import Settings
-from router.store import create_store
 from tests.keys.engine_helpers import ManualClock, make_key
 from tests.servers import redis_server
 

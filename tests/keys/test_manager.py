@@ -12,9 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
-from keys.manager import KeyManager, KeySelection
-from keys.models import APIKey
-from router.errors import (
+from kernel.errors import (
     AllKeysExhaustedError,
     ConfigError,
     ProviderAuthError,
@@ -22,6 +20,8 @@ from router.errors import (
     RateLimitedError,
     ServerError,
 )
+from keys.manager import KeyManager, KeySelection
+from keys.models import APIKey
 from tests.conftest import settings_for
 from tests.helpers import local_stores
 from tests.keys.engine_helpers import ManualClock

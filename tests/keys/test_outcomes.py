@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from keys.outcomes import outcome_of
-from router.errors import (
+from kernel.errors import (
     BadRequestError,
     ContentFilteredError,
     ContextLengthExceededError,
@@ -20,6 +19,7 @@ from router.errors import (
     ServerError,
     provider_error_class,
 )
+from keys.outcomes import outcome_of
 
 
 @pytest.mark.parametrize(

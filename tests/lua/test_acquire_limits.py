@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import lua
-from router.store import Store
+from kernel.store import Store
 from tests.helpers import all_stores, local_stores
 
 SCRIPT = lua.load("acquire_limits")
@@ -136,7 +136,7 @@ async def test_real_clock_is_used_without_an_override(store: Store) -> None:
 
 @local_stores
 async def test_unknown_mode_is_an_error(store: Store) -> None:
-    from router.errors import StoreError
+    from kernel.errors import StoreError
 
     with pytest.raises(StoreError, match="unknown mode"):
         await store.run(SCRIPT, keys(store), ["", "take", 0, 0, 0, 0, 0])

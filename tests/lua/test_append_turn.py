@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 import lua
-from router.errors import StoreError
-from router.store import Store
+from kernel.errors import StoreError
+from kernel.store import Store
 from tests.helpers import all_stores
 
 SCRIPT = lua.load("append_turn")

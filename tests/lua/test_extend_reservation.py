@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 import lua
+from kernel.errors import StoreError
+from kernel.store import Store
 from keys.engine import CapacityEngine, Reservation
-from router.errors import StoreError
-from router.store import Store
 from tests.helpers import all_stores, local_stores
 from tests.keys.engine_helpers import engine_for, make_key
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import lua
-from router.store import Store
+from kernel.store import Store
 from tests.helpers import all_stores
 from tests.lua.test_append_turn import append, stored, turn
 

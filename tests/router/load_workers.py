@@ -7,9 +7,9 @@ import time
 from collections import Counter
 from typing import Any
 
+from kernel.settings import Settings
 from keys.manager import KeyManager
 from router.request_router import RequestRouter
-from router.settings import Settings
 
 
 async def _drive(

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernel.settings import Settings
 from keys.manager import KeyManager
 from router.request_router import RequestRouter
-from router.settings import Settings
 from router.simulator import FaultConfig, ProviderSimulator, SimKey, SimulatorConfig
 from tests.keys.manager_helpers import env_name
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from router.settings import Settings
+from kernel.settings import Settings
 from router.simulator import FaultConfig
 from tests.conftest import settings_for, unique_prefix
 from tests.helpers import local_stores

@@ -19,14 +19,14 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from conversation import ConversationStore
+from kernel.errors import StoreError
+from kernel.settings import Settings
+from kernel.store import create_store
 from keys.manager import KeyManager
 from keys.models import APIKey
-from router.errors import StoreError
 from router.metrics import RouterMetrics
 from router.request_router import RequestRouter
-from router.settings import Settings
 from router.simulator import FaultConfig, ProviderSimulator, SimulatorConfig
-from router.store import create_store
 from tests import keygen
 from tests.helpers import log_events
 from tests.router.pool import PoolKey, pool_files, sim_router

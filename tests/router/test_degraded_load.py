@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from conversation import ConversationStore
-from router.settings import Settings
+from kernel.settings import Settings
+from kernel.store import create_store
 from router.simulator import ProviderSimulator, SimulatorConfig
-from router.store import create_store
 from tests.conftest import unique_prefix
 from tests.router.degraded_workers import CONVERSATIONS, drive
 from tests.router.pool import PoolKey, pool_files

@@ -19,9 +19,9 @@ import pytest
 import structlog
 
 import keys.manager
+from kernel.errors import ProviderConnectionError, ProviderTimeoutError, RateLimitedError
 from keys.engine import CapacityEngine
 from keys.outcomes import outcome_of
-from router.errors import ProviderConnectionError, ProviderTimeoutError, RateLimitedError
 from router.providers.transport import CallContext, translate
 from router.simulator import FaultConfig, ProviderSimulator, SimulatorConfig
 from tests import keygen

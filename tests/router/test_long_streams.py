@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from kernel.settings import Settings
 from router.keepalive import TASK_PREFIX
 from router.request_router import RequestRouter
-from router.settings import Settings
 from router.simulator import FaultConfig
 from tests.conftest import settings_for, unique_prefix
 from tests.helpers import local_stores

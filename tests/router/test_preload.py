@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from router.settings import Settings
-from router.tokens import encoding_name_for, get_encoding, preload_encodings
+from kernel.settings import Settings
+from kernel.tokens import encoding_name_for, get_encoding, preload_encodings
 from tests.router.pool import PoolKey, sim_router
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from router.errors import ClientRequestError
+from kernel.errors import ClientRequestError
 from tests.conftest import settings_for
 from tests.router.pool import PoolKey, sim_router
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from router.errors import AllKeysExhaustedError
-from router.masking import mask_secret
+from kernel.errors import AllKeysExhaustedError
+from kernel.masking import mask_secret
 from router.simulator import FaultConfig
 from tests.conftest import settings_for
 from tests.helpers import local_stores

@@ -15,8 +15,8 @@ import hvac
 import pytest
 import trustme
 
-from router.log import configure_logging
-from router.settings import Settings
+from kernel.log import configure_logging
+from kernel.settings import Settings
 from tests.keys.secret_store.azure_fake import AzureKeyVaultFake
 from tests.keys.secret_store.infisical_fake import InfisicalFake
 from tests.keys.secret_store.servers import OpenBao, moto_server, openbao_dev_server

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from kernel.errors import SecretStoreError
+from kernel.settings import Settings
 from keys.models import APIKey
 from keys.secret_store import SecretStore, create_secret_store
-from router.errors import SecretStoreError
-from router.settings import Settings
 from tests.keys.secret_store import canaries
 from tests.keys.secret_store.azure_fake import AzureKeyVaultFake
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from kernel.errors import ConfigError
+from kernel.settings import Settings
 from keys.discovery import (
     KeyDiscovery,
     SecretSource,
@@ -19,8 +21,6 @@ from keys.secret_store import (
     check_secret_access,
     create_secret_store,
 )
-from router.errors import ConfigError
-from router.settings import Settings
 from tests.keys.secret_store import canaries
 from tests.keys.secret_store.conftest import infisical_settings
 from tests.keys.secret_store.infisical_fake import InfisicalFake

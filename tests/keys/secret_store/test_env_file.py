@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from kernel.errors import SecretStoreError
+from kernel.masking import redact
+from kernel.settings import Settings
 from keys.backends.azure import azure_secret_name
 from keys.backends.base import clean_secret, pick_field, value_of_string
 from keys.models import APIKey
@@ -17,9 +20,6 @@ from keys.secret_store import (
     create_secret_store,
     test_secret_access,
 )
-from router.errors import SecretStoreError
-from router.masking import redact
-from router.settings import Settings
 from tests.keys.secret_store import canaries
 
 

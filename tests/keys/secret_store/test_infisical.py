@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from kernel.errors import SecretStoreError
 from keys.models import APIKey
 from keys.secret_store import create_secret_store
-from router.errors import SecretStoreError
 from tests.keys.secret_store import canaries
 from tests.keys.secret_store.conftest import infisical_settings
 from tests.keys.secret_store.infisical_fake import InfisicalFake
@@ -105,7 +105,7 @@ async def test_wrong_credentials_and_wrong_environment(infisical: InfisicalFake)
 
 
 def test_required_settings() -> None:
-    from router.settings import Settings
+    from kernel.settings import Settings
 
     with pytest.raises(SecretStoreError) as caught:
         create_secret_store(Settings.from_env({}, SECRET_STORE_TYPE="infisical"))

@@ -14,12 +14,12 @@ from typing import Any
 import boto3
 import pytest
 
+from kernel.errors import SecretStoreError
+from kernel.log import get_logger
+from kernel.settings import Settings
 from keys.models import APIKey
 from keys.scanner import scan_paths
 from keys.secret_store import SecretStore, create_secret_store, describe_secret_access
-from router.errors import SecretStoreError
-from router.log import get_logger
-from router.settings import Settings
 from tests.keys.secret_store import canaries
 from tests.keys.secret_store.azure_fake import AzureKeyVaultFake
 from tests.keys.secret_store.conftest import VaultFixture, infisical_settings

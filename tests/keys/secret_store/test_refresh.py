@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from kernel.errors import SecretStoreError
+from kernel.settings import Settings
 from keys.models import APIKey
 from keys.secret_store import SecretChanges, SecretStore, create_secret_store
-from router.errors import SecretStoreError
-from router.settings import Settings
 from tests.keys.secret_store import canaries
 from tests.keys.secret_store.conftest import VaultFixture, infisical_settings
 from tests.keys.secret_store.infisical_fake import InfisicalFake

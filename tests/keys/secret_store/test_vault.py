@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from kernel.errors import SecretStoreError
 from keys.models import APIKey
 from keys.secret_store import create_secret_store
-from router.errors import SecretStoreError
 from tests.keys.secret_store import canaries
 from tests.keys.secret_store.conftest import VaultFixture
 from tests.servers import free_port

@@ -20,10 +20,10 @@ import openai
 from multidict import CIMultiDict
 from prometheus_client import CollectorRegistry
 
+from kernel.settings import Settings
 from keys.manager import KeyManager
 from router.gateway import Gateway, GatewayServer, VirtualKeySpec
 from router.request_router import RequestRouter
-from router.settings import Settings
 from router.simulator import ProviderSimulator, SimKey, SimulatorConfig
 from tests.keygen import openai_project_key
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from kernel.settings import Settings
 from router.gateway.admin_policy import AdminPolicy
 from router.gateway.ops import CheckCache
-from router.settings import Settings
 from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import MODEL, GatewayHarness, assert_error_shape, chat_body
 

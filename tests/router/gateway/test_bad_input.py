@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from router import jsonio
-from router.errors import ConfigError
+from kernel import jsonio
+from kernel.errors import ConfigError
 from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import MODEL, GatewayHarness, assert_error_shape, chat_body
 from tests.router.providers.test_long_lines import LongLineUpstream

@@ -8,9 +8,9 @@ import contextlib
 
 import pytest
 
+from kernel.settings import Settings
+from kernel.store import create_store
 from router.gateway.limits import RequestLimits
-from router.settings import Settings
-from router.store import create_store
 from tests.conftest import unique_prefix
 
 pytestmark = pytest.mark.integration

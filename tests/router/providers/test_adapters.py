@@ -11,8 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from keys.models import APIKey
-from router.errors import (
+from kernel.errors import (
     BadRequestError,
     ContentFilteredError,
     ContextLengthExceededError,
@@ -25,7 +24,8 @@ from router.errors import (
     RateLimitedError,
     ServerError,
 )
-from router.masking import mask_secret
+from kernel.masking import mask_secret
+from keys.models import APIKey
 from router.providers import ChatRequest, ChatResult, StreamEnd, TextDelta, get_adapter
 from router.providers.base import ProviderAdapter
 from router.simulator import FaultConfig, ProviderSimulator, SimKey

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from router.errors import (
+from kernel.errors import (
     BadRequestError,
     ContentFilteredError,
     ContextLengthExceededError,
@@ -17,7 +17,7 @@ from router.errors import (
     RateLimitedError,
     ServerError,
 )
-from router.masking import mask_secret
+from kernel.masking import mask_secret
 from router.providers.classify import anthropic_error, gemini_error, openai_error
 from router.providers.ratelimits import parse_rate_limits
 from router.providers.transport import CallContext

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from kernel.errors import MalformedResponseError
 from keys.models import APIKey
-from router.errors import MalformedResponseError
 from router.providers import ChatRequest, get_adapter
 from tests.conftest import settings_for
 from tests.router.pool import PoolKey, sim_router

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from kernel.tokens import count_message_tokens
 from router.simulator.content import count_prompt_tokens, count_text_tokens, make_reply
-from router.tokens import count_message_tokens
 
 CHAT = [
     {"role": "system", "content": "You are terse."},

@@ -10,7 +10,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from router.errors import ConfigError
+from kernel.errors import ConfigError
 from router.simulator import (
     FaultConfig,
     SimKey,

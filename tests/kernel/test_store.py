@@ -5,9 +5,9 @@ import hashlib
 import pytest
 
 import lua
-from router.errors import ConfigError, StoreError
-from router.settings import Settings
-from router.store import Store, create_store, mask_url
+from kernel.errors import ConfigError, StoreError
+from kernel.settings import Settings
+from kernel.store import Store, create_store, mask_url
 from tests.helpers import all_stores
 
 

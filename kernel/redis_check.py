@@ -22,8 +22,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from router.log import get_logger
-from router.store import Store
+from kernel.log import get_logger
+from kernel.store import Store
 
 log = get_logger("router.store")
 

@@ -2,7 +2,7 @@
 
 Every field is named exactly as its environment variable. An empty variable counts as unset
 (``REDIS_URL=""`` selects the embedded store, as document 003 describes). A bad value raises
-:class:`~router.errors.ConfigError` naming the variable.
+:class:`~kernel.errors.ConfigError` naming the variable.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from router.errors import ConfigError
+from kernel.errors import ConfigError
 
 Strategy = Literal["capacity", "round_robin", "random", "least_used", "weighted"]
 SecretStoreType = Literal["env", "file", "vault", "aws", "azure", "infisical"]

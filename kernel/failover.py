@@ -1,6 +1,6 @@
 """Degraded mode: a process keeps serving on a local store while the shared store is unreachable.
 
-With ``REDIS_URL`` set and ``STORE_FAILURE_MODE=open`` (the default), every :class:`~router.store.Store`
+With ``REDIS_URL`` set and ``STORE_FAILURE_MODE=open`` (the default), every :class:`~kernel.store.Store`
 gets a :class:`Failover`. The first command that cannot reach the shared store (at start or
 mid-run) switches the store to *degraded*: ``Store.run`` and ``Store.call`` then go to a private
 in-process fakeredis server of this Store, running the same Lua scripts, and ``store.client`` is its
@@ -34,12 +34,12 @@ from redis.exceptions import ClusterError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from kernel.errors import StoreError
+from kernel.log import get_logger
 from lua import Script
-from router.errors import StoreError
-from router.log import get_logger
 
 if TYPE_CHECKING:
-    from router.store import Store
+    from kernel.store import Store
 
 log = get_logger("router.store")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from router.errors import ClientRequestError, ConfigError
+from kernel.errors import ClientRequestError, ConfigError
 
 #: C0 controls (tab and newline included), DEL and the C1 controls.
 CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")

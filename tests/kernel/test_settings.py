@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from router.errors import ConfigError
-from router.settings import Settings, get_settings
+from kernel.errors import ConfigError
+from kernel.settings import Settings, get_settings
 from tests import keygen
 
 

@@ -5,16 +5,16 @@
 * ``REDIS_URL`` set: ``redis.asyncio`` with a ``BlockingConnectionPool`` (callers wait for a free
   connection instead of failing at the pool's size); with ``REDIS_CLUSTER=true`` (or a
   ``redis+cluster://`` URL) a ``RedisCluster``. On a standalone Redis, scripts (the request path)
-  share one automatically pipelined connection (router/script_lane.py).
+  share one automatically pipelined connection (kernel/script_lane.py).
 * ``REDIS_URL`` unset or empty: the embedded store, fakeredis with real Lua (lupa) in this process.
   It runs the very same scripts, but only this process sees it: logged once as single-process only.
 
 Every module gets a :class:`Store` and uses ``store.client`` (the redis-py command API, identical on
 all three) and :meth:`Store.run` (EVALSHA with transparent NOSCRIPT reload); none knows which
-backend it has. Connection failures surface as :class:`~router.errors.StoreError`.
+backend it has. Connection failures surface as :class:`~kernel.errors.StoreError`.
 
 With ``STORE_FAILURE_MODE=open`` (default) a Redis or Cluster store has a degraded mode
-(router/failover.py): when the shared store is unreachable, ``run`` and ``call`` go to a private
+(kernel/failover.py): when the shared store is unreachable, ``run`` and ``call`` go to a private
 local backend and ``store.client`` is its client until the shared store answers again.
 """
 
@@ -34,16 +34,16 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from kernel.errors import StoreError
+from kernel.failover import UNREACHABLE, Failover, Replay, is_unreachable
+from kernel.log import get_logger
+from kernel.redis_keys import RedisKeys
+from kernel.script_lane import ScriptLane
+from kernel.settings import Settings
 from lua import Script
-from router.errors import StoreError
-from router.failover import UNREACHABLE, Failover, Replay, is_unreachable
-from router.log import get_logger
-from router.redis_keys import RedisKeys
-from router.script_lane import ScriptLane
-from router.settings import Settings
 
 StoreKind = Literal["redis", "cluster", "embedded"]
-log = get_logger(__name__)
+log = get_logger("router.store")
 
 _embedded_server: Any = None
 _embedded_warned = False
@@ -73,7 +73,7 @@ class Store:
     #: instead of waiting when the pool is full, so their callers queue here (the standalone client
     #: waits in its BlockingConnectionPool). Commands should go through run() or call().
     limiter: asyncio.Semaphore | None = field(default=None, repr=False)
-    #: Standalone Redis: scripts run on connections of their own (router/script_lane.py).
+    #: Standalone Redis: scripts run on connections of their own (kernel/script_lane.py).
     lane: ScriptLane | None = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
     _ready: bool = field(default=False, repr=False)
@@ -97,7 +97,7 @@ class Store:
     def is_embedded(self) -> bool:
         return self.kind == "embedded"
 
-    # -- degraded mode (router/failover.py) ------------------------------------------------------
+    # -- degraded mode (kernel/failover.py) ------------------------------------------------------
     @property
     def degraded(self) -> bool:
         """True while this store serves on its local backend (the shared one is unreachable)."""
@@ -400,7 +400,7 @@ def create_store(settings: Settings | None = None, *, url: str | None = None) ->
         )
         return _with_failover(store, settings)
     except (ValueError, RedisError) as exc:
-        from router.errors import ConfigError
+        from kernel.errors import ConfigError
 
         raise ConfigError(
             f"invalid Redis URL {mask_url(url)}: {exc}", source="environment", field="REDIS_URL"

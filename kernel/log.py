@@ -2,7 +2,7 @@
 
 The pipeline is a list of processors (structlog's model). :func:`mask_secrets` is one of them: it
 walks every value of the event, including the rendered exception text, and masks anything that
-looks like a key (see :mod:`router.masking`); a value logged under a credential's name
+looks like a key (see :mod:`kernel.masking`); a value logged under a credential's name
 (``api_key=``, ``secret=``, ``authorization=`` ...) is masked whatever it looks like. Records from
 the standard library (aiohttp, redis, boto3 ...) go through the same processors, so a third-party
 message that echoes a header is masked too.
@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from router.masking import mask_secret, redact
+from kernel.masking import mask_secret, redact
 
 _configured = False
 

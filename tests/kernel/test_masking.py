@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from router.masking import (
+from kernel.masking import (
     forget_secret,
     looks_like_secret,
     mask_secret,

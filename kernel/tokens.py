@@ -36,10 +36,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from keys.models import provider_of_model
-from router.log import get_logger
+from kernel.log import get_logger
+from kernel.providers import provider_of_model
 
-log = get_logger(__name__)
+log = get_logger("router.tokens")
 
 # Where tiktoken would download each encoding from, and the SHA-256 it checks (tiktoken_ext).
 ENCODING_FILES: dict[str, tuple[str, str]] = {

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import structlog
 
-from router import log as router_log
-from router.log import configure_logging, get_logger, mask_secrets
-from router.masking import forget_secret, mask_secret, register_secret
+from kernel import log as router_log
+from kernel.log import configure_logging, get_logger, mask_secrets
+from kernel.masking import forget_secret, mask_secret, register_secret
 from tests import keygen
 
 

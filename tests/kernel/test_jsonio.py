@@ -1,4 +1,4 @@
-"""router.jsonio: orjson when installed, the standard library otherwise, the same JSON either way."""
+"""kernel.jsonio: orjson when installed, the standard library otherwise, the same JSON either way."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from router import jsonio
+from kernel import jsonio
 
 
 @pytest.fixture(params=["orjson", "stdlib"])

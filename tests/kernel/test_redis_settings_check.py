@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from kernel.settings import Settings
 from keys.manager import KeyManager
-from router.settings import Settings
 from tests import keygen
 from tests.helpers import log_events
 from tests.servers import RedisServer

@@ -1,4 +1,4 @@
-"""The script lane (router/script_lane.py): scripts on one auto-pipelined connection.
+"""The script lane (kernel/script_lane.py): scripts on one auto-pipelined connection.
 
 Against a real redis-server: many concurrent calls each get their own reply, error replies go to
 their own caller, NOSCRIPT sends the source, a cancelled caller leaves the connection in step, a
@@ -15,10 +15,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from kernel.script_lane import ScriptLane, _pack, _python_pack
+from kernel.settings import Settings
+from kernel.store import create_store
 from lua import Script
-from router.script_lane import ScriptLane, _pack, _python_pack
-from router.settings import Settings
-from router.store import create_store
 from tests.servers import RedisServer, redis_server
 
 pytestmark = pytest.mark.integration

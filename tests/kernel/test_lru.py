@@ -1,10 +1,10 @@
-"""router/lru.py: a full cache drops its least recently used entry, never everything."""
+"""kernel/lru.py: a full cache drops its least recently used entry, never everything."""
 
 from __future__ import annotations
 
 import pytest
 
-from router.lru import LRU
+from kernel.lru import LRU
 
 
 def test_a_full_cache_drops_the_least_recently_used_entry_only() -> None:
