@@ -1,0 +1,11 @@
+"""Moved to :mod:`kernel.redis_keys`; kept for compatibility (``from router.redis_keys import ...`` still works).
+
+Product code imports :mod:`kernel.redis_keys` directly.
+"""
+
+from kernel.redis_keys import (
+    RedisKeys as RedisKeys,
+)
+from kernel.redis_keys import (
+    describe as describe,
+)
