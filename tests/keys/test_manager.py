@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from kernel.errors import (
     AllKeysExhaustedError,
@@ -23,7 +22,7 @@ from kernel.errors import (
 from keys.manager import KeyManager, KeySelection
 from keys.models import APIKey
 from tests.conftest import settings_for
-from tests.helpers import local_stores
+from tests.helpers import local_stores, log_events
 from tests.keys.engine_helpers import ManualClock
 from tests.keys.manager_helpers import fake_secret, manager_for
 
@@ -115,11 +114,13 @@ async def test_rate_limit_uses_what_the_provider_said_then_backs_off(
 
 
 @local_stores
-async def test_auth_failure_disables_until_reload(make: Factory, store: Any) -> None:
+async def test_auth_failure_disables_until_reload(
+    make: Factory, store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     clock = ManualClock()
     manager = await make(keys=[spec("a"), spec("b")], clock=clock)
     sel = await manager.select_key("gpt-4o", exclude=["b"])
-    with structlog.testing.capture_logs() as logs:
+    with log_events(caplog) as logs:
         await manager.record_failure(sel, ProviderAuthError("401"))
     assert any("disabled" in e["event"] and e.get("reason") == "auth" for e in logs)
     clock.advance(86_400)
@@ -132,11 +133,11 @@ async def test_auth_failure_disables_until_reload(make: Factory, store: Any) -> 
 
 @local_stores
 async def test_breaker_opens_after_three_then_half_opens_with_one_probe(
-    make: Factory, store: Any
+    make: Factory, store: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = ManualClock()
     manager = await make(keys=[spec("a"), spec("b")], clock=clock)
-    with structlog.testing.capture_logs() as logs:
+    with log_events(caplog) as logs:
         for _ in range(3):
             sel = await manager.select_key("gpt-4o", exclude=["b"])
             await manager.record_failure(sel, ServerError("502"))
@@ -152,7 +153,7 @@ async def test_breaker_opens_after_three_then_half_opens_with_one_probe(
 
 @local_stores
 async def test_an_unreachable_endpoint_gives_the_request_back_and_cools_the_key_with_backoff(
-    make: Factory, store: Any
+    make: Factory, store: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = ManualClock()
     manager = await make(keys=[spec("a", rpm=1), spec("b")], clock=clock)
@@ -172,7 +173,7 @@ async def test_an_unreachable_endpoint_gives_the_request_back_and_cools_the_key_
         clock.advance(cooldowns[-1])
     assert cooldowns == [pytest.approx(5), pytest.approx(10)]  # x COOLDOWN_BACKOFF_FACTOR
     sel = await manager.select_key("gpt-4o", exclude=["b"])
-    with structlog.testing.capture_logs() as logs:
+    with log_events(caplog) as logs:
         await manager.record_failure(sel, refused)  # the third counts toward the breaker
     assert (await manager.get_key_status("a"))["state"] == "circuit_open"
     assert [e for e in logs if "Circuit breaker opened" in e["event"]]

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from kernel.settings import Settings
+from kernel.store import Store, create_store
 from router.gateway import VirtualKeySpec
 from router.gateway.vkeys import VirtualKeyStore
-from router.settings import Settings
-from router.store import Store, create_store
 from tests.conftest import unique_prefix
 
 SKEW = 600.0
