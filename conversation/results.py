@@ -10,7 +10,7 @@ that it was not kept. :class:`AppendResult` carries both; ``response_fields()`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 from kernel.errors import ConversationNotSavedError, ConversationTooLargeError
 
@@ -18,6 +18,18 @@ from kernel.errors import ConversationNotSavedError, ConversationTooLargeError
 NotSavedReason = Literal[
     "store_unavailable", "conversation_too_large", "conversation_conflict", "conversation_not_saved"
 ]
+
+
+class ConversationFields(TypedDict, total=False):
+    """What a ``send_chat`` answer carries about its conversation (router/answers.py's Answer):
+    ``conversation_saved`` always; ``conversation_seq`` (and ``conversation_trimmed``) when the
+    turn was stored, ``conversation_error`` and ``conversation_error_type`` when it was not."""
+
+    conversation_saved: bool
+    conversation_seq: int
+    conversation_trimmed: int
+    conversation_error: str | None
+    conversation_error_type: NotSavedReason | None
 
 
 @dataclass(frozen=True)
@@ -45,9 +57,9 @@ class AppendResult:
     error_type: NotSavedReason | None = None
     turn_id: str | None = None
 
-    def response_fields(self) -> dict[str, Any]:
+    def response_fields(self) -> ConversationFields:
         """The fields a ``send_chat`` answer carries about its conversation."""
-        out: dict[str, Any] = {"conversation_saved": self.saved}
+        out: ConversationFields = {"conversation_saved": self.saved}
         if self.saved:
             out["conversation_seq"] = self.last_seq
             if self.trimmed:

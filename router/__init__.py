@@ -2,12 +2,21 @@
 
     from router import RequestRouter, get_request_router      # the async API (document 004)
     from router import SyncRequestRouter                      # the same, for code without a loop
+    from router import Answer, StreamEvent                    # the answer's type, a stream's events
 
 ``keys`` and ``conversation`` never import ``router``: what they share with it lives in
 :mod:`kernel` (see its docstring for the layers).
 """
 
+from router.answers import Answer, StreamEvent
 from router.request_router import RequestRouter, get_request_router, reset_request_router
 from router.sync import SyncRequestRouter
 
-__all__ = ["RequestRouter", "SyncRequestRouter", "get_request_router", "reset_request_router"]
+__all__ = [
+    "Answer",
+    "RequestRouter",
+    "StreamEvent",
+    "SyncRequestRouter",
+    "get_request_router",
+    "reset_request_router",
+]

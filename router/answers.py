@@ -1,4 +1,4 @@
-"""The answer of ``send_chat`` / ``send_one_shot``: document 004's dict, extended.
+"""The answer of ``send_chat`` / ``send_one_shot``: document 004's dict, extended, and its type.
 
     {"success": True, "content": "...", "model": "gemini-2.0-flash", "tokens": {...},
      "error": None, "error_type": None, "provider": "gemini", "key_id": "flash_01",
@@ -7,16 +7,98 @@
 ``key_id`` is the configured id of the key that served the call and ``key`` its masked form; no
 answer ever holds a secret. On failure ``success`` is False, ``error`` says what happened and
 ``error_type`` classifies it (``rate_limited`` comes with ``retry_after`` seconds).
+
+:class:`Answer` is that dict's type (a ``TypedDict``: it is still a plain dict, read as
+``answer["success"]``): every field the README's answer table documents, the ones every answer
+carries required, the ones some answers carry (a conversation's, a stream's) ``NotRequired``.
+A stream yields :data:`StreamEvent` s: ``DeltaEvent`` s, then one ``DoneEvent`` (the answer).
+
+No ``from __future__ import annotations`` here: with it, Python 3.11's ``TypedDict`` does not see
+``NotRequired`` at run time, and ``Answer.__optional_keys__`` would be empty.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal, NotRequired, TypedDict
 
-from kernel.errors import RouterError
+from conversation.results import NotSavedReason
 from kernel.masking import redact
+from router.error_types import ErrorType, error_type_of
 from router.providers import ChatResult, Usage
+
+
+class Tokens(TypedDict):
+    """Tokens as the provider counted them (``total`` is prompt + completion when it gave none)."""
+
+    prompt: int
+    completion: int
+    cached: int
+    total: int
+
+
+class AnswerToolCall(TypedDict):
+    """A tool call the model asked for; ``arguments`` is JSON text, as OpenAI gives it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class Answer(TypedDict):
+    """The answer of ``send_one_shot``/``send_chat``/``complete`` (README "Python API" table)."""
+
+    success: bool
+    content: str | None
+    error: str | None
+    error_type: ErrorType | None
+    retry_after: float | None
+    tokens: Tokens
+    finish_reason: str | None
+    tool_calls: list[AnswerToolCall]
+    # the call: who served it and what it took
+    model: str
+    requested_model: str
+    provider: str | None
+    key_id: str | None
+    key: str | None
+    latency_ms: float
+    attempts: int
+    rotations: int
+    fallback_used: bool
+    no_room: int
+    waited_ms: float
+    request_id: str
+    degraded: bool
+    #: A stream that failed once begun: whether text came (``content`` holds it).
+    partial: NotRequired[bool]
+    #: A stream's successful answer: False when the provider reported no usage (tokens counted).
+    usage_reported: NotRequired[bool]
+    #: ``send_chat``/``stream_chat`` only: the conversation and whether the turn was stored.
+    conversation_id: NotRequired[str]
+    conversation_saved: NotRequired[bool]
+    conversation_seq: NotRequired[int]
+    conversation_trimmed: NotRequired[int]
+    conversation_error: NotRequired[str | None]
+    conversation_error_type: NotRequired[NotSavedReason | None]
+
+
+class DeltaEvent(TypedDict):
+    """A piece of a stream's text, in order."""
+
+    type: Literal["delta"]
+    content: str
+
+
+class DoneEvent(Answer):
+    """A stream's last event: the answer, with ``type``."""
+
+    type: Literal["done"]
+
+
+StreamEvent = DeltaEvent | DoneEvent
+
+
+def done_event(answer: Answer) -> DoneEvent:
+    return {"type": "done", **answer}
 
 
 @dataclass
@@ -25,7 +107,7 @@ class AttemptRecord:
     key_id: str
     provider: str
     outcome: str  # success | rate_limited | auth | transient | unreachable | neutral | secret
-    error_type: str | None = None
+    error_type: str | None = None  # the error's (router/error_types.py)
     latency_ms: float = 0.0
 
 
@@ -57,9 +139,60 @@ class CallSummary:
         return bool(self.model) and self.model != self.requested_model
 
 
-def _base(summary: CallSummary) -> dict[str, Any]:
+def tokens_of(usage: Usage | None) -> Tokens:
+    usage = usage or Usage()
     return {
-        "model": summary.model or summary.requested_model,
+        "prompt": usage.prompt_tokens,
+        "completion": usage.completion_tokens,
+        "cached": usage.cached_tokens,
+        "total": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
+    }
+
+
+def success_answer(result: ChatResult, summary: CallSummary) -> Answer:
+    return _answer(
+        summary,
+        success=True,
+        content=result.content,
+        model=result.model or summary.model,
+        tokens=tokens_of(result.usage),
+        finish_reason=result.finish_reason,
+        tool_calls=[
+            {"id": t.id, "name": t.name, "arguments": t.arguments} for t in result.tool_calls
+        ],
+    )
+
+
+def failure_answer(error: BaseException, summary: CallSummary) -> Answer:
+    retry_after = getattr(error, "retry_after", None)
+    return _answer(
+        summary,
+        success=False,
+        model=summary.model or summary.requested_model,
+        error=redact(str(error)),
+        error_type=error_type_of(error),
+        retry_after=round(retry_after, 3) if isinstance(retry_after, int | float) else None,
+    )
+
+
+def _answer(
+    summary: CallSummary,
+    *,
+    success: bool,
+    model: str,
+    content: str | None = None,
+    tokens: Tokens | None = None,
+    finish_reason: str | None = None,
+    tool_calls: list[AnswerToolCall] | None = None,
+    error: str | None = None,
+    error_type: ErrorType | None = None,
+    retry_after: float | None = None,
+) -> Answer:
+    """Every required field of an answer: the outcome given, the call's fields from ``summary``."""
+    return {
+        "success": success,
+        "content": content,
+        "model": model,
         "requested_model": summary.requested_model,
         "provider": summary.provider or None,
         "key_id": summary.key_id or None,
@@ -72,47 +205,10 @@ def _base(summary: CallSummary) -> dict[str, Any]:
         "waited_ms": round(summary.waited * 1000, 3),
         "request_id": summary.request_id,
         "degraded": summary.degraded,
-    }
-
-
-def tokens_of(usage: Usage | None) -> dict[str, int]:
-    usage = usage or Usage()
-    return {
-        "prompt": usage.prompt_tokens,
-        "completion": usage.completion_tokens,
-        "cached": usage.cached_tokens,
-        "total": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
-    }
-
-
-def success_answer(result: ChatResult, summary: CallSummary) -> dict[str, Any]:
-    return {
-        "success": True,
-        "content": result.content,
-        **_base(summary),
-        "model": result.model or summary.model,
-        "tokens": tokens_of(result.usage),
-        "finish_reason": result.finish_reason,
-        "tool_calls": [
-            {"id": t.id, "name": t.name, "arguments": t.arguments} for t in result.tool_calls
-        ],
-        "error": None,
-        "error_type": None,
-        "retry_after": None,
-    }
-
-
-def failure_answer(error: BaseException, summary: CallSummary) -> dict[str, Any]:
-    retry_after = getattr(error, "retry_after", None)
-    error_type = error.error_type if isinstance(error, RouterError) else "internal_error"
-    return {
-        "success": False,
-        "content": None,
-        **_base(summary),
-        "tokens": tokens_of(None),
-        "finish_reason": None,
-        "tool_calls": [],
-        "error": redact(str(error)),
+        "tokens": tokens or tokens_of(None),
+        "finish_reason": finish_reason,
+        "tool_calls": tool_calls or [],
+        "error": error,
         "error_type": error_type,
-        "retry_after": round(retry_after, 3) if isinstance(retry_after, int | float) else None,
+        "retry_after": retry_after,
     }

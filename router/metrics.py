@@ -23,6 +23,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from router.answers import Answer
+
 PREFIX = "llm_router"
 #: LLM calls take from milliseconds (a cached or simulated answer) to minutes (long generations).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -95,34 +97,35 @@ class RouterMetrics:
             registry=reg,
         )
 
-    def record(
-        self, answer: dict[str, Any], model_label: Callable[[str], str] | None = None
-    ) -> None:
+    def record(self, answer: Answer, model_label: Callable[[str], str] | None = None) -> None:
         """Count one answer (success or failure)."""
         label = model_label or _same
-        model = label(str(answer.get("model") or ""))
-        provider = str(answer.get("provider") or "none")
-        outcome = "success" if answer.get("success") else str(answer.get("error_type") or "error")
+        model = label(answer["model"])
+        provider = answer["provider"] or "none"
+        outcome = "success" if answer["success"] else answer["error_type"] or "error"
         self.requests.labels(model, provider, outcome).inc()
-        self.latency.labels(model, provider).observe(float(answer.get("latency_ms") or 0) / 1000)
-        tokens = answer.get("tokens") or {}
-        if answer.get("success"):
-            for kind in ("prompt", "completion", "cached"):
-                if tokens.get(kind):
-                    self.tokens.labels(model, provider, kind).inc(tokens[kind])
-        if answer.get("attempts"):
+        self.latency.labels(model, provider).observe(answer["latency_ms"] / 1000)
+        if answer["success"]:
+            tokens = answer["tokens"]
+            for kind, count in (
+                ("prompt", tokens["prompt"]),
+                ("completion", tokens["completion"]),
+                ("cached", tokens["cached"]),
+            ):
+                if count:
+                    self.tokens.labels(model, provider, kind).inc(count)
+        if answer["attempts"]:
             self.attempts.labels(model).inc(answer["attempts"])
-        if answer.get("rotations"):
+        if answer["rotations"]:
             self.rotations.labels(model).inc(answer["rotations"])
-        if answer.get("success") and answer.get("fallback_used"):
-            requested = label(str(answer.get("requested_model") or ""))
-            self.fallbacks.labels(requested, model).inc()
-        if answer.get("no_room"):
+        if answer["success"] and answer["fallback_used"]:
+            self.fallbacks.labels(label(answer["requested_model"]), model).inc()
+        if answer["no_room"]:
             self.avoided.labels(model).inc(answer["no_room"])
-        if answer.get("degraded"):
+        if answer["degraded"]:
             self.degraded.labels(outcome).inc()
-        if answer.get("waited_ms"):
-            self.waited.labels(model).inc(float(answer["waited_ms"]) / 1000)
+        if answer["waited_ms"]:
+            self.waited.labels(model).inc(answer["waited_ms"] / 1000)
 
 
 def _same(model: str) -> str:

@@ -6,7 +6,8 @@
     async for event in router.stream_chat("debug_42", "Go on"):   # {"type": "delta", ...} then "done"
         ...
 
-Every answer is a dict (router/answers.py); failures do not raise unless ``raise_on_error=True``
+Every answer is an ``Answer``, a typed dict (router/answers.py), and a stream yields
+``StreamEvent`` s; failures do not raise unless ``raise_on_error=True``
 (then the RouterError, e.g. AllKeysExhaustedError, is raised). A conversation's turn is stored
 after a successful call, and ``conversation_saved`` says whether that worked.
 """
@@ -28,7 +29,14 @@ from kernel.log import get_logger
 from kernel.settings import Settings
 from kernel.tokens import count_message_tokens, count_tokens, preload_encodings
 from keys.manager import KeyManager
-from router.answers import CallSummary, failure_answer, success_answer
+from router.answers import (
+    Answer,
+    CallSummary,
+    StreamEvent,
+    done_event,
+    failure_answer,
+    success_answer,
+)
 from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages
 from router.keepalive import ReservationKeeper
 from router.providers import ChatResult, StreamEnd, TextDelta, Usage
@@ -37,8 +45,8 @@ from router.routing import RoutingTable
 
 log = get_logger("router")
 
-Answer = dict[str, Any]
-OnDone = Callable[[Answer, Dispatched], Awaitable[None]]
+#: What a conversation does with a successful answer: store the turn, answer with what it says.
+OnDone = Callable[[Answer, Dispatched], Awaitable[Answer]]
 
 
 class RequestRouter:
@@ -216,7 +224,7 @@ class RequestRouter:
         return self._plan(history, model, expected, temperature, options)
 
     def _store_turn(self, conv_id: str, prompt: str, system_prompt: str | None) -> OnDone:
-        async def store(answer: Answer, done: Dispatched) -> None:
+        async def store(answer: Answer, done: Dispatched) -> Answer:
             saved = await self.conversations.append_exchange(
                 conv_id,
                 prompt,
@@ -228,9 +236,9 @@ class RequestRouter:
                 system_prompt=system_prompt,
                 turn_id=answer["request_id"],
             )
-            answer.update(saved.response_fields())
             if not saved.saved:
                 log.error("conversation turn not saved", conversation=conv_id, error=saved.error)
+            return {**answer, **saved.response_fields()}
 
         return store
 
@@ -251,7 +259,7 @@ class RequestRouter:
         system_prompt: str | None = None,
         temperature: float | None = None,
         **options: Any,
-    ) -> AsyncIterator[Answer]:
+    ) -> AsyncIterator[StreamEvent]:
         """Like send_chat, as events: ``{"type": "delta", "content": ...}`` ..., then
         ``{"type": "done", **answer}``. The turn is stored when the stream completes."""
         plan = self._chat_plan(
@@ -276,7 +284,7 @@ class RequestRouter:
         system_prompt: str | None = None,
         temperature: float | None = None,
         **options: Any,
-    ) -> AsyncIterator[Answer]:
+    ) -> AsyncIterator[StreamEvent]:
         messages = _with_system([{"role": "user", "content": prompt}], system_prompt)
         async for event in self.stream_complete(
             messages,
@@ -295,7 +303,7 @@ class RequestRouter:
         expected_completion_tokens: int | None = None,
         temperature: float | None = None,
         **options: Any,
-    ) -> AsyncIterator[Answer]:
+    ) -> AsyncIterator[StreamEvent]:
         async def fixed(_: str) -> Messages:
             return messages
 
@@ -303,28 +311,20 @@ class RequestRouter:
         async for event in self._stream(plan, None):
             yield event
 
-    async def _stream(self, plan: CallPlan, on_done: OnDone | None) -> AsyncIterator[Answer]:
+    async def _stream(self, plan: CallPlan, on_done: OnDone | None) -> AsyncIterator[StreamEvent]:
         refused = _plan_error(plan)
         if refused is not None:
-            yield {"type": "done", **failure_answer(refused, _summary(plan))}
+            yield done_event(failure_answer(refused, _summary(plan)))
             return
         try:
             dispatcher = await self._ready()
             done = await dispatcher.run(plan, stream=True)
         except StoreError as exc:
-            yield {
-                "type": "done",
-                **failure_answer(
-                    exc, CallSummary(plan.requested_model or "", request_id=plan.request_id)
-                ),
-            }
+            yield done_event(failure_answer(exc, _summary(plan)))
             return
         self._mark_degraded(done)
         if done.error is not None or done.selection is None or done.rest is None:
-            yield {
-                "type": "done",
-                **failure_answer(done.error or ProviderError("no answer"), done.summary),
-            }
+            yield done_event(failure_answer(done.error or ProviderError("no answer"), done.summary))
             return
         parts: list[str] = []
         end: StreamEnd | None = None
@@ -356,8 +356,9 @@ class RequestRouter:
                 await self._settle_stream(done, end, error, "".join(parts))
         if end is None:
             answer = failure_answer(error or ProviderError("stream interrupted"), done.summary)
-            answer.update(content="".join(parts) or None, partial=bool(parts))
-            yield {"type": "done", **answer}
+            answer["content"] = "".join(parts) or None
+            answer["partial"] = bool(parts)
+            yield done_event(answer)
             return
         result = ChatResult(
             content=end.content or "".join(parts),
@@ -372,8 +373,8 @@ class RequestRouter:
         answer = success_answer(result, done.summary)
         answer["usage_reported"] = end.usage is not None
         if on_done is not None:
-            await on_done(answer, done)
-        yield {"type": "done", **answer}
+            answer = await on_done(answer, done)
+        yield done_event(answer)
 
     def _counted_usage(self, done: Dispatched, content: str) -> Usage:
         """The provider reported no usage: count it from the text."""
@@ -437,9 +438,7 @@ class RequestRouter:
         except StoreError as exc:  # closed failure mode (STORE_FAILURE_MODE), at first use too
             if raise_on_error:
                 raise
-            return failure_answer(
-                exc, CallSummary(plan.requested_model or "", request_id=plan.request_id)
-            )
+            return failure_answer(exc, _summary(plan))
         self._mark_degraded(done)
         if done.error is not None or done.result is None:
             error = done.error or ProviderError("no answer")
@@ -448,7 +447,7 @@ class RequestRouter:
             return failure_answer(error, done.summary)
         answer = success_answer(done.result, done.summary)
         if on_done is not None:
-            await on_done(answer, done)
+            answer = await on_done(answer, done)
         return answer
 
     def _mark_degraded(self, done: Dispatched) -> None:

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from router.answers import Answer
+
+if TYPE_CHECKING:
+    from router.request_router import RequestRouter
 
 T = TypeVar("T")
 
@@ -37,19 +42,19 @@ class Portal:
 class SyncRequestRouter:
     """``RequestRouter`` with blocking methods of the same names (document 004's examples)."""
 
-    def __init__(self, router: Any = None, **kwargs: Any) -> None:
+    def __init__(self, router: RequestRouter | None = None, **kwargs: Any) -> None:
         from router.request_router import RequestRouter
 
         self._portal = Portal("SyncRequestRouter")
         self.router = router or RequestRouter(**kwargs)
 
-    def send_one_shot(self, prompt: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def send_one_shot(self, prompt: str, *args: Any, **kwargs: Any) -> Answer:
         return self._portal.run(self.router.send_one_shot(prompt, *args, **kwargs))
 
-    def send_chat(self, conv_id: str, prompt: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def send_chat(self, conv_id: str, prompt: str, *args: Any, **kwargs: Any) -> Answer:
         return self._portal.run(self.router.send_chat(conv_id, prompt, *args, **kwargs))
 
-    def complete(self, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def complete(self, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Answer:
         return self._portal.run(self.router.complete(messages, *args, **kwargs))
 
     def health_check(self) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def test_every_declared_name_resolves_to_this_projects_code(name: str) -> None:
 @pytest.mark.parametrize(
     ("module", "names"),
     [
-        ("router", ["RequestRouter", "get_request_router"]),
+        ("router", ["Answer", "RequestRouter", "StreamEvent", "get_request_router"]),
         ("keys.manager", ["KeyManager", "get_key_manager"]),
         ("keys.models", ["APIKey"]),
         ("conversation.store", ["ConversationStore", "get_conversation_store"]),

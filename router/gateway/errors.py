@@ -23,6 +23,7 @@ from aiohttp import web
 
 from kernel import jsonio
 from kernel.masking import redact
+from router.answers import Answer
 
 
 @dataclass
@@ -114,7 +115,7 @@ _BY_ERROR_TYPE: dict[str, tuple[int, str, str]] = {
 }
 
 
-def from_answer(answer: dict[str, Any]) -> ApiError:
+def from_answer(answer: Answer) -> ApiError:
     """The error answer for a router answer whose ``success`` is False."""
     error_type = str(answer.get("error_type") or "internal_error")
     message = str(answer.get("error") or "the request failed")

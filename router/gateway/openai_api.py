@@ -18,6 +18,7 @@ from aiohttp import web
 from kernel import jsonio
 from kernel.log import get_logger
 from kernel.tokens import count_message_tokens_async
+from router.answers import Answer, DoneEvent, StreamEvent
 from router.gateway.auth import Caller, authenticate
 from router.gateway.chat_request import ChatParams, parse_chat_request
 from router.gateway.errors import (
@@ -125,20 +126,20 @@ def _options(params: ChatParams, caller: Caller, request_id: str) -> dict[str, A
     return options
 
 
-async def _settle(gateway: Gateway, caller: Caller, answer: dict[str, Any], estimate: int) -> None:
+async def _settle(gateway: Gateway, caller: Caller, answer: Answer, estimate: int) -> None:
     """Count the answer; move the key's TPM charge from the estimate to what was used."""
     gateway.metrics.router.record(answer, gateway.model_label)
     if caller.vkey is not None and caller.vkey.tpm:
-        used = int((answer.get("tokens") or {}).get("total") or 0)
+        used = answer["tokens"]["total"]
         await gateway.limits.adjust(user_id=caller.user_id, vkey=caller.vkey, delta=used - estimate)
 
 
-def _headers(answer: dict[str, Any]) -> dict[str, str]:
+def _headers(answer: Answer) -> dict[str, str]:
     headers = {
-        "x-router-provider": str(answer.get("provider") or ""),
-        "x-router-attempts": str(answer.get("attempts") or 0),
+        "x-router-provider": answer["provider"] or "",
+        "x-router-attempts": str(answer["attempts"]),
     }
-    if answer.get("degraded"):  # served on local limits: Redis was unreachable
+    if answer["degraded"]:  # served on local limits: Redis was unreachable
         headers["x-router-degraded"] = "true"
     return headers
 
@@ -173,7 +174,7 @@ async def _stream(
     """SSE. A failure before the first token is an ordinary error answer (status and all); one
     after it is an error event. A client that goes away ends the call (the router settles it)."""
     events = cast(
-        AsyncGenerator[dict[str, Any], None],
+        AsyncGenerator[StreamEvent, None],
         gateway.router.stream_complete(
             params.messages, params.model, temperature=params.temperature, **options
         ),
@@ -186,7 +187,7 @@ async def _stream(
             "x-request-id": request[REQUEST_ID],
         }
     )
-    done: dict[str, Any] | None = None
+    done: DoneEvent | None = None
     async with contextlib.aclosing(events):
         event = await anext(events)
         if event["type"] == "done" and not event["success"]:

@@ -12,45 +12,46 @@ from typing import Any
 from aiohttp import web
 
 from kernel import jsonio
+from router.answers import Answer
 from router.gateway.errors import ApiError
 
 #: OpenAI's finish reasons; the router's ``other`` has no equivalent and reads as ``stop``.
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
 
 
-def finish_reason(answer: dict[str, Any]) -> str:
-    reason = answer.get("finish_reason")
+def finish_reason(answer: Answer) -> str:
+    reason = answer["finish_reason"]
     return reason if reason in FINISH_REASONS else "stop"
 
 
-def tool_calls(answer: dict[str, Any]) -> list[dict[str, Any]]:
+def tool_calls(answer: Answer) -> list[dict[str, Any]]:
     return [
         {
             "id": call["id"],
             "type": "function",
             "function": {"name": call["name"], "arguments": call["arguments"]},
         }
-        for call in answer.get("tool_calls") or []
+        for call in answer["tool_calls"]
     ]
 
 
-def usage(answer: dict[str, Any]) -> dict[str, Any]:
-    tokens = answer.get("tokens") or {}
-    prompt, completion = int(tokens.get("prompt") or 0), int(tokens.get("completion") or 0)
+def usage(answer: Answer) -> dict[str, Any]:
+    tokens = answer["tokens"]
+    prompt, completion = tokens["prompt"], tokens["completion"]
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": int(tokens.get("total") or prompt + completion),
-        "prompt_tokens_details": {"cached_tokens": int(tokens.get("cached") or 0)},
+        "total_tokens": tokens["total"] or prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": tokens["cached"]},
     }
 
 
-def completion_body(answer: dict[str, Any], request_id: str) -> dict[str, Any]:
+def completion_body(answer: Answer, request_id: str) -> dict[str, Any]:
     """A ``chat.completion`` object for a successful answer."""
     calls = tool_calls(answer)
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": answer.get("content") or (None if calls else ""),
+        "content": answer["content"] or (None if calls else ""),
         "refusal": None,
     }
     if calls:
@@ -59,7 +60,7 @@ def completion_body(answer: dict[str, Any], request_id: str) -> dict[str, Any]:
         "id": f"chatcmpl-{request_id}",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": answer.get("model"),
+        "model": answer["model"],
         "choices": [
             {
                 "index": 0,
@@ -112,9 +113,9 @@ class ChunkWriter:
     async def text(self, content: str) -> None:
         await self.delta({"content": content})
 
-    async def finish(self, answer: dict[str, Any]) -> None:
+    async def finish(self, answer: Answer) -> None:
         """The closing chunk (with tool calls, if any), the usage chunk when asked, [DONE]."""
-        self.model = str(answer.get("model") or self.model)
+        self.model = answer["model"] or self.model
         calls = tool_calls(answer)
         closing: dict[str, Any] = {}
         if calls:

@@ -105,3 +105,19 @@ async def sim_router(
             yield router, sim
         finally:
             await router.close()
+
+
+@contextlib.asynccontextmanager
+async def unstarted_router(
+    config: Settings, tmp_path: Path, keys: list[PoolKey]
+) -> AsyncIterator[RequestRouter]:
+    """A RequestRouter on the simulator whose first use is its first call (no start())."""
+    async with ProviderSimulator(SimulatorConfig(keys=[k.sim_key() for k in keys])) as sim:
+        path, env = pool_files(tmp_path, sim, keys)
+        router = RequestRouter(
+            KeyManager(key_store_path=path, settings=config, environ=env), settings=config
+        )
+        try:
+            yield router
+        finally:
+            await router.close()

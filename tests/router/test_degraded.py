@@ -9,8 +9,6 @@ Closed: ``store_unavailable`` answers, at first use too, never an exception (unl
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +23,10 @@ from kernel.store import create_store
 from keys.manager import KeyManager
 from keys.models import APIKey
 from router.metrics import RouterMetrics
-from router.request_router import RequestRouter
-from router.simulator import FaultConfig, ProviderSimulator, SimulatorConfig
+from router.simulator import FaultConfig
 from tests import keygen
 from tests.helpers import log_events
-from tests.router.pool import PoolKey, pool_files, sim_router
+from tests.router.pool import PoolKey, sim_router, unstarted_router
 from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -193,22 +190,6 @@ async def test_closed_mode_answers_store_unavailable_mid_run(tmp_path: Path) -> 
     assert first["success"] and first["degraded"] is False
     assert down["success"] is False and down["error_type"] == "store_unavailable"
     assert router.key_manager.store.failover is None  # closed: no degraded mode at all
-
-
-@contextlib.asynccontextmanager
-async def unstarted_router(
-    config: Settings, tmp_path: Path, keys: list[PoolKey]
-) -> AsyncIterator[RequestRouter]:
-    """A RequestRouter on the simulator whose first use is its first call (no start())."""
-    async with ProviderSimulator(SimulatorConfig(keys=[k.sim_key() for k in keys])) as sim:
-        path, env = pool_files(tmp_path, sim, keys)
-        router = RequestRouter(
-            KeyManager(key_store_path=path, settings=config, environ=env), settings=config
-        )
-        try:
-            yield router
-        finally:
-            await router.close()
 
 
 async def test_an_unreachable_redis_cluster_at_first_use_is_degraded_too() -> None:
