@@ -27,7 +27,7 @@ from conversation.store import ConversationStore
 from kernel.errors import ClientRequestError, ProviderError, RouterError, StoreError
 from kernel.log import get_logger
 from kernel.settings import Settings
-from kernel.tokens import count_message_tokens, count_tokens, preload_encodings
+from kernel.tokens import preload_encodings
 from keys.manager import KeyManager
 from router.answers import (
     Answer,
@@ -38,15 +38,11 @@ from router.answers import (
     success_answer,
 )
 from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages
-from router.keepalive import ReservationKeeper
-from router.providers import ChatResult, StreamEnd, TextDelta, Usage
 from router.providers.catalog import completion_tokens_problem, context_window
 from router.routing import RoutingTable
+from router.streaming import OnDone, relay
 
 log = get_logger("router")
-
-#: What a conversation does with a successful answer: store the turn, answer with what it says.
-OnDone = Callable[[Answer, Dispatched], Awaitable[Answer]]
 
 
 class RequestRouter:
@@ -326,81 +322,11 @@ class RequestRouter:
         if done.error is not None or done.selection is None or done.rest is None:
             yield done_event(failure_answer(done.error or ProviderError("no answer"), done.summary))
             return
-        parts: list[str] = []
-        end: StreamEnd | None = None
-        error: BaseException | None = None
-        event = done.first
-        # a stream may outlive RESERVATION_TTL_SECONDS: its reservation is kept until its settle
-        keeper = ReservationKeeper(self.key_manager, done.selection)
-        keeper.start()
-        try:
-            while True:
-                if isinstance(event, TextDelta):
-                    parts.append(event.text)
-                    with keeper.paused():
-                        yield {"type": "delta", "content": event.text}
-                elif isinstance(event, StreamEnd):
-                    end = event
-                    break
-                event = await done.rest.__anext__()
-        except StopAsyncIteration:
-            error = ProviderError(
-                "the stream ended without its final event", provider=done.summary.provider
-            )
-        except ProviderError as exc:
-            error = exc
-        finally:
-            try:
-                await keeper.stop()
-            finally:
-                await self._settle_stream(done, end, error, "".join(parts))
-        if end is None:
-            answer = failure_answer(error or ProviderError("stream interrupted"), done.summary)
-            answer["content"] = "".join(parts) or None
-            answer["partial"] = bool(parts)
-            yield done_event(answer)
-            return
-        result = ChatResult(
-            content=end.content or "".join(parts),
-            finish_reason=end.finish_reason,
-            usage=end.usage or self._counted_usage(done, end.content or "".join(parts)),
-            model=end.model,
-            provider=end.provider,
-            tool_calls=end.tool_calls,
-            rate_limits=end.rate_limits,
-            latency_ms=end.latency_ms,
-        )
-        answer = success_answer(result, done.summary)
-        answer["usage_reported"] = end.usage is not None
-        if on_done is not None:
-            answer = await on_done(answer, done)
-        yield done_event(answer)
-
-    def _counted_usage(self, done: Dispatched, content: str) -> Usage:
-        """The provider reported no usage: count it from the text."""
-        model = done.selection.model if done.selection else ""
-        prompt = count_message_tokens(done.messages, model)
-        completion = count_tokens(content, model)
-        return Usage(
-            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
-        )
-
-    async def _settle_stream(
-        self, done: Dispatched, end: StreamEnd | None, error: BaseException | None, text: str
-    ) -> None:
-        """Settle a stream's reservation once, however it ended (finished, cut, or abandoned)."""
-        selection = done.selection
-        assert selection is not None
-        if end is not None:
-            usage = end.usage or self._counted_usage(done, end.content or text)
-            dispatcher = await self._ready()
-            await dispatcher.settle_success(
-                selection, usage.prompt_tokens + usage.completion_tokens, usage, end.rate_limits
-            )
-        elif error is not None:
-            await self.key_manager.record_failure(selection, error)
-        else:  # the consumer stopped reading: the call reached the provider, keep its charge
-            await self.key_manager.record_failure(selection, GeneratorExit())
+        async with contextlib.aclosing(
+            relay(self.key_manager, dispatcher, done, on_done)
+        ) as events:
+            async for event in events:
+                yield event
 
     # -- shared ----------------------------------------------------------------------------------
     def _plan(
