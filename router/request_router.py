@@ -10,39 +10,40 @@ Every answer is an ``Answer``, a typed dict (router/answers.py), and a stream yi
 ``StreamEvent`` s; failures do not raise unless ``raise_on_error=True``
 (then the RouterError, e.g. AllKeysExhaustedError, is raised). A conversation's turn is stored
 after a successful call, and ``conversation_saved`` says whether that worked.
+
+Its parts: router/plans.py turns the arguments into a call plan and refuses what no provider may
+be asked; router/dispatch.py picks keys, calls, rotates and falls back; router/turns.py reads a
+conversation's history and stores its turn; router/streaming.py relays a stream and settles it;
+router/answers.py builds the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from conversation.store import ConversationStore
-from kernel.errors import ClientRequestError, ProviderError, RouterError, StoreError
-from kernel.log import get_logger
+from kernel.errors import ProviderError, RouterError, StoreError
 from kernel.settings import Settings
 from kernel.tokens import preload_encodings
 from keys.manager import KeyManager
 from router.answers import (
     Answer,
-    CallSummary,
     StreamEvent,
     done_event,
     failure_answer,
     success_answer,
 )
 from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages
-from router.providers.catalog import completion_tokens_problem, context_window
+from router.plans import fixed, make_plan, plan_error, summary_of, with_system
 from router.routing import RoutingTable
 from router.streaming import OnDone, relay
-
-log = get_logger("router")
+from router.turns import history_for, store_turn
 
 
 class RequestRouter:
@@ -129,7 +130,7 @@ class RequestRouter:
     ) -> Answer:
         """One prompt, no history. ``options``: max_tokens, tags, request_id, timeout, and
         provider extras (tools, tool_choice, response_format, top_p, stop ...)."""
-        messages = _with_system([{"role": "user", "content": prompt}], system_prompt)
+        messages = with_system([{"role": "user", "content": prompt}], system_prompt)
         return await self.complete(
             messages,
             model_preference,
@@ -151,10 +152,7 @@ class RequestRouter:
     ) -> Answer:
         """A call with the caller's own messages (the gateway's path)."""
 
-        async def fixed(_: str) -> Messages:
-            return messages
-
-        plan = self._plan(fixed, model, expected_completion_tokens, temperature, options)
+        plan = make_plan(fixed(messages), model, expected_completion_tokens, temperature, options)
         return await self._answer(plan, raise_on_error)
 
     # -- conversations ---------------------------------------------------------------------------
@@ -182,7 +180,7 @@ class RequestRouter:
             options,
         )
         answer = await self._answer(
-            plan, raise_on_error, self._store_turn(conv_id, prompt, system_prompt)
+            plan, raise_on_error, store_turn(self.conversations, conv_id, prompt, system_prompt)
         )
         answer["conversation_id"] = conv_id
         return answer
@@ -197,46 +195,11 @@ class RequestRouter:
         temperature: float | None,
         options: dict[str, Any],
     ) -> CallPlan:
-        user = {"role": "user", "content": prompt}
-        cache: dict[str, Messages] = {}
         completion = (
             options.get("max_tokens") or expected or self.settings.EXPECTED_COMPLETION_TOKENS
         )
-
-        async def history(model_name: str) -> Messages:
-            if model_name not in cache:
-                window = context_window(model_name)
-                budget = max(0, window - completion) if window else None
-                found = await self.conversations.get_history(
-                    conv_id,
-                    model=model_name,
-                    max_tokens=budget,
-                    pending=[user],
-                    system_prompt=system_prompt,
-                )
-                cache[model_name] = found.messages
-            return cache[model_name]
-
-        return self._plan(history, model, expected, temperature, options)
-
-    def _store_turn(self, conv_id: str, prompt: str, system_prompt: str | None) -> OnDone:
-        async def store(answer: Answer, done: Dispatched) -> Answer:
-            saved = await self.conversations.append_exchange(
-                conv_id,
-                prompt,
-                answer["content"] or "",
-                model=answer["model"],
-                provider=answer["provider"],
-                key=answer["key"],
-                key_id=answer["key_id"],
-                system_prompt=system_prompt,
-                turn_id=answer["request_id"],
-            )
-            if not saved.saved:
-                log.error("conversation turn not saved", conversation=conv_id, error=saved.error)
-            return {**answer, **saved.response_fields()}
-
-        return store
+        history = history_for(self.conversations, conv_id, prompt, system_prompt, completion)
+        return make_plan(history, model, expected, temperature, options)
 
     async def truncate_conversation(
         self, conv_id: str, keep_last_n: int | None = None, *, max_tokens: int | None = None
@@ -267,7 +230,9 @@ class RequestRouter:
             temperature,
             options,
         )
-        async for event in self._stream(plan, self._store_turn(conv_id, prompt, system_prompt)):
+        async for event in self._stream(
+            plan, store_turn(self.conversations, conv_id, prompt, system_prompt)
+        ):
             if event["type"] == "done":
                 event["conversation_id"] = conv_id
             yield event
@@ -281,7 +246,7 @@ class RequestRouter:
         temperature: float | None = None,
         **options: Any,
     ) -> AsyncIterator[StreamEvent]:
-        messages = _with_system([{"role": "user", "content": prompt}], system_prompt)
+        messages = with_system([{"role": "user", "content": prompt}], system_prompt)
         async for event in self.stream_complete(
             messages,
             model_preference,
@@ -300,23 +265,20 @@ class RequestRouter:
         temperature: float | None = None,
         **options: Any,
     ) -> AsyncIterator[StreamEvent]:
-        async def fixed(_: str) -> Messages:
-            return messages
-
-        plan = self._plan(fixed, model, expected_completion_tokens, temperature, options)
+        plan = make_plan(fixed(messages), model, expected_completion_tokens, temperature, options)
         async for event in self._stream(plan, None):
             yield event
 
     async def _stream(self, plan: CallPlan, on_done: OnDone | None) -> AsyncIterator[StreamEvent]:
-        refused = _plan_error(plan)
+        refused = plan_error(plan)
         if refused is not None:
-            yield done_event(failure_answer(refused, _summary(plan)))
+            yield done_event(failure_answer(refused, summary_of(plan)))
             return
         try:
             dispatcher = await self._ready()
             done = await dispatcher.run(plan, stream=True)
         except StoreError as exc:
-            yield done_event(failure_answer(exc, _summary(plan)))
+            yield done_event(failure_answer(exc, summary_of(plan)))
             return
         self._mark_degraded(done)
         if done.error is not None or done.selection is None or done.rest is None:
@@ -329,42 +291,21 @@ class RequestRouter:
                 yield event
 
     # -- shared ----------------------------------------------------------------------------------
-    def _plan(
-        self,
-        messages_for: Callable[[str], Awaitable[Messages]],
-        model: str | None,
-        expected: int | None,
-        temperature: float | None,
-        options: dict[str, Any],
-    ) -> CallPlan:
-        options = dict(options)
-        return CallPlan(
-            requested_model=model,
-            messages_for=messages_for,
-            max_tokens=options.pop("max_tokens", None),
-            expected_completion=expected,
-            temperature=temperature,
-            tags=options.pop("tags", None),
-            request_id=options.pop("request_id", None) or os.urandom(16).hex(),
-            timeout=options.pop("timeout", None),
-            extras=options,
-        )
-
     async def _answer(
         self, plan: CallPlan, raise_on_error: bool, on_done: OnDone | None = None
     ) -> Answer:
-        refused = _plan_error(plan)
+        refused = plan_error(plan)
         if refused is not None:
             if raise_on_error:
                 raise refused
-            return failure_answer(refused, _summary(plan))
+            return failure_answer(refused, summary_of(plan))
         try:
             dispatcher = await self._ready()
             done = await dispatcher.run(plan)
         except StoreError as exc:  # closed failure mode (STORE_FAILURE_MODE), at first use too
             if raise_on_error:
                 raise
-            return failure_answer(exc, _summary(plan))
+            return failure_answer(exc, summary_of(plan))
         self._mark_degraded(done)
         if done.error is not None or done.result is None:
             error = done.error or ProviderError("no answer")
@@ -406,27 +347,6 @@ class RequestRouter:
             "conversation_store": conversations,
             "secret_store": keys.get("secret_store"),
         }
-
-
-def _summary(plan: CallPlan) -> CallSummary:
-    return CallSummary(plan.requested_model or "", request_id=plan.request_id)
-
-
-def _plan_error(plan: CallPlan) -> ClientRequestError | None:
-    """A request no provider may be asked: completion tokens past the model's output limit (or,
-    for a model not in the catalog, a sane ceiling), or not a positive integer."""
-    for param, value in (
-        ("max_tokens", plan.max_tokens),
-        ("expected_completion_tokens", plan.expected_completion),
-    ):
-        problem = None if value is None else completion_tokens_problem(value, plan.requested_model)
-        if problem is not None:
-            return ClientRequestError(f"Invalid value for '{param}': {problem}", param)
-    return None
-
-
-def _with_system(messages: Messages, system_prompt: str | None) -> Messages:
-    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + messages
 
 
 _router: RequestRouter | None = None
