@@ -48,10 +48,7 @@ ErrorType = Literal[
 #: Every ``ErrorType``, for checks at run time.
 ERROR_TYPES: Final[frozenset[str]] = frozenset(get_args(ErrorType))
 
-RATE_LIMITED: Final = "rate_limited"
-NO_KEYS_AVAILABLE: Final = "no_keys_available"
-MODEL_NOT_AVAILABLE: Final = "model_not_available"
-STORE_UNAVAILABLE: Final = "store_unavailable"
+#: What a failure that is not a ``RouterError`` (a bug) answers.
 INTERNAL_ERROR: Final = "internal_error"
 
 
