@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from kernel.errors import ConfigError
 
+#: How a key is chosen among those with room (keys/engine.py, lua/lib_pool.lua).
 Strategy = Literal["capacity", "round_robin", "random", "least_used", "weighted"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 SecretStoreType = Literal["env", "file", "vault", "aws", "azure", "infisical"]
 PROVIDERS = ("openai", "anthropic", "gemini")
 

@@ -36,6 +36,7 @@ from kernel.errors import (
 )
 from kernel.lru import LRU
 from kernel.redis_keys import RedisKeys
+from kernel.settings import STRATEGIES
 from kernel.store import Store
 from keys.models import (
     APIKey,
@@ -45,13 +46,9 @@ from keys.models import (
     is_pattern_index,
     model_index,
 )
+from keys.outcomes import OutcomeKind
 from keys.records import decode_text, tags_record, tags_wanted
 
-Strategy = Literal["capacity", "round_robin", "random", "least_used", "weighted"]
-STRATEGIES: tuple[str, ...] = ("capacity", "round_robin", "random", "least_used", "weighted")
-Outcome = Literal[
-    "success", "neutral", "rate_limited", "auth", "transient", "unreachable", "cancelled"
-]
 #: What extending a reservation found: still held (now for another TTL), already settled or
 #: released (left as it is), or gone (expired, or the store lost it).
 Extended = Literal["extended", "settled", "released", "expired"]
@@ -572,7 +569,7 @@ class CapacityEngine:
         self,
         reservation: Reservation,
         actual_tokens: int | None = None,
-        outcome: Outcome = "success",
+        outcome: OutcomeKind = "success",
         *,
         retry_after: float | None = None,
         scope: str = "minute",

@@ -51,7 +51,7 @@ from keys.engine import (
     SettleResult,
 )
 from keys.models import APIKey
-from keys.outcomes import outcome_of
+from keys.outcomes import OutcomeKind, outcome_of
 from keys.overrides import Overrides
 from keys.secret_store import SecretChanges, SecretStore, create_secret_store
 from keys.status import HEALTHY, health_entry, key_state, key_status, stats_entry
@@ -447,14 +447,14 @@ class KeyManager:
         actual_tokens: int | None = None,
         *,
         provider_limits: str = "",
-    ) -> str:
+    ) -> OutcomeKind:
         """Record how a call failed; answers the outcome (unreachable, rate_limited, auth, ...)."""
         outcome = outcome_of(error)
         try:
             result = await self.engine.settle(
                 selection.reservation,
                 actual_tokens,
-                outcome.kind,  # type: ignore[arg-type]
+                outcome.kind,
                 retry_after=outcome.retry_after,
                 scope=outcome.scope,
                 error_class=outcome.error_class,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Literal
 
 from kernel.errors import (
     BadRequestError,
@@ -26,30 +27,38 @@ from kernel.errors import (
 )
 
 
+#: What a call's ending does to its key's health (the table above; lua/settle.lua's ``outcome``).
+OutcomeKind = Literal[
+    "success", "neutral", "rate_limited", "auth", "transient", "unreachable", "cancelled"
+]
+
+
 @dataclass(frozen=True)
-class Outcome:
-    kind: str  # success | neutral | rate_limited | auth | transient | unreachable | cancelled
+class CallOutcome:
+    """How one call ended, as its settle records it: the kind, and a 429's retry time and scope."""
+
+    kind: OutcomeKind
     retry_after: float | None = None
     scope: str = "minute"
     error_class: str = ""
 
 
-def outcome_of(error: BaseException | None) -> Outcome:
+def outcome_of(error: BaseException | None) -> CallOutcome:
     """The outcome of a call that ended with ``error`` (None: it succeeded)."""
     if error is None:
-        return Outcome("success")
+        return CallOutcome("success")
     name = type(error).__name__
     if isinstance(error, ProviderConnectionError) and not error.reached_provider:
-        return Outcome("unreachable", error_class=name)
+        return CallOutcome("unreachable", error_class=name)
     if isinstance(error, RateLimitedError):
-        return Outcome("rate_limited", error.retry_after, error.scope, name)
+        return CallOutcome("rate_limited", error.retry_after, error.scope, name)
     if isinstance(error, ProviderAuthError):
-        return Outcome("auth", error_class=name)
+        return CallOutcome("auth", error_class=name)
     if isinstance(error, BadRequestError):
-        return Outcome("neutral", error_class=name)
+        return CallOutcome("neutral", error_class=name)
     if isinstance(error, ProviderError):
-        return Outcome("transient", error_class=name)
+        return CallOutcome("transient", error_class=name)
     if isinstance(error, asyncio.CancelledError):
-        return Outcome("cancelled", error_class=name)
+        return CallOutcome("cancelled", error_class=name)
     # anything else (a bug, a stream its reader abandoned) says nothing about the key
-    return Outcome("neutral", error_class=name)
+    return CallOutcome("neutral", error_class=name)
