@@ -16,7 +16,9 @@
     │   ├── ConversationTooLargeError   a conversation hit its size cap (trimming disabled)
     │   └── ConversationNotSavedError   an answer was produced but the turn could not be stored
     ├── ClientRequestError              a caller's request is malformed (gateway: 400)
-    ├── GatewayAuthError                bad or missing virtual key / master key (gateway: 401/403)
+    ├── GatewayError                    an error answer of the gateway: HTTP status, OpenAI's
+    │                                   type/code/param, Retry-After (router/gateway/errors.py
+    │                                   maps the other errors to it by class)
     └── ProviderError                   a provider refused or failed a call
         ├── RateLimitedError            429; carries retry_after and whether per-minute or per-day
         ├── ProviderAuthError           401/403; the key is disabled until replaced
@@ -36,14 +38,19 @@ identifiers only, and the logging pipeline masks anything that still looks like 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from kernel.masking import redact
 
 
 class RouterError(Exception):
     """Base of every error this product raises on purpose."""
 
     error_type: str = "router_error"
+    #: Other ``error_type`` values an instance may answer (decided by its state).
+    other_error_types: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": str(self), "error_type": self.error_type}
@@ -141,6 +148,8 @@ class AllKeysExhaustedError(CapacityError):
     latest such failure (its class says what happened upstream), with ``retry_after`` set to
     the time until the next probe.
     """
+
+    other_error_types = ("no_keys_available",)
 
     def __init__(
         self,
@@ -242,18 +251,53 @@ class ClientRequestError(RouterError):
         super().__init__(message)
 
 
-class GatewayAuthError(RouterError):
-    """Missing or invalid virtual key or master key."""
+class GatewayError(RouterError):
+    """An error answer of the gateway: the status, OpenAI's ``type``/``code``/``param``, the
+    message, and when to retry (``Retry-After`` / ``retry-after-ms``)."""
 
-    error_type = "authentication_error"
+    error_type = "gateway_error"
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.retry_after = retry_after
+        super().__init__(message)
+
+    def body(self) -> dict[str, Any]:
+        """OpenAI's error body; the message redacted."""
+        return {
+            "error": {
+                "message": redact(self.message),
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {
+            "Retry-After": str(max(1, math.ceil(self.retry_after))),
+            "retry-after-ms": str(max(1, math.ceil(self.retry_after * 1000))),
+        }
 
 
 class ProviderError(RouterError):
     """A provider refused or failed a call."""
 
     error_type = "provider_error"
-    #: Retrying on another key may help.
-    rotate: bool = True
 
     def __init__(
         self,
@@ -295,7 +339,6 @@ class ProviderAuthError(ProviderError):
 
 class BadRequestError(ProviderError):
     error_type = "bad_request"
-    rotate = False
 
 
 class ContextLengthExceededError(BadRequestError):
@@ -341,3 +384,15 @@ def provider_error_class(name: str) -> type[ProviderError]:
             return cls
         pending.extend(cls.__subclasses__())
     return ProviderError
+
+
+def error_class(error_type: str) -> type[RouterError]:
+    """The class whose errors answer ``error_type`` (an answer's ``error_type``), the most
+    general when several do (``rate_limited``: CapacityError); RouterError when none does."""
+    pending: list[type[RouterError]] = [RouterError]
+    while pending:  # breadth first: a base before its subclasses
+        cls = pending.pop(0)
+        if error_type == cls.error_type or error_type in cls.other_error_types:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return RouterError

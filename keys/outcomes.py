@@ -26,7 +26,6 @@ from kernel.errors import (
     RateLimitedError,
 )
 
-
 #: What a call's ending does to its key's health (the table above; lua/settle.lua's ``outcome``).
 OutcomeKind = Literal[
     "success", "neutral", "rate_limited", "auth", "transient", "unreachable", "cancelled"

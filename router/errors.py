@@ -34,7 +34,7 @@ from kernel.errors import (
     ConversationTooLargeError as ConversationTooLargeError,
 )
 from kernel.errors import (
-    GatewayAuthError as GatewayAuthError,
+    GatewayError as GatewayError,
 )
 from kernel.errors import (
     KeyNotFoundError as KeyNotFoundError,
@@ -80,6 +80,9 @@ from kernel.errors import (
 )
 from kernel.errors import (
     StoreError as StoreError,
+)
+from kernel.errors import (
+    error_class as error_class,
 )
 from kernel.errors import (
     provider_error_class as provider_error_class,

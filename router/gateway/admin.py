@@ -16,14 +16,14 @@ from typing import Any
 from aiohttp import web
 
 from kernel import jsonio
-from kernel.errors import ConfigError, KeyNotFoundError
+from kernel.errors import ConfigError, GatewayError, KeyNotFoundError
 from kernel.text import check_plain
 from keys.config import parse_key_entry
 from keys.manager import KeyManager
 from keys.models import APIKey
 from router.gateway.admin_policy import AdminPolicy
 from router.gateway.auth import require_master
-from router.gateway.errors import ApiError, bad_request, not_found
+from router.gateway.errors import bad_request, not_found
 from router.gateway.openai_api import read_json, require_ready
 from router.gateway.state import GATEWAY, Gateway
 from router.gateway.vkeys import VirtualKeySpec
@@ -216,7 +216,7 @@ async def revoke_vkey(request: web.Request, gateway: Gateway) -> web.Response:
     return ok(key.public())
 
 
-def _no_vkey(request: web.Request) -> ApiError:
+def _no_vkey(request: web.Request) -> GatewayError:
     vkey_id = request.match_info["vkey_id"]
     return not_found(f"No virtual key has the id '{vkey_id}'.", code="vkey_not_found", param="id")
 

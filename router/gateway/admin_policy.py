@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from kernel.errors import GatewayError
 from kernel.settings import Settings
 from keys.models import APIKey
-from router.gateway.errors import ApiError, forbidden
+from router.gateway.errors import forbidden
 
 OFFICIAL_HOSTS = ("api.openai.com", "api.anthropic.com", "generativelanguage.googleapis.com")
 CONVENTION_REFS = ("API_KEY_*", "OPENAI_KEY_*", "ANTHROPIC_KEY_*", "GEMINI_KEY_*", "AZURE_KEY_*")
@@ -118,5 +119,5 @@ class AdminPolicy:
         return self.backend_names and not ref.startswith("env:")
 
 
-def _refused(field: str, why: str) -> ApiError:
+def _refused(field: str, why: str) -> GatewayError:
     return forbidden(f"Invalid value for '{field}': {why}.", code="forbidden_value", param=field)

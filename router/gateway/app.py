@@ -18,10 +18,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from kernel import jsonio
-from kernel.errors import ClientRequestError, StoreError
+from kernel.errors import ClientRequestError, GatewayError, StoreError
 from kernel.log import get_logger
 from router.gateway import admin, openai_api, ops
-from router.gateway.errors import STORE_RETRY_SECONDS, ApiError, bad_request, unavailable
+from router.gateway.errors import STORE_RETRY_SECONDS, bad_request, respond, unavailable
 from router.gateway.metrics_view import metrics_handler
 from router.gateway.openai_api import REQUEST_ID
 from router.gateway.openapi import build_openapi
@@ -36,14 +36,14 @@ def _request_id(request: web.Request) -> str:
     return given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
 
 
-def _http_error(exc: web.HTTPException) -> ApiError:
+def _http_error(exc: web.HTTPException) -> GatewayError:
     codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
     message = {
         404: "Unknown route.",
         405: "Method not allowed on this route.",
     }.get(exc.status, exc.reason)
     kind = "invalid_request_error" if exc.status < 500 else "server_error"
-    return ApiError(exc.status, message, type=kind, code=codes.get(exc.status))
+    return GatewayError(exc.status, message, type=kind, code=codes.get(exc.status))
 
 
 @web.middleware
@@ -56,23 +56,23 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     gateway.metrics.inflight.inc()
     try:
         response = await handler(request)
-    except ApiError as exc:
-        response = exc.response()
+    except GatewayError as exc:
+        response = respond(exc)
     except ClientRequestError as exc:
-        response = bad_request(str(exc), exc.param).response()
+        response = respond(bad_request(str(exc), exc.param))
     except StoreError as exc:
         log.error("store unavailable", request_id=rid, error=str(exc))
-        response = unavailable(
-            str(exc), "store_unavailable", retry_after=STORE_RETRY_SECONDS
-        ).response()
+        response = respond(
+            unavailable(str(exc), "store_unavailable", retry_after=STORE_RETRY_SECONDS)
+        )
     except web.HTTPException as exc:
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        response = _http_error(exc).response(allow)
+        response = respond(_http_error(exc), allow)
     except Exception:
         log.exception("unhandled error", request_id=rid, path=request.path)
-        response = ApiError(
-            500, "Internal error.", type="server_error", code="internal_error"
-        ).response()
+        response = respond(
+            GatewayError(500, "Internal error.", type="server_error", code="internal_error")
+        )
     finally:
         gateway.inflight -= 1
         gateway.metrics.inflight.dec()

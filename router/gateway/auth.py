@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from kernel.errors import GatewayError
 from kernel.settings import Settings
-from router.gateway.errors import ApiError, forbidden, unauthorized
+from router.gateway.errors import forbidden, unauthorized
 from router.gateway.vkeys import VirtualKey, VirtualKeyStore
 
 ANONYMOUS = "anonymous"
@@ -64,7 +65,7 @@ def require_metrics_token(request: web.Request, settings: Settings) -> None:
         return
     given = bearer(request)
     if given is None or not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-        raise ApiError(
+        raise GatewayError(
             401,
             "GET /metrics needs the metrics token (METRICS_TOKEN) as 'Authorization: Bearer <token>'.",
             type="authentication_error",
@@ -81,7 +82,7 @@ def require_master(request: web.Request, settings: Settings) -> None:
         )
     token = bearer(request)
     if token is None or not hmac.compare_digest(token.encode(), master.get_secret_value().encode()):
-        raise ApiError(
+        raise GatewayError(
             401,
             "Admin routes need the master key (ROUTER_MASTER_KEY) as 'Authorization: Bearer <key>'.",
             type="authentication_error",

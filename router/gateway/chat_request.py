@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel.errors import GatewayError
 from kernel.text import control_char_problem
-from router.gateway.errors import ApiError, bad_request
+from router.gateway.errors import bad_request
 from router.providers.catalog import completion_tokens_problem
 from router.providers.openai import PASS_THROUGH
 
@@ -46,7 +47,7 @@ class ChatParams:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def _fail(message: str, param: str) -> ApiError:
+def _fail(message: str, param: str) -> GatewayError:
     return bad_request(f"Invalid value for '{param}': {message}", param=param)
 
 
@@ -296,7 +297,7 @@ def _completion_limit(body: dict[str, Any], model: str) -> int | None:
 
 
 def parse_chat_request(body: Any) -> ChatParams:
-    """The checked request, or an ApiError (400) naming the first bad field."""
+    """The checked request, or an GatewayError (400) naming the first bad field."""
     body = _object(body, "body")
     model = _plain(_string(body.get("model"), "model", empty=False, limit=256), "model")
     messages = _messages(body.get("messages"))

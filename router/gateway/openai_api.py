@@ -16,13 +16,13 @@ from typing import Any, cast
 from aiohttp import web
 
 from kernel import jsonio
+from kernel.errors import GatewayError
 from kernel.log import get_logger
 from kernel.tokens import count_message_tokens_async
 from router.answers import Answer, DoneEvent, StreamEvent
 from router.gateway.auth import Caller, authenticate
 from router.gateway.chat_request import ChatParams, parse_chat_request
 from router.gateway.errors import (
-    ApiError,
     bad_request,
     forbidden,
     from_answer,
@@ -52,7 +52,7 @@ async def read_json(request: web.Request) -> Any:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise ApiError(
+        raise GatewayError(
             413, f"Request body too large ({exc.text})", code="request_too_large"
         ) from exc
     if not raw:
@@ -65,7 +65,7 @@ async def read_json(request: web.Request) -> Any:
         raise bad_request("The request body is not valid JSON.", param="body") from None
 
 
-def limit_error(decision: LimitDecision) -> ApiError:
+def limit_error(decision: LimitDecision) -> GatewayError:
     if decision.revoked:
         return unauthorized("Incorrect API key provided: the virtual key was revoked.")
     what = {
@@ -212,7 +212,9 @@ async def _stream(
                 raise
             log.exception("stream failed", request_id=request[REQUEST_ID])
             with contextlib.suppress(ConnectionError):
-                await writer.fail(ApiError(500, "internal error", "server_error", "internal_error"))
+                await writer.fail(
+                    GatewayError(500, "internal error", "server_error", "internal_error")
+                )
     if done is not None:
         await _settle(gateway, caller, done, estimate)
     return response

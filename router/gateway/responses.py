@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from kernel import jsonio
+from kernel.errors import GatewayError
 from router.answers import Answer
-from router.gateway.errors import ApiError
 
 #: OpenAI's finish reasons; the router's ``other`` has no equivalent and reads as ``stop``.
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
@@ -125,6 +125,6 @@ class ChunkWriter:
             await self._send(self._chunk([], usage=usage(answer)))
         await self.response.write(b"data: [DONE]\n\n")
 
-    async def fail(self, error: ApiError) -> None:
+    async def fail(self, error: GatewayError) -> None:
         """A failure after the stream began: an error event (the SDKs raise it), no [DONE]."""
         await self._send(error.body())

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from router.errors import GatewayError
 from router.gateway.chat_request import parse_chat_request
-from router.gateway.errors import ApiError
 
 USER = {"role": "user", "content": "hi"}
 
@@ -117,7 +117,7 @@ def test_a_full_request_is_accepted_and_split() -> None:
     ],
 )
 def test_bad_fields_are_named(fields: dict[str, Any], param: str) -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(GatewayError) as caught:
         parse_chat_request(body(**fields))
     assert caught.value.status == 400 and caught.value.param == param
     assert param in caught.value.message
@@ -125,7 +125,7 @@ def test_bad_fields_are_named(fields: dict[str, Any], param: str) -> None:
 
 @pytest.mark.parametrize("raw", [None, [], "text", 5])
 def test_a_body_that_is_not_an_object(raw: Any) -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(GatewayError) as caught:
         parse_chat_request(raw)
     assert caught.value.param == "body"
 

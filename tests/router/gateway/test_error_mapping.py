@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from router.errors import GatewayError, ProviderTimeoutError, RouterError, error_class
 from router.gateway.errors import from_answer
 
 
@@ -56,3 +57,51 @@ def test_an_unknown_model_is_openais_404_model_not_found() -> None:
         "model",
     )
     assert error.headers() == {}
+
+
+@pytest.mark.parametrize(
+    ("error_type", "status", "kind", "code"),
+    [
+        ("bad_request", 400, "invalid_request_error", "invalid_request"),
+        ("context_length_exceeded", 400, "invalid_request_error", "context_length_exceeded"),
+        ("content_filtered", 400, "invalid_request_error", "content_filter"),
+        ("request_too_large", 400, "invalid_request_error", "request_too_large"),
+        ("invalid_request_error", 400, "invalid_request_error", "invalid_request"),
+        ("auth", 502, "upstream_error", "upstream_auth_failed"),
+        ("malformed_response", 502, "upstream_error", "upstream_malformed_response"),
+        ("provider_error", 502, "upstream_error", "upstream_error"),
+        ("secret_store_error", 502, "upstream_error", "secret_store_error"),
+        ("store_unavailable", 503, "server_error", "store_unavailable"),
+        ("conversation_too_large", 500, "server_error", "internal_error"),
+        ("key_not_found", 500, "server_error", "internal_error"),
+        ("internal_error", 500, "server_error", "internal_error"),
+    ],
+)
+def test_each_error_class_answers_its_status_and_code(
+    error_type: str, status: int, kind: str, code: str
+) -> None:
+    error = from_answer(failed(error_type))
+    assert (error.status, error.type, error.code) == (status, kind, code)
+    assert error.body()["error"]["message"] == "it failed"
+
+
+def test_a_store_failure_says_when_to_retry() -> None:
+    assert from_answer(failed("store_unavailable")).headers()["Retry-After"] == "1"
+
+
+def test_an_error_class_without_its_own_row_answers_as_its_nearest_base() -> None:
+    class SlowUpstreamError(ProviderTimeoutError):
+        error_type = "test_slow_upstream"
+
+    assert error_class("test_slow_upstream") is SlowUpstreamError
+    error = from_answer(failed("test_slow_upstream", 2.0))
+    assert (error.status, error.code, error.headers()["Retry-After"]) == (
+        504,
+        "upstream_timeout",
+        "2",
+    )
+
+
+def test_gateway_errors_are_router_errors() -> None:
+    error = from_answer(failed("model_not_available"))
+    assert isinstance(error, GatewayError) and isinstance(error, RouterError)

@@ -118,7 +118,7 @@ def test_openai_400s() -> None:
         "model_not_found",
     )
     error = classify(openai_error, 404, not_found)
-    assert type(error) is BadRequestError and not error.rotate
+    assert type(error) is BadRequestError
 
 
 def test_openai_401_echoing_the_key_is_masked() -> None:
