@@ -1,15 +1,21 @@
 """Status answers for operators, in the shapes of documents 001, 003 and 004.
 
-Everything here is shaped from a snapshot (keys/engine.py ``snapshot``) and never holds a secret:
+``StatusView`` answers the KeyManager's status methods from one snapshot of the pool's keys (one
+store round trip); the functions below shape it. Everything here is shaped from a snapshot (keys/engine.py ``snapshot``) and never holds a secret:
 keys are named by id and by their masked form (``sk-proj-abc...xyz1``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kernel.errors import StoreError
 from keys.models import APIKey
+
+if TYPE_CHECKING:
+    from keys.pool import KeyPool
 
 #: Key states, from the operator's point of view.
 HEALTHY, COOLDOWN, CIRCUIT_OPEN, HALF_OPEN, DISABLED = (
@@ -111,3 +117,78 @@ def stats_entry(key: APIKey, snap: dict[str, Any]) -> dict[str, Any]:
         "disabled": state == DISABLED,
         "last_used": iso(stats["last_used"]),
     }
+
+
+class StatusView:
+    """The pool's status answers: per key, the whole pool, and the health check."""
+
+    def __init__(self, pool: KeyPool) -> None:
+        self.pool = pool
+
+    async def snapshot(self, key_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        await self.pool.ready()
+        ids = list(key_ids) if key_ids is not None else list(self.pool.keys)
+        return await self.pool.engine.snapshot(ids)
+
+    async def get_key_status(self, key_id: str) -> dict[str, Any]:
+        """Document 004: state, usage against limits and counters of one key (masked)."""
+        key = self.pool.require(key_id)
+        snap = await self.snapshot([key_id])
+        return key_status(key, snap[key_id], self.pool.masked(key_id))
+
+    async def get_all_key_statuses(self) -> list[dict[str, Any]]:
+        snap = await self.snapshot()
+        keys, masked = self.pool.keys, self.pool.masked
+        return [key_status(keys[k], snap[k], masked(k)) for k in snap]
+
+    async def get_health_status(self) -> dict[str, dict[str, Any]]:
+        """Document 003: per key id, model, active, last used, counts and whether cooling down."""
+        snap = await self.snapshot()
+        return {k: health_entry(self.pool.keys[k], snap[k]) for k in snap}
+
+    async def get_stats(self) -> dict[str, Any]:
+        """Document 001's statistics: totals, the strategy and per masked key counters."""
+        pool = self.pool
+        snap = await self.snapshot()
+        entries = {pool.masked(k): stats_entry(pool.keys[k], snap[k]) for k in snap}
+        models = sorted({k.model_name for k in pool.keys.values()})
+        strategies = sorted({pool.strategy_for_model(m) for m in models})
+        return {
+            "total_keys": len(snap),
+            "healthy_keys": self._healthy(snap),
+            "rotation_strategy": strategies[0]
+            if len(strategies) == 1
+            else (strategies or ["capacity"]),
+            "keys": entries,
+        }
+
+    def _healthy(self, snap: dict[str, dict[str, Any]]) -> int:
+        return sum(1 for k in snap if key_state(self.pool.keys[k], snap[k])[0] == HEALTHY)
+
+    async def health_check(self) -> dict[str, Any]:
+        """Store, keys and secret store health for ``RequestRouter.health_check``."""
+        store = self.pool.store
+        out: dict[str, Any] = {"healthy": True}
+        try:
+            out["store"] = {
+                **store.describe(),
+                "ok": True,
+                "latency_ms": round(await store.ping(), 3),
+            }
+        except StoreError as exc:
+            out["store"] = {**store.describe(), "ok": False, "error": str(exc)}
+            if not store.degraded:
+                out["healthy"] = False
+                return out
+        if store.degraded:  # still serving, on local limits (router/failover.py)
+            out["degraded"] = True
+        snap = await self.snapshot()
+        active = sum(1 for key in self.pool.keys.values() if key.active)
+        out["keys"] = {"total": len(snap), "active": active, "healthy": self._healthy(snap)}
+        if not active:  # nothing to serve with: not a passing health check
+            out["healthy"] = False
+            out["error"] = "no active API keys configured"
+        out["secret_store"] = await self.pool.secrets.health_check()
+        if not out["secret_store"].get("ok", False):
+            out["healthy"] = False
+        return out

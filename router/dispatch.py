@@ -54,6 +54,7 @@ from kernel.providers import provider_of_model
 from kernel.settings import Settings
 from kernel.tokens import count_message_tokens_async
 from keys.manager import KeyManager, KeySelection
+from keys.room import NoRoom, RoomWait
 from router.answers import AttemptRecord, CallSummary
 from router.providers import (
     ChatRequest,
@@ -185,19 +186,19 @@ class Dispatcher:
         summary = CallSummary(requested_model=requested, request_id=plan.request_id)
         started = time.monotonic()
         deadline = started + self.settings.RETRY_BUDGET_SECONDS
-        wait_left = self.settings.RESERVE_WAIT_SECONDS
+        room = RoomWait(self.settings.RESERVE_WAIT_SECONDS, deadline, jitter=0.005)
+
+        async def attempt() -> Dispatched | NoRoom[Dispatched]:
+            outcome, earliest = await self._pass(plan, requested, summary, deadline, stream)
+            if outcome.error is None or earliest is None:
+                return outcome
+            return NoRoom(outcome, earliest - time.monotonic())
+
         try:
-            while True:
-                outcome, earliest = await self._pass(plan, requested, summary, deadline, stream)
-                if outcome.error is None or earliest is None:
-                    return outcome
-                pause = earliest - time.monotonic()
-                if pause > wait_left or time.monotonic() + pause > deadline:
-                    return outcome
-                wait_left -= max(0.0, pause)
-                summary.waited += max(0.0, pause)
-                await asyncio.sleep(max(0.0, pause) + random.uniform(0, 0.005))
+            got = await room.until_room(attempt)
+            return got.answer if isinstance(got, NoRoom) else got
         finally:
+            summary.waited += room.waited
             summary.latency_ms = (time.monotonic() - started) * 1000
 
     async def _pass(

@@ -43,5 +43,5 @@ async def test_random_names_through_send_one_shot_leave_store_and_caches_flat(
         await send(NAMES - 10)
         assert await pool_footprint(engine) == footprint
     assert sorted(engine._layouts) == ["gpt-4o*#openai", "gpt-4o-mini"]
-    for cache in (engine._serving, engine._index, engine._bindings, manager._strategies):
+    for cache in (engine._serving, engine._index, engine._bindings, manager.pool.strategies):
         assert len(cache) <= SERVING_CACHE_MODELS

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import structlog
 
-import keys.manager
+import keys.health_actions
 from kernel.errors import ProviderConnectionError, ProviderTimeoutError, RateLimitedError
 from keys.engine import CapacityEngine
 from keys.outcomes import outcome_of
@@ -179,7 +179,7 @@ async def test_a_host_clock_off_by_minutes_changes_no_wait_retry_time_or_cooldow
         selection = await manager.select_key(MODEL, wait=5)
         with structlog.testing.capture_logs() as logs:
             # a logger made under the capture (the module's may be cached by earlier tests)
-            monkeypatch.setattr(keys.manager, "log", structlog.get_logger("keys.manager"))
+            monkeypatch.setattr(keys.health_actions, "log", structlog.get_logger("keys.manager"))
             await manager.record_failure(selection, RateLimitedError("429", retry_after=30))
         assert any("backing off for 30s" in e["event"] for e in logs)
     (tmp_path / "one").mkdir()

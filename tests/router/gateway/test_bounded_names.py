@@ -96,7 +96,7 @@ async def test_thousands_of_names_leave_redis_memory_and_metrics_flat(
     for cache in (engine._serving, engine._index, engine._bindings):
         assert len(cache) <= SERVING_CACHE_MODELS
     assert len(engine._layouts) == 2
-    assert len(gw.gateway.router.key_manager._strategies) <= SERVING_CACHE_MODELS
+    assert len(gw.gateway.router.key_manager.pool.strategies) <= SERVING_CACHE_MODELS
     assert len(gw.gateway.catalog._known) <= KNOWN_LIMIT
     # the catalog's bounded memory of names it was asked for (KNOWN_LIMIT) is still filling up
     grown = at_3000 - at_1000
