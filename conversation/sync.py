@@ -1,26 +1,24 @@
 """A blocking facade over :class:`~conversation.store.ConversationStore` for code without a loop.
 
-Each method is one line: it runs the async method on a private event loop (``asyncio.Runner``) that
-lives as long as the facade, so the store's Redis connections, which belong to the loop that opened
-them, stay usable from call to call. There is no second implementation here. Inside a running event
+Each method is one line: it runs the async method through a portal (kernel/portal.py: a private
+event loop that lives as long as the facade, so the store's Redis connections, which belong to the
+loop that opened them, stay usable from call to call). There is no second implementation here. Inside a running event
 loop, await the async store instead: calling this facade there raises RuntimeError.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from conversation.history import COUNTING_MODEL, History
 from conversation.models import Message
 from conversation.results import AppendResult, TruncateResult
 from conversation.store import ConversationStore
+from kernel.portal import Portal
 from kernel.settings import Settings
 from kernel.store import Store
-
-T = TypeVar("T")
 
 
 class SyncConversationStore:
@@ -33,18 +31,9 @@ class SyncConversationStore:
         backend: Store | None = None,
         settings: Settings | None = None,
     ) -> None:
-        self._runner = asyncio.Runner()
+        self._portal = Portal("SyncConversationStore", "await ConversationStore instead")
+        self._run = self._portal.run
         self.conversations = store or ConversationStore(backend, settings=settings)
-
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return self._runner.run(coro)
-        coro.close()
-        raise RuntimeError(
-            "SyncConversationStore called inside an event loop: await ConversationStore instead"
-        )
 
     def append_turn(
         self, conv_id: str, messages: Sequence[Message | Mapping[str, Any]], **kw: Any
@@ -89,7 +78,7 @@ class SyncConversationStore:
         try:
             self._run(self.conversations.close())
         finally:
-            self._runner.close()
+            self._portal.close()
 
     def __enter__(self) -> SyncConversationStore:
         return self

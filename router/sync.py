@@ -1,42 +1,20 @@
-"""Blocking facades for callers without an event loop.
+"""A blocking facade over ``RequestRouter`` for callers without an event loop.
 
-The product's API is async. A facade runs each call on a private event loop (``asyncio.Runner``)
-that lives as long as the facade, so the Redis connections and HTTP session the async object opened
-stay usable from call to call. Facades are one-line wrappers, never a second implementation. Inside
-a running event loop, await the async object instead: a facade raises RuntimeError there.
+The product's API is async. Each method runs the async method through a portal (kernel/portal.py:
+a private event loop that lives as long as the facade); it is one line, never a second
+implementation. Inside a running event loop, await the async router instead: the facade raises
+RuntimeError there.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from kernel.portal import Portal
 from router.answers import Answer
 
 if TYPE_CHECKING:
     from router.request_router import RequestRouter
-
-T = TypeVar("T")
-
-
-class Portal:
-    """Runs coroutines to completion on one private event loop."""
-
-    def __init__(self, owner: str) -> None:
-        self.owner = owner
-        self._runner = asyncio.Runner()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return self._runner.run(coro)
-        coro.close()
-        raise RuntimeError(f"{self.owner} called inside an event loop: await the async API instead")
-
-    def close(self) -> None:
-        self._runner.close()
 
 
 class SyncRequestRouter:
@@ -45,7 +23,7 @@ class SyncRequestRouter:
     def __init__(self, router: RequestRouter | None = None, **kwargs: Any) -> None:
         from router.request_router import RequestRouter
 
-        self._portal = Portal("SyncRequestRouter")
+        self._portal = Portal("SyncRequestRouter", "await the async API instead")
         self.router = router or RequestRouter(**kwargs)
 
     def send_one_shot(self, prompt: str, *args: Any, **kwargs: Any) -> Answer:
