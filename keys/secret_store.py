@@ -110,7 +110,6 @@ class SecretStore:
         self._task: asyncio.Task[None] | None = None
         self.last_refresh: float | None = None
         self.last_refresh_ok: bool | None = None
-        self.refresh_failures = 0
 
     @property
     def backend(self) -> str:
@@ -208,7 +207,6 @@ class SecretStore:
             failures += await self._refresh_keys(added, changed, removed)
             self.last_refresh = time.time()
             self.last_refresh_ok = failures == 0
-            self.refresh_failures += 1 if failures else 0
             changes = SecretChanges(frozenset(added), frozenset(changed), frozenset(removed))
         if changes:
             log.info("secrets_changed", backend=self.backend, **changes.as_dict())

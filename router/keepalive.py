@@ -48,7 +48,6 @@ class ReservationKeeper:
         self.selection = selection
         self.ttl = float(manager.engine.reservation_ttl)
         self.interval = self.ttl / EXTENSIONS_PER_TTL
-        self.extensions = 0
         self._lost = False
         self._paused_since: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -91,11 +90,9 @@ class ReservationKeeper:
                 )
                 return
             found = await self.manager.extend_reservation(self.selection)
-            if found == "extended":
-                self.extensions += 1
-            elif found in ("settled", "released"):  # its call is over: nothing to keep
+            if found in ("settled", "released"):  # its call is over: nothing to keep
                 return
-            elif found == "expired" and not self._lost:
+            if found == "expired" and not self._lost:
                 # gone from the store this process now reaches (a Redis that lost it, or a
                 # local store while Redis is away): say so once, and keep trying, since the store
                 # that holds it may answer again
