@@ -221,12 +221,6 @@ class RateLimitSnapshot:
             self.tokens.tolerance(),
         )
 
-    def hold_for(
-        self, prompt_tokens: int, completion_tokens: int, now: float | None = None
-    ) -> float:
-        """Seconds from ``now`` until another call like the one just made fits (``room_for``)."""
-        return self.room_for(prompt_tokens, completion_tokens, now).hold
-
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "provider": self.provider,

@@ -179,7 +179,7 @@ def test_book_keeps_the_latest_non_empty_snapshot() -> None:
     assert book.latest("k") is None
 
 
-# -- hold_for: how long the provider's own bucket needs before another call like this fits ------
+# -- room_for(...).hold: how long the provider's own bucket needs before another call like this fits ------
 
 
 UNKNOWN = LimitState()
@@ -192,24 +192,26 @@ def _snap(requests: LimitState, tokens: LimitState = UNKNOWN, **kw: Any) -> Rate
 def test_an_empty_request_bucket_holds_for_one_request_of_refill() -> None:
     # 60 requests a minute, none left, full again in 60 s: one request's room in 1 s
     snap = _snap(LimitState(limit=60, remaining=0, reset_at=NOW + 60))
-    assert snap.hold_for(10, 10, now=NOW) == pytest.approx(1.0)
-    assert snap.hold_for(10, 10, now=NOW + 0.4) == pytest.approx(0.6)  # time already passed
-    assert snap.hold_for(10, 10, now=NOW + 2) == 0.0
+    assert snap.room_for(10, 10, now=NOW).hold == pytest.approx(1.0)
+    assert snap.room_for(10, 10, now=NOW + 0.4).hold == pytest.approx(0.6)  # time already passed
+    assert snap.room_for(10, 10, now=NOW + 2).hold == 0.0
 
 
 def test_room_left_or_too_little_said_holds_nothing() -> None:
-    assert _snap(LimitState(limit=60, remaining=1, reset_at=NOW + 1)).hold_for(5, 5, NOW) == 0
-    assert _snap(LimitState(remaining=0, reset_at=NOW + 9)).hold_for(5, 5, NOW) == 0  # no limit
-    assert _snap(LimitState(limit=60, remaining=0)).hold_for(5, 5, NOW) == 0  # no reset
-    assert _snap(LimitState()).hold_for(5, 5, NOW) == 0  # Gemini: no headers at all
+    assert _snap(LimitState(limit=60, remaining=1, reset_at=NOW + 1)).room_for(5, 5, NOW).hold == 0
+    assert (
+        _snap(LimitState(remaining=0, reset_at=NOW + 9)).room_for(5, 5, NOW).hold == 0
+    )  # no limit
+    assert _snap(LimitState(limit=60, remaining=0)).room_for(5, 5, NOW).hold == 0  # no reset
+    assert _snap(LimitState()).room_for(5, 5, NOW).hold == 0  # Gemini: no headers at all
 
 
 def test_tokens_hold_until_a_call_of_the_same_size_fits() -> None:
     # 6,000 tokens a minute, 100 left, full in 59 s: 5,900 refill in 59 s, i.e. 100/s;
     # a call of 300 tokens needs 200 more: 2 s
     snap = _snap(LimitState(), LimitState(limit=6000, remaining=100, reset_at=NOW + 59))
-    assert snap.hold_for(200, 100, now=NOW) == pytest.approx(2.0)
-    assert snap.hold_for(50, 50, now=NOW) == 0.0
+    assert snap.room_for(200, 100, now=NOW).hold == pytest.approx(2.0)
+    assert snap.room_for(50, 50, now=NOW).hold == 0.0
 
 
 def test_anthropic_input_and_output_buckets_count_their_own_side() -> None:
@@ -218,7 +220,7 @@ def test_anthropic_input_and_output_buckets_count_their_own_side() -> None:
         input_tokens=LimitState(limit=600, remaining=0, reset_at=NOW + 60),
         output_tokens=LimitState(limit=1000, remaining=1000, reset_at=NOW),
     )
-    assert snap.hold_for(100, 900, now=NOW) == pytest.approx(10.0)  # 100 input tokens at 10/s
+    assert snap.room_for(100, 900, now=NOW).hold == pytest.approx(10.0)  # 100 input tokens at 10/s
 
 
 def test_anthropic_headers_with_no_requests_left_hold() -> None:
@@ -227,7 +229,7 @@ def test_anthropic_headers_with_no_requests_left_hold() -> None:
     assert state.limit == 50 and state.remaining == 0 and state.reset_at is not None
     full_in = state.reset_at - NOW
     level = min(max(50 - full_in * 50 / 60, 0), 1)
-    assert snap.hold_for(10, 10, now=NOW) == pytest.approx(min(full_in, (1 - level) * 60 / 50))
+    assert snap.room_for(10, 10, now=NOW).hold == pytest.approx(min(full_in, (1 - level) * 60 / 50))
 
 
 def test_a_report_with_a_later_reset_than_its_remaining_allows_is_bounded() -> None:
