@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kernel.errors import StoreError
 from keys.models import APIKey
-
-if TYPE_CHECKING:
-    from keys.pool import KeyPool
+from keys.pool import KeyPool
 
 #: Key states, from the operator's point of view.
 HEALTHY, COOLDOWN, CIRCUIT_OPEN, HALF_OPEN, DISABLED = (
