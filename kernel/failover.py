@@ -11,7 +11,7 @@ While degraded a task pings the shared store every :data:`PROBE_SECONDS`. When i
 writes kept for it (conversation turns, in order: :meth:`Failover.keep`) are written there, then
 the store switches back at once. What the local store counted is never added to the shared store
 (nothing is counted twice), but for :data:`HOLDOVER_SECONDS` (one rate window) a reservation made
-on the shared store must also fit the local limits (``holdover``; keys/manager.py): the shared
+on the shared store must also fit the local limits (``holdover``; keys/selection.py): the shared
 store never saw what this process sent meanwhile, so without it a key could get its limit from
 the shared store on top of what the processes sent while degraded. Then the local state is
 dropped. A warning is logged once per transition, each way.
@@ -155,7 +155,7 @@ class Failover:
     def _leave(self) -> None:
         """Back on the shared store. The local store is no longer written to, nor added to the
         shared one (no double counting); for HOLDOVER_SECONDS its limits still cap this process
-        (keys/manager.py), then it is dropped."""
+        (keys/selection.py), then it is dropped."""
         assert self._store is not None
         seconds = time.time() - (self.since or time.time())
         self.degraded = False
