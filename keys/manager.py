@@ -36,7 +36,7 @@ from keys.outcomes import OutcomeKind
 from keys.pool import KeyPool
 from keys.pool_admin import PoolAdmin
 from keys.secret_store import SecretStore
-from keys.selection import KeySelection, Request, Selector
+from keys.selection import KeySelection, SelectionRequest, Selector
 from keys.status import StatusView
 
 
@@ -140,7 +140,7 @@ class KeyManager:
         await self.pool.ready()
         model = model_preference or self.pool.default_model()
         strategy = strategy or self.pool.strategy_for_model(model)
-        request = Request(model, tokens_needed, strategy, exclude, tags, margin)
+        request = SelectionRequest(model, tokens_needed, strategy, exclude, tags, margin)
         return await self.selector.select(request, wait)
 
     # -- a call's outcome ------------------------------------------------------------------------

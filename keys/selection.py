@@ -72,7 +72,7 @@ class KeySelection:
 
 
 @dataclass(frozen=True)
-class Request:
+class SelectionRequest:
     """What one selection asks for."""
 
     model: str
@@ -89,7 +89,7 @@ class Selector:
     def __init__(self, pool: KeyPool) -> None:
         self.pool = pool
 
-    async def select(self, request: Request, wait: float) -> KeySelection:
+    async def select(self, request: SelectionRequest, wait: float) -> KeySelection:
         """A reservation on a key of the request's model, waiting up to ``wait`` seconds for room;
         else the explained AllKeysExhaustedError (RequestTooLargeError: it can never fit)."""
         room = RoomWait.for_seconds(wait)
@@ -111,7 +111,9 @@ class Selector:
             raise await self._explain(request.model, got.answer) from None
         return got
 
-    async def _reserve(self, request: Request, held: list[KeyUnavailability]) -> KeySelection:
+    async def _reserve(
+        self, request: SelectionRequest, held: list[KeyUnavailability]
+    ) -> KeySelection:
         """One reservation on a key still in the pool and within the holdover's local limits;
         raises AllKeysExhaustedError when none has room."""
         engine = self.pool.engine
