@@ -39,7 +39,7 @@ ErrorType = Literal[
     "conversation_error",
     "conversation_too_large",
     "conversation_not_saved",
-    "authentication_error",
+    "gateway_error",
     "router_error",
     # anything else (a bug): the answer still comes back, with this type
     "internal_error",

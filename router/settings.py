@@ -7,6 +7,9 @@ from kernel.settings import (
     PROVIDERS as PROVIDERS,
 )
 from kernel.settings import (
+    STRATEGIES as STRATEGIES,
+)
+from kernel.settings import (
     SecretStoreType as SecretStoreType,
 )
 from kernel.settings import (

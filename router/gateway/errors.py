@@ -16,12 +16,11 @@ the provider called malformed is a 400 with the provider's (redacted) reason.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from aiohttp import web
 
 from kernel import jsonio
-from router.answers import Answer
 from kernel.errors import (
     AllKeysExhaustedError,
     BadRequestError,
@@ -45,6 +44,7 @@ from kernel.errors import (
     StoreError,
     error_class,
 )
+from router.answers import Answer
 
 
 def respond(error: GatewayError, headers: dict[str, str] | None = None) -> web.Response:
