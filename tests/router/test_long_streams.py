@@ -91,7 +91,10 @@ async def test_a_stream_longer_than_the_ttl_settles_with_its_real_usage(
     [record] = records.values()
     assert record["state"] == "settled" and int(record["actual"]) == total
     assert stats["successes"] == 1 and stats["tokens"] == total
-    assert status["tpm_usage"]["used"] == total  # the estimate was refunded down to the usage
+    # the estimate (~540 tokens) was refunded down to the usage; "used" is the sliding-minute
+    # estimate, which weighs the previous minute's count down when the stream crossed a minute
+    used = status["tpm_usage"]["used"]
+    assert 0.9 * total <= used <= total
     assert not keepers()
 
 
@@ -108,11 +111,13 @@ async def test_a_consumer_that_leaves_mid_stream_stops_the_extender(
 ) -> None:
     """However the consumer leaves (its task cancelled, the stream closed, the generator
     dropped), the extension task ends and the reservation, alive past its TTL, is settled."""
-    async with sim_router(settings(request), tmp_path, slow_pool(), faults=slow_faults(1000)) as (
+    # a TTL of 2 s (extended every 2/3 s) and chunks 2.2 s apart: a loaded machine delaying the
+    # extender or the settle by a second still leaves the reservation alive
+    async with sim_router(settings(request), tmp_path, slow_pool(), faults=slow_faults(2200)) as (
         router,
         _sim,
     ):
-        router.key_manager.engine.reservation_ttl = TTL
+        router.key_manager.engine.reservation_ttl = 2 * TTL
         events = router.stream_one_shot("a long story please", MODEL)
         first = await anext(events)
         assert first["type"] == "delta" and len(keepers()) == 1
