@@ -36,8 +36,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-
 from kernel.errors import (
     AllKeysExhaustedError,
     BadRequestError,
@@ -62,6 +60,7 @@ from router.providers import (
     ProviderAdapter,
     RateLimitSnapshot,
     StreamEvent,
+    Transport,
     Usage,
     get_adapter,
 )
@@ -148,12 +147,14 @@ class Dispatcher:
     def __init__(
         self,
         manager: KeyManager,
-        session: aiohttp.ClientSession,
+        transport: Transport,
         routing: RoutingTable,
         settings: Settings,
     ) -> None:
         self.manager = manager
-        self.session = session
+        self.transport = (
+            transport  # the HTTP of every provider call (router/providers/transport.py)
+        )
         self.routing = routing
         self.settings = settings
         self._adapters: dict[str, ProviderAdapter] = {}
@@ -164,7 +165,7 @@ class Dispatcher:
         if adapter is None:
             adapter = get_adapter(
                 provider,
-                self.session,
+                self.transport,
                 timeout=self.settings.REQUEST_TIMEOUT_SECONDS,
                 connect_timeout=self.settings.CONNECT_TIMEOUT_SECONDS,
             )

@@ -41,6 +41,7 @@ from router.answers import (
 )
 from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages
 from router.plans import fixed, make_plan, plan_error, summary_of, with_system
+from router.providers import AiohttpTransport, Transport
 from router.routing import RoutingTable
 from router.streaming import OnDone, relay
 from router.turns import history_for, store_turn
@@ -57,7 +58,10 @@ class RequestRouter:
         settings: Settings | None = None,
         session: aiohttp.ClientSession | None = None,
         routing: RoutingTable | None = None,
+        transport: Transport | None = None,
     ) -> None:
+        """``transport`` sends the provider calls (default: aiohttp over ``session``, or over a
+        session of the router's own); a test passes :class:`router.testing.ScriptedTransport`."""
         self.settings = settings or (key_manager.settings if key_manager else Settings.from_env())
         self.key_manager = key_manager or KeyManager(settings=self.settings)
         self.conversations = conversation_store or ConversationStore(
@@ -66,6 +70,7 @@ class RequestRouter:
         self._session = session
         self._owns_session = session is None
         self._routing = routing
+        self._transport = transport
         self._dispatcher: Dispatcher | None = None
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -75,11 +80,14 @@ class RequestRouter:
         await self.key_manager.start()
         # the tokenizer tables load in a thread now, not on the first request (~1 s of CPU)
         await asyncio.to_thread(preload_encodings, self._served_models())
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector)
+        transport = self._transport
+        if transport is None:
+            if self._session is None:
+                connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+                self._session = aiohttp.ClientSession(connector=connector)
+            transport = AiohttpTransport(self._session)
         routing = self._routing or self._load_routing()
-        self._dispatcher = Dispatcher(self.key_manager, self._session, routing, self.settings)
+        self._dispatcher = Dispatcher(self.key_manager, transport, routing, self.settings)
 
     def _served_models(self) -> set[str]:
         keys = self.key_manager.keys.values()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -28,3 +30,25 @@ def log_events(caplog: pytest.LogCaptureFixture) -> Iterator[list[dict[str, Any]
         yield found
     found.extend({**event, "level": event.get("log_level")} for event in captured)
     found.extend(r.msg for r in caplog.records[first:] if isinstance(r.msg, dict))
+
+
+async def eventually(
+    check: Callable[[], Any],
+    timeout: float = 10.0,  # noqa: ASYNC109 (the bound of a poll, not a cancellation)
+    step: float = 0.01,
+) -> Any:
+    """Wait until ``check()`` (awaited when it answers an awaitable) is truthy and answer it;
+    AssertionError naming the check after ``timeout`` seconds. Polls every ``step`` seconds: the
+    wait is for something to happen, not a guess at how long it takes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        found = check()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return found
+        if loop.time() >= deadline:
+            name = getattr(check, "__qualname__", repr(check))
+            raise AssertionError(f"{name} did not hold within {timeout}s")
+        await asyncio.sleep(step)

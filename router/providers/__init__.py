@@ -1,6 +1,7 @@
 """Provider adapters: OpenAI (and compatible hosts), Azure OpenAI, Anthropic and Gemini.
 
-    adapter = get_adapter(key.provider, session)           # session: the router's shared one
+    adapter = get_adapter(key.provider, session)           # session: the router's shared one,
+                                                            # or any Transport (router.testing)
     result = await adapter.chat(key, secret, ChatRequest(model="gpt-4o-mini", messages=[...]))
     async for event in adapter.stream(key, secret, request):  # TextDelta ..., then StreamEnd
         ...
@@ -33,6 +34,7 @@ from router.providers.ratelimits import (
     parse_openai_headers,
     parse_rate_limits,
 )
+from router.providers.transport import AiohttpTransport, HttpRequest, HttpResponse, Transport
 from router.providers.types import (
     ChatRequest,
     ChatResult,
@@ -53,12 +55,13 @@ ADAPTERS: dict[str, type[ProviderAdapter]] = {
 
 def get_adapter(
     provider: str,
-    session: aiohttp.ClientSession,
+    transport: Transport | aiohttp.ClientSession,
     *,
     timeout: float | None = None,
     connect_timeout: float | None = None,
 ) -> ProviderAdapter:
-    """The adapter of ``provider`` over ``session`` (timeouts default to 120 s and 10 s)."""
+    """The adapter of ``provider`` over ``transport``, an aiohttp session or any
+    :class:`Transport` (timeouts default to 120 s and 10 s)."""
     try:
         cls = ADAPTERS[provider]
     except KeyError:
@@ -70,17 +73,20 @@ def get_adapter(
         options["timeout"] = timeout
     if connect_timeout is not None:
         options["connect_timeout"] = connect_timeout
-    return cls(session, **options)
+    return cls(transport, **options)
 
 
 __all__ = [
     "ADAPTERS",
     "AZURE_DEFAULT_API_VERSION",
+    "AiohttpTransport",
     "AnthropicAdapter",
     "AzureOpenAIAdapter",
     "ChatRequest",
     "ChatResult",
     "GeminiAdapter",
+    "HttpRequest",
+    "HttpResponse",
     "LimitState",
     "ModelInfo",
     "OpenAIAdapter",
@@ -91,6 +97,7 @@ __all__ = [
     "StreamEvent",
     "TextDelta",
     "ToolCall",
+    "Transport",
     "Usage",
     "context_window",
     "get_adapter",

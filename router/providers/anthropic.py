@@ -13,8 +13,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
 from kernel import jsonio
 from kernel.errors import ProviderError
 from keys.models import APIKey
@@ -22,7 +20,7 @@ from router.providers.base import ProviderAdapter
 from router.providers.catalog import max_output_tokens
 from router.providers.classify import anthropic_error
 from router.providers.ratelimits import RateLimitSnapshot
-from router.providers.transport import CallContext, sse_events
+from router.providers.transport import CallContext, HttpResponse, sse_events
 from router.providers.types import (
     ChatRequest,
     ChatResult,
@@ -227,7 +225,7 @@ class AnthropicAdapter(ProviderAdapter):
         )
 
     async def parse_stream(
-        self, response: aiohttp.ClientResponse, request: ChatRequest, ctx: CallContext
+        self, response: HttpResponse, request: ChatRequest, ctx: CallContext
     ) -> AsyncIterator[StreamEvent]:
         text: list[str] = []
         blocks: dict[int, dict[str, str]] = {}

@@ -26,7 +26,15 @@ from kernel.errors import (
 )
 from keys.models import APIKey
 from router.providers.ratelimits import RateLimitSnapshot, parse_rate_limits
-from router.providers.transport import CallContext, read_body, timeouts, translate
+from router.providers.transport import (
+    AiohttpTransport,
+    CallContext,
+    HttpRequest,
+    HttpResponse,
+    Transport,
+    read_body,
+    translate,
+)
 from router.providers.types import ChatRequest, ChatResult, StreamEvent, TextDelta
 
 DEFAULT_TIMEOUT = 120.0
@@ -35,19 +43,22 @@ _PARSE_ERRORS = (KeyError, TypeError, IndexError, ValueError, AttributeError)
 
 
 class ProviderAdapter(ABC):
-    """Calls one provider over the router's shared session (the router owns and closes it)."""
+    """Calls one provider through a transport: the router's shared session (which the router
+    owns and closes) or a test's :class:`router.testing.ScriptedTransport`."""
 
     provider: ClassVar[str]
     default_base_url: ClassVar[str]
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        transport: Transport | aiohttp.ClientSession,
         *,
         timeout: float = DEFAULT_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
-        self.session = session
+        if isinstance(transport, aiohttp.ClientSession):
+            transport = AiohttpTransport(transport)
+        self.transport: Transport = transport
         self.timeout = timeout
         self.connect_timeout = connect_timeout
 
@@ -66,7 +77,7 @@ class ProviderAdapter(ABC):
 
     @abstractmethod
     def parse_stream(
-        self, response: aiohttp.ClientResponse, request: ChatRequest, ctx: CallContext
+        self, response: HttpResponse, request: ChatRequest, ctx: CallContext
     ) -> AsyncIterator[StreamEvent]: ...
 
     @abstractmethod
@@ -88,20 +99,26 @@ class ProviderAdapter(ABC):
     # -- the shared flow -----------------------------------------------------------------
     async def _send(
         self, key: APIKey, secret: str, request: ChatRequest, ctx: CallContext, *, stream: bool
-    ) -> aiohttp.ClientResponse:
+    ) -> HttpResponse:
         url = self.endpoint(key, request, stream=stream)
         headers = {"Content-Type": "application/json", **self.auth_headers(key, secret)}
         if stream:
             headers["Accept"] = "text/event-stream"
-        timeout = timeouts(request.timeout or self.timeout, self.connect_timeout, stream=stream)
         body = self.payload(request, stream=stream)
         try:
-            data = jsonio.dumps(body)  # bytes: aiohttp's json= path encodes with the stdlib
-            return await self.session.post(url, data=data, headers=headers, timeout=timeout)
+            call = HttpRequest(
+                url,
+                headers,
+                jsonio.dumps(body),  # bytes: aiohttp's json= path encodes with the stdlib
+                request.timeout or self.timeout,
+                self.connect_timeout,
+                stream,
+            )
+            return await self.transport.send(call)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise translate(exc, ctx) from exc
 
-    async def _raise_for_status(self, response: aiohttp.ClientResponse, ctx: CallContext) -> None:
+    async def _raise_for_status(self, response: HttpResponse, ctx: CallContext) -> None:
         if response.status < 400:
             return
         raw, body = await read_body(response, ctx)

@@ -15,15 +15,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
 from kernel import jsonio
 from kernel.errors import ConfigError, ProviderError
 from keys.models import APIKey
 from router.providers.base import ProviderAdapter
 from router.providers.classify import openai_error
 from router.providers.ratelimits import RateLimitSnapshot
-from router.providers.transport import CallContext, sse_events
+from router.providers.transport import CallContext, HttpResponse, sse_events
 from router.providers.types import (
     ChatRequest,
     ChatResult,
@@ -133,7 +131,7 @@ class OpenAIAdapter(ProviderAdapter):
         )
 
     async def parse_stream(
-        self, response: aiohttp.ClientResponse, request: ChatRequest, ctx: CallContext
+        self, response: HttpResponse, request: ChatRequest, ctx: CallContext
     ) -> AsyncIterator[StreamEvent]:
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}

@@ -1,5 +1,12 @@
-"""HTTP to the providers over the router's shared ``aiohttp.ClientSession``, and the one place
-where aiohttp's exceptions become :mod:`kernel.errors` classes.
+"""HTTP to the providers: the :class:`Transport` seam, its aiohttp implementation over the
+router's shared ``aiohttp.ClientSession``, and the one place where aiohttp's exceptions become
+:mod:`kernel.errors` classes.
+
+A transport sends one :class:`HttpRequest` and answers an :class:`HttpResponse` (status, headers,
+the body whole or line by line); the adapters do everything else (payload, parsing, error
+classification), so a test transport (:class:`router.testing.ScriptedTransport`) runs the real
+adapters without a network. A transport that cannot connect or loses the connection raises what
+aiohttp raises (``aiohttp.ClientError`` or ``TimeoutError``), translated here by :func:`translate`.
 
 Whether a failed call *reached the provider* decides whether the router may release its
 reservation: a refused connection, a DNS failure, a TLS failure or a connect timeout means the
@@ -12,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp.http_exceptions import LineTooLong
@@ -45,6 +52,66 @@ class CallContext:
         if self.secret and self.secret in text:
             text = text.replace(self.secret, self.masked_key)
         return redact(text)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """One provider call: a POST of a JSON ``body`` to ``url``.
+
+    ``timeout`` bounds the whole call, or for a ``stream`` the silence between two chunks;
+    ``connect_timeout`` bounds the connection.
+    """
+
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    timeout: float
+    connect_timeout: float
+    stream: bool = False
+
+
+class HttpResponse(Protocol):
+    """What the adapters read of an answer (``aiohttp.ClientResponse`` is one, as it is)."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> AsyncIterable[bytes]:
+        """The body line by line (each with its line ending), for streams."""
+        ...
+
+    async def read(self) -> bytes: ...
+
+    def release(self) -> Any:
+        """Done with a body read to its end (the connection may be reused)."""
+
+    def close(self) -> None:
+        """Done with a body not read to its end (the connection is dropped)."""
+
+
+class Transport(Protocol):
+    """Sends provider calls: the seam between the adapters and the network."""
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """The answer's status and headers (the body is read from the response)."""
+        ...
+
+
+class AiohttpTransport:
+    """The default transport: the router's shared ``aiohttp.ClientSession`` (not closed here)."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        timeout = timeouts(request.timeout, request.connect_timeout, stream=request.stream)
+        return await self.session.post(
+            request.url, data=request.body, headers=request.headers, timeout=timeout
+        )
 
 
 def timeouts(total: float, connect: float, *, stream: bool) -> aiohttp.ClientTimeout:
@@ -87,7 +154,7 @@ def _cause(exc: aiohttp.ClientConnectorError) -> str:
     return (os.strerror(code) if code else "connection failed").lower()
 
 
-async def read_body(response: aiohttp.ClientResponse, ctx: CallContext) -> tuple[bytes, Any]:
+async def read_body(response: HttpResponse, ctx: CallContext) -> tuple[bytes, Any]:
     """The raw body and its JSON (None when it is not JSON)."""
     try:
         raw = await response.read()
@@ -99,9 +166,7 @@ async def read_body(response: aiohttp.ClientResponse, ctx: CallContext) -> tuple
         return raw, None
 
 
-async def sse_events(
-    response: aiohttp.ClientResponse, ctx: CallContext
-) -> AsyncIterator[tuple[str, str]]:
+async def sse_events(response: HttpResponse, ctx: CallContext) -> AsyncIterator[tuple[str, str]]:
     """(event, data) pairs of a server-sent-event stream; network failures translated."""
     event, data = "", list[str]()
     try:
