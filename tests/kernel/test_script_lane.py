@@ -19,6 +19,7 @@ from kernel.script_lane import ScriptLane, _pack, _python_pack
 from kernel.settings import Settings
 from kernel.store import create_store
 from lua import Script
+from tests.helpers import eventually
 from tests.servers import RedisServer, redis_server
 
 pytestmark = pytest.mark.integration
@@ -107,7 +108,8 @@ async def test_a_cancelled_caller_leaves_the_connection_in_step() -> None:
         lane = _lane(server)
         try:
             slow = asyncio.ensure_future(lane.run(SLOW, [], ["slow"]))
-            await asyncio.sleep(0.05)  # written, Redis busy with it
+            # written (in flight on the connection), so its reply will come after the cancel
+            await eventually(lambda: lane._channel is not None and lane._channel.inflight)
             slow.cancel()
             # calls made after it still get their own replies, not the slow one's
             replies = await asyncio.gather(*(lane.run(ECHO, ["k"], [str(i), i]) for i in range(5)))

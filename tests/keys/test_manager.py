@@ -22,7 +22,7 @@ from kernel.errors import (
 from keys.manager import KeyManager, KeySelection
 from keys.models import APIKey
 from tests.conftest import settings_for
-from tests.helpers import local_stores, log_events
+from tests.helpers import eventually, local_stores, log_events
 from tests.keys.engine_helpers import ManualClock
 from tests.keys.manager_helpers import fake_secret, manager_for
 
@@ -277,7 +277,7 @@ async def test_live_add_update_remove(make: Factory, store: Any) -> None:
 @local_stores
 async def test_live_removal_while_requests_run_loses_nothing(make: Factory, store: Any) -> None:
     manager = await make(keys=[spec(f"k{i}", rpm=100_000) for i in range(4)])
-    removed = asyncio.Event()
+    removed, under_way = asyncio.Event(), asyncio.Event()
     late: list[str] = []
     done = 0
 
@@ -291,9 +291,11 @@ async def test_live_removal_while_requests_run_loses_nothing(make: Factory, stor
             await asyncio.sleep(0)
             await manager.record_success(sel, actual_tokens=1)
             done += 1
+            if done == 8 * 10:  # a sixth of the requests settled, the rest to come
+                under_way.set()
 
     async def remover() -> None:
-        await asyncio.sleep(0.05)
+        await under_way.wait()
         await manager.remove_key("k0")
         removed.set()
 
@@ -309,8 +311,14 @@ async def test_changes_made_by_one_process_reach_the_others(make: Factory, store
     first = await make(keys=[spec("a")], prefix=prefix)
     second = await make(keys=[spec("a")], prefix=prefix, env={"API_KEY_B": fake_secret()})
     await first.add_key(APIKey(key_id="b", model_name="gpt-4o", provider="openai", rpm=1000))
-    await asyncio.sleep(1.1)  # the other process checks the version at most once a second
-    assert "b" in {(await second.select_key("gpt-4o", exclude=["a"])).key_id for _ in range(2)}
+
+    async def second_serves_b() -> bool:  # it checks for changes at most once a second
+        try:
+            return (await second.select_key("gpt-4o", exclude=["a"])).key_id == "b"
+        except AllKeysExhaustedError:
+            return False
+
+    await eventually(second_serves_b, timeout=5)
     await second.mark_key_unhealthy("b", 300)
     assert {(await first.select_key("gpt-4o")).key_id for _ in range(4)} == {"a"}
 

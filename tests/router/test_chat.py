@@ -13,7 +13,7 @@ import pytest
 from kernel.settings import Settings
 from router.simulator import FaultConfig
 from tests.conftest import settings_for, unique_prefix
-from tests.helpers import local_stores
+from tests.helpers import eventually, local_stores
 from tests.router.pool import PoolKey, pool_files, sim_router
 from tests.servers import redis_server
 
@@ -140,11 +140,12 @@ async def test_redis_stopped_mid_chat_is_reported_and_the_chat_continues_after(
         faults = FaultConfig(latency_ms=800)
         async with sim_router(settings_, tmp_path, [PoolKey("a", rpm=100)], faults=faults) as (
             router,
-            _sim,
+            sim,
         ):
             first = await router.send_chat("c-down", "before", "gpt-4o-mini")
             call = asyncio.create_task(router.send_chat("c-down", "during", "gpt-4o-mini"))
-            await asyncio.sleep(0.4)  # the provider call is under way
+            # the provider has the call (it answers 800 ms later): stop Redis while it is under way
+            await eventually(lambda: len(sim.requests(key_id="a")) == 2)
             server.stop()
             during = await call
             down = await router.send_chat("c-down", "while down", "gpt-4o-mini")

@@ -217,6 +217,8 @@ async def test_background_refresh_runs_until_closed() -> None:
     assert seen[0].changed == {"k1"}
     await store.close()
     refreshed_at: Any = store.last_refresh
+    # the scenario: five refresh intervals pass with nothing to wait for, as a live loop would
+    # have refreshed in them
     await asyncio.sleep(0.1)
     assert store.last_refresh == refreshed_at  # the loop is gone
 
