@@ -160,7 +160,7 @@ class ScriptedResponse:
 # -- what a call is --------------------------------------------------------------------------
 def _call_of(request: HttpRequest) -> Call:
     url = request.url
-    if "generateContent" in url:
+    if "generatecontent" in url.lower():  # Gemini: generateContent, streamGenerateContent
         provider, model = "gemini", url.rsplit("/models/", 1)[-1].split(":", 1)[0]
     else:
         provider = (

@@ -123,6 +123,7 @@ class _Load:
             work = self.turn(i) if kind in (1, 4, 7) else self.one_shot(i)
             tasks.append(asyncio.create_task(work))
             i += 1
+            # the scenario: calls arrive at a fixed rate (open loop), whatever they take
             await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
         await asyncio.gather(*tasks)
         return i + (1 if self.index == 0 else 0)

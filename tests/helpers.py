@@ -34,7 +34,7 @@ def log_events(caplog: pytest.LogCaptureFixture) -> Iterator[list[dict[str, Any]
 
 async def eventually(
     check: Callable[[], Any],
-    timeout: float = 10.0,  # noqa: ASYNC109 (the bound of a poll, not a cancellation)
+    timeout: float = 30.0,  # noqa: ASYNC109 (the bound of a poll, not a cancellation)
     step: float = 0.01,
 ) -> Any:
     """Wait until ``check()`` (awaited when it answers an awaitable) is truthy and answer it;

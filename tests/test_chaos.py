@@ -393,6 +393,7 @@ async def test_chaos_soak(tmp_path: Path) -> None:
                     await check_long_stream(checks, router, results)
                     await check_dead_key(checks, router, sum(r["offered"] for r in results))
                     check_provider_limits(checks, sim, "under load")
+                    # the scenario: a quiet spell after the burst, for the windows to roll
                     await asyncio.sleep(max(0.0, finished + QUIET_SECONDS - time.monotonic()))
                     await check_capacity_whole(checks, router, sim)
                     check_provider_limits(checks, sim, "after the burst")

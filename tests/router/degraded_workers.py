@@ -55,6 +55,7 @@ async def _drive(
         while time.monotonic() - started < plan["seconds"]:
             tasks.append(asyncio.create_task(one(i)))
             i += 1
+            # the scenario: calls arrive at a fixed rate (open loop), whatever they take
             await asyncio.sleep(max(0.0, started + i / plan["rate"] - time.monotonic()))
         await asyncio.gather(*tasks)
         store = manager.store

@@ -38,6 +38,7 @@ async def _drive(
         while time.monotonic() - started < seconds:
             tasks.append(asyncio.create_task(one(i)))
             i += 1
+            # the scenario: calls arrive at a fixed rate (open loop), whatever they take
             await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
         await asyncio.gather(*tasks)
     return {"offered": i, "outcomes": dict(outcomes)}

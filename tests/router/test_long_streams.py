@@ -22,7 +22,7 @@ from router.keepalive import TASK_PREFIX
 from router.request_router import RequestRouter
 from router.simulator import FaultConfig
 from tests.conftest import settings_for, unique_prefix
-from tests.helpers import local_stores
+from tests.helpers import eventually, local_stores
 from tests.router.pool import PoolKey, sim_router
 from tests.servers import AOF, RedisServer
 
@@ -124,7 +124,8 @@ async def test_a_consumer_that_leaves_mid_stream_stops_the_extender(
         await anext(events)  # one more chunk: a second later, past the TTL
         if leave == "cancel":
             task = asyncio.create_task(_consume(events, asyncio.Event()))
-            await asyncio.sleep(0.1)  # waiting for the next chunk
+            # the consumer is inside the stream, waiting for its next chunk (a second away)
+            await eventually(lambda: events.ag_running)  # type: ignore[attr-defined]
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -192,7 +193,7 @@ async def test_a_long_stream_keeps_its_reservation_across_a_redis_restart(
             first = await anext(events)
             rest = asyncio.create_task(_all(events))
             await asyncio.to_thread(redis.kill)
-            await asyncio.sleep(3.0)
+            await asyncio.sleep(3.0)  # the scenario: Redis away across an extension (every 2 s)
             await asyncio.to_thread(redis.start)
             done = (await rest)[-1]
             records = await reservations(router)

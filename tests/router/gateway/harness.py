@@ -7,10 +7,8 @@ free port. Helpers create virtual keys, call the admin API and make official ``o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,15 +194,6 @@ class GatewayHarness:
             method, "/api/v1/admin" + path, token=self.master, body=body
         )
         return status, parsed
-
-
-async def eventually(check: Callable[[], bool], seconds: float = 30.0, step: float = 0.02) -> None:
-    """Wait until ``check()`` holds (bounded); AssertionError if it never does."""
-    for _ in range(int(seconds / step)):
-        if check():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"condition not met within {seconds}s")
 
 
 def chat_body(content: str = "Hello!", **extra: Any) -> dict[str, Any]:

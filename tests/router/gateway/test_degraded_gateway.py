@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import eventually
 from tests.router.gateway.conftest import GatewayFactory
-from tests.router.gateway.harness import assert_error_shape, chat_body, eventually
+from tests.router.gateway.harness import assert_error_shape, chat_body
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -58,7 +59,7 @@ async def test_a_gateway_keeps_serving_verified_keys_on_local_limits_while_redis
         assert status == 503 and assert_error_shape(body)["code"] == "store_unavailable"
 
         redis.start()
-        await eventually(lambda: not gw.gateway.store.degraded, seconds=10)
+        await eventually(lambda: not gw.gateway.store.degraded, timeout=10)
         status, _, headers = await gw.request(
             "POST", "/v1/chat/completions", body=chat_body(), token=unseen
         )

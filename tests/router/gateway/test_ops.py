@@ -6,13 +6,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from router.gateway.openapi import build_openapi
+from tests.helpers import eventually
 from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import (
     GatewayHarness,
     PoolKey,
     assert_error_shape,
     chat_body,
-    eventually,
 )
 from tests.servers import RedisServer, free_port
 
