@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,7 +23,6 @@ from typing import Any
 
 import pytest
 
-import router.dispatch
 from router.request_router import RequestRouter
 from router.routing import RoutingTable
 from router.testing import ScriptedTransport
@@ -74,6 +74,19 @@ class _Namespace:
         return self._overrides.get(name) or getattr(self._module, name)
 
 
+#: The modules whose clock and sleeps the dispatcher's waits use (the dispatcher; the one
+#: wait-for-room loop once it lives in keys/room.py).
+TIMED_MODULES = ("router.dispatch", "keys.room")
+
+
+def _timed_modules() -> list[Any]:
+    found = []
+    for name in TIMED_MODULES:
+        with contextlib.suppress(ModuleNotFoundError):
+            found.append(importlib.import_module(name))
+    return found
+
+
 @dataclass
 class ScriptedPool:
     router: RequestRouter
@@ -110,8 +123,9 @@ async def scripted_router(
     manager, env = manager_for(conf, tmp_path, entries, clock=clock)
     virtual = VirtualTime(clock)
     monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setattr(router.dispatch, "time", _Namespace(time, monotonic=virtual.monotonic))
-    monkeypatch.setattr(router.dispatch, "asyncio", _Namespace(asyncio, sleep=virtual.sleep))
+    for module in _timed_modules():
+        monkeypatch.setattr(module, "time", _Namespace(time, monotonic=virtual.monotonic))
+        monkeypatch.setattr(module, "asyncio", _Namespace(asyncio, sleep=virtual.sleep))
     transport = ScriptedTransport()
     table = RoutingTable.from_section(routing)
     instance = RequestRouter(manager, settings=conf, transport=transport, routing=table)
