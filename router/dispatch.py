@@ -152,9 +152,7 @@ class Dispatcher:
         settings: Settings,
     ) -> None:
         self.manager = manager
-        self.transport = (
-            transport  # the HTTP of every provider call (router/providers/transport.py)
-        )
+        self.transport = transport
         self.routing = routing
         self.settings = settings
         self._adapters: dict[str, ProviderAdapter] = {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
@@ -59,11 +59,11 @@ class HttpRequest:
     """One provider call: a POST of a JSON ``body`` to ``url``.
 
     ``timeout`` bounds the whole call, or for a ``stream`` the silence between two chunks;
-    ``connect_timeout`` bounds the connection.
+    ``connect_timeout`` bounds the connection. The headers carry the secret: not in the repr.
     """
 
     url: str
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] = field(repr=False)
     body: bytes
     timeout: float
     connect_timeout: float

@@ -64,7 +64,8 @@ async def test_ok_answers_in_the_providers_format_whole_and_streamed(provider: s
         (provider, MODELS[provider], False),
         (provider, MODELS[provider], True),
     ]
-    assert all(c.secret == secret and secret not in repr(c) for c in calls)
+    assert all(c.secret == secret for c in calls)
+    assert not any(secret in repr(c) or secret in repr(c.request) for c in calls)
 
 
 @PROVIDERS
