@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from keys.models import APIKey
-from router.errors import (
+from kernel.errors import (
     ContextLengthExceededError,
     ProviderAuthError,
     ProviderConnectionError,
@@ -16,6 +15,7 @@ from router.errors import (
     RateLimitedError,
     ServerError,
 )
+from keys.models import APIKey
 from router.providers import ChatRequest, StreamEnd, TextDelta, get_adapter
 from router.testing import (
     Reply,
