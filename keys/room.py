@@ -52,9 +52,11 @@ class RoomWait:
         """Whether this wait may still sleep ``pause`` seconds."""
         if pause is None:
             return False
+        # the jitter counts too: a sleep that ended past the deadline would find the budget
+        # spent and answer "retry budget exhausted" where "no room, retry in ..." is the truth
         return (
             max(0.0, pause) <= self.budget - self.waited
-            and time.monotonic() + pause <= self.deadline
+            and time.monotonic() + pause + self.jitter <= self.deadline
         )
 
     async def until_room(self, attempt: Callable[[], Awaitable[R]]) -> R:

@@ -58,3 +58,10 @@ def test_a_zero_wait_allows_no_pause() -> None:
     room = RoomWait.for_seconds(0.0)
     assert not room.allows(0.5) and not room.allows(None)
     assert RoomWait.for_seconds(-3.0).budget == 0.0
+
+
+def test_a_pause_whose_jitter_would_end_past_the_deadline_is_not_waited() -> None:
+    """Else the sleep ends after the deadline and the caller finds its budget spent: a "retry
+    budget exhausted" answer where "no room, retry in ..." is the truth."""
+    room = RoomWait(budget=60.0, deadline=time.monotonic() + 1.0, jitter=0.5)
+    assert room.allows(0.2) and not room.allows(0.8)
