@@ -113,10 +113,16 @@ def configure_logging(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
+    _install_handler(formatter, level_name, force=force)
+    _configured = True
+
+
+def _install_handler(formatter: logging.Formatter, level_name: str, *, force: bool) -> None:
+    """Our stderr handler on the root logger. A library must not take over an application's
+    logging: installed when asked to (command line, gateway) or when nobody configured the root
+    logger (or when ours is already there: it is replaced)."""
     root = logging.getLogger()
     ours = [h for h in root.handlers if getattr(h, "_llm_router", False)]
-    # A library must not take over an application's logging: install our handler when asked to
-    # (command line, gateway) or when nobody configured the root logger.
     if force or not root.handlers or ours:
         for old in ours:
             root.removeHandler(old)
@@ -125,7 +131,6 @@ def configure_logging(
         handler._llm_router = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.setLevel(level_name)
-    _configured = True
 
 
 def json_formatter() -> logging.Formatter:

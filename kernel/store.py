@@ -34,6 +34,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from kernel.embedded_store import compile_once, embedded_client
+from kernel.embedded_store import reset_embedded_store as reset_embedded_store  # public path
 from kernel.errors import StoreError
 from kernel.failover import UNREACHABLE, Failover, Replay, is_unreachable
 from kernel.log import get_logger
@@ -44,9 +46,6 @@ from lua import Script
 
 StoreKind = Literal["redis", "cluster", "embedded"]
 log = get_logger("router.store")
-
-_embedded_server: Any = None
-_embedded_warned = False
 
 
 def mask_url(url: str) -> str:
@@ -295,64 +294,6 @@ class Store:
             await result
 
 
-class _CompiledChunks:
-    """The embedded server's Lua runtime, compiling each script source once.
-
-    fakeredis runs ``EVALSHA`` as ``runtime.execute(source)``: it parses and compiles the whole
-    source on every call (~0.7 ms for a key-pool script, most of an embedded request's cost), then
-    runs a full garbage collection. This wrapper keeps the compiled chunk per source (running a
-    chunk again is what executing its source does) and replaces the full collection by an
-    incremental step; everything else goes to the real runtime unchanged.
-    """
-
-    def __init__(self, runtime: Any) -> None:
-        self._runtime = runtime
-        self._chunks: dict[bytes, Any] = {}
-
-    def execute(self, source: Any, *args: Any) -> Any:
-        if args or not isinstance(source, bytes):
-            return self._runtime.execute(source, *args)
-        if source == b"collectgarbage()":
-            return self._runtime.execute(b'collectgarbage("step")')
-        chunk = self._chunks.get(source)
-        if chunk is None:
-            if len(self._chunks) >= 256:  # scripts sent by callers other than ours: bound it
-                self._chunks.clear()
-            chunk = self._chunks[source] = self._runtime.compile(source)
-        return chunk()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._runtime, name)
-
-
-def _compile_once(server: Any) -> None:
-    """Install :class:`_CompiledChunks` on a fakeredis server (a no-op on fakeredis versions that
-    keep no per-server runtime: they are only slower)."""
-    import fakeredis
-
-    fakeredis.FakeRedis(server=server).eval("return 1", 0)  # creates the server's runtime
-    runtime = getattr(server, "_lua_runtime", None)
-    if runtime is not None and not isinstance(runtime, _CompiledChunks):
-        server._lua_runtime = _CompiledChunks(runtime)
-
-
-def _embedded_client() -> Any:
-    """A client of the process-wide embedded server (every Store in the process shares its data)."""
-    global _embedded_server, _embedded_warned
-    import fakeredis
-
-    if _embedded_server is None:
-        _embedded_server = fakeredis.FakeServer(version=(7, 2))
-        _compile_once(_embedded_server)
-    if not _embedded_warned:
-        _embedded_warned = True
-        log.warning(
-            "using the embedded store: limits and conversations are shared within this process only; "
-            "set REDIS_URL to share them across processes"
-        )
-    return fakeredis.FakeAsyncRedis(server=_embedded_server, decode_responses=True)
-
-
 def create_store(settings: Settings | None = None, *, url: str | None = None) -> Store:
     """A Store for ``settings`` (``REDIS_URL`` / ``REDIS_CLUSTER``), or for an explicit ``url``."""
     settings = settings or Settings.from_env()
@@ -361,50 +302,61 @@ def create_store(settings: Settings | None = None, *, url: str | None = None) ->
     if not url:
         # fakeredis's pool also refuses instead of waiting past its size
         limiter = asyncio.Semaphore(settings.REDIS_MAX_CONNECTIONS)
-        return Store(client=_embedded_client(), kind="embedded", keys=keys, limiter=limiter)
+        return Store(client=embedded_client(), kind="embedded", keys=keys, limiter=limiter)
     cluster = settings.REDIS_CLUSTER or url.startswith(("redis+cluster://", "rediss+cluster://"))
     url = url.replace("+cluster://", "://", 1)
-    retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
-    timeout = settings.REDIS_TIMEOUT_SECONDS
     try:
-        if cluster:
-            client: Any = RedisCluster.from_url(
-                url,
-                decode_responses=True,
-                max_connections=settings.REDIS_MAX_CONNECTIONS,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=retry,
-            )
-            limiter = asyncio.Semaphore(settings.REDIS_MAX_CONNECTIONS)
-            store = Store(client=client, kind="cluster", keys=keys, url=url, limiter=limiter)
-            return _with_failover(store, settings)
-        # scripts (the request path) share one pipelined connection, other commands the rest
-        total = settings.REDIS_MAX_CONNECTIONS
-        lanes = 1 if total >= 2 else 0
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            decode_responses=True,
-            max_connections=total - lanes,
-            retry=retry,  # a client given a pool uses the pool's retry policy, not its own
-            timeout=timeout,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-        )
-        store = Store(
-            client=aioredis.Redis(connection_pool=pool, retry=retry),
-            kind="redis",
-            keys=keys,
-            url=url,
-            lane=ScriptLane(pool) if lanes else None,
-        )
-        return _with_failover(store, settings)
+        connect = _cluster_store if cluster else _redis_store
+        return _with_failover(connect(url, keys, settings), settings)
     except (ValueError, RedisError) as exc:
         from kernel.errors import ConfigError
 
         raise ConfigError(
             f"invalid Redis URL {mask_url(url)}: {exc}", source="environment", field="REDIS_URL"
         ) from None
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
+
+
+def _cluster_store(url: str, keys: RedisKeys, settings: Settings) -> Store:
+    timeout = settings.REDIS_TIMEOUT_SECONDS
+    client: Any = RedisCluster.from_url(
+        url,
+        decode_responses=True,
+        max_connections=settings.REDIS_MAX_CONNECTIONS,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=_retry(),
+    )
+    limiter = asyncio.Semaphore(settings.REDIS_MAX_CONNECTIONS)
+    return Store(client=client, kind="cluster", keys=keys, url=url, limiter=limiter)
+
+
+def _redis_store(url: str, keys: RedisKeys, settings: Settings) -> Store:
+    """A standalone Redis: scripts (the request path) share one pipelined connection, other
+    commands the rest of the pool."""
+    timeout = settings.REDIS_TIMEOUT_SECONDS
+    retry = _retry()
+    total = settings.REDIS_MAX_CONNECTIONS
+    lanes = 1 if total >= 2 else 0
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        decode_responses=True,
+        max_connections=total - lanes,
+        retry=retry,  # a client given a pool uses the pool's retry policy, not its own
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+    return Store(
+        client=aioredis.Redis(connection_pool=pool, retry=retry),
+        kind="redis",
+        keys=keys,
+        url=url,
+        lane=ScriptLane(pool) if lanes else None,
+    )
 
 
 def _with_failover(store: Store, settings: Settings) -> Store:
@@ -417,7 +369,7 @@ def _with_failover(store: Store, settings: Settings) -> Store:
         import fakeredis
 
         server = fakeredis.FakeServer(version=(7, 2))
-        _compile_once(server)
+        compile_once(server)
         client = fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
         limiter = asyncio.Semaphore(settings.REDIS_MAX_CONNECTIONS)
         return Store(client=client, kind="embedded", keys=store.keys, limiter=limiter)
@@ -430,9 +382,3 @@ def _with_failover(store: Store, settings: Settings) -> Store:
     )
     store.failover.attach(store)
     return store
-
-
-def reset_embedded_store() -> None:
-    """Forget the embedded server's data (tests)."""
-    global _embedded_server
-    _embedded_server = None
