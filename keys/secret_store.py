@@ -27,8 +27,7 @@ import inspect
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -38,8 +37,16 @@ from kernel.masking import register_secret
 from kernel.settings import Settings
 from keys.backends import SecretBackend, create_backend
 from keys.backends.base import clean_secret
-from keys.config import env_secret_by_ref, fingerprint, load_key_config
+from keys.config import env_secret_by_ref
 from keys.models import APIKey
+from keys.secret_access import (  # the troubleshooting helper's public path is this module
+    check_secret_access,
+    describe_secret_access,
+    test_secret_access,
+)
+from keys.secret_records import ChangeCallback, KeyIdFor, SecretChanges
+from keys.secret_records import Entry as _Entry
+from keys.secret_records import Watch as _Watch
 
 log = get_logger("keys.secret_store")
 T = TypeVar("T")
@@ -47,44 +54,6 @@ T = TypeVar("T")
 #: Failures remembered until the next refresh (retrying at once would not help).
 _STICKY_CAUSES = frozenset({"not_found", "denied", "malformed", "config"})
 _REFRESH_CONCURRENCY = 8
-
-
-@dataclass(frozen=True)
-class SecretChanges:
-    """What a refresh changed, as key ids. False when nothing changed."""
-
-    added: frozenset[str] = frozenset()
-    changed: frozenset[str] = frozenset()
-    removed: frozenset[str] = frozenset()
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.removed)
-
-    def as_dict(self) -> dict[str, list[str]]:
-        return {name: sorted(getattr(self, name)) for name in ("added", "changed", "removed")}
-
-
-ChangeCallback = Callable[[SecretChanges], Awaitable[None] | None]
-KeyIdFor = Callable[[str], str | None]
-
-
-@dataclass
-class _Entry:
-    """One key's cached secret (or its remembered failure)."""
-
-    secret_ref: str | None
-    key: APIKey | None = None  # None for secrets that come from a watched listing
-    value: str | None = None
-    error: SecretStoreError | None = None
-    listing: str | None = None
-
-
-@dataclass
-class _Watch:
-    """A folder listed at every refresh: names mapped to key ids by ``key_id_for``."""
-
-    key_id_for: KeyIdFor
-    names: dict[str, str] = field(default_factory=dict)  # secret name -> key id
 
 
 class SecretStore:
@@ -392,110 +361,12 @@ def create_secret_store(
     return SecretStore(impl, refresh_interval=settings.SECRET_REFRESH_INTERVAL, environ=environ)
 
 
-async def check_secret_access(
-    key_id: str,
-    *,
-    keys_path: str | os.PathLike[str] | None = None,
-    settings: Settings | None = None,
-    environ: Mapping[str, str] | None = None,
-    store: SecretStore | None = None,
-) -> dict[str, Any]:
-    """Document 004's troubleshooting helper: is ``key_id``'s secret readable, and if not why?
-
-    Answers ``{"key_id", "configured", "backend", "location", "found", "status", "cause",
-    "detail", "fingerprint"}``; ``status`` is ``found``, ``missing`` or ``error``. The secret is
-    never returned: ``fingerprint`` (8 hex digits of its SHA-256) tells two secrets apart.
-    """
-    env = os.environ if environ is None else environ
-    settings = settings or Settings.from_env(env)
-    own_store = store is None
-    store = store or create_secret_store(settings, env)
-    try:
-        config = load_key_config(keys_path, environ=env, settings=settings)
-        key = config.by_id().get(key_id)
-        if key is None and config.path is not None:
-            key = await _discovered_key(store, config.path, key_id)
-        configured = key is not None
-        if key is None:  # not configured: look where the backend's convention would
-            key = APIKey.model_validate({"key_id": key_id, "provider": "openai", "model_name": "*"})
-        return await describe_secret_access(store, key, configured=configured)
-    finally:
-        if own_store:
-            await store.close()
-
-
-def test_secret_access(key_id: str, **kwargs: Any) -> dict[str, Any]:
-    """Document 004's helper, callable as it shows it, without an event loop::
-
-        python -c "from keys.secret_store import test_secret_access; print(test_secret_access('id'))"
-
-    Inside a running event loop, ``await check_secret_access(...)`` instead (same arguments).
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(check_secret_access(key_id, **kwargs))
-    raise RuntimeError(
-        "test_secret_access() inside an event loop: await check_secret_access() instead"
-    )
-
-
-test_secret_access.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
-
-
-async def _discovered_key(
-    store: SecretStore, keys_path: os.PathLike[str], key_id: str
-) -> APIKey | None:
-    """``key_id`` among the keys discovered from keys.json's ``sources`` (None if not there)."""
-    from keys.discovery import KeyDiscovery, load_sources
-
-    sources = load_sources(keys_path)
-    if not sources:
-        return None
-    try:
-        found = await KeyDiscovery(store, sources).discover()
-    except SecretStoreError:
-        return None  # the listing failed: the caller reports the key as not configured
-    return next((k for k in found if k.key_id == key_id), None)
-
-
-async def describe_secret_access(
-    store: SecretStore, key: APIKey, *, configured: bool = True
-) -> dict[str, Any]:
-    """The answer of :func:`test_secret_access` for one key (used by ``secrets check`` too)."""
-    backend, location = store.where(key)
-    answer: dict[str, Any] = {
-        "key_id": key.key_id,
-        "configured": configured,
-        "active": key.active,
-        "backend": backend,
-        "location": location,
-        "found": False,
-        "status": "missing",
-        "cause": None,
-        "detail": "",
-        "fingerprint": None,
-    }
-    try:
-        value = await store.read_uncached(key)
-    except SecretStoreError as exc:
-        answer.update(
-            status="missing" if exc.cause == "not_found" else "error",
-            cause=exc.cause,
-            detail=str(exc),
-        )
-        return answer
-    if backend == store.backend:
-        location = store.impl.found_in(key)
-    answer.update(found=True, status="found", location=location, fingerprint=fingerprint(value))
-    return answer
-
-
 __all__ = [
     "ChangeCallback",
     "SecretChanges",
     "SecretStore",
     "SecretStoreError",
+    "check_secret_access",
     "create_secret_store",
     "describe_secret_access",
     "test_secret_access",
