@@ -15,6 +15,9 @@ Sources, merged into one list (the README's "Configuration" section documents th
 3. ``ENABLE_KEY_ROTATION=false`` (or ``LLM_MULTI_KEY_ROUTER_ENABLED=false``) is document 003's
    single-key mode: keys.json and the lists are ignored; only ``*_API_KEY`` single keys are used.
 
+The environment conventions (provider variables, ``env:`` references, the variables a key's secret
+may be in) live in :mod:`keys.config_env`; their names are re-exported here.
+
 Secrets of keys.json entries come from the secret store (``SECRET_STORE_TYPE``); with the ``env``
 store they are read from ``secret_ref``, ``API_KEY_{KEY_ID}`` (document 004) or
 ``{PROVIDER}_KEY_{key_id}`` (document 003). keys.json itself never holds a secret.
@@ -22,7 +25,6 @@ store they are read from ``secret_ref``, ``API_KEY_{KEY_ID}`` (document 004) or
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -36,13 +38,20 @@ from pydantic import ValidationError
 
 from kernel.errors import ConfigError
 from kernel.masking import looks_like_secret
-from kernel.settings import PROVIDERS, Settings
-from keys.models import DEFAULT_MODELS, APIKey
+from kernel.settings import Settings
+from keys.config_env import ENV_PREFIX as ENV_PREFIX
+from keys.config_env import env_provider_refs as env_provider_refs
+from keys.config_env import env_secret_by_ref as env_secret_by_ref
+from keys.config_env import env_secret_for as env_secret_for
+from keys.config_env import env_secret_names as env_secret_names
+from keys.config_env import env_secrets_of
+from keys.config_env import fingerprint as fingerprint
+from keys.config_env import keys_from_environment as keys_from_environment
+from keys.models import APIKey
 
 if TYPE_CHECKING:
     from keys.discovery import SecretSource
 
-ENV_PREFIX = {"openai": "OPENAI", "anthropic": "ANTHROPIC", "gemini": "GEMINI"}
 _SECRET_FIELDS = ("api_key", "secret", "key", "token", "value")
 #: Top-level sections of keys.json; other names are refused, but ``_comment``/``$schema`` style.
 _SECTIONS = ("keys", "providers", "routing", "sources")
@@ -110,7 +119,7 @@ def load_key_config(
         config.warnings.append("key rotation disabled: single-key mode, keys.json ignored")
 
     env_store = settings.SECRET_STORE_TYPE == "env"  # noqa: S105 - a backend name, not a secret
-    known_secrets = _env_secrets_of(config.keys, env) if env_store else set()
+    known_secrets = env_secrets_of(config.keys, env) if env_store else set()
     for key, source in keys_from_environment(env, single_key_mode=single_key_mode):
         secret = env_secret_by_ref(key.secret_ref or "", env)
         if secret in known_secrets:
@@ -306,129 +315,3 @@ def save_keys_file(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-# -- environment -------------------------------------------------------------------------------
-
-
-def fingerprint(secret: str) -> str:
-    """A short, stable, non-reversible identifier of a secret (8 hex digits of its SHA-256)."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:8]
-
-
-def _env_limit(env: Mapping[str, str], name: str) -> int | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError("must be a whole number", source="environment", field=name) from None
-    if value < 1:
-        raise ConfigError("must be at least 1", source="environment", field=name)
-    return value
-
-
-def env_provider_refs(
-    env: Mapping[str, str], provider: str, *, single_only: bool = False
-) -> list[str]:
-    """The secret references a provider's variables define: comma list, numbered, single."""
-    prefix = ENV_PREFIX[provider]
-    refs: list[str] = []
-    if not single_only:
-        # Positions count non-empty elements only, as env_secret_by_ref resolves them ("a,,b").
-        listed = [p for part in env.get(f"{prefix}_API_KEYS", "").split(",") if (p := part.strip())]
-        refs.extend(f"env:{prefix}_API_KEYS#{i}" for i in range(1, len(listed) + 1))
-        numbered = sorted(
-            (int(m.group(1)), name)
-            for name in env
-            if (m := re.fullmatch(rf"{prefix}_API_KEY_(\d+)", name)) and env[name].strip()
-        )
-        refs.extend(f"env:{name}" for _, name in numbered)
-    if env.get(f"{prefix}_API_KEY", "").strip():
-        refs.append(f"env:{prefix}_API_KEY")
-    return refs
-
-
-def keys_from_environment(
-    env: Mapping[str, str], *, single_key_mode: bool = False
-) -> list[tuple[APIKey, str]]:
-    """Keys defined by provider variables, each with its source; duplicates by secret removed."""
-    found: list[tuple[APIKey, str]] = []
-    seen: set[str] = set()
-    for provider in PROVIDERS:
-        prefix = ENV_PREFIX[provider]
-        limits = {
-            "rpm": _env_limit(env, f"{prefix}_RPM"),
-            "tpm": _env_limit(env, f"{prefix}_TPM"),
-            "rpd": _env_limit(env, f"{prefix}_RPD"),
-        }
-        base_url = env.get(f"{prefix}_BASE_URL", "").strip() or None
-        model = env.get(f"{prefix}_MODEL", "").strip() or DEFAULT_MODELS[provider]
-        for ref in env_provider_refs(env, provider, single_only=single_key_mode):
-            secret = env_secret_by_ref(ref, env)
-            if not secret or secret in seen:
-                continue
-            seen.add(secret)
-            source = ref.removeprefix("env:").split("#")[0]
-            try:
-                key = APIKey.model_validate(
-                    {
-                        "key_id": f"{provider}-{fingerprint(secret)}",
-                        "provider": provider,
-                        "model_name": model,
-                        "models": [{"model": model}, {"model": "*", "priority": 1}],
-                        "base_url": base_url,
-                        "secret_ref": ref,
-                        **limits,
-                    }
-                )
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                loc = ".".join(str(p) for p in err["loc"])
-                variable = f"{prefix}_BASE_URL" if loc == "base_url" else f"{prefix}_MODEL"
-                raise ConfigError(err["msg"], source="environment", field=variable) from None
-            found.append((key, f"env:{source}"))
-    return found
-
-
-def env_secret_by_ref(ref: str, env: Mapping[str, str]) -> str | None:
-    """Resolve ``[env:]NAME`` or ``[env:]NAME#i`` (the i-th element, from 1, of a comma list)."""
-    name = ref.removeprefix("env:")
-    index = None
-    if "#" in name:
-        name, _, pos = name.partition("#")
-        index = int(pos) if pos.isdigit() else None
-    raw = env.get(name)
-    if raw is None:
-        return None
-    if index is None:
-        return raw.strip() or None
-    parts = [part.strip() for part in raw.split(",") if part.strip()]
-    return parts[index - 1] if 0 < index <= len(parts) else None
-
-
-def env_secret_names(key: APIKey) -> list[str]:
-    """Variables that may hold a keys.json key's secret, in the order they are tried."""
-    names: list[str] = [key.secret_ref] if key.secret_ref else []
-    upper_id = re.sub(r"[^A-Z0-9]", "_", key.key_id.upper())
-    names.append(f"API_KEY_{upper_id}")
-    prefix = ENV_PREFIX.get(key.provider, key.provider.upper())
-    names.append(f"{prefix}_KEY_{key.key_id}")
-    if f"{prefix}_KEY_{upper_id}" not in names:
-        names.append(f"{prefix}_KEY_{upper_id}")
-    return names
-
-
-def env_secret_for(key: APIKey, env: Mapping[str, str]) -> tuple[str | None, str]:
-    """(secret, variable it came from) for ``key`` from the environment conventions."""
-    names = env_secret_names(key)
-    for name in names:
-        value = env_secret_by_ref(name, env)
-        if value:
-            return value, name.removeprefix("env:")
-    return None, names[0].removeprefix("env:")
-
-
-def _env_secrets_of(keys: list[APIKey], env: Mapping[str, str]) -> set[str]:
-    return {secret for key in keys if (secret := env_secret_for(key, env)[0])}

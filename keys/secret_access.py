@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from kernel.errors import SecretStoreError
 from kernel.settings import Settings
-from keys.config import fingerprint, load_key_config
+from keys.config import load_key_config
+from keys.config_env import fingerprint
 from keys.models import APIKey
 
 if TYPE_CHECKING:

@@ -37,7 +37,7 @@ from kernel.masking import register_secret
 from kernel.settings import Settings
 from keys.backends import SecretBackend, create_backend
 from keys.backends.base import clean_secret
-from keys.config import env_secret_by_ref
+from keys.config_env import env_secret_by_ref
 from keys.models import APIKey
 from keys.secret_access import (  # the troubleshooting helper's public path is this module
     check_secret_access,
