@@ -16,7 +16,7 @@ from router.simulator.config import (
     load_config,
     parse_config,
 )
-from router.simulator.engine import RequestRecord
+from router.simulator.outcomes import RequestRecord
 from router.simulator.runner import SimulatorProcess, SimulatorThread, run_in_thread
 from router.simulator.server import ProviderSimulator, build_app
 

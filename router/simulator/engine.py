@@ -15,7 +15,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.tokens import content_text
@@ -23,8 +22,6 @@ from router.providers.catalog import context_window as catalog_context_window
 from router.providers.catalog import max_output_tokens as catalog_max_output
 from router.simulator.config import (
     DAY_RESET_TZ,
-    POST_ADMISSION_FAULTS,
-    PRE_ADMISSION_FAULTS,
     FaultConfig,
     SimKey,
     SimulatorConfig,
@@ -36,108 +33,20 @@ from router.simulator.content import (
     make_reply,
     tool_reply,
 )
-from router.simulator.limits import Limits, LimitView, QuotaState, Rejection, Ticket
+from router.simulator.faults import fault_status, post_admission_fault, pre_admission_fault
+from router.simulator.limits import Limits, QuotaState, Rejection, Ticket
+from router.simulator.outcomes import (
+    Admitted,
+    Call,
+    Denied,
+    Fault,
+    Invalid,
+    Limited,
+    NotFound,
+    Outcome,
+    RequestRecord,
+)
 from router.simulator.stats import StatsBook, UsageStats
-
-
-@dataclass
-class Call:
-    """A provider request reduced to what the simulator needs. ``messages`` are OpenAI-shaped."""
-
-    provider: str
-    model: str
-    messages: list[dict[str, Any]]
-    max_tokens: int | None = None
-    stream: bool = False
-    include_usage: bool = False
-    tool_names: tuple[str, ...] = ()
-    forced_tool: str | None = None
-    completion_tokens: int | None = None
-
-
-# -- outcomes ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Denied:
-    reason: str  # missing | invalid | revoked
-    secret: str = ""
-
-
-@dataclass(frozen=True)
-class NotFound:
-    model: str
-
-
-@dataclass(frozen=True)
-class Invalid:
-    reason: str  # context_length | max_tokens
-    prompt_tokens: int
-    limit: int
-    max_tokens: int | None
-
-
-@dataclass(frozen=True)
-class Fault:
-    kind: str  # spurious_429 | overload | server_error | reset
-    status: int
-    view: LimitView | None = None
-
-
-@dataclass(frozen=True)
-class Limited:
-    rejection: Rejection
-    view: LimitView | None
-
-
-@dataclass
-class Admitted:
-    key: SimKey
-    prompt_tokens: int
-    reply: Reply
-    view: LimitView | None
-    ticket: Ticket
-    filtered: bool = False
-    fault: str | None = None  # timeout | malformed | stream_cut
-    faults: FaultConfig = field(default_factory=FaultConfig)
-    key_stats: UsageStats | None = None
-    group_stats: UsageStats | None = None
-    window_index: tuple[int, int] = (0, 0)
-    request_id: str = ""
-
-
-Outcome = Denied | NotFound | Invalid | Fault | Limited | Admitted
-
-
-@dataclass
-class RequestRecord:
-    """One received request, for tests that check what a provider was sent."""
-
-    time: float
-    provider: str
-    model: str
-    key_id: str | None
-    key_fingerprint: str | None
-    messages: list[dict[str, Any]]
-    stream: bool
-    max_tokens: int | None
-    outcome: str = ""
-    prompt_tokens: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "time": self.time,
-            "provider": self.provider,
-            "model": self.model,
-            "key_id": self.key_id,
-            "key_fingerprint": self.key_fingerprint,
-            "messages": [
-                {"role": m.get("role"), "content": content_text(m.get("content"))}
-                for m in self.messages
-            ],
-            "stream": self.stream,
-            "max_tokens": self.max_tokens,
-            "outcome": self.outcome,
-            "prompt_tokens": self.prompt_tokens,
-        }
 
 
 class KeyState:
@@ -265,11 +174,11 @@ class Engine:
             return invalid
         draw = state.rng.random()
         quota = self._quota(key, call)
-        fault = self._pre_fault(state.faults, draw)
+        fault = pre_admission_fault(state.faults, draw)
         if fault is not None:
             stats.faults[fault] += 1
             view = quota.view(self.clock()) if quota is not None else None
-            return Fault(fault, self._fault_status(fault, call.provider, state.faults), view)
+            return Fault(fault, fault_status(fault, call.provider, state.faults), view)
         return self._admit(state, call, prompt, quota, draw, stats)
 
     def _authenticate(self, call: Call, secret: str | None) -> KeyState | Denied:
@@ -338,34 +247,6 @@ class Engine:
             }
         return quota
 
-    @staticmethod
-    def _pre_fault(faults: FaultConfig, draw: float) -> str | None:
-        edge = 0.0
-        for name in PRE_ADMISSION_FAULTS:
-            edge += getattr(faults, name)
-            if draw < edge:
-                return _FAULT_NAMES[name]
-        return None
-
-    @staticmethod
-    def _post_fault(faults: FaultConfig, draw: float) -> str | None:
-        edge = sum(getattr(faults, name) for name in PRE_ADMISSION_FAULTS)
-        for name in POST_ADMISSION_FAULTS:
-            edge += getattr(faults, name)
-            if draw < edge:
-                return _FAULT_NAMES[name]
-        return None
-
-    @staticmethod
-    def _fault_status(fault: str, provider: str, faults: FaultConfig) -> int:
-        if fault == "spurious_429":
-            return 429
-        if fault == "overload":
-            return 529 if provider == "anthropic" else 503
-        if fault == "server_error":
-            return faults.error_status
-        return 0
-
     def _admit(
         self,
         state: KeyState,
@@ -391,7 +272,7 @@ class Engine:
         index = (stats.windows.add(now, charge), group_stats.windows.add(now, charge))
         stats.admitted_requests += 1
         group_stats.admitted_requests += 1
-        fault = self._post_fault(state.faults, draw)
+        fault = post_admission_fault(state.faults, draw)
         if fault is not None:
             stats.faults[fault] += 1
         filtered = self.config.content_filter_phrase in _last_user_text(call)
@@ -474,17 +355,6 @@ class Engine:
             for r in self.log
             if (key_id is None or r.key_id == key_id) and (model is None or r.model == model)
         ]
-
-
-_FAULT_NAMES = {
-    "spurious_429_rate": "spurious_429",
-    "overload_rate": "overload",
-    "error_rate": "server_error",
-    "reset_rate": "reset",
-    "timeout_rate": "timeout",
-    "malformed_rate": "malformed",
-    "stream_cut_rate": "stream_cut",
-}
 
 
 def _last_user_text(call: Call) -> str:

@@ -24,7 +24,8 @@ from aiohttp import web
 from kernel.tokens import get_encoding
 from router.simulator.admin import add_admin_routes
 from router.simulator.config import FaultConfig, SimKey, SimulatorConfig
-from router.simulator.engine import Admitted, Call, Denied, Engine, Fault, RequestRecord
+from router.simulator.engine import Engine
+from router.simulator.outcomes import Admitted, Call, Denied, Fault, RequestRecord
 from router.simulator.wire import Answer, StreamPlan, Wire, WireError
 from router.simulator.wire_anthropic import AnthropicWire
 from router.simulator.wire_gemini import GeminiWire

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from router.simulator.engine import Admitted, Call, Outcome
+from router.simulator.outcomes import Admitted, Call, Outcome
 
 
 class WireError(Exception):

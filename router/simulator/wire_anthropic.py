@@ -20,7 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from router.simulator.engine import (
+from router.simulator.limits import LimitView, Rejection
+from router.simulator.outcomes import (
     Admitted,
     Call,
     Denied,
@@ -30,7 +31,6 @@ from router.simulator.engine import (
     NotFound,
     Outcome,
 )
-from router.simulator.limits import LimitView, Rejection
 from router.simulator.wire import (
     Answer,
     StreamPlan,

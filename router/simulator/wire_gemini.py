@@ -17,7 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from router.simulator.engine import (
+from router.simulator.limits import Rejection
+from router.simulator.outcomes import (
     Admitted,
     Call,
     Denied,
@@ -27,7 +28,6 @@ from router.simulator.engine import (
     NotFound,
     Outcome,
 )
-from router.simulator.limits import Rejection
 from router.simulator.wire import (
     Answer,
     StreamPlan,
