@@ -28,8 +28,9 @@ from router.simulator.engine import Engine
 from router.simulator.outcomes import Admitted, Call, Denied, Fault, RequestRecord
 from router.simulator.wire import Answer, StreamPlan, Wire, WireError
 from router.simulator.wire_anthropic import AnthropicWire
+from router.simulator.wire_azure import AzureWire
 from router.simulator.wire_gemini import GeminiWire
-from router.simulator.wire_openai import AzureWire, OpenAIWire
+from router.simulator.wire_openai import OpenAIWire
 
 ENGINE_KEY: web.AppKey[Engine] = web.AppKey("engine", Engine)
 _JSON = "application/json"

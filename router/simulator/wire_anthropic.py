@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from router.simulator.content import Reply
 from router.simulator.limits import LimitView, Rejection
 from router.simulator.outcomes import (
     Admitted,
@@ -236,42 +237,8 @@ class AnthropicWire(Wire):
                 "message_start",
             )
         ]
-        content: list[bytes] = []
-        if reply.tool_call is not None:
-            block = {
-                "type": "tool_use",
-                "id": "toolu_" + reply.tool_call.id,
-                "name": reply.tool_call.name,
-                "input": {},
-            }
-            head.append(
-                sse(
-                    {"type": "content_block_start", "index": 0, "content_block": block},
-                    "content_block_start",
-                )
-            )
-            delta = {"type": "input_json_delta", "partial_json": reply.tool_call.arguments}
-            content.append(
-                sse(
-                    {"type": "content_block_delta", "index": 0, "delta": delta},
-                    "content_block_delta",
-                )
-            )
-        elif reply.pieces:
-            start = {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            }
-            head.append(sse(start, "content_block_start"))
-            for piece in reply.pieces:
-                delta = {"type": "text_delta", "text": piece}
-                content.append(
-                    sse(
-                        {"type": "content_block_delta", "index": 0, "delta": delta},
-                        "content_block_delta",
-                    )
-                )
+        start, content = _content_block_events(reply)
+        head.extend(start)
         head.append(sse({"type": "ping"}, "ping"))
         tail = []
         if reply.pieces or reply.tool_call is not None:
@@ -320,3 +287,46 @@ def _forced_tool(choice: Any, tools: tuple[str, ...]) -> str | None:
     if choice.get("type") == "tool" and choice.get("name"):
         return str(choice["name"])
     return None
+
+
+def _content_block_events(reply: Reply) -> tuple[list[bytes], list[bytes]]:
+    """The reply's one content block: its ``content_block_start`` event (none for an empty reply)
+    and its ``content_block_delta`` events (the tool call's input, or the text's pieces)."""
+    start: list[bytes] = []
+    content: list[bytes] = []
+    if reply.tool_call is not None:
+        block = {
+            "type": "tool_use",
+            "id": "toolu_" + reply.tool_call.id,
+            "name": reply.tool_call.name,
+            "input": {},
+        }
+        start.append(
+            sse(
+                {"type": "content_block_start", "index": 0, "content_block": block},
+                "content_block_start",
+            )
+        )
+        delta = {"type": "input_json_delta", "partial_json": reply.tool_call.arguments}
+        content.append(
+            sse(
+                {"type": "content_block_delta", "index": 0, "delta": delta},
+                "content_block_delta",
+            )
+        )
+    elif reply.pieces:
+        block_start = {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": ""},
+        }
+        start.append(sse(block_start, "content_block_start"))
+        for piece in reply.pieces:
+            delta = {"type": "text_delta", "text": piece}
+            content.append(
+                sse(
+                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                    "content_block_delta",
+                )
+            )
+    return start, content
