@@ -64,8 +64,24 @@ async def health_report(
     report["keys"] = _keys_section(config, settings)
     report["secret_store"] = {"type": settings.SECRET_STORE_TYPE}
     report["warnings"].extend(config.warnings)
-    # Nothing configured is a working install (a warning says how to add a key); keys that are
-    # configured but of which none can serve are a broken configuration.
+    _judge_keys(report, config)
+    try:
+        store = create_store(settings)
+    except ConfigError as exc:  # a malformed REDIS_URL: report it like any other bad setting
+        report["healthy"] = False
+        report["errors"].append(str(exc))
+        return report
+    try:
+        report["store"] = await store_health(store)
+    finally:
+        await store.close()
+    _judge_store(report, settings)
+    return report
+
+
+def _judge_keys(report: dict[str, Any], config: KeyConfig) -> None:
+    """Nothing configured is a working install (a warning says how to add a key); keys that are
+    configured but of which none can serve are a broken configuration."""
     missing = report["keys"].get("secrets_missing") or []
     if not config.keys:
         report["warnings"].append(
@@ -82,28 +98,22 @@ async def health_report(
         report["errors"].append(f"no active key has a secret (missing: {', '.join(missing)})")
     elif missing:
         report["warnings"].append(f"{len(missing)} active key(s) have no secret")
-    try:
-        store = create_store(settings)
-    except ConfigError as exc:  # a malformed REDIS_URL: report it like any other bad setting
-        report["healthy"] = False
-        report["errors"].append(str(exc))
-        return report
-    try:
-        report["store"] = await store_health(store)
-    finally:
-        await store.close()
+
+
+def _judge_store(report: dict[str, Any], settings: Settings) -> None:
+    """``status``: ok, degraded (open failure mode: served on local limits) or unhealthy."""
     report["status"] = "ok"
-    if not report["store"]["ok"]:
-        if settings.STORE_FAILURE_MODE == "open" and not settings.uses_embedded_store:
-            # the router serves on local limits meanwhile (kernel/failover.py): not a failure
-            report["status"] = report["store"]["status"] = "degraded"
-            report["warnings"].append(
-                f"degraded: {report['store']['error']}; requests are served on local limits "
-                f"(each key's limits divided by ROUTER_PROCESSES={settings.ROUTER_PROCESSES}) "
-                "until the store answers (STORE_FAILURE_MODE=open)"
-            )
-            return report
-        report["healthy"] = False
-        report["status"] = "unhealthy"
-        report["errors"].append(report["store"]["error"])
-    return report
+    if report["store"]["ok"]:
+        return
+    if settings.STORE_FAILURE_MODE == "open" and not settings.uses_embedded_store:
+        # the router serves on local limits meanwhile (kernel/failover.py): not a failure
+        report["status"] = report["store"]["status"] = "degraded"
+        report["warnings"].append(
+            f"degraded: {report['store']['error']}; requests are served on local limits "
+            f"(each key's limits divided by ROUTER_PROCESSES={settings.ROUTER_PROCESSES}) "
+            "until the store answers (STORE_FAILURE_MODE=open)"
+        )
+        return
+    report["healthy"] = False
+    report["status"] = "unhealthy"
+    report["errors"].append(report["store"]["error"])

@@ -179,14 +179,7 @@ async def _stream(
             params.messages, params.model, temperature=params.temperature, **options
         ),
     )
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-            "x-request-id": request[REQUEST_ID],
-        }
-    )
+    response = _sse_response(request)
     done: DoneEvent | None = None
     async with contextlib.aclosing(events):
         event = await anext(events)
@@ -218,6 +211,18 @@ async def _stream(
     if done is not None:
         await _settle(gateway, caller, done, estimate)
     return response
+
+
+def _sse_response(request: web.Request) -> web.StreamResponse:
+    """An event stream's response, unbuffered by proxies (not prepared yet)."""
+    return web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            "x-request-id": request[REQUEST_ID],
+        }
+    )
 
 
 async def list_models(request: web.Request) -> web.Response:
