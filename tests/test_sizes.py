@@ -31,7 +31,6 @@ BEING_SPLIT: frozenset[str] = frozenset(
         "conversation/append.py",  # conversation bindings (bindings helper)
         "lua/",  # one binding per script (bindings helper)
         "router/dispatch.py",  # transport seam (seam helper)
-        "router/providers/",  # transport seam (seam helper)
     }
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from kernel import jsonio
@@ -227,51 +228,22 @@ class AnthropicAdapter(ProviderAdapter):
     async def parse_stream(
         self, response: HttpResponse, request: ChatRequest, ctx: CallContext
     ) -> AsyncIterator[StreamEvent]:
-        text: list[str] = []
-        blocks: dict[int, dict[str, str]] = {}
-        model, finish = request.model, "stop"
-        usage_data: dict[str, Any] = {}
+        answer = _StreamAnswer(request.model)
         async for event, data in sse_events(response, ctx):
             payload = self._event(data, ctx)
             kind = payload.get("type") or event
             if kind == "message_start":
-                message = payload.get("message") or {}
-                model = str(message.get("model") or model)
-                usage_data.update(message.get("usage") or {})
+                answer.message_start(payload)
             elif kind == "content_block_start":
-                block = payload.get("content_block") or {}
-                if block.get("type") == "tool_use":
-                    blocks[int(payload.get("index", 0))] = {
-                        "id": str(block.get("id", "")),
-                        "name": str(block.get("name", "")),
-                        "json": "",
-                    }
+                answer.block_start(payload)
             elif kind == "content_block_delta":
-                delta = payload.get("delta") or {}
-                if delta.get("type") == "text_delta" and delta.get("text"):
-                    text.append(delta["text"])
-                    yield TextDelta(delta["text"])
-                elif delta.get("type") == "input_json_delta":
-                    slot = blocks.get(int(payload.get("index", 0)))
-                    if slot is not None:
-                        slot["json"] += delta.get("partial_json") or ""
+                text = answer.block_delta(payload)
+                if text:
+                    yield TextDelta(text)
             elif kind == "message_delta":
-                finish = finish_reason((payload.get("delta") or {}).get("stop_reason"))
-                usage_data.update(
-                    {k: v for k, v in (payload.get("usage") or {}).items() if v is not None}
-                )
+                answer.message_delta(payload)
             elif kind == "message_stop":
-                yield StreamEnd(
-                    finish_reason=finish,
-                    usage=usage_of(usage_data) if usage_data else None,
-                    model=model,
-                    provider=self.provider,
-                    content="".join(text),
-                    tool_calls=[
-                        ToolCall(b["id"], b["name"], b["json"] or "{}")
-                        for _, b in sorted(blocks.items())
-                    ],
-                )
+                yield answer.end(self.provider)
                 return
             elif kind == "error":
                 overloaded = (payload.get("error") or {}).get("type") == "overloaded_error"
@@ -295,3 +267,58 @@ class AnthropicAdapter(ProviderAdapter):
         ctx: CallContext,
     ) -> ProviderError:
         return anthropic_error(status, body, raw, snapshot, ctx)
+
+
+@dataclass
+class _StreamAnswer:
+    """What a stream's events said so far: the text, the tool-use blocks (by index, their input
+    JSON as it arrives), the model, the finish reason and the usage."""
+
+    model: str
+    finish: str = "stop"
+    text: list[str] = field(default_factory=list)
+    blocks: dict[int, dict[str, str]] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    def message_start(self, payload: dict[str, Any]) -> None:
+        message = payload.get("message") or {}
+        self.model = str(message.get("model") or self.model)
+        self.usage.update(message.get("usage") or {})
+
+    def block_start(self, payload: dict[str, Any]) -> None:
+        block = payload.get("content_block") or {}
+        if block.get("type") == "tool_use":
+            self.blocks[int(payload.get("index", 0))] = {
+                "id": str(block.get("id", "")),
+                "name": str(block.get("name", "")),
+                "json": "",
+            }
+
+    def block_delta(self, payload: dict[str, Any]) -> Any:
+        """The text to pass on now, if this delta carries some (else None)."""
+        delta = payload.get("delta") or {}
+        if delta.get("type") == "text_delta" and delta.get("text"):
+            self.text.append(delta["text"])
+            return delta["text"]
+        if delta.get("type") == "input_json_delta":
+            slot = self.blocks.get(int(payload.get("index", 0)))
+            if slot is not None:
+                slot["json"] += delta.get("partial_json") or ""
+        return None
+
+    def message_delta(self, payload: dict[str, Any]) -> None:
+        self.finish = finish_reason((payload.get("delta") or {}).get("stop_reason"))
+        self.usage.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})
+
+    def end(self, provider: str) -> StreamEnd:
+        return StreamEnd(
+            finish_reason=self.finish,
+            usage=usage_of(self.usage) if self.usage else None,
+            model=self.model,
+            provider=provider,
+            content="".join(self.text),
+            tool_calls=[
+                ToolCall(b["id"], b["name"], b["json"] or "{}")
+                for _, b in sorted(self.blocks.items())
+            ],
+        )
