@@ -30,7 +30,6 @@ BEING_SPLIT: frozenset[str] = frozenset(
         "conversation/store.py",  # conversation bindings (bindings helper)
         "conversation/append.py",  # conversation bindings (bindings helper)
         "lua/",  # one binding per script (bindings helper)
-        "router/dispatch.py",  # transport seam (seam helper)
     }
 )
 

@@ -1,0 +1,205 @@
+"""One call on one key, and its outcome: the secret fetched, the provider called, the attempt
+recorded, the key's reservation settled (success) or its failure recorded (router/dispatch.py
+decides what comes next from the answer).
+
+    secret unusable   -> the key is disabled, rotate at once
+    provider error    -> recorded; 429 / 401 / unreachable rotate at once, others back off
+    context length    -> NextModel: the next larger-context model
+    stream with no event -> a transient failure
+    cancelled         -> the reservation is given back as "may have reached the provider"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, NamedTuple
+
+from kernel.errors import (
+    ContextLengthExceededError,
+    ProviderError,
+    RateLimitedError,
+    RouterError,
+    SecretStoreError,
+)
+from kernel.log import get_logger
+from kernel.settings import Settings
+from keys.manager import KeyManager, KeySelection
+from router.answers import AttemptRecord, CallSummary
+from router.dispatch_types import CallPlan, Dispatched, Messages
+from router.provider_limits import limits_json, provider_room
+from router.providers import (
+    ChatRequest,
+    ProviderAdapter,
+    RateLimitSnapshot,
+    Transport,
+    Usage,
+    get_adapter,
+)
+
+log = get_logger("router.dispatch")
+
+#: A success stores the provider's rate-limit headers (for status) at most this often per key:
+#: they change on every call, and encoding and storing them each time cost more than the rest of
+#: the settle. Failures always store them.
+PROVIDER_LIMITS_EVERY_SECONDS = 1.0
+
+
+class NextModel(Exception):
+    """Leave this model, go on with the chain (its one argument: the error that says why)."""
+
+
+class Failed(NamedTuple):
+    """A call that did not answer: its error, and whether to rotate to the next key at once."""
+
+    error: RouterError
+    rotate_now: bool
+
+
+class KeyCaller:
+    """Calls a provider on one reserved key and settles what happened."""
+
+    def __init__(self, manager: KeyManager, transport: Transport, settings: Settings) -> None:
+        self.manager = manager
+        self.transport = transport
+        self.settings = settings
+        self._adapters: dict[str, ProviderAdapter] = {}
+        self._limits_stored: dict[str, float] = {}
+
+    def adapter(self, provider: str) -> ProviderAdapter:
+        adapter = self._adapters.get(provider)
+        if adapter is None:
+            adapter = get_adapter(
+                provider,
+                self.transport,
+                timeout=self.settings.REQUEST_TIMEOUT_SECONDS,
+                connect_timeout=self.settings.CONNECT_TIMEOUT_SECONDS,
+            )
+            self._adapters[provider] = adapter
+        return adapter
+
+    async def attempt(
+        self,
+        plan: CallPlan,
+        selection: KeySelection,
+        messages: Messages,
+        completion: int,
+        summary: CallSummary,
+        stream: bool,
+    ) -> Dispatched | Failed:
+        """One call on one key. Answers the success (a Dispatched), or the failure; raises
+        NextModel when the prompt is too long for the model."""
+        key = selection.key
+        record = AttemptRecord(selection.model, key.key_id, key.provider, "success")
+        summary.attempts.append(record)
+        secret = await self._secret(selection, record)
+        if isinstance(secret, Failed):
+            return secret
+        request = chat_request(plan, selection, messages, completion, stream)
+        adapter = self.adapter(key.provider)
+        started = time.monotonic()
+        try:
+            if stream:
+                events = adapter.stream(key, secret, request)
+                first = await events.__anext__()
+            else:
+                result = await adapter.chat(key, secret, request)
+        except ProviderError as exc:
+            record.latency_ms = (time.monotonic() - started) * 1000
+            return await self._failed(selection, record, exc)
+        except StopAsyncIteration:
+            return await self._no_event(selection, record)
+        except BaseException:
+            # cancelled (client went away) or a bug: the call may have reached the provider, and
+            # says nothing of the key (a probe's slot is freed for the next caller)
+            await asyncio.shield(self.manager.record_failure(selection, asyncio.CancelledError()))
+            raise
+        record.latency_ms = (time.monotonic() - started) * 1000
+        summary.model, summary.provider = selection.model, key.provider
+        summary.key_id, summary.key = key.key_id, self.manager.masked(key.key_id)
+        if stream:
+            return Dispatched(summary, messages, selection, first=first, rest=events)
+        usage = result.usage
+        actual = usage.prompt_tokens + usage.completion_tokens or None
+        await self.settle_success(selection, actual, usage, result.rate_limits)
+        return Dispatched(summary, messages, selection, result=result)
+
+    async def _secret(self, selection: KeySelection, record: AttemptRecord) -> str | Failed:
+        """The key's secret; a key whose secret cannot be read is released and disabled."""
+        key = selection.key
+        try:
+            return await self.manager.get_secret(selection)
+        except SecretStoreError as exc:
+            await self.manager.release(selection)
+            await self.manager.engine.disable(key.key_id, reason="secret")
+            record.outcome, record.error_type = "secret", exc.error_type
+            log.warning("key without a usable secret disabled", key=key.key_id, cause=exc.cause)
+            return Failed(exc, True)
+
+    async def _failed(
+        self, selection: KeySelection, record: AttemptRecord, exc: ProviderError
+    ) -> Failed:
+        kind = await self.manager.record_failure(
+            selection, exc, provider_limits=limits_json(exc.rate_limits)
+        )
+        record.outcome, record.error_type = kind, exc.error_type
+        if isinstance(exc, ContextLengthExceededError):
+            raise NextModel(exc) from exc
+        rotate_now = kind in ("rate_limited", "auth", "unreachable")
+        if isinstance(exc, RateLimitedError):
+            log.info("rotating after 429", key=selection.masked_key, model=selection.model)
+        return Failed(exc, rotate_now)
+
+    async def _no_event(self, selection: KeySelection, record: AttemptRecord) -> Failed:
+        """A stream that ended before its first event."""
+        await self.manager.record_failure(selection, ProviderError("stream ended before any event"))
+        record.outcome = "transient"
+        error = ProviderError(
+            "the provider closed the stream without an answer", provider=selection.key.provider
+        )
+        return Failed(error, False)
+
+    async def settle_success(
+        self,
+        selection: KeySelection,
+        actual_tokens: int | None,
+        usage: Usage,
+        snapshot: RateLimitSnapshot | None,
+    ) -> None:
+        """Settle a call that worked (a whole answer or a finished stream), with what the
+        provider's rate-limit headers said of its buckets."""
+        await self.manager.record_success(
+            selection,
+            actual_tokens,
+            provider_limits=self._success_limits(selection.key.key_id, snapshot),
+            **provider_room(snapshot, usage),
+        )
+
+    def _success_limits(self, key_id: str, snapshot: Any) -> str:
+        """The provider's headers as JSON, or "" when this key's were stored less than
+        PROVIDER_LIMITS_EVERY_SECONDS ago."""
+        now = time.monotonic()
+        if now - self._limits_stored.get(key_id, -1e9) < PROVIDER_LIMITS_EVERY_SECONDS:
+            return ""
+        limits = limits_json(snapshot)
+        if limits:
+            self._limits_stored[key_id] = now
+        return limits
+
+
+def chat_request(
+    plan: CallPlan, selection: KeySelection, messages: Messages, completion: int, stream: bool
+) -> ChatRequest:
+    """The provider request for one model (Anthropic requires ``max_tokens``: the completion
+    estimate when the caller gave none)."""
+    return ChatRequest(
+        model=selection.model,
+        messages=messages,
+        max_tokens=plan.max_tokens
+        if plan.max_tokens is not None
+        else (completion if selection.key.provider == "anthropic" else None),
+        temperature=plan.temperature,
+        stream=stream,
+        extras=dict(plan.extras),
+        timeout=plan.timeout,
+    )
