@@ -3,7 +3,7 @@
 Operators' and clients' free text (a cooldown reason, a key's tags, a virtual key's name) ends up in
 Redis records, log lines and status answers. A tab or a newline there once corrupted a key's health
 record (tab-separated), so every entry point refuses C0 and C1 control characters and DEL with an
-error naming the field; the record encoder (keys/records.py) keeps records well-formed regardless.
+error naming the field; the record encoder (lua/records.py) keeps records well-formed regardless.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 -- lib_pool.lua: the key-pool library, prepended to reserve/settle/release/cooldown/sync scripts.
 --
--- Records are tab-separated strings in hash fields, read with one string.match and written with
+-- Records are tab-separated strings in hash fields (lua/records.py is the Python twin of every
+-- format below: one encoder and one decoder each, checked against these by tests/lua/test_records.py), read with one string.match and written with
 -- one string.format each (Lua in Redis has no JIT: splitting field by field costs ~10 us a record).
 -- Numbers are written with explicit formats: Lua's tostring keeps 14 significant digits, too few
 -- for microsecond unix timestamps.
@@ -8,7 +9,7 @@
 --   cfg    k:<key>            group, active (1/0), tags (";k=v;k=v;")
 --   cfg    b:<group>|<model>  rpm, tpm, rpd, rpm_burst, tpm_burst, strict (1/0), tz name (0 = no limit)
 --   cfg    m:<model>          max tpm burst of the model's keys (-1: some key has no tpm limit), tiers
---   cfg    w:<key>|<model>    weight
+--   cfg    w:<key>|<model>    weight[, TAB, the pattern the key's bucket is under]
 --   state  <group>|<model>    see read_state
 --   state  <group>|<model>#lows  low-water marks of the token level (see push_low)
 --   win    <group>|<model>    "slot:req:tok;..." usage per second of the last 61 s (strict mode)
@@ -85,6 +86,44 @@ end
 local function day_of(now, offset)
   local d = math.floor((now + offset) / 86400)
   return d, (d + 1) * 86400 - offset
+end
+
+-- The one name of a bucket: a quota group under an index (keys.models.model_index).
+local function bucket_name(group, index) return group .. '|' .. index end
+
+-- k:<key>: group, active (true/false), tags record (";k=v;" encoded: see tags_record in Python).
+local function read_key(cfg, key)
+  local rec = redis.call('HGET', cfg, 'k:' .. key)
+  if not rec then return nil end
+  local group, active, tags = string.match(rec, '^([^\t]*)\t([^\t]*)\t(.*)$')
+  return group, active == '1', tags or ''
+end
+
+local function write_key(cfg, key, group, active, tags)
+  redis.call('HSET', cfg, 'k:' .. key, group .. TAB .. (active and '1' or '0') .. TAB .. tags)
+end
+
+-- w:<key>|<index>: the weight, and the pattern the key's bucket is under (nil: the index).
+local function read_weight(cfg, key, index)
+  local rec = redis.call('HGET', cfg, 'w:' .. key .. '|' .. index) or ''
+  return tonumber(string.match(rec, '^([^\t]*)')) or 1, string.match(rec, '\t(.*)$')
+end
+
+-- The bucket a weight record's key is charged in under `index`.
+local function weight_bucket(group, weight_rec, index)
+  return bucket_name(group, string.match(weight_rec, '\t(.*)$') or index)
+end
+
+-- m:<index>: the largest token burst of its keys (-1: one has no tpm limit), tiers (comma list).
+local function read_model(cfg, index)
+  local rec = redis.call('HGET', cfg, 'm:' .. index)
+  if not rec then return nil end
+  local burst, tiers = string.match(rec, '^([^\t]*)\t?(.*)$')
+  return tonumber(burst) or -1, tiers or ''
+end
+
+local function write_model(cfg, index, max_burst, tiers)
+  redis.call('HSET', cfg, 'm:' .. index, max_burst .. TAB .. tiers)
 end
 
 local LIMITS_PATTERN = '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$'

@@ -43,9 +43,8 @@ if existing[1] then
   return {'ok', existing[1], existing[2], existing[3], existing[4], 'dup', existing[5]}
 end
 
-local mrec = redis.call('HGET', CFG, 'm:' .. model)
-if not mrec then return {'no_keys', f6(now)} end
-local max_burst = tonumber(string.match(mrec, '^([^\t]*)')) or -1
+local max_burst = read_model(CFG, model)
+if not max_burst then return {'no_keys', f6(now)} end
 if max_burst >= 0 and tokens > max_burst then return {'too_large', f6(now), int(max_burst)} end
 
 local function tags_ok(tags)
@@ -61,18 +60,15 @@ end
 local function evaluate(key)
   local ev = {key = key}
   if exclude[key] then ev.skip = true return ev end
-  local rec = redis.call('HGET', CFG, 'k:' .. key)
-  if not rec then ev.gone = true return ev end
-  local group, active, tags = string.match(rec, '^([^\t]*)\t([^\t]*)\t(.*)$')
-  if active ~= '1' then ev.gone = true return ev end
-  if #want_tags > 0 and not tags_ok(tags or '') then ev.skip = true return ev end
+  local group, active, tags = read_key(CFG, key)
+  if not active then ev.gone = true return ev end
+  if #want_tags > 0 and not tags_ok(tags) then ev.skip = true return ev end
   local h = read_health(HEALTH, key)
   local h_at, h_why = health_at(h, now)
   if h_at >= NEVER then ev.gone = true return ev end
   -- the key's bucket: under the model, or under the pattern of the binding serving this index
-  local wrec = redis.call('HGET', CFG, 'w:' .. key .. '|' .. model) or ''
-  ev.weight = tonumber(string.match(wrec, '^([^\t]*)')) or 1
-  ev.bucket = group .. '|' .. (string.match(wrec, '\t(.*)$') or model)
+  local weight, pattern = read_weight(CFG, key, model)
+  ev.weight, ev.bucket = weight, bucket_name(group, pattern or model)
   local L = read_limits(CFG, ev.bucket)
   if not L then ev.gone = true return ev end
   local S = read_state(STATE, ev.bucket)

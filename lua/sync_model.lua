@@ -33,7 +33,7 @@ if nkeys == 0 then
   return {0, removed}
 end
 
-redis.call('HSET', CFG, 'm:' .. model, max_burst .. TAB .. tiers_used)
+write_model(CFG, model, max_burst, tiers_used)
 redis.call('SADD', MODELS, model)
 
 local wanted = {}     -- tier -> {key -> position}
@@ -43,8 +43,8 @@ local pos = 6
 for i = 1, nkeys do
   local id, tier, group, weight, tags, active = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4], ARGV[pos + 5]
   pos = pos + 6
-  redis.call('HSET', CFG, 'k:' .. id, group .. TAB .. active .. TAB .. tags)
-  bucket_of[id] = group .. '|' .. (string.match(weight, '\t(.*)$') or model)
+  write_key(CFG, id, group, active == '1', tags)
+  bucket_of[id] = weight_bucket(group, weight, model)
   redis.call('HSET', CFG, 'w:' .. id .. '|' .. model, weight)
   if active == '1' and read_health(HEALTH, id).state ~= 'disabled' and wanted[tier] then
     wanted[tier][id] = i

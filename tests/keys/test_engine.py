@@ -229,7 +229,7 @@ async def test_quota_group_shares_one_budget(store: Store) -> None:
 
 
 def test_quota_group_members_must_agree_on_limits() -> None:
-    from keys.engine import _check_groups
+    from keys.layout import _check_groups
 
     with pytest.raises(ConfigError, match="quota group 'org'"):
         _check_groups(

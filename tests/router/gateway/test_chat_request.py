@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from router.errors import GatewayError
+from kernel.errors import GatewayError
 from router.gateway.chat_request import parse_chat_request
 
 USER = {"role": "user", "content": "hi"}

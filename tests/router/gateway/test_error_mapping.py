@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from router.errors import GatewayError, ProviderTimeoutError, RouterError, error_class
+from kernel.errors import GatewayError, ProviderTimeoutError, RouterError, error_class
 from router.gateway.errors import from_answer
 
 

@@ -4,7 +4,7 @@ other way, on real Redis, the real Redis Cluster and the embedded store."""
 from __future__ import annotations
 
 from kernel.store import Store
-from keys.records import decode_text, encode_text
+from lua.records import decode_text, encode_text
 from tests.helpers import all_stores
 from tests.keys.engine_helpers import ManualClock, engine_for, make_key
 

@@ -1,0 +1,140 @@
+"""The capacity engine's reading side: health, counters and per-bucket usage for status.
+
+Reads records directly (no script): the formats are lua/records.py's, and the counters are moved
+to now with lua.records' mirror of lib_pool.lua's roll() and gcra_level().
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from keys.layout import PoolLayout
+from keys.models import APIKey
+from lua.records import Health, State, bucket_name, gcra_level, rolled
+
+STAT_FIELDS = (
+    "requests",
+    "successes",
+    "failures",
+    "rate_limited",
+    "released",
+    "tokens",
+    "last_used",
+    "last_error",
+    "last_error_at",
+    "provider_limits",
+)
+
+
+class UsageReader(PoolLayout):
+    """Status reads of the pool: one key's health and counters, many keys' in three reads."""
+
+    async def bucket_usage(
+        self, bucket: str, key: APIKey, now: float | None = None
+    ) -> dict[str, Any]:
+        """Usage of one bucket: sliding-minute requests/tokens, the day's, room left, blocks."""
+        now = await self.now() if now is None else now
+        raw = await self.store.call(self.store.client.hget(self.names.pool_state, bucket))
+        return usage_from_state(raw, key, now)
+
+    async def health(self, key_id: str) -> dict[str, Any]:
+        raw = await self.store.call(self.store.client.hget(self.names.pool_health, key_id))
+        return health_dict(Health.decode(raw))
+
+    async def stats(self, key_id: str) -> dict[str, Any]:
+        return (
+            (await self.snapshot([key_id]))[key_id]["stats"]
+            if key_id in self._keys
+            else parse_stats({})
+        )
+
+    async def snapshot(self, key_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Health, counters and per-model usage of many keys in three reads, whatever their number."""
+        if not key_ids:
+            return {}
+        now = await self.now()
+        buckets: list[tuple[str, str, str]] = []
+        for key_id in key_ids:
+            key = self._keys.get(key_id)
+            models = self.models_of_key(key_id) or ([key.model_name] if key else [])
+            buckets.extend((key_id, m, bucket_name(key.group, m)) for m in models if key)
+        client = self.store.client
+        health_raw = await self.store.call(client.hmget(self.names.pool_health, list(key_ids)))
+        stats_raw = await self.store.call(
+            client.hmget(self.names.pool_stats, [f"{k}:{f}" for k in key_ids for f in STAT_FIELDS])
+        )
+        state_raw = (
+            await self.store.call(client.hmget(self.names.pool_state, [b for _, _, b in buckets]))
+            if buckets
+            else []
+        )
+        out: dict[str, dict[str, Any]] = {}
+        width = len(STAT_FIELDS)
+        for i, key_id in enumerate(key_ids):
+            values = stats_raw[i * width : (i + 1) * width]
+            out[key_id] = {
+                "health": health_dict(Health.decode(health_raw[i])),
+                "stats": parse_stats(dict(zip(STAT_FIELDS, values, strict=True))),
+                "usage": {},
+                "now": now,
+            }
+        for (key_id, model, _), raw in zip(buckets, state_raw, strict=True):
+            out[key_id]["usage"][model] = usage_from_state(raw, self._keys[key_id], now)
+        return out
+
+
+def health_dict(h: Health) -> dict[str, Any]:
+    return {
+        "state": h.state,
+        "until": h.until,
+        "reason": h.reason,
+        "level": h.level,
+        "fails": h.fails,
+    }
+
+
+def _day(now: float, tz: str) -> int:
+    offset = datetime.fromtimestamp(now, tz=ZoneInfo(tz)).utcoffset()
+    return int((now + (offset.total_seconds() if offset else 0)) // 86400)
+
+
+def _room(tat: float, now: float, limit: int | None, burst: int | None) -> float | None:
+    if not limit:
+        return None
+    return max(0.0, (burst or limit) - gcra_level(tat, now, limit))
+
+
+def usage_from_state(raw: str | None, key: APIKey, now: float) -> dict[str, Any]:
+    """A bucket's usage at ``now`` as status shows it, from its state record."""
+    s = rolled(State.decode(raw), now, _day(now, key.reset_tz))
+    weight = 1.0 - (now % 60) / 60.0  # share of the previous minute inside the sliding minute
+    return {
+        "rpm": {
+            "count": round(s.prev_req * weight + s.min_req),
+            "limit": key.rpm,
+            "available": _room(s.tat_r, now, key.rpm, key.rpm_burst),
+        },
+        "tpm": {
+            "used": round(s.prev_tok * weight + s.min_tok),
+            "limit": key.tpm,
+            "available": _room(s.tat_t, now, key.tpm, key.tpm_burst),
+        },
+        "rpd": {"count": s.day_req, "limit": key.rpd, "tokens": s.day_tok},
+        "blocked_until": s.blocked if s.blocked > now else None,
+        "backoff_level": s.level,
+    }
+
+
+def parse_stats(raw: dict[str, str | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("requests", "successes", "failures", "rate_limited", "released", "tokens"):
+        out[name] = int(raw.get(name) or 0)
+    for name in ("last_used", "last_error_at"):
+        value = raw.get(name)
+        out[name] = float(value) if value else None
+    out["last_error"] = raw.get("last_error") or None
+    out["provider_limits"] = raw.get("provider_limits") or None
+    return out

@@ -1,0 +1,184 @@
+"""The binding of lua/reserve.lua: pick a key with room for a request of a model and charge it.
+
+``ReserveKeys`` is built once per index layout (the engine keeps it until the next sync); a call
+adds only its reservation's key name. Replies decode into one of :data:`ReserveReply`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lua import Script, load
+from lua.records import decode_text, tiers_list
+from lua.runner import Runner, WhereRunner
+
+SCRIPT: Script = load("reserve")
+
+
+@dataclass(frozen=True)
+class TierSets:
+    """The sorted sets of one priority tier of an index: ready times, config order, shares."""
+
+    tier: int
+    ready: str
+    order: str
+    share: str
+
+
+@dataclass(frozen=True)
+class ReserveKeys:
+    """KEYS of reserve, in order, except the reservation's own (given per call): the pool's
+    hashes, then per tier (ascending) its sets. The tiers argument goes with them."""
+
+    config: str
+    state: str
+    windows: str
+    health: str
+    stats: str
+    cursor: str
+    tiers: tuple[TierSets, ...]
+    _head: list[str] = field(init=False, repr=False, compare=False)
+    _tail: list[str] = field(init=False, repr=False, compare=False)
+    _tiers_arg: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        head = [self.config, self.state, self.windows, self.health, self.stats, self.cursor]
+        tail = [name for t in self.tiers for name in (t.ready, t.order, t.share)]
+        object.__setattr__(self, "_head", head)
+        object.__setattr__(self, "_tail", tail)
+        object.__setattr__(self, "_tiers_arg", tiers_list([t.tier for t in self.tiers]))
+
+    def encode(self, reservation: str) -> list[str]:
+        """The KEYS list with ``reservation`` (the reservation hash's name) in its place."""
+        return [*self._head, reservation, *self._tail]
+
+    @property
+    def tiers_arg(self) -> str:
+        return self._tiers_arg
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveArgs:
+    """ARGV of reserve. ``tags`` is the encoded ``k=v,k=v`` list (lua.records.tags_wanted);
+    ``now`` '' = the store's clock; ``offsets`` the day-reset calendars (``name=seconds;...``)."""
+
+    index: str
+    tokens: int
+    strategy: str
+    reservation_id: str
+    ttl: int
+    now: str
+    offsets: str
+    random: float
+    exclude: Sequence[str] = ()
+    tags: str = ""
+    probe_ttl: float = 60.0
+    margin: float = 0.0
+
+    def encode(self, tiers: str) -> list[object]:
+        return [
+            self.index,
+            int(self.tokens),
+            self.strategy,
+            self.reservation_id,
+            self.ttl,
+            self.now,
+            self.offsets,
+            repr(self.random),
+            ",".join(self.exclude),
+            self.tags,
+            tiers,
+            self.probe_ttl,
+            self.margin,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """A key was charged. ``kind``: 'new', 'probe' (the key's half-open probe) or 'dup' (the
+    reservation id already held one: its record is answered, nothing charged again)."""
+
+    key_id: str
+    tokens: int
+    at: float
+    tier: int
+    kind: str
+    bucket: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """Why one key could not take the request, and when it can (None: not by itself)."""
+
+    key_id: str
+    reason: str
+    until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class NoRoom:
+    """No key had room: the earliest time one will (None: none recovers by itself), the
+    binding reason there, the store's time and up to ten keys' reasons."""
+
+    earliest: float | None
+    reason: str
+    now: float
+    keys: tuple[Unavailable, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TooLarge:
+    """The request can never fit any key of the index (more tokens than the largest burst)."""
+
+    now: float
+    largest: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoKeys:
+    """No key serves the index (or the store lost its records)."""
+
+    now: float
+
+
+ReserveReply = Reserved | NoRoom | TooLarge | NoKeys
+
+
+def _time(value: str) -> float | None:
+    return None if value == "inf" else float(value)
+
+
+def _note(entry: str) -> Unavailable:
+    key_id, why, until = entry.split("|")
+    return Unavailable(key_id, decode_text(why), _time(until))
+
+
+def decode(reply: Sequence[str]) -> ReserveReply:
+    status = reply[0]
+    if status == "ok":
+        _, key_id, tokens, at, tier, kind, bucket = reply
+        return Reserved(key_id, int(tokens), float(at), int(tier), kind, bucket)
+    if status == "no_keys":
+        return NoKeys(float(reply[1]))
+    if status == "too_large":
+        return TooLarge(float(reply[1]), int(reply[2]))
+    notes = tuple(_note(entry) for entry in reply[4:])
+    return NoRoom(_time(reply[1]), reply[2], float(reply[3]), notes)
+
+
+async def run(
+    runner: Runner, keys: ReserveKeys, reservation: str, args: ReserveArgs
+) -> ReserveReply:
+    """Run reserve; ``reservation`` is the name of the reservation's hash."""
+    return decode(await runner.run(SCRIPT, keys.encode(reservation), args.encode(keys.tiers_arg)))
+
+
+async def run_where(
+    runner: WhereRunner, keys: ReserveKeys, reservation: str, args: ReserveArgs
+) -> tuple[ReserveReply, bool]:
+    """Like :func:`run`; also whether it ran on degraded mode's local store."""
+    reply, local = await runner.run_where(
+        SCRIPT, keys.encode(reservation), args.encode(keys.tiers_arg)
+    )
+    return decode(reply), local

@@ -1,0 +1,134 @@
+"""The binding of lua/settle.lua: charge a reservation's actual tokens and record its outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from lua import Script, load
+from lua.runner import Runner, number, optional
+
+SCRIPT: Script = load("settle")
+
+
+class Policy(Protocol):
+    """How failures turn into cooldowns and open circuits (keys.engine.HealthPolicy)."""
+
+    @property
+    def cooldown_seconds(self) -> float: ...
+    @property
+    def cooldown_factor(self) -> float: ...
+    @property
+    def cooldown_max_seconds(self) -> float: ...
+    @property
+    def breaker_threshold(self) -> int: ...
+    @property
+    def breaker_timeout_seconds(self) -> float: ...
+    @property
+    def unreachable_seconds(self) -> float: ...
+    @property
+    def unreachable_max_seconds(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SettleKeys:
+    """KEYS of settle: the reservation, the pool's hashes, then the ready sets the key is in, the
+    reservation's own index and tier first."""
+
+    reservation: str
+    config: str
+    state: str
+    windows: str
+    health: str
+    stats: str
+    ready: Sequence[str]
+
+    def encode(self) -> list[str]:
+        head = [self.reservation, self.config, self.state, self.windows, self.health, self.stats]
+        return [*head, *self.ready]
+
+
+@dataclass(frozen=True, slots=True)
+class SettleArgs:
+    """ARGV of settle (see lua/settle.lua). ``actual_tokens`` None = the estimate; the provider's
+    word: ``hold`` seconds, the room in requests and tokens after it (None = not said) and the
+    units each may be off by; ``probe``: the reservation is its key's half-open probe."""
+
+    actual_tokens: int | None
+    outcome: str
+    policy: Policy
+    now: str
+    offsets: str
+    retry_after: float | None = None
+    scope: str = "minute"
+    error_class: str = ""
+    provider_limits: str = ""
+    hold: float = 0.0
+    room_requests: float | None = None
+    room_tokens: float | None = None
+    tolerance_requests: float = 1.0
+    tolerance_tokens: float = 1.0
+    probe: bool = False
+
+    def encode(self) -> list[object]:
+        p = self.policy
+        return [
+            "" if self.actual_tokens is None else int(self.actual_tokens),
+            self.outcome,
+            optional(None if self.retry_after is None else max(0.0, self.retry_after)),
+            self.scope,
+            p.cooldown_seconds,
+            p.cooldown_factor,
+            p.cooldown_max_seconds,
+            p.breaker_threshold,
+            p.breaker_timeout_seconds,
+            self.error_class or self.outcome,
+            self.now,
+            self.offsets,
+            self.provider_limits,
+            number(self.hold) if self.hold > 0 else "",
+            optional(self.room_requests),
+            optional(self.room_tokens),
+            number(self.tolerance_requests),
+            number(self.tolerance_tokens),
+            "1" if self.probe else "",
+            p.unreachable_seconds,
+            p.unreachable_max_seconds,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """The reservation was settled: the tokens recorded, the key's state after (and before) with
+    its end, the tokens the reservation still holds, the store's time."""
+
+    key_id: str
+    tokens: int
+    state: str
+    until: float
+    charged: float
+    previous_state: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class NotSettled:
+    """Nothing done: the reservation was already settled or released (``state``), or expired
+    (``state`` = 'expired')."""
+
+    state: str
+
+
+SettleReply = Settled | NotSettled
+
+
+def decode(reply: Sequence[str]) -> SettleReply:
+    if reply[0] == "settled":
+        _, key_id, tokens, state, until, charged, before, now = reply
+        return Settled(key_id, int(tokens), state, float(until), float(charged), before, float(now))
+    return NotSettled(reply[-1])
+
+
+async def run(runner: Runner, keys: SettleKeys, args: SettleArgs) -> SettleReply:
+    return decode(await runner.run(SCRIPT, keys.encode(), args.encode()))
