@@ -1,7 +1,7 @@
-"""One turn append, as the ``append_turn`` script sees it: the arguments sent and the reply read.
+"""One turn append: the ``append_turn`` arguments of a turn and what its reply means.
 
-Pure logic, no I/O: :class:`~conversation.store.ConversationStore` runs the script. The script
-answers a status (``ok``, ``duplicate``, ``conflict``, ``too_large``) with the conversation's
+Pure logic, no I/O: :class:`~conversation.store.ConversationStore` runs the script through its
+binding (lua/append_turn.py). The script answers a status (``ok``, ``duplicate``, ``conflict``, ``too_large``) with the conversation's
 counters; :func:`read_reply` turns that into an :class:`~conversation.results.AppendResult` whose
 error says what happened in words a caller can act on (the conversation, the cap, the setting).
 """
@@ -16,6 +16,7 @@ from conversation.models import Message
 from conversation.results import AppendResult, NotSavedReason
 from kernel.log import get_logger
 from kernel.settings import Settings
+from lua.append_turn import AppendArgs, AppendReply
 
 log = get_logger(__name__)
 
@@ -60,56 +61,53 @@ class TurnWrite:
         """The id to append this turn again with (None for a system-prompt-only write)."""
         return self.turn_id or None
 
-    def script_args(self, limits: ConversationLimits) -> list[str | int]:
-        """ARGV of ``append_turn.lua``: limits, options, tokenizer, then (count, body) pairs."""
+    def script_args(self, limits: ConversationLimits) -> AppendArgs:
+        """The ``append_turn`` arguments: limits, options, tokenizer, the messages' counts."""
         counting_model = self.model or COUNTING_MODEL
-        args: list[str | int] = [
-            limits.ttl_seconds,
-            limits.max_messages,
-            limits.max_bytes,
-            limits.overflow,
-            -1 if self.expected_seq is None else self.expected_seq,
-            self.turn_id,
-            self.conv_id,
-            "0" if self.system_prompt is None else "1",
-            self.system_prompt or "",
-            self.model or "",
-            self.provider or "",
-            len(self.messages),
-            tokenizer_id(counting_model),
-        ]
-        for message in self.messages:
-            args += [message_cost(message.to_provider(), counting_model), message.body()]
-        return args
+        return AppendArgs(
+            ttl=limits.ttl_seconds,
+            max_messages=limits.max_messages,
+            max_bytes=limits.max_bytes,
+            overflow=limits.overflow,
+            expected_seq=self.expected_seq,
+            turn_id=self.turn_id,
+            conv_id=self.conv_id,
+            system_prompt=self.system_prompt,
+            model=self.model or "",
+            provider=self.provider or "",
+            tokenizer=tokenizer_id(counting_model),
+            messages=[
+                (message_cost(m.to_provider(), counting_model), m.body()) for m in self.messages
+            ],
+        )
 
 
-def read_reply(write: TurnWrite, reply: list[Any], limits: ConversationLimits) -> AppendResult:
-    """The AppendResult of the script's reply ``{status, first, last, count, tokens, ...}``."""
-    status, first, last, count, tokens, size, trimmed, cap, needed = reply
+def read_reply(write: TurnWrite, reply: AppendReply, limits: ConversationLimits) -> AppendResult:
+    """The AppendResult of the script's reply."""
     fields: dict[str, Any] = {
-        "message_count": int(count),
-        "total_tokens": int(tokens),
-        "bytes": int(size),
+        "message_count": reply.message_count,
+        "total_tokens": reply.total_tokens,
+        "bytes": reply.bytes,
         "turn_id": write.retry_id,
     }
-    if status in ("ok", "duplicate"):
+    if reply.status in ("ok", "duplicate"):
         return AppendResult(
             write.conv_id,
             True,
-            int(first),
-            int(last),
-            trimmed=int(trimmed),
-            duplicate=status == "duplicate",
+            reply.first_seq,
+            reply.last_seq,
+            trimmed=reply.trimmed,
+            duplicate=reply.status == "duplicate",
             **fields,
         )
-    if status == "conflict":
+    if reply.status == "conflict":
         reason = (
             f"conversation {write.conv_id!r} changed since it was read (expected last sequence "
-            f"{write.expected_seq}, now {int(last)}); the turn was not saved"
+            f"{write.expected_seq}, now {reply.last_seq}); the turn was not saved"
         )
-        fields.update(first_seq=int(last), last_seq=int(last))
+        fields.update(first_seq=reply.last_seq, last_seq=reply.last_seq)
         return not_saved(write.conv_id, "conversation_conflict", reason, **fields)
-    reason = too_large_reason(write.conv_id, str(cap), int(needed), limits)
+    reason = too_large_reason(write.conv_id, reply.cap, reply.needed, limits)
     return not_saved(write.conv_id, "conversation_too_large", reason, **fields)
 
 

@@ -32,11 +32,10 @@ import builtins
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-import lua
 from conversation.append import ConversationLimits, TurnWrite, not_saved, read_reply
 from conversation.history import COUNTING_MODEL, Entry, History, select_history
 from conversation.models import Message, check_conv_id, check_turn_id, messages_from_input
@@ -46,6 +45,9 @@ from kernel.failover import BufferFullError
 from kernel.log import get_logger
 from kernel.settings import Settings, get_settings
 from kernel.store import Store, create_store
+from lua import append_turn, read_conversation, truncate_conversation
+from lua.append_turn import AppendReply
+from lua.lib_conversation import ConversationKeys
 
 _INT_FIELDS = ("message_count", "total_tokens", "bytes", "last_seq", "turns", "trimmed_messages")
 _TEXT_FIELDS = ("last_model", "last_provider", "system_prompt")
@@ -64,12 +66,10 @@ class ConversationStore:
         self._owns_store = store is None
         self.store = store or create_store(self.settings)
         self.limits = ConversationLimits.from_settings(self.settings)
-        self._append = lua.load("append_turn")
-        self._truncate = lua.load("truncate_conversation")
-        self._read = lua.load("read_conversation")
 
-    def _keys(self, conv_id: str) -> list[str]:
-        return [self.store.keys.conv_messages(conv_id), self.store.keys.conv_meta(conv_id)]
+    def _keys(self, conv_id: str) -> ConversationKeys:
+        names = self.store.keys
+        return ConversationKeys(names.conv_messages(conv_id), names.conv_meta(conv_id))
 
     # -- writing ------------------------------------------------------------------------------
     async def append_turn(
@@ -153,8 +153,8 @@ class ConversationStore:
         # degraded mode: written to the local store and kept, in order, for the shared one
         replay = replace(write, expected_seq=None)
         try:
-            reply = await self.store.run(
-                self._append,
+            reply = await append_turn.run(
+                self.store,
                 self._keys(write.conv_id),
                 write.script_args(self.limits),
                 replay_args=replay.script_args(self.limits),
@@ -175,7 +175,7 @@ class ConversationStore:
             )
         return read_reply(write, reply, self.limits)
 
-    def _replayed(self, write: TurnWrite, reply: Any) -> None:
+    def _replayed(self, write: TurnWrite, reply: AppendReply) -> None:
         """A turn kept while degraded reached the shared store: log it if it was refused there."""
         result = read_reply(write, reply, self.limits)
         if not result.saved:
@@ -197,24 +197,24 @@ class ConversationStore:
             raise ClientRequestError(
                 "give exactly one of keep_last_n and max_tokens", "keep_last_n"
             )
-        mode, limit = ("count", keep_last_n) if keep_last_n is not None else ("tokens", max_tokens)
+        mode: Literal["count", "tokens"] = "count" if keep_last_n is not None else "tokens"
+        limit = keep_last_n if keep_last_n is not None else max_tokens
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             name = "keep_last_n" if mode == "count" else "max_tokens"
             raise ClientRequestError(f"{name} must be an integer >= 0, got {limit!r}", name)
-        args = [mode, limit, self.limits.ttl_seconds]
+        args = truncate_conversation.TruncateArgs(mode, limit, self.limits.ttl_seconds)
         reply = await self._guarded(
             f"truncate conversation {conv_id!r}",
-            self.store.run(self._truncate, self._keys(conv_id), args),
+            truncate_conversation.run(self.store, self._keys(conv_id), args),
         )
-        removed, count, tokens = (int(value) for value in reply)
-        return TruncateResult(conv_id, removed, count, tokens)
+        return TruncateResult(conv_id, reply.removed, reply.message_count, reply.total_tokens)
 
     async def delete(self, conv_id: str) -> bool:
         """Remove a conversation; True if it existed."""
         conv_id = check_conv_id(conv_id)
         removed = await self._guarded(
             f"delete conversation {conv_id!r}",
-            self.store.call(self.store.client.delete(*self._keys(conv_id))),
+            self.store.call(self.store.client.delete(*self._keys(conv_id).encode())),
         )
         return int(removed) > 0
 
@@ -222,13 +222,11 @@ class ConversationStore:
     async def _snapshot(
         self, conv_id: str, newest: int = -1
     ) -> tuple[dict[str, str], list[str], int]:
-        reply = await self._guarded(
+        snap: read_conversation.Snapshot = await self._guarded(
             f"read conversation {conv_id!r}",
-            self.store.run(self._read, self._keys(conv_id), [newest]),
+            read_conversation.run(self.store, self._keys(conv_id), newest),
         )
-        flat, raw_messages, pttl = reply
-        meta = dict(zip(flat[::2], flat[1::2], strict=True))
-        return meta, list(raw_messages), int(pttl)
+        return snap.meta, snap.messages, snap.pttl
 
     async def _guarded(self, action: str, awaitable: Any) -> Any:
         """Await a store call; a store failure becomes a StoreError that says what failed."""
@@ -348,7 +346,7 @@ class ConversationStore:
         conv_id = check_conv_id(conv_id)
         count = await self._guarded(
             f"check conversation {conv_id!r}",
-            self.store.call(self.store.client.exists(self._keys(conv_id)[1])),
+            self.store.call(self.store.client.exists(self._keys(conv_id).meta)),
         )
         return int(count) > 0
 
@@ -364,7 +362,7 @@ class ConversationStore:
         }
         try:
             latency = await self.store.ping()
-            await self.store.run(self._read, self._keys(_HEALTH_PROBE), [0])
+            await read_conversation.run(self.store, self._keys(_HEALTH_PROBE), 0)
         except StoreError as exc:
             if self.store.degraded:  # turns go to the local store and are kept for Redis
                 return {**report, "healthy": True, "ok": False, "error": str(exc)}

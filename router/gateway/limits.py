@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-import lua
 from kernel.settings import Settings
 from kernel.store import Store
+from lua import acquire_limits
+from lua.acquire_limits import AcquireArgs, AcquireKeys, AcquireReply
 from router.gateway.vkeys import VirtualKey
 
-SCRIPT = lua.load("acquire_limits")
 #: Stands for the virtual key of a request made without one (anonymous development access).
 NO_KEY = "-"
 #: Seconds the script remembers a charging call, so a retry of it charges nothing (the script lane
@@ -54,14 +53,12 @@ class LimitDecision:
 ALLOWED = LimitDecision(allowed=True)
 
 
-def _decision(reply: list[Any]) -> LimitDecision:
-    code, retry, name = reply
-    if int(code) == 1:
+def _decision(reply: AcquireReply) -> LimitDecision:
+    if reply.allowed:
         return ALLOWED
-    if int(code) == -1:
+    if reply.revoked:
         return LimitDecision(allowed=False, limit="revoked", revoked=True)
-    after = float(retry)
-    return LimitDecision(allowed=False, limit=str(name), retry_after=None if after < 0 else after)
+    return LimitDecision(allowed=False, limit=reply.limit, retry_after=reply.retry_after)
 
 
 class RequestLimits:
@@ -72,17 +69,17 @@ class RequestLimits:
         self.user_rpm = settings.USER_RPM_DEFAULT
         self.global_rpm = settings.GLOBAL_RPM_MAX
 
-    def _keys(self, user_id: str, vkey_id: str) -> list[str]:
+    def _keys(self, user_id: str, vkey_id: str) -> AcquireKeys:
         """The script's KEYS, with a fresh id for this call (see CALL_TTL_SECONDS)."""
         names = self.store.keys
-        return [
+        return AcquireKeys(
             names.rl_user(user_id),
             names.rl_global,
             names.rl_vkey(vkey_id, "rpm"),
             names.rl_vkey(vkey_id, "tpm"),
             names.rl_vkey_revoked(vkey_id),
             names.rl_call(uuid.uuid4().hex),
-        ]
+        )
 
     async def acquire(
         self, *, user_id: str, vkey: VirtualKey | None, tokens: int, now: float | None = None
@@ -91,16 +88,24 @@ class RequestLimits:
         vkey_id = vkey.id if vkey else NO_KEY
         rpm = (vkey.rpm or 0) if vkey else 0
         tpm = (vkey.tpm or 0) if vkey else 0
-        args = ["" if now is None else repr(now), "acquire", self.user_rpm, self.global_rpm]
-        args += [rpm, tpm, tokens if tpm else 0, CALL_TTL_SECONDS]
+        args = AcquireArgs(
+            "" if now is None else repr(now),
+            "acquire",
+            self.user_rpm,
+            self.global_rpm,
+            rpm,
+            tpm,
+            tokens if tpm else 0,
+            CALL_TTL_SECONDS,
+        )
         keys, local_args = self._keys(user_id, vkey_id), self._local(args)
-        decision = _decision(await self.store.run(SCRIPT, keys, args, local_args=local_args))
+        reply = await acquire_limits.run(self.store, keys, args, local_args=local_args)
         failover = self.store.failover
-        if decision.allowed and failover is not None and failover.holdover:
+        if reply.allowed and failover is not None and failover.holdover:
             # just back from degraded mode: the local store alone knows what this process let
             # through meanwhile; a refusal here leaves the shared charge (conservative)
-            decision = _decision(await failover.local.run(SCRIPT, keys, local_args or args))
-        return decision
+            reply = await acquire_limits.run(failover.local, keys, local_args or args)
+        return _decision(reply)
 
     async def adjust(
         self, *, user_id: str, vkey: VirtualKey, delta: int, now: float | None = None
@@ -108,17 +113,14 @@ class RequestLimits:
         """Move the key's TPM charge by ``delta`` tokens (actual minus estimated)."""
         if not vkey.tpm or delta == 0:
             return
-        args = ["" if now is None else repr(now), "adjust", 0, 0, 0, vkey.tpm, delta]
-        args.append(CALL_TTL_SECONDS)
-        await self.store.run(
-            SCRIPT, self._keys(user_id, vkey.id), args, local_args=self._local(args)
-        )
+        now_arg = "" if now is None else repr(now)
+        args = AcquireArgs(now_arg, "adjust", 0, 0, 0, vkey.tpm, delta, CALL_TTL_SECONDS)
+        keys = self._keys(user_id, vkey.id)
+        await acquire_limits.run(self.store, keys, args, local_args=self._local(args))
 
-    def _local(self, args: list[Any]) -> list[Any] | None:
+    def _local(self, args: AcquireArgs) -> AcquireArgs | None:
         """The arguments on degraded mode's local store: every limit divided by ROUTER_PROCESSES
         (rounded down, at least 1), so the gateway's processes together stay within them."""
         if self.store.failover is None:
             return None
-        divisor = self.store.local_divisor
-        limits = [max(1, int(v) // divisor) if v else 0 for v in args[2:6]]
-        return [*args[:2], *limits, *args[6:]]
+        return args.divided(self.store.local_divisor)
