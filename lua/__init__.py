@@ -6,6 +6,11 @@ reloads them transparently when Redis answers NOSCRIPT (a restart or a failover)
 Redis scripts cannot import each other. A script whose first lines are ``-- include: <lib>``
 comments gets ``lua/<lib>.lua`` prepended when it is loaded, so the key-pool scripts share one
 library (``lib_pool.lua``: GCRA, state records, health) instead of copies of it.
+
+Each script has a typed binding beside it (``lua/<name>.py``): its KEYS in order, its ARGV from
+named arguments, its reply as a dataclass; nothing else knows a position. The pool's record
+formats are defined once in Python in ``lua/records.py`` (and once in Lua in lib_pool.lua). This
+package is the bottom layer: it imports nothing but the standard library and itself.
 """
 
 from __future__ import annotations
@@ -41,7 +46,13 @@ def _expand(source: str) -> str:
 @cache
 def load(name: str) -> Script:
     """The script ``lua/<name>.lua`` with its includes; FileNotFoundError for an unknown name."""
-    source = _expand(_read(name))
+    return inline(name, _read(name))
+
+
+def inline(name: str, source: str) -> Script:
+    """A script from source text, its ``-- include:`` lines expanded (tests run the libraries'
+    record readers and writers this way)."""
+    source = _expand(source)
     return Script(name=name, source=source, sha=hashlib.sha1(source.encode()).hexdigest())  # noqa: S324
 
 
