@@ -11,7 +11,7 @@ from lua.runner import Runner
 SCRIPT: Script = load("release")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: a frozen dataclass costs ~1 us more to build
 class ReleaseKeys:
     """KEYS of release: the reservation, the pool's hashes, the ready set of its index and tier."""
 
@@ -26,7 +26,7 @@ class ReleaseKeys:
         return [self.reservation, self.config, self.state, self.windows, self.stats, self.ready]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per call: a frozen dataclass costs ~1 us more to build
 class ReleaseArgs:
     """ARGV of release: now ('' = the store's clock), the day-reset calendars."""
 

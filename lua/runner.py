@@ -46,8 +46,3 @@ class WhereRunner(Runner, Protocol):
 def number(value: float) -> str:
     """A float as the scripts read it (``repr``: every digit of a microsecond timestamp kept)."""
     return repr(float(value))
-
-
-def optional(value: float | None) -> str:
-    """A float, or '' for "not said"."""
-    return "" if value is None else repr(float(value))
