@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel.store import Store
 from keys.engine import HealthPolicy
 from lua import release, reserve, set_health, settle, sync_model
 from lua.records import Health, Limits, State, WeightRecord, bucket_name, tags_record
 from lua.reserve import TierSets
-from router.store import Store
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 MODEL = "gpt-4o"

@@ -8,19 +8,19 @@ from typing import Any
 
 import pytest
 
-import lua
 from kernel.errors import StoreError
 from kernel.store import Store
 from keys.engine import CapacityEngine, Reservation
+from lua import extend_reservation
+from lua.extend_reservation import ExtendArgs, ExtendKeys, ExtendReply
 from tests.helpers import all_stores, local_stores
 from tests.keys.engine_helpers import engine_for, make_key
 
-SCRIPT = lua.load("extend_reservation")
 
-
-async def extend(store: Store, reservation: Reservation, ttl: Any) -> list[Any]:
-    key = store.keys.reservation(reservation.reservation_id)
-    return list(await store.run(SCRIPT, [key], [ttl]))
+async def extend(store: Store, reservation: Reservation, ttl: Any) -> ExtendReply:
+    """The script through its binding (``ttl`` may be anything: the script checks it)."""
+    keys = ExtendKeys(store.keys.reservation(reservation.reservation_id))
+    return await extend_reservation.run(store, keys, ExtendArgs(ttl))
 
 
 async def held(store: Store, ttl: int = 100) -> tuple[CapacityEngine, Reservation]:
@@ -51,7 +51,7 @@ async def test_a_held_reservation_gets_the_new_ttl_and_nothing_else_changes(stor
     record = await store.client.hgetall(key)
     before = await pool_records(store)
     assert 0 < await pttl(store, reservation) <= 100_000
-    assert await extend(store, reservation, 1000) == ["extended", 1000]
+    assert await extend(store, reservation, 1000) == ExtendReply("extended", 1000)
     assert 100_000 < await pttl(store, reservation) <= 1_000_000
     assert await store.client.hgetall(key) == record
     assert await pool_records(store) == before
@@ -62,7 +62,7 @@ async def test_repeating_an_extension_is_harmless(store: Store) -> None:
     _, reservation = await held(store)
     before = await pool_records(store)
     for _ in range(3):
-        assert await extend(store, reservation, 500) == ["extended", 500]
+        assert await extend(store, reservation, 500) == ExtendReply("extended", 500)
     assert 400_000 < await pttl(store, reservation) <= 500_000
     assert await pool_records(store) == before
 
@@ -73,8 +73,8 @@ async def test_a_settled_or_released_reservation_keeps_its_expiry(store: Store) 
     released = await engine.reserve("gpt-4o", 50)
     assert (await engine.settle(settled, 40)).settled
     assert await engine.release(released)
-    assert await extend(store, settled, 5000) == ["noop", "settled"]
-    assert await extend(store, released, 5000) == ["noop", "released"]
+    assert await extend(store, settled, 5000) == ExtendReply("settled")
+    assert await extend(store, released, 5000) == ExtendReply("released")
     assert await pttl(store, settled) <= 100_000 and await pttl(store, released) <= 100_000
     assert await engine.extend(settled) == "settled" and await engine.extend(released) == "released"
 
@@ -83,7 +83,7 @@ async def test_a_settled_or_released_reservation_keeps_its_expiry(store: Store) 
 async def test_a_missing_reservation_is_expired_and_is_not_created(store: Store) -> None:
     engine, reservation = await held(store)
     await store.client.delete(store.keys.reservation(reservation.reservation_id))
-    assert await extend(store, reservation, 100) == ["expired"]
+    assert await extend(store, reservation, 100) == ExtendReply("expired")
     assert not await store.client.exists(store.keys.reservation(reservation.reservation_id))
     assert await engine.extend(reservation) == "expired"
 

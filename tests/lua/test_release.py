@@ -3,8 +3,8 @@ settled or an expired reservation changes nothing."""
 
 from __future__ import annotations
 
+from kernel.store import Store
 from lua import release, reserve, settle
-from router.store import Store
 from tests.helpers import all_stores
 from tests.lua.pool import (
     GROUP,

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from kernel.store import Store
 from lua import reserve
 from lua.records import Health, bucket_name, tags_wanted
-from router.store import Store
 from tests.helpers import all_stores, local_stores
 from tests.lua.pool import (
     GROUP,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from kernel.errors import StoreError
+from kernel.store import Store
 from lua import reserve, set_health
 from lua.records import Health, bucket_name
-from router.errors import StoreError
-from router.store import Store
 from tests.helpers import all_stores, local_stores
 from tests.lua.pool import (
     GROUP,

@@ -3,9 +3,9 @@ the bucket, a repeated settle and an expired reservation."""
 
 from __future__ import annotations
 
+from kernel.store import Store
 from lua import reserve, settle
 from lua.records import Health
-from router.store import Store
 from tests.helpers import all_stores, local_stores
 from tests.lua.pool import (
     GROUP,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kernel.store import Store
 from lua import reserve, sync_model
 from lua.records import (
     KeyRecord,
@@ -18,7 +19,6 @@ from lua.records import (
     model_field,
     weight_field,
 )
-from router.store import Store
 from tests.helpers import all_stores, local_stores
 from tests.lua.pool import GROUP, MODEL, T0, Key, limits, reserve_one, state_of, sync
 
