@@ -1,4 +1,4 @@
-"""acquire_limits.lua, called directly with a manual clock: all-or-nothing, retry times, refills."""
+"""acquire_limits.lua through its binding, with a manual clock: all-or-nothing, retry times, refills."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""append_turn.lua, called directly: sequences, idempotency, conflicts, caps, trimming, TTL."""
+"""append_turn.lua through its binding: sequences, idempotency, conflicts, caps, trimming, TTL."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-import lua
 from kernel.errors import StoreError
 from kernel.store import Store
+from lua import append_turn
+from lua.append_turn import AppendArgs, AppendReply
+from lua.lib_conversation import ConversationKeys
 from tests.helpers import all_stores
-
-SCRIPT = lua.load("append_turn")
 
 
 def body(role: str, content: str, **extra: Any) -> str:
@@ -38,21 +38,27 @@ async def append(
     model: str = "",
     provider: str = "",
     tokenizer: str = "o200k_base",
-) -> list[Any]:
-    args: list[Any] = [ttl, max_messages, max_bytes, overflow, expected, turn_id, conv]
-    args += [
-        "0" if system is None else "1",
-        system or "",
+) -> AppendReply:
+    args = AppendArgs(
+        ttl,
+        max_messages,
+        max_bytes,
+        overflow,
+        None if expected < 0 else expected,
+        turn_id,
+        conv,
+        system,
         model,
         provider,
-        len(messages),
         tokenizer,
-    ]
-    for tokens, text in messages:
-        args += [tokens, text]
-    keys = [store.keys.conv_messages(conv), store.keys.conv_meta(conv)]
-    result: list[Any] = await store.run(SCRIPT, keys, args)
-    return result
+        messages,
+    )
+    keys = ConversationKeys(store.keys.conv_messages(conv), store.keys.conv_meta(conv))
+    return await append_turn.run(store, keys, args)
+
+
+def seqs(reply: AppendReply) -> tuple[str, int, int]:
+    return reply.status, reply.first_seq, reply.last_seq
 
 
 async def stored(store: Store, conv: str) -> list[dict[str, Any]]:
@@ -66,8 +72,9 @@ async def test_assigns_contiguous_sequences_and_turns(store: Store) -> None:
         store, "c", turn(("user", "u1"), ("assistant", "a1")), model="m1", provider="p"
     )
     second = await append(store, "c", turn(("user", "u2"), ("assistant", "a2")), model="m2")
-    assert first[:7] == ["ok", 1, 2, 2, 10, first[5], 0]
-    assert second[:3] == ["ok", 3, 4] and second[3] == 4 and second[4] == 20
+    assert first == AppendReply("ok", 1, 2, 2, 10, first.bytes, 0, "", 0)
+    assert (second.status, second.first_seq, second.last_seq) == ("ok", 3, 4)
+    assert (second.message_count, second.total_tokens) == (4, 20)
     messages = await stored(store, "c")
     assert [(m["seq"], m["turn"], m["role"], m["content"]) for m in messages] == [
         (1, 1, "user", "u1"),
@@ -107,7 +114,9 @@ async def test_same_turn_id_is_stored_once(store: Store) -> None:
     again = await append(store, "c", turn(("user", "u"), ("assistant", "a")), turn_id="req-1")
     other = await append(store, "c", turn(("user", "v"), ("assistant", "b")), turn_id="req-2")
     assert (
-        one[:3] == ["ok", 1, 2] and again[:3] == ["duplicate", 1, 2] and other[:3] == ["ok", 3, 4]
+        seqs(one) == ("ok", 1, 2)
+        and seqs(again) == ("duplicate", 1, 2)
+        and seqs(other) == ("ok", 3, 4)
     )
     assert len(await stored(store, "c")) == 4
 
@@ -118,26 +127,28 @@ async def test_turn_ids_are_remembered_for_the_last_32_turns(store: Store) -> No
         await append(store, "c", turn(("user", f"u{i}")), turn_id=f"t-{i}")
     recent = (await store.client.hget(store.keys.conv_meta("c"), "recent_turns")).split()
     assert len(recent) == 32 and recent[0].startswith("t-8:") and recent[-1] == "t-39:40:40"
-    assert (await append(store, "c", turn(("user", "x")), turn_id="t-39"))[0] == "duplicate"
-    assert (await append(store, "c", turn(("user", "x")), turn_id="t-0"))[0] == "ok"  # forgotten
+    assert (await append(store, "c", turn(("user", "x")), turn_id="t-39")).status == "duplicate"
+    assert (
+        await append(store, "c", turn(("user", "x")), turn_id="t-0")
+    ).status == "ok"  # forgotten
 
 
 @all_stores
 async def test_expected_sequence_detects_a_concurrent_writer(store: Store) -> None:
-    assert (await append(store, "c", turn(("user", "u")), expected=0))[0] == "ok"
+    assert (await append(store, "c", turn(("user", "u")), expected=0)).status == "ok"
     conflict = await append(store, "c", turn(("user", "late")), expected=0)
-    assert conflict[:3] == ["conflict", 1, 1]
+    assert seqs(conflict) == ("conflict", 1, 1)
     assert [m["content"] for m in await stored(store, "c")] == ["u"]
-    assert (await append(store, "c", turn(("user", "v")), expected=1))[:3] == ["ok", 2, 2]
+    assert seqs(await append(store, "c", turn(("user", "v")), expected=1)) == ("ok", 2, 2)
 
 
 @all_stores
 async def test_error_mode_refuses_beyond_the_message_cap(store: Store) -> None:
     pair = turn(("user", "u"), ("assistant", "a"))
     for _ in range(2):
-        assert (await append(store, "c", pair, max_messages=4, overflow="error"))[0] == "ok"
+        assert (await append(store, "c", pair, max_messages=4, overflow="error")).status == "ok"
     refused = await append(store, "c", pair, max_messages=4, overflow="error")
-    assert refused[0] == "too_large" and refused[7:] == ["messages", 6]
+    assert (refused.status, refused.cap, refused.needed) == ("too_large", "messages", 6)
     assert len(await stored(store, "c")) == 4
     assert await store.client.hget(store.keys.conv_meta("c"), "last_seq") == "4"
 
@@ -149,9 +160,9 @@ async def test_error_mode_refuses_beyond_the_byte_cap_counting_the_system_prompt
     first = await append(
         store, "c", turn(("user", "x" * 100)), max_bytes=400, overflow="error", system="s" * 100
     )
-    assert first[0] == "ok"
+    assert first.status == "ok"
     refused = await append(store, "c", turn(("user", "y" * 200)), max_bytes=400, overflow="error")
-    assert refused[0] == "too_large" and refused[7] == "bytes" and refused[8] > 400
+    assert refused.status == "too_large" and refused.cap == "bytes" and refused.needed > 400
     assert len(await stored(store, "c")) == 1
 
 
@@ -162,8 +173,8 @@ async def test_trim_mode_drops_oldest_whole_turns_and_keeps_counters(store: Stor
         result = await append(
             store, "c", turn(("user", f"u{i}"), ("assistant", f"a{i}")), max_messages=5
         )
-        assert result[0] == "ok"
-        trimmed.append(result[6])
+        assert result.status == "ok"
+        trimmed.append(result.trimmed)
     assert trimmed == [0, 0, 2, 2]  # a whole pair goes each time, never a single message
     messages = await stored(store, "c")
     assert [m["content"] for m in messages] == ["u2", "a2", "u3", "a3"]
@@ -191,11 +202,11 @@ async def test_trim_keeps_tool_results_with_their_turn(store: Store) -> None:
 async def test_a_turn_larger_than_the_cap_is_refused_even_when_trimming(store: Store) -> None:
     await append(store, "c", turn(("user", "keep me")))
     refused = await append(store, "c", turn(("user", "z" * 2000)), max_bytes=1024)
-    assert refused[0] == "too_large" and refused[7] == "bytes"
+    assert refused.status == "too_large" and refused.cap == "bytes"
     too_many = await append(
         store, "c", turn(("user", "a"), ("assistant", "b"), ("user", "c")), max_messages=2
     )
-    assert too_many[0] == "too_large" and too_many[7:] == ["messages", 3]
+    assert (too_many.status, too_many.cap, too_many.needed) == ("too_large", "messages", 3)
     assert [m["content"] for m in await stored(store, "c")] == ["keep me"]
 
 
@@ -214,7 +225,7 @@ async def test_ttl_is_set_and_refreshed_on_both_keys(store: Store) -> None:
 @all_stores
 async def test_system_prompt_only_write_sets_and_removes(store: Store) -> None:
     result = await append(store, "c", [], system="be brief")
-    assert result[:4] == ["ok", 0, 0, 0]
+    assert seqs(result) == ("ok", 0, 0) and result.message_count == 0
     assert await store.client.hget(store.keys.conv_meta("c"), "system_prompt") == "be brief"
     await append(store, "c", turn(("user", "u")))
     await append(store, "c", [], system="")

@@ -1,4 +1,4 @@
-"""extend_reservation.lua, called directly: only a held reservation is extended, only it is touched,
+"""extend_reservation.lua through its binding: only a held reservation is extended, only it is touched,
 repeating it changes nothing more, and a bad TTL is refused."""
 
 from __future__ import annotations

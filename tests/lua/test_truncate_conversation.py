@@ -1,22 +1,23 @@
-"""truncate_conversation.lua, called directly: by count, by tokens, whole turns, TTL."""
+"""truncate_conversation.lua through its binding: by count, by tokens, whole turns, TTL."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
-import lua
 from kernel.store import Store
+from lua import truncate_conversation
+from lua.lib_conversation import ConversationKeys
+from lua.truncate_conversation import TruncateArgs, TruncateReply
 from tests.helpers import all_stores
-from tests.lua.test_append_turn import append, stored, turn
-
-SCRIPT = lua.load("truncate_conversation")
+from tests.lua.test_append_turn import append, seqs, stored, turn
 
 
-async def truncate(store: Store, conv: str, mode: str, limit: int, ttl: int = 600) -> list[int]:
-    keys = [store.keys.conv_messages(conv), store.keys.conv_meta(conv)]
-    result: list[int] = await store.run(SCRIPT, keys, [mode, limit, ttl])
-    return result
+async def truncate(
+    store: Store, conv: str, mode: Literal["count", "tokens"], limit: int, ttl: int = 600
+) -> TruncateReply:
+    keys = ConversationKeys(store.keys.conv_messages(conv), store.keys.conv_meta(conv))
+    return await truncate_conversation.run(store, keys, TruncateArgs(mode, limit, ttl))
 
 
 async def five_pairs(store: Store, conv: str = "c") -> None:
@@ -31,7 +32,7 @@ def contents(messages: list[dict[str, Any]]) -> list[str]:
 @all_stores
 async def test_by_count_keeps_at_most_n_messages_in_whole_turns(store: Store) -> None:
     await five_pairs(store)
-    assert await truncate(store, "c", "count", 5) == [6, 4, 13 * 2 + 14 * 2]
+    assert await truncate(store, "c", "count", 5) == TruncateReply(6, 4, 13 * 2 + 14 * 2)
     assert contents(await stored(store, "c")) == ["u3", "a3", "u4", "a4"]
     meta = await store.client.hgetall(store.keys.conv_meta("c"))
     assert meta["message_count"] == "4" and meta["trimmed_messages"] == "6"
@@ -42,18 +43,18 @@ async def test_by_count_keeps_at_most_n_messages_in_whole_turns(store: Store) ->
 @all_stores
 async def test_by_tokens_keeps_the_newest_turns_within_the_limit(store: Store) -> None:
     await five_pairs(store)  # pairs cost 20, 22, 24, 26, 28 tokens
-    assert await truncate(store, "c", "tokens", 60) == [6, 4, 54]
+    assert await truncate(store, "c", "tokens", 60) == TruncateReply(6, 4, 54)
     assert contents(await stored(store, "c")) == ["u3", "a3", "u4", "a4"]
-    assert await truncate(store, "c", "tokens", 54) == [0, 4, 54]
+    assert await truncate(store, "c", "tokens", 54) == TruncateReply(0, 4, 54)
 
 
 @all_stores
 async def test_to_zero_keeps_metadata_and_sequence(store: Store) -> None:
     await append(store, "c", turn(("user", "u")), system="sys")
-    assert await truncate(store, "c", "count", 0) == [1, 0, 0]
+    assert await truncate(store, "c", "count", 0) == TruncateReply(1, 0, 0)
     meta = await store.client.hgetall(store.keys.conv_meta("c"))
     assert meta["system_prompt"] == "sys" and meta["bytes"] == "0" and meta["last_seq"] == "1"
-    assert (await append(store, "c", turn(("user", "v"))))[:3] == ["ok", 2, 2]
+    assert seqs(await append(store, "c", turn(("user", "v")))) == ("ok", 2, 2)
 
 
 @all_stores
@@ -61,13 +62,13 @@ async def test_a_tool_continuation_is_removed_with_its_turn(store: Store) -> Non
     await append(store, "c", turn(("user", "u0"), ("assistant", "call")))
     await append(store, "c", turn(("tool", "result"), ("assistant", "a0")))
     await append(store, "c", turn(("user", "u1"), ("assistant", "a1")))
-    assert (await truncate(store, "c", "count", 3))[0] == 4
+    assert (await truncate(store, "c", "count", 3)).removed == 4
     assert contents(await stored(store, "c")) == ["u1", "a1"]
 
 
 @all_stores
 async def test_unknown_conversation_is_not_created(store: Store) -> None:
-    assert await truncate(store, "ghost", "count", 0) == [0, 0, 0]
+    assert await truncate(store, "ghost", "count", 0) == TruncateReply(0, 0, 0)
     assert await store.client.exists(store.keys.conv_meta("ghost")) == 0
 
 
