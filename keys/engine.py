@@ -33,7 +33,10 @@ from kernel.store import Store
 from keys.layout import SERVING_CACHE_MODELS, ModelLayout, PoolLayout
 from keys.outcomes import OutcomeKind
 from keys.pool_health import PoolHealth
-from lua import extend_reservation, release, reserve, settle
+from lua import extend_reservation as lua_extend
+from lua import release as lua_release
+from lua import reserve as lua_reserve
+from lua import settle as lua_settle
 from lua.extend_reservation import Extended
 from lua.records import tags_wanted
 
@@ -169,9 +172,32 @@ class CapacityEngine(PoolHealth):
                 )
             layout = await self._sync_index(index)
         rid = reservation_id or os.urandom(16).hex()
-        args = reserve.ReserveArgs(
+        wanted = tags_wanted(tags) if tags else ""
+        args = self._reserve_args(index, int(tokens), strategy, rid, exclude, wanted, margin)
+        name = self.names.reservation(rid)
+        reply, local = await lua_reserve.run_where(self.store, layout.reserve, name, args)
+        if isinstance(reply, lua_reserve.NoKeys) and layout.tier_of:
+            # The store lost the pool's records (restart without persistence, flush, degraded
+            # mode's fresh local store): rebuild them.
+            layout = await self._sync_index(index)
+            reply, local = await lua_reserve.run_where(self.store, layout.reserve, name, args)
+        if isinstance(reply, lua_reserve.Reserved):
+            return _reservation(reply, rid, model, "" if index == model else index, local)
+        raise _refusal(model, int(tokens), reply)
+
+    def _reserve_args(
+        self,
+        index: str,
+        tokens: int,
+        strategy: str,
+        rid: str,
+        exclude: Sequence[str],
+        tags: str,
+        margin: float | None,
+    ) -> lua_reserve.ReserveArgs:
+        return lua_reserve.ReserveArgs(
             index,
-            int(tokens),
+            tokens,
             strategy,
             rid,
             self.reservation_ttl,
@@ -179,32 +205,10 @@ class CapacityEngine(PoolHealth):
             self._offsets(),
             self._random.random(),
             exclude,
-            tags_wanted(tags) if tags else "",
+            tags,
             self.probe_ttl,
             self.margin if margin is None else margin,
         )
-        name = self.names.reservation(rid)
-        reply, local = await reserve.run_where(self.store, layout.reserve, name, args)
-        if isinstance(reply, reserve.NoKeys) and layout.tier_of:
-            # The store lost the pool's records (restart without persistence, flush, degraded
-            # mode's fresh local store): rebuild them.
-            layout = await self._sync_index(index)
-            reply, local = await reserve.run_where(self.store, layout.reserve, name, args)
-        if isinstance(reply, reserve.Reserved):
-            return Reservation(
-                reservation_id=rid,
-                key_id=reply.key_id,
-                model=model,
-                tokens=reply.tokens,
-                tier=reply.tier,
-                bucket=reply.bucket,
-                reserved_at=reply.at,
-                probe=reply.kind == "probe",
-                duplicate=reply.kind == "dup",
-                index="" if index == model else index,
-                degraded=local,
-            )
-        raise _refusal(model, int(tokens), reply)
 
     async def hold_locally(
         self,
@@ -222,23 +226,18 @@ class CapacityEngine(PoolHealth):
         if failover is None or layout is None:
             return None
         others = [key_id for key_id in layout.tier_of if key_id != reservation.key_id]
-        args = reserve.ReserveArgs(
+        args = self._reserve_args(
             reservation.index_name,
             reservation.tokens,
             strategy,
             reservation.reservation_id,
-            self.reservation_ttl,
-            self._now_arg(),
-            self._offsets(),
-            self._random.random(),
             others,
             "",
-            self.probe_ttl,
-            self.margin if margin is None else margin,
+            margin,
         )
         name = self.names.reservation(reservation.reservation_id)
-        reply = await reserve.run(failover.local, layout.reserve, name, args)
-        if not isinstance(reply, reserve.NoRoom):  # no_keys: nothing counted locally
+        reply = await lua_reserve.run(failover.local, layout.reserve, name, args)
+        if not isinstance(reply, lua_reserve.NoRoom):  # no_keys: nothing counted locally
             return None
         return KeyUnavailability(
             reservation.key_id, f"local limit after degraded mode: {reply.reason}", reply.earliest
@@ -271,17 +270,8 @@ class CapacityEngine(PoolHealth):
         then; the bucket is brought down to it when it thinks it has more than
         ``provider_tolerance`` (units the reports may be off by, for requests and tokens) more.
         """
-        n = self.names
-        keys = settle.SettleKeys(
-            n.reservation(reservation.reservation_id),
-            n.pool_config,
-            n.pool_state,
-            n.pool_windows,
-            n.pool_health,
-            n.pool_stats,
-            self._ready_sets(reservation.key_id, (reservation.index_name, reservation.tier)),
-        )
-        args = settle.SettleArgs(
+        keys = self._settle_keys(reservation)
+        args = lua_settle.SettleArgs(
             actual_tokens,
             outcome,
             self.policy,
@@ -296,24 +286,27 @@ class CapacityEngine(PoolHealth):
             *provider_tolerance,
             reservation.probe,
         )
-        reply = await settle.run(self.store, keys, args)
-        if isinstance(reply, settle.Settled):
-            return SettleResult(
-                True,
-                reply.key_id,
-                reply.tokens,
-                reply.state,
-                reply.until,
-                charged=reply.charged,
-                previous_state=reply.previous_state,
-                now=reply.now,
-            )
+        reply = await lua_settle.run(self.store, keys, args)
+        if isinstance(reply, lua_settle.Settled):
+            return _settled(reply)
         return SettleResult(False, reservation.key_id, note=reply.state)
+
+    def _settle_keys(self, reservation: Reservation) -> lua_settle.SettleKeys:
+        n = self.names
+        return lua_settle.SettleKeys(
+            n.reservation(reservation.reservation_id),
+            n.pool_config,
+            n.pool_state,
+            n.pool_windows,
+            n.pool_health,
+            n.pool_stats,
+            self._ready_sets(reservation.key_id, (reservation.index_name, reservation.tier)),
+        )
 
     async def release(self, reservation: Reservation) -> bool:
         """Give back a reservation whose call never reached the provider; idempotent."""
         n = self.names
-        keys = release.ReleaseKeys(
+        keys = lua_release.ReleaseKeys(
             n.reservation(reservation.reservation_id),
             n.pool_config,
             n.pool_state,
@@ -321,8 +314,8 @@ class CapacityEngine(PoolHealth):
             n.pool_stats,
             n.ready(reservation.index_name, reservation.tier),
         )
-        args = release.ReleaseArgs(self._now_arg(), self._offsets())
-        return (await release.run(self.store, keys, args)).released
+        args = lua_release.ReleaseArgs(self._now_arg(), self._offsets())
+        return (await lua_release.run(self.store, keys, args)).released
 
     async def extend(self, reservation: Reservation, ttl: int | None = None) -> Extended:
         """Keep a reservation held for another ``ttl`` seconds (default: the engine's
@@ -331,18 +324,49 @@ class CapacityEngine(PoolHealth):
         seconds = self.reservation_ttl if ttl is None else ttl
         if seconds < 1:
             raise ValueError("ttl must be >= 1 second")
-        keys = extend_reservation.ExtendKeys(self.names.reservation(reservation.reservation_id))
-        args = extend_reservation.ExtendArgs(int(seconds))
-        return (await extend_reservation.run(self.store, keys, args)).found
+        keys = lua_extend.ExtendKeys(self.names.reservation(reservation.reservation_id))
+        args = lua_extend.ExtendArgs(int(seconds))
+        return (await lua_extend.run(self.store, keys, args)).found
+
+
+def _reservation(
+    reply: lua_reserve.Reserved, rid: str, model: str, index: str, degraded: bool
+) -> Reservation:
+    return Reservation(
+        reservation_id=rid,
+        key_id=reply.key_id,
+        model=model,
+        tokens=reply.tokens,
+        tier=reply.tier,
+        bucket=reply.bucket,
+        reserved_at=reply.at,
+        probe=reply.kind == "probe",
+        duplicate=reply.kind == "dup",
+        index=index,
+        degraded=degraded,
+    )
+
+
+def _settled(reply: lua_settle.Settled) -> SettleResult:
+    return SettleResult(
+        True,
+        reply.key_id,
+        reply.tokens,
+        reply.state,
+        reply.until,
+        charged=reply.charged,
+        previous_state=reply.previous_state,
+        now=reply.now,
+    )
 
 
 def _refusal(
-    model: str, tokens: int, reply: reserve.NoRoom | reserve.TooLarge | reserve.NoKeys
+    model: str, tokens: int, reply: lua_reserve.NoRoom | lua_reserve.TooLarge | lua_reserve.NoKeys
 ) -> Exception:
     """The error of a reservation refused: too large, no keys, or no room (with each key's why)."""
-    if isinstance(reply, reserve.TooLarge):
+    if isinstance(reply, lua_reserve.TooLarge):
         return RequestTooLargeError(model, tokens, reply.largest)
-    if isinstance(reply, reserve.NoRoom):
+    if isinstance(reply, lua_reserve.NoRoom):
         notes = [KeyUnavailability(k.key_id, k.reason, k.until) for k in reply.keys]
         return AllKeysExhaustedError(
             model, retry_at=reply.earliest, now=reply.now, reason=reply.reason, keys=notes
