@@ -40,6 +40,7 @@ import pytest
 
 from kernel.settings import Settings
 from keys.manager import KeyManager
+from lua.records import bucket_name
 from router.request_router import RequestRouter
 from router.simulator import FaultConfig, ProviderSimulator, SimulatorConfig
 from tests.chaos_workers import soak_worker
@@ -328,7 +329,7 @@ async def check_capacity_whole(checks: Checks, router: RequestRouter, sim: Any) 
     rooms, health = {}, {}
     for key_id in healthy:
         key = manager.keys[key_id]
-        usage = await manager.engine.bucket_usage(f"{key.group}|{MODEL}", key)
+        usage = await manager.engine.bucket_usage(bucket_name(key.group, MODEL), key)
         rooms[key_id] = usage["rpm"]["available"]
         health[key_id] = (await manager.engine.health(key_id))["state"]
         sim.set_faults(FaultConfig(), key_id=key_id)
