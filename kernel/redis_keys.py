@@ -38,12 +38,15 @@ class RedisKeys:
     @property
     def pool_config(self) -> str:
         """Hash: ``k:<key_id>`` key record, ``b:<group>|<model or pattern>`` limits, ``m:<index>``
-        index record, ``w:<key_id>|<index>`` weight (and the pattern of the key's bucket)."""
+        index record, ``w:<key_id>|<index>`` weight (and the pattern of the key's bucket); the
+        formats are lua/records.py's (KeyRecord, Limits, ModelRecord, WeightRecord)."""
         return f"{self.pool_tag}:cfg"
 
     @property
     def pool_state(self) -> str:
-        """Hash: ``<group>|<model or pattern>`` -> GCRA timestamps, day and minute counters."""
+        """Hash: ``<group>|<model or pattern>`` -> the bucket's state (GCRA timestamps, day and
+        minute counters, provider block, last admission: lua.records.State), and
+        ``<bucket>#lows`` -> its low-water marks (lua.records.Lows)."""
         return f"{self.pool_tag}:state"
 
     @property
