@@ -9,9 +9,8 @@ Redis Cluster slot and one script can touch both (see :mod:`kernel.redis_keys`):
 
 Every write is one Lua script (``append_turn``, ``truncate_conversation``), so a turn's messages are
 stored together or not at all, sequence numbers are assigned in Redis (concurrent writers in any
-process never interleave), the size caps are enforced in the same step, and the TTL
-(``CONVERSATION_TTL_SECONDS``) of both keys is refreshed. Reads take one consistent snapshot
-(``read_conversation``).
+process never interleave), the size caps are enforced in the same step, and the TTL of both keys
+(``CONVERSATION_TTL_SECONDS``) is refreshed. A read is one snapshot (``read_conversation``).
 
 Failure policy: a read raises :class:`~kernel.errors.StoreError` naming the conversation; an append
 never raises for the store, a full conversation or a concurrent change: it answers an
@@ -30,9 +29,9 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -49,6 +48,7 @@ from lua import append_turn, read_conversation, truncate_conversation
 from lua.append_turn import AppendReply
 from lua.lib_conversation import ConversationKeys
 
+_T = TypeVar("_T")
 _INT_FIELDS = ("message_count", "total_tokens", "bytes", "last_seq", "turns", "trimmed_messages")
 _TEXT_FIELDS = ("last_model", "last_provider", "system_prompt")
 _HEALTH_PROBE = "__health__"
@@ -93,10 +93,7 @@ class ConversationStore:
         Bad input raises ClientRequestError; store failures are answered, not raised.
         """
         conv_id = check_conv_id(conv_id)
-        if expected_seq is not None and (not isinstance(expected_seq, int) or expected_seq < 0):
-            raise ClientRequestError(
-                f"expected_seq must be an integer >= 0, got {expected_seq!r}", "expected_seq"
-            )
+        _check_count(expected_seq, "expected_seq")
         checked = messages_from_input(messages)
         if not checked:
             raise ClientRequestError("messages must hold at least one message", "messages")
@@ -219,16 +216,11 @@ class ConversationStore:
         return int(removed) > 0
 
     # -- reading ------------------------------------------------------------------------------
-    async def _snapshot(
-        self, conv_id: str, newest: int = -1
-    ) -> tuple[dict[str, str], list[str], int]:
-        snap: read_conversation.Snapshot = await self._guarded(
-            f"read conversation {conv_id!r}",
-            read_conversation.run(self.store, self._keys(conv_id), newest),
-        )
-        return snap.meta, snap.messages, snap.pttl
+    async def _snapshot(self, conv_id: str, newest: int = -1) -> read_conversation.Snapshot:
+        reading = read_conversation.run(self.store, self._keys(conv_id), newest)
+        return await self._guarded(f"read conversation {conv_id!r}", reading)
 
-    async def _guarded(self, action: str, awaitable: Any) -> Any:
+    async def _guarded(self, action: str, awaitable: Awaitable[_T]) -> _T:
         """Await a store call; a store failure becomes a StoreError that says what failed."""
         try:
             return await awaitable
@@ -247,11 +239,10 @@ class ConversationStore:
     async def get_messages(self, conv_id: str, *, last: int | None = None) -> list[Message]:
         """The stored messages, oldest first (the newest ``last`` only, if given), with metadata."""
         conv_id = check_conv_id(conv_id)
-        if last is not None and (not isinstance(last, int) or last < 0):
-            raise ClientRequestError(f"last must be an integer >= 0, got {last!r}", "last")
-        _, raw, _ = await self._snapshot(conv_id, -1 if last is None else last)
+        _check_count(last, "last")
+        snap = await self._snapshot(conv_id, -1 if last is None else last)
         try:
-            return [entry.message for entry in self._entries(conv_id, raw)]
+            return [entry.message for entry in self._entries(conv_id, snap.messages)]
         except ValueError as exc:
             raise self._corrupt(conv_id, exc) from exc
 
@@ -272,14 +263,11 @@ class ConversationStore:
         StoreError.
         """
         conv_id = check_conv_id(conv_id)
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 0):
-            raise ClientRequestError(
-                f"max_tokens must be an integer >= 0, got {max_tokens!r}", "max_tokens"
-            )
+        _check_count(max_tokens, "max_tokens")
         extra = messages_from_input(pending, "pending")
-        raw_meta, raw, pttl = await self._snapshot(conv_id)
-        stored = self._entries(conv_id, raw)
-        meta = _metadata(conv_id, raw_meta, pttl)
+        snap = await self._snapshot(conv_id)
+        stored = self._entries(conv_id, snap.messages)
+        meta = _metadata(conv_id, snap.meta, snap.pttl)
         system = system_prompt if system_prompt is not None else meta.get("system_prompt")
         try:
             messages, tokens, dropped, dropped_turns = select_history(
@@ -302,7 +290,7 @@ class ConversationStore:
             dropped_turns=dropped_turns,
             message_count=len(stored),
             bytes=int(meta.get("bytes") or 0),
-            exists=bool(raw_meta),
+            exists=bool(snap.meta),
             over_budget=max_tokens is not None and tokens > max_tokens,
             budget=max_tokens,
             metadata=meta,
@@ -315,8 +303,8 @@ class ConversationStore:
         the time left before it expires.
         """
         conv_id = check_conv_id(conv_id)
-        raw_meta, _, pttl = await self._snapshot(conv_id, 0)
-        return _metadata(conv_id, raw_meta, pttl) if raw_meta else None
+        snap = await self._snapshot(conv_id, 0)
+        return _metadata(conv_id, snap.meta, snap.pttl) if snap.meta else None
 
     async def list_conversations(self, *, limit: int | None = None) -> builtins.list[str]:
         """Ids of the stored conversations (every node of a Cluster is scanned), unordered.
@@ -404,3 +392,9 @@ def reset_conversation_store() -> None:
     """Forget the process-wide store (tests; the caller closes it if needed)."""
     global _default
     _default = None
+
+
+def _check_count(value: Any, name: str) -> None:
+    """A count or sequence given by the caller: None (not given) or an integer >= 0."""
+    if value is not None and (not isinstance(value, int) or value < 0):
+        raise ClientRequestError(f"{name} must be an integer >= 0, got {value!r}", name)
