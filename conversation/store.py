@@ -211,7 +211,7 @@ class ConversationStore:
         conv_id = check_conv_id(conv_id)
         removed = await self._guarded(
             f"delete conversation {conv_id!r}",
-            self.store.call(self.store.client.delete(*self._keys(conv_id).encode())),
+            self.store.call(lambda c: c.delete(*self._keys(conv_id).encode())),
         )
         return int(removed) > 0
 
@@ -334,7 +334,7 @@ class ConversationStore:
         conv_id = check_conv_id(conv_id)
         count = await self._guarded(
             f"check conversation {conv_id!r}",
-            self.store.call(self.store.client.exists(self._keys(conv_id).meta)),
+            self.store.call(lambda c: c.exists(self._keys(conv_id).meta)),
         )
         return int(count) > 0
 

@@ -37,11 +37,11 @@ class UsageReader(PoolLayout):
     ) -> dict[str, Any]:
         """Usage of one bucket: sliding-minute requests/tokens, the day's, room left, blocks."""
         now = await self.now() if now is None else now
-        raw = await self.store.call(self.store.client.hget(self.names.pool_state, bucket))
+        raw = await self.store.call(lambda c: c.hget(self.names.pool_state, bucket))
         return usage_from_state(raw, key, now)
 
     async def health(self, key_id: str) -> dict[str, Any]:
-        raw = await self.store.call(self.store.client.hget(self.names.pool_health, key_id))
+        raw = await self.store.call(lambda c: c.hget(self.names.pool_health, key_id))
         return health_dict(Health.decode(raw))
 
     async def stats(self, key_id: str) -> dict[str, Any]:
@@ -61,15 +61,14 @@ class UsageReader(PoolLayout):
             key = self._keys.get(key_id)
             models = self.models_of_key(key_id) or ([key.model_name] if key else [])
             buckets.extend((key_id, m, bucket_name(key.group, m)) for m in models if key)
-        client = self.store.client
-        health_raw = await self.store.call(client.hmget(self.names.pool_health, list(key_ids)))
-        stats_raw = await self.store.call(
-            client.hmget(self.names.pool_stats, [f"{k}:{f}" for k in key_ids for f in STAT_FIELDS])
-        )
+        # commands as functions of a client: should the shared store fail under them, they run
+        # again on degraded mode's local store instead of failing the caller
+        stat_fields = [f"{k}:{f}" for k in key_ids for f in STAT_FIELDS]
+        names = [b for _, _, b in buckets]
+        health_raw = await self.store.call(lambda c: c.hmget(self.names.pool_health, list(key_ids)))
+        stats_raw = await self.store.call(lambda c: c.hmget(self.names.pool_stats, stat_fields))
         state_raw = (
-            await self.store.call(client.hmget(self.names.pool_state, [b for _, _, b in buckets]))
-            if buckets
-            else []
+            await self.store.call(lambda c: c.hmget(self.names.pool_state, names)) if names else []
         )
         out: dict[str, dict[str, Any]] = {}
         width = len(STAT_FIELDS)

@@ -20,6 +20,9 @@ from kernel.settings import Settings
 from keys.manager import KeyManager
 from router.request_router import RequestRouter
 
+#: Error types an answer should not have under the soak's faults (degraded mode serves instead).
+UNEXPECTED = frozenset({"store_unavailable", "no_error_type"})
+
 
 @dataclass
 class _Recorder:
@@ -28,12 +31,17 @@ class _Recorder:
     turns: list[dict[str, Any]] = field(default_factory=list)
     escaped: list[str] = field(default_factory=list)
     long_stream: dict[str, Any] | None = None
+    #: the first few messages of each error type no outage should produce (for the report)
+    unexpected: list[str] = field(default_factory=list)
 
     def answer(self, answer: dict[str, Any]) -> None:
         if answer.get("success"):
             self.outcomes["success"] += 1
         else:
-            self.outcomes[str(answer.get("error_type") or "no_error_type")] += 1
+            error_type = str(answer.get("error_type") or "no_error_type")
+            self.outcomes[error_type] += 1
+            if error_type in UNEXPECTED and len(self.unexpected) < 5:
+                self.unexpected.append(f"{error_type}: {answer.get('error')}")
         self.degraded += bool(answer.get("degraded"))
 
     def escape(self, exc: BaseException) -> None:
@@ -152,6 +160,7 @@ async def _soak(config: dict[str, Any], index: int, queue: Any, start: Any) -> d
         "degraded": rec.degraded,
         "turns": rec.turns,
         "escaped": rec.escaped[:5],
+        "unexpected": rec.unexpected,
         "long_stream": rec.long_stream,
     }
 

@@ -234,7 +234,8 @@ def check_answers(checks: Checks, results: list[dict[str, Any]]) -> Counter[str]
     checks.check(
         "Redis down: answers served degraded, none store_unavailable",
         degraded > 0 and outcomes["store_unavailable"] == 0,
-        f"degraded={degraded} store_unavailable={outcomes['store_unavailable']}",
+        f"degraded={degraded} store_unavailable={outcomes['store_unavailable']} "
+        f"{[u for r in results for u in r['unexpected']][:3]}",
     )
     return outcomes
 

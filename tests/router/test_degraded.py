@@ -253,3 +253,33 @@ async def test_a_process_that_started_degraded_takes_the_run_time_keys_from_redi
         server.cleanup()
     assert "runtime" not in during  # run-time changes live only in Redis
     assert "runtime" in after
+
+
+@pytest.mark.parametrize("read", ["snapshot", "health", "bucket_usage"])
+async def test_a_pool_read_that_finds_redis_gone_is_answered_by_the_local_store(
+    tmp_path: Path, read: str
+) -> None:
+    """The reads of the no-room explanation (every rate_limited answer) and of status: the
+    first command after Redis died must not fail its caller (a store_unavailable answer in
+    open mode), it switches the store and runs locally."""
+    server = RedisServer().start()
+    try:
+        config = settings(server.url, REDIS_KEY_PREFIX="deg-read")
+        async with sim_router(config, tmp_path, [PoolKey("a", rpm=600)]) as (router, _sim):
+            await router.send_one_shot("hello", MODEL)
+            engine, store = router.key_manager.engine, router.key_manager.store
+            key = router.key_manager.keys["a"]
+            server.stop()
+            assert not store.degraded
+            if read == "snapshot":
+                got: Any = await engine.snapshot(["a"])
+                assert got["a"]["health"]["state"] == "ok"
+            elif read == "health":
+                got = await engine.health("a")
+                assert got["state"] == "ok"
+            else:
+                got = await engine.bucket_usage(f"{key.group}|{MODEL}", key)
+                assert isinstance(got, dict)
+            assert store.degraded
+    finally:
+        server.stop()
