@@ -13,11 +13,12 @@ from aiohttp import web
 from kernel.errors import MalformedResponseError
 from keys.models import APIKey
 from router.providers import ChatRequest, get_adapter
+from tests import keygen
 from tests.conftest import settings_for
 from tests.router.pool import PoolKey, sim_router
 
 pytestmark = pytest.mark.integration
-SECRET = "sk-long-line-secret-0123456789abcdef"
+SECRET = keygen.opaque_secret()  # made at run time: nothing key-shaped is committed
 LONG = 4 * 1024 * 1024  # bytes in one SSE line: past aiohttp's line limit (512 KiB in 3.14)
 MODELS = {
     "openai": "gpt-4o-mini",
