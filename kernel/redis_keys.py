@@ -103,6 +103,31 @@ class RedisKeys:
         """Hash: one reservation (key, group|model, tokens, times, state); expires after its TTL."""
         return f"{self.pool_tag}:res:{reservation_id}"
 
+    # -- usage log and budgets: the pool's slot (written by the same scripts) --------------------
+    @property
+    def usage_stream(self) -> str:
+        """Stream: one usage record per call (field ``r``: kernel.usage_record.UsageRecord as
+        JSON); trimmed by USAGE_MAX_RECORDS and USAGE_RETENTION_SECONDS on every write."""
+        return f"{self.pool_tag}:usage"
+
+    def usage_rollup(self, minute: int) -> str:
+        """Hash: one minute's rollup (``minute`` = unix seconds // 60): ``<dim>|<name>`` ->
+        requests, tokens in and out, cost, errors (lua.usage_records.Rollup); expires after
+        USAGE_ROLLUP_TTL_SECONDS."""
+        return f"{self.pool_tag}:usage:m:{int(minute)}"
+
+    @property
+    def budgets(self) -> str:
+        """Hash: ``<scope>:<id>`` (or ``global``) -> a budget: limit, period, time zone, alert
+        share (lua.usage_records.BudgetRecord)."""
+        return f"{self.pool_tag}:budgets"
+
+    @property
+    def budget_spend(self) -> str:
+        """Hash: ``<scope>:<id>`` -> the current period's spend: period, reserved, spent, alerted,
+        requests (lua.usage_records.SpendRecord)."""
+        return f"{self.pool_tag}:spend"
+
     # -- conversations: one slot per conversation ----------------------------------------------
     def conv_messages(self, conv_id: str) -> str:
         """List: the messages of a conversation (document 004's ``conv:messages:<conv_id>``)."""
@@ -188,6 +213,10 @@ def describe(keys: RedisKeys | None = None) -> list[tuple[str, str, str]]:
         (k.order(m, t), "zset", "keys of an index's tier in round-robin order"),
         (k.share(m, t), "zset", "keys by use / weight (least_used, weighted)"),
         (k.reservation("<reservation_id>"), "hash", "one reservation; expires after its TTL"),
+        (k.usage_stream, "stream", "one usage record per call (bounded by age and length)"),
+        (f"{k.pool_tag}:usage:m:<minute>", "hash", "one minute's usage rollup (TTL)"),
+        (k.budgets, "hash", "budgets per scope: limit, period, time zone, alert share"),
+        (k.budget_spend, "hash", "spend per budget scope in its current period"),
         (k.conv_messages(c), "list", "messages of a conversation"),
         (k.conv_meta(c), "hash", "conversation metadata"),
         (k.rl_user(u), "string", "per-user request limit (GCRA)"),

@@ -118,6 +118,25 @@ class Settings(BaseModel):
     #: When set, GET /metrics needs ``Authorization: Bearer <METRICS_TOKEN>``.
     METRICS_TOKEN: SecretStr | None = None
 
+    # Usage log, cost and budgets (README "Usage, cost and budgets")
+    #: One record per call in a Redis stream (and per-minute rollups); off: neither is written.
+    USAGE_LOG: bool = True
+    #: The stream keeps records this long and at most this many (the older go first).
+    USAGE_RETENTION_SECONDS: int = Field(7 * 86400, ge=60)
+    USAGE_MAX_RECORDS: int = Field(1_000_000, ge=100)
+    #: Per-minute rollups expire this long after their minute.
+    USAGE_ROLLUP_TTL_SECONDS: int = Field(8 * 86400, ge=120)
+    #: Distinct names per dimension (user, model, ...) in one minute's rollup; the rest: ``~other``.
+    USAGE_ROLLUP_MAX_NAMES: int = Field(1000, ge=10)
+    #: Store the prompt and completion text in usage records (debugging only: off by default).
+    USAGE_STORE_CONTENT: bool = False
+    #: Budgets (JSON, the form of keys.json's "budgets" section) for library callers.
+    BUDGETS: str | None = None
+    #: Share of a budget at which a soft alert is logged and counted (a budget may set its own).
+    BUDGET_ALERT_SHARE: float = Field(0.8, gt=0, le=1)
+    #: OpenTelemetry export (needs the ``otel`` extra): spans per call to this OTLP endpoint.
+    OTEL_EXPORTER_OTLP_ENDPOINT: str | None = None
+
     # Logging
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: Literal["auto", "json", "console"] = "auto"
