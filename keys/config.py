@@ -6,8 +6,10 @@ Sources, merged into one list (the README's "Configuration" section documents th
    ``{"keys": [...], "routing": {...}, "sources": [...]}``, a bare list of keys, or document 002's
    ``{"providers": {"gemini": {"keys": [...]}}}``. ``sources`` (secret-store folders whose keys are
    discovered at run time, see :mod:`keys.discovery`) may stand alone: the key list is then empty.
-   Top-level names other than these are refused (a typo must not silently drop a section), except
-   names starting with ``_`` or ``$`` (comments, ``$schema``).
+   ``prices`` (keys/price_config.py) overrides or extends the package's price table; ``budgets``
+   (keys/budget_config.py) sets spend limits, merged with the BUDGETS setting (which wins per
+   entry). Top-level names other than these are refused (a typo must not silently drop a
+   section), except names starting with ``_`` or ``$`` (comments, ``$schema``).
 2. Provider variables, for each of OpenAI, Anthropic and Gemini (document 001): the comma list
    ``OPENAI_API_KEYS``, the numbered ``OPENAI_API_KEY_1..N`` and the single ``OPENAI_API_KEY``. All
    are used; a secret given twice (or already used by a keys.json entry) counts once. Such keys
@@ -38,7 +40,9 @@ from pydantic import ValidationError
 
 from kernel.errors import ConfigError
 from kernel.masking import looks_like_secret
+from kernel.prices import Price, PriceTable, default_table
 from kernel.settings import Settings
+from keys.budget_config import BudgetSpec, budgets_from_settings, budgets_of, merge_budgets
 from keys.config_env import ENV_PREFIX as ENV_PREFIX
 from keys.config_env import env_provider_refs as env_provider_refs
 from keys.config_env import env_secret_by_ref as env_secret_by_ref
@@ -48,13 +52,17 @@ from keys.config_env import env_secrets_of
 from keys.config_env import fingerprint as fingerprint
 from keys.config_env import keys_from_environment as keys_from_environment
 from keys.models import APIKey
+from keys.price_config import price_table, prices_of
 
 if TYPE_CHECKING:
     from keys.discovery import SecretSource
 
 _SECRET_FIELDS = ("api_key", "secret", "key", "token", "value")
 #: Top-level sections of keys.json; other names are refused, but ``_comment``/``$schema`` style.
-_SECTIONS = ("keys", "providers", "routing", "sources")
+_SECTIONS = ("keys", "providers", "routing", "sources", "prices", "budgets")
+#: Sections of keys.json that save_keys_file keeps as they are when it rewrites the key list
+#: (and comments: names starting with ``_`` or ``$``).
+_KEPT_SECTIONS = ("prices", "budgets")
 
 
 @dataclass
@@ -63,7 +71,9 @@ class KeyConfig:
 
     ``sources`` are keys.json's secret-store folders (:class:`keys.discovery.SecretSource`); their
     keys are found at run time by :class:`keys.discovery.KeyDiscovery`, so they are not in ``keys``.
-    ``origins`` maps each key id to the file or variable that defined it.
+    ``origins`` maps each key id to the file or variable that defined it. ``prices``: the
+    package's price table with keys.json's prices over it; ``budgets``: keys.json's budgets and
+    the BUDGETS setting's, merged (BUDGETS wins per entry).
     """
 
     keys: list[APIKey]
@@ -72,6 +82,8 @@ class KeyConfig:
     path: Path | None = None
     origins: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    prices: PriceTable = field(default_factory=default_table)
+    budgets: list[BudgetSpec] = field(default_factory=list)
 
     def by_id(self) -> dict[str, APIKey]:
         return {key.key_id: key for key in self.keys}
@@ -84,6 +96,8 @@ class KeysFile:
     keys: list[APIKey]
     routing: dict[str, Any]
     sources: list[SecretSource]
+    prices: dict[str, Price] = field(default_factory=dict)
+    budgets: dict[str, BudgetSpec] = field(default_factory=dict)
 
 
 def resolve_keys_path(path: str | os.PathLike[str] | None, settings: Settings) -> Path | None:
@@ -108,14 +122,18 @@ def load_key_config(
     single_key_mode = settings.rotation_enabled is False
     config = KeyConfig(keys=[])
     keys_path = None if single_key_mode else resolve_keys_path(path, settings)
+    file_budgets: dict[str, BudgetSpec] = {}
     if keys_path is not None:
-        document = read_keys_file(keys_path)
+        document = read_keys_file(keys_path, settings=settings)
         config.keys.extend(document.keys)
         config.routing = document.routing
         config.sources = document.sources
         config.path = keys_path
         config.origins.update({k.key_id: str(keys_path) for k in document.keys})
-    elif single_key_mode:
+        config.prices = price_table(document.prices)
+        file_budgets = document.budgets
+    config.budgets = merge_budgets(file_budgets, budgets_from_settings(settings))
+    if keys_path is None and single_key_mode:
         config.warnings.append("key rotation disabled: single-key mode, keys.json ignored")
 
     env_store = settings.SECRET_STORE_TYPE == "env"  # noqa: S105 - a backend name, not a secret
@@ -141,8 +159,9 @@ def load_keys_file(path: str | os.PathLike[str]) -> tuple[list[APIKey], dict[str
     return document.keys, document.routing
 
 
-def read_keys_file(path: str | os.PathLike[str]) -> KeysFile:
-    """Parse and validate a keys.json file: keys, routing and sources; errors name the place."""
+def read_keys_file(path: str | os.PathLike[str], *, settings: Settings | None = None) -> KeysFile:
+    """Parse and validate a keys.json file: keys, routing, sources, prices and budgets (their
+    default alert share from ``settings``); errors name the place."""
     where = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -176,7 +195,13 @@ def read_keys_file(path: str | os.PathLike[str]) -> KeysFile:
         keys.append(key)
     from keys.discovery import parse_sources  # here: keys.discovery imports this module
 
-    return KeysFile(keys=keys, routing=routing, sources=parse_sources(data, source=where))
+    return KeysFile(
+        keys=keys,
+        routing=routing,
+        sources=parse_sources(data, source=where),
+        prices=prices_of(data, where=where),
+        budgets=budgets_of(data, where=where, settings=settings or Settings.from_env()),
+    )
 
 
 _Entry = tuple[str | int, Any, str | None]  # (label of the entry, the entry, provider section)
@@ -193,7 +218,7 @@ def _entries_of(data: Any, where: str) -> tuple[list[_Entry], dict[str, Any]]:
             raise ConfigError(
                 f"unknown field (expected one of {', '.join(_SECTIONS)})", source=where, field=name
             )
-    if not any(name in data for name in ("keys", "providers", "sources")):
+    if not any(name in data for name in ("keys", "providers", "sources", "prices", "budgets")):
         raise ConfigError("expected a 'keys' list (or 'providers' or 'sources')", source=where)
     routing = data.get("routing", {})
     if not isinstance(routing, dict):
@@ -291,13 +316,15 @@ def save_keys_file(
 ) -> None:
     """Write keys (metadata only, never secrets) to ``path`` atomically.
 
+    The file's ``prices`` and ``budgets`` sections and its comments are kept as they were.
     The document goes to a temporary file in the same directory, is flushed to disk, then renamed
     over the target: a reader sees the old file or the new one, never half of one, and a failure
     leaves the old file as it was. An existing file keeps its permission bits; a new one is
     readable by its owner only (``mkstemp``'s mode).
     """
     target = Path(path)
-    document: dict[str, Any] = {"keys": [key.metadata() for key in keys]}
+    document: dict[str, Any] = _kept_sections(target)
+    document["keys"] = [key.metadata() for key in keys]
     if routing:
         document["routing"] = routing
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -315,3 +342,18 @@ def save_keys_file(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _kept_sections(target: Path) -> dict[str, Any]:
+    """The sections of an existing keys.json that a save keeps (none when it cannot be read)."""
+    try:
+        data = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        name: value
+        for name, value in data.items()
+        if name in _KEPT_SECTIONS or str(name).startswith(("_", "$"))
+    }
