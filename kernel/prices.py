@@ -255,6 +255,8 @@ def parse_prices(
         raise ConfigError("must be an object of model: price", source=where, field=label)
     prices: dict[str, Price] = {}
     for model, data in section.items():
+        if isinstance(model, str) and model.startswith(("_", "$")):
+            continue  # a comment
         entry = f"{label}.{model}"
         if not isinstance(model, str) or not model.strip() or any(c in model for c in "*?["):
             raise ConfigError("a model name (no patterns) is expected", source=where, entry=entry)

@@ -164,9 +164,9 @@ def parse_budgets(
         raise ConfigError("must be an object of entry: budget", source=where, field="budgets")
     budgets: dict[str, BudgetSpec] = {}
     for name, data in section.items():
+        if isinstance(name, str) and name.startswith(("_", "$")):
+            continue  # a comment
         spec = parse_budget(name, data, where=where, default_alert_share=default_alert_share)
-        if spec.field in budgets:
-            raise ConfigError("the same budget is given twice", source=where, entry=str(name))
         budgets[spec.field] = spec
     return budgets
 
