@@ -52,9 +52,20 @@ _PREFIXES = ("openai/", "anthropic/", "gemini/", "google/", "models/")
 
 
 @dataclass(frozen=True)
+class LongContext:
+    """The price of a call whose prompt has more than ``above_tokens`` tokens (cached ones
+    included): the whole call, prompt and completion, is billed at ``price`` (Gemini 1.5 above
+    128k, Gemini 2.5 Pro and Claude Sonnet 4/4.5 above 200k)."""
+
+    above_tokens: int
+    price: Price
+
+
+@dataclass(frozen=True)
 class Price:
     """One model's price in USD per million tokens; ``cached_input`` None: the input price,
-    ``cache_write`` None: the input price. ``source``: ``package``, ``keys.json`` or the like."""
+    ``cache_write`` None: the input price; ``long_context``: the price of long prompts, if
+    different. ``source``: ``package``, ``keys.json`` or the like."""
 
     input: float
     output: float
@@ -62,6 +73,12 @@ class Price:
     cache_write: float | None = None
     as_of: str | None = None
     source: str = "package"
+    long_context: LongContext | None = None
+
+    def for_prompt(self, prompt_tokens: int) -> Price:
+        """The price a call with ``prompt_tokens`` prompt tokens is billed at."""
+        tier = self.long_context
+        return tier.price if tier is not None and prompt_tokens > tier.above_tokens else self
 
     def rates(self) -> tuple[int, int, int, int]:
         """Nano-dollars per million tokens: input, output, cached input, cache write."""
@@ -150,8 +167,8 @@ class PriceTable(Mapping[str, Price]):
         *,
         cache_write_tokens: int = 0,
     ) -> Cost | None:
-        """The cost of a call (tokens counted as the module's docstring says); None when the
-        model's price is unknown. ``reasoning_tokens`` are part of ``completion_tokens`` and
+        """The cost of a call (tokens counted as the module's docstring says, at the long-context
+        price when the prompt is long); None when the model's price is unknown. ``reasoning_tokens`` are part of ``completion_tokens`` and
         change nothing; cached and cache-write tokens beyond the prompt are capped at it."""
         prompt = _count(prompt_tokens, "prompt_tokens")
         completion = _count(completion_tokens, "completion_tokens")
@@ -162,7 +179,7 @@ class PriceTable(Mapping[str, Price]):
         cached = min(_count(cached_tokens, "cached_tokens"), prompt)
         written = min(_count(cache_write_tokens, "cache_write_tokens"), prompt - cached)
         fresh = prompt - cached - written
-        inp, out, cached_rate, write_rate = price.rates()
+        inp, out, cached_rate, write_rate = price.for_prompt(prompt).rates()
         nanos = (
             _charge(fresh, inp)
             + _charge(cached, cached_rate)
@@ -182,7 +199,7 @@ class PriceTable(Mapping[str, Price]):
         price = self.lookup(model)
         if price is None:
             return None
-        inp, out, cached_rate, write_rate = price.rates()
+        inp, out, cached_rate, write_rate = price.for_prompt(prompt).rates()
         return _charge_ceil(prompt, max(inp, cached_rate, write_rate)) + _charge_ceil(
             completion, out
         )
@@ -192,8 +209,15 @@ class PriceTable(Mapping[str, Price]):
         marked with ``source`` when given)."""
         merged = dict(self._prices)
         for name, price in prices.items():
-            merged[normalise_model(name)] = replace(price, source=source) if source else price
+            merged[normalise_model(name)] = _with_source(price, source) if source else price
         return PriceTable(merged)
+
+
+def _with_source(price: Price, source: str) -> Price:
+    tier = price.long_context
+    if tier is not None:
+        tier = LongContext(tier.above_tokens, replace(tier.price, source=source))
+    return replace(price, source=source, long_context=tier)
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -213,37 +237,69 @@ def _as_of(value: Any, *, where: str, entry: str) -> str:
     return value
 
 
+def _check_fields(data: Any, allowed: tuple[str, ...], where: str, entry: str, prefix: str) -> None:
+    if not isinstance(data, dict):
+        what = f"field {prefix.rstrip('.')!r}: " if prefix else ""
+        raise ConfigError(
+            f"{what}expected an object with 'input' and 'output'", source=where, entry=entry
+        )
+    for name in data:
+        if name not in allowed:
+            raise ConfigError(
+                f"unknown field (expected {', '.join(allowed)})",
+                source=where,
+                entry=entry,
+                field=prefix + str(name),
+            )
+
+
+def _rates_of(data: dict[str, Any], where: str, entry: str, prefix: str) -> list[float | None]:
+    values: list[float | None] = []
+    for name in PRICE_FIELDS:
+        field = prefix + name
+        if name in data and data[name] is not None:
+            values.append(_number(data[name], where=where, entry=entry, field=field))
+        elif name in ("input", "output"):
+            raise ConfigError("required field is missing", source=where, entry=entry, field=field)
+        else:
+            values.append(None)
+    return values
+
+
+def _long_context(data: Any, where: str, entry: str, as_of: str | None, source: str) -> LongContext:
+    prefix = "long_context."
+    _check_fields(data, ("above_tokens", *PRICE_FIELDS), where, entry, prefix)
+    above = data.get("above_tokens")
+    if isinstance(above, bool) or not isinstance(above, int) or above < 1:
+        raise ConfigError(
+            "must be a whole number of prompt tokens >= 1",
+            source=where,
+            entry=entry,
+            field=prefix + "above_tokens",
+        )
+    inp, out, cached, write = _rates_of(data, where, entry, prefix)
+    price = Price(inp or 0.0, out or 0.0, cached, write, as_of=as_of, source=source)
+    return LongContext(above, price)
+
+
 def parse_price(
     data: Any, *, where: str, entry: str, as_of: str | None = None, source: str = "package"
 ) -> Price:
     """One model's price from its JSON object (``input``, ``output`` required; ``cached_input``,
-    ``cache_write``, ``as_of`` optional); a ConfigError names ``where``, ``entry`` and the field."""
-    if not isinstance(data, dict):
-        raise ConfigError("expected an object with 'input' and 'output'", source=where, entry=entry)
-    for name in data:
-        if name not in (*PRICE_FIELDS, "as_of"):
-            raise ConfigError(
-                f"unknown field (expected {', '.join((*PRICE_FIELDS, 'as_of'))})",
-                source=where,
-                entry=entry,
-                field=str(name),
-            )
-    values: dict[str, float | None] = {}
-    for name in PRICE_FIELDS:
-        if name in data and data[name] is not None:
-            values[name] = _number(data[name], where=where, entry=entry, field=name)
-        elif name in ("input", "output"):
-            raise ConfigError("required field is missing", source=where, entry=entry, field=name)
-        else:
-            values[name] = None
+    ``cache_write``, ``as_of``, ``long_context`` optional); a ConfigError names ``where``,
+    ``entry`` and the field."""
+    _check_fields(data, (*PRICE_FIELDS, "as_of", "long_context"), where, entry, "")
     dated = _as_of(data["as_of"], where=where, entry=entry) if "as_of" in data else as_of
+    inp, out, cached, write = _rates_of(data, where, entry, "")
+    tier = data.get("long_context")
     return Price(
-        input=values["input"] or 0.0,
-        output=values["output"] or 0.0,
-        cached_input=values["cached_input"],
-        cache_write=values["cache_write"],
+        input=inp or 0.0,
+        output=out or 0.0,
+        cached_input=cached,
+        cache_write=write,
         as_of=dated,
         source=source,
+        long_context=None if tier is None else _long_context(tier, where, entry, dated, source),
     )
 
 

@@ -51,6 +51,10 @@ def test_the_shipped_prices_are_dated_plausible_list_prices() -> None:
         assert 0 < price.input <= price.output, name
         assert price.cached_input is None or price.cached_input < price.input, name
         assert price.cache_write is None or price.cache_write > price.input, name
+        tier = price.long_context
+        if tier is not None:
+            assert tier.price.input > price.input and tier.price.output > price.output, name
+            assert tier.above_tokens in (128_000, 200_000) and tier.price.long_context is None
     anthropic = [n for n in TABLE if n.startswith("claude-")]
     assert anthropic and all(TABLE[n].cache_write is not None for n in anthropic)
 
@@ -143,6 +147,28 @@ def test_anthropic_cache_writes_cost_their_own_price() -> None:
     assert cost is not None and cost.nanos == expected
 
 
+@pytest.mark.parametrize(
+    ("model", "above", "base", "long"),
+    [
+        ("gemini-2.5-pro", 200_000, (1.25, 10.0), (2.5, 15.0)),
+        ("claude-sonnet-4-5-20250929", 200_000, (3.0, 15.0), (6.0, 22.5)),
+        ("gemini-1.5-pro-002", 128_000, (1.25, 5.0), (2.5, 10.0)),
+    ],
+)
+def test_a_long_prompt_bills_the_whole_call_at_the_long_context_price(
+    model: str, above: int, base: tuple[float, float], long: tuple[float, float]
+) -> None:
+    at_limit = TABLE.cost(model, above, 1000)
+    beyond = TABLE.cost(model, above + 1, 1000)
+    assert at_limit is not None and beyond is not None
+    assert at_limit.nanos == exact_nanos(above, base[0]) + exact_nanos(1000, base[1])
+    assert beyond.nanos == exact_nanos(above + 1, long[0]) + exact_nanos(1000, long[1])
+    worst = TABLE.worst_case_nanos(model, above + 1, 1000)
+    assert worst is not None and worst >= beyond.nanos
+    at_limit_worst = TABLE.worst_case_nanos(model, above, 1000)
+    assert at_limit_worst is not None and at_limit.nanos <= at_limit_worst < beyond.nanos
+
+
 def test_zero_tokens_of_a_known_model_cost_zero_not_unknown() -> None:
     assert TABLE.cost("gpt-4o", 0, 0) == Cost(0, TABLE["gpt-4o"])
 
@@ -173,7 +199,7 @@ MODELS = sorted(TABLE)
 def test_costs_are_exact_and_below_the_worst_case(
     model: str, prompt: int, completion: int, cached_share: Fraction
 ) -> None:
-    price = TABLE[model]
+    price = TABLE[model].for_prompt(prompt)
     cached = int(prompt * cached_share)
     cost = TABLE.cost(model, prompt, completion, cached_tokens=cached)
     assert cost is not None
@@ -211,6 +237,19 @@ def test_sums_of_many_calls_are_exact() -> None:
 
 
 # -- overrides ---------------------------------------------------------------------------------
+def test_an_override_may_carry_its_own_long_context_price() -> None:
+    data = {
+        "input": 1.0,
+        "output": 2.0,
+        "long_context": {"above_tokens": 100, "input": 3.0, "output": 4.0},
+    }
+    table = TABLE.with_overrides(parse_prices({"m": data}, where="f", source="x"), "keys.json")
+    price = table["m"]
+    assert price.long_context is not None and price.long_context.price.source == "keys.json"
+    assert table.cost("m", 100, 10) == Cost(100 * 1000 + 10 * 2000, price)
+    assert table.cost("m", 101, 10) == Cost(101 * 3000 + 10 * 4000, price)
+
+
 def test_overrides_make_a_new_table_and_reach_snapshots() -> None:
     mine = Price(2.0, 8.0, as_of="2026-01-01")
     table = TABLE.with_overrides({"GPT-4o": mine, "my-finetune": Price(3.0, 12.0)}, "keys.json")
@@ -237,6 +276,39 @@ def test_overrides_make_a_new_table_and_reach_snapshots() -> None:
         ({"input": 1, "output": 2, "cached": 0.5}, "cached", "unknown field"),
         ({"input": 1, "output": 2, "as_of": "yesterday"}, "as_of", "YYYY-MM-DD"),
         ({"input": 1, "output": 2, "cache_write": -0.1}, "cache_write", ">= 0"),
+        (
+            {"input": 1, "output": 2, "long_context": {"input": 2, "output": 4}},
+            "long_context.above_tokens",
+            ">= 1",
+        ),
+        (
+            {"input": 1, "output": 2, "long_context": {"above_tokens": 10, "input": 2}},
+            "long_context.output",
+            "required",
+        ),
+        (
+            {
+                "input": 1,
+                "output": 2,
+                "long_context": {
+                    "above_tokens": 10,
+                    "input": 2,
+                    "output": 4,
+                    "as_of": "2026-01-01",
+                },
+            },
+            "long_context.as_of",
+            "unknown field",
+        ),
+        (
+            {
+                "input": 1,
+                "output": 2,
+                "long_context": {"above_tokens": 1.5, "input": 2, "output": 4},
+            },
+            "long_context.above_tokens",
+            "whole number",
+        ),
     ],
 )
 def test_a_bad_price_names_file_entry_and_field(data: object, field: str, reason: str) -> None:
