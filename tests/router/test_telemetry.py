@@ -237,3 +237,15 @@ def test_spans_reach_a_real_otlp_endpoint(otlp_receiver: tuple[str, type[_Receiv
     assert attrs["gen_ai.usage.input_tokens"].int_value == 1200
     assert attrs["llm_router.key_id"].string_value == "openai-a-1"
     assert span.end_time_unix_nano == int(TS * 1e9)
+
+
+def test_a_span_that_cannot_be_made_is_logged_never_raised(
+    exported: tuple[UsageSpans, InMemorySpanExporter], caplog: pytest.LogCaptureFixture
+) -> None:
+    spans, exporter = exported
+    with log_events(caplog) as events:
+        spans.emit(record(ts=float("nan")))  # the answer's path must not fail on telemetry
+    assert exporter.get_finished_spans() == ()
+    assert [e["error"] for e in events if e.get("event") == "opentelemetry span not emitted"] == [
+        "ValueError"
+    ]
