@@ -90,7 +90,7 @@ class Price:
 @dataclass(frozen=True)
 class Cost:
     """What a call cost: ``nanos`` (integer nano-dollars, exact when summed), ``usd``, the
-    price it was computed with."""
+    price it was computed with (a long prompt's: the long-context price)."""
 
     nanos: int
     price: Price
@@ -168,8 +168,9 @@ class PriceTable(Mapping[str, Price]):
         cache_write_tokens: int = 0,
     ) -> Cost | None:
         """The cost of a call (tokens counted as the module's docstring says, at the long-context
-        price when the prompt is long); None when the model's price is unknown. ``reasoning_tokens`` are part of ``completion_tokens`` and
-        change nothing; cached and cache-write tokens beyond the prompt are capped at it."""
+        price when the prompt is long); None when the model's price is unknown.
+        ``reasoning_tokens`` are part of ``completion_tokens`` and change nothing; cached and
+        cache-write tokens beyond the prompt are capped at it."""
         prompt = _count(prompt_tokens, "prompt_tokens")
         completion = _count(completion_tokens, "completion_tokens")
         _count(reasoning_tokens, "reasoning_tokens")
@@ -179,14 +180,15 @@ class PriceTable(Mapping[str, Price]):
         cached = min(_count(cached_tokens, "cached_tokens"), prompt)
         written = min(_count(cache_write_tokens, "cache_write_tokens"), prompt - cached)
         fresh = prompt - cached - written
-        inp, out, cached_rate, write_rate = price.for_prompt(prompt).rates()
+        applied = price.for_prompt(prompt)
+        inp, out, cached_rate, write_rate = applied.rates()
         nanos = (
             _charge(fresh, inp)
             + _charge(cached, cached_rate)
             + _charge(written, write_rate)
             + _charge(completion, out)
         )
-        return Cost(nanos, price)
+        return Cost(nanos, applied)
 
     def worst_case_nanos(
         self, model: str | None, prompt_tokens: int, completion_tokens: int

@@ -247,7 +247,7 @@ def test_an_override_may_carry_its_own_long_context_price() -> None:
     price = table["m"]
     assert price.long_context is not None and price.long_context.price.source == "keys.json"
     assert table.cost("m", 100, 10) == Cost(100 * 1000 + 10 * 2000, price)
-    assert table.cost("m", 101, 10) == Cost(101 * 3000 + 10 * 4000, price)
+    assert table.cost("m", 101, 10) == Cost(101 * 3000 + 10 * 4000, price.long_context.price)
 
 
 def test_overrides_make_a_new_table_and_reach_snapshots() -> None:
