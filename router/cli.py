@@ -12,7 +12,17 @@ import sys
 from collections.abc import Sequence
 
 #: Command modules under router.commands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("health", "serve", "demo", "simulate", "secrets", "scan", "vkeys")
+COMMAND_MODULES = (
+    "health",
+    "serve",
+    "demo",
+    "simulate",
+    "secrets",
+    "scan",
+    "vkeys",
+    "usage",
+    "budgets",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

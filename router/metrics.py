@@ -7,17 +7,24 @@ refused by the provider). :class:`PoolCollector` turns a snapshot of the pool (t
 statuses, read from Redis, so every process reports the same) into per-key gauges: state, usage
 against limits, and the counters of each key, including the 429s providers answered.
 
+Cost (``cost_usd_total`` by provider and model, fed by :func:`observe_cost`) and soft budget
+alerts (``budget_alerts_total`` by scope) are counted per process; :class:`BudgetCollector` turns
+the budget book (keys/budgets.py, read from the store at scrape time) into ``budget_spent_usd`` and
+``budget_remaining_usd`` gauges by scope and id, at most :data:`MAX_BUDGET_SERIES` budgets (the
+global one, then those with the largest share of their limit used).
+
 Label values are bounded: pass ``model_label`` (the gateway passes ``Gateway.model_label``) to map
 a name clients chose to a configured name, the pattern that serves it, or ``other``
 (``CapacityEngine.model_label``); per-key usage is labelled by the key's models and patterns. No
-label holds a user id, tag or virtual key name, and none ever holds a secret: keys are named by
-their configured id.
+label holds a tag or a name a client chose, and none ever holds a secret: keys are named by their
+configured id; the budget gauges name the budgets an operator set (a user, team or virtual key
+id), at most MAX_BUDGET_SERIES of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -25,10 +32,15 @@ from prometheus_client.registry import Collector
 
 from router.answers import Answer
 
+if TYPE_CHECKING:
+    from keys.budgets import BudgetStatus
+
 PREFIX = "llm_router"
 #: LLM calls take from milliseconds (a cached or simulated answer) to minutes (long generations).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 KEY_STATES = ("healthy", "cooldown", "circuit_open", "half_open", "disabled")
+#: Budgets exported as gauges at most (the global one first, then the most used).
+MAX_BUDGET_SERIES = 100
 
 
 class RouterMetrics:
@@ -97,6 +109,39 @@ class RouterMetrics:
             ["model"],
             registry=reg,
         )
+        self._usage_metrics(reg)
+
+    def _usage_metrics(self, reg: CollectorRegistry) -> None:
+        self.cost = Counter(
+            f"{PREFIX}_cost_usd",
+            "What calls cost (USD, at the price table's prices; calls of unknown price count "
+            "nothing), by provider and served model",
+            ["provider", "model"],
+            registry=reg,
+        )
+        self.budget_alerts = Counter(
+            f"{PREFIX}_budget_alerts",
+            "Soft budget alerts (a budget's spend passed its alert share), by budget scope",
+            ["scope"],
+            registry=reg,
+        )
+
+    def observe_cost(
+        self,
+        provider: str | None,
+        model: str | None,
+        usd: float | None,
+        model_label: Callable[[str], str] | None = None,
+    ) -> None:
+        """Count one call's cost (None: unknown price, not counted)."""
+        if usd is None or not usd > 0:
+            return
+        label = model_label or _same
+        self.cost.labels(provider or "none", label(model or "")).inc(usd)
+
+    def observe_budget_alert(self, scope: str) -> None:
+        """Count one soft alert of a budget of ``scope`` (global, user, team, vkey)."""
+        self.budget_alerts.labels(scope if scope in BUDGET_SCOPES else "other").inc()
 
     def record(self, answer: Answer, model_label: Callable[[str], str] | None = None) -> None:
         """Count one answer (success or failure)."""
@@ -133,6 +178,7 @@ def _same(model: str) -> str:
     return model or "none"
 
 
+BUDGET_SCOPES = ("global", "user", "team", "vkey")
 _default: RouterMetrics | None = None
 
 
@@ -142,6 +188,49 @@ def default_metrics() -> RouterMetrics:
     if _default is None:
         _default = RouterMetrics()
     return _default
+
+
+def observe_cost(
+    provider: str | None,
+    model: str | None,
+    usd: float | None,
+    model_label: Callable[[str], str] | None = None,
+) -> None:
+    """:meth:`RouterMetrics.observe_cost` on the process's default metrics."""
+    default_metrics().observe_cost(provider, model, usd, model_label)
+
+
+class BudgetCollector(Collector):
+    """Budget gauges from :meth:`keys.budgets.BudgetBook.list`, set before each scrape with
+    :meth:`update`: at most ``limit`` budgets (the global one, then the most used)."""
+
+    def __init__(self, limit: int = MAX_BUDGET_SERIES) -> None:
+        self.limit = limit
+        self.statuses: list[BudgetStatus] = []
+
+    def update(self, statuses: Iterable[BudgetStatus]) -> None:
+        ranked = sorted(statuses, key=lambda s: (s.scope != "global", -s.used_share))
+        self.statuses = ranked[: self.limit]
+
+    def collect(self) -> Iterable[Metric]:
+        families = {
+            name: GaugeMetricFamily(f"{PREFIX}_budget_{name}", help_text, labels=["scope", "id"])
+            for name, help_text in (
+                ("spent_usd", "USD a budget's settled calls cost in its current period"),
+                (
+                    "remaining_usd",
+                    "USD a budget has left in its current period (reservations "
+                    "of calls in flight count as used)",
+                ),
+                ("limit_usd", "A budget's limit per period (USD)"),
+            )
+        }
+        for status in self.statuses:
+            labels = [status.scope, status.id]
+            families["spent_usd"].add_metric(labels, status.spent_usd)
+            families["remaining_usd"].add_metric(labels, status.remaining_usd)
+            families["limit_usd"].add_metric(labels, status.limit_usd)
+        yield from families.values()
 
 
 class PoolCollector(Collector):

@@ -20,7 +20,7 @@ from aiohttp.typedefs import Handler
 from kernel import jsonio
 from kernel.errors import ClientRequestError, GatewayError, StoreError
 from kernel.log import get_logger
-from router.gateway import admin, openai_api, ops
+from router.gateway import admin, admin_usage, openai_api, ops
 from router.gateway.errors import STORE_RETRY_SECONDS, bad_request, respond, unavailable
 from router.gateway.metrics_view import metrics_handler
 from router.gateway.openai_api import REQUEST_ID
@@ -111,6 +111,7 @@ def build_app(gateway: Gateway | None = None) -> web.Application:
     r.add_get("/metrics", metrics_handler)
     r.add_get("/openapi.json", openapi_handler)
     admin.add_routes(app)
+    admin_usage.add_routes(app)
 
     async def start(_: web.Application) -> None:
         await gateway.start()

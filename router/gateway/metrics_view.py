@@ -15,12 +15,15 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from kernel.errors import StoreError
+from kernel.log import get_logger
 from router.gateway.auth import require_metrics_token
-from router.metrics import PREFIX, PoolCollector, RouterMetrics, default_metrics
+from router.metrics import PREFIX, BudgetCollector, PoolCollector, RouterMetrics, default_metrics
 
 if TYPE_CHECKING:
     from router.gateway.state import Gateway
 
+log = get_logger("router.gateway")
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -71,10 +74,15 @@ def default_gateway_metrics() -> GatewayMetrics:
     return _default
 
 
-def exposition(registry: CollectorRegistry, pool: PoolCollector) -> bytes:
-    """The text format of every metric: this process's (or all workers') and the pool's."""
+def exposition(
+    registry: CollectorRegistry, pool: PoolCollector, budgets: BudgetCollector | None = None
+) -> bytes:
+    """The text format of every metric: this process's (or all workers'), the pool's and the
+    budgets'."""
     per_key = CollectorRegistry(auto_describe=False)
     per_key.register(pool)
+    if budgets is not None:
+        per_key.register(budgets)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
@@ -89,8 +97,20 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
     gateway: Gateway = request.app[GATEWAY]
     require_metrics_token(request, gateway.settings)
-    pool = PoolCollector()
+    pool, budgets = PoolCollector(), BudgetCollector()
     if gateway.ready:
         pool.update(await gateway.router.key_manager.get_all_key_statuses())
-    body = exposition(gateway.metrics.registry, pool)
+        await _read_budgets(gateway, budgets)
+    body = exposition(gateway.metrics.registry, pool, budgets)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _read_budgets(gateway: Gateway, budgets: BudgetCollector) -> None:
+    """The budget gauges from the store (a scrape without them when the store fails)."""
+    from keys.budgets import BudgetBook
+
+    store = gateway.store
+    try:
+        budgets.update(await BudgetBook(store, store.keys).list())
+    except StoreError as exc:
+        log.warning("budget gauges skipped: the store failed", error=str(exc))

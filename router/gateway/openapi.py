@@ -22,6 +22,7 @@ from router.gateway.openapi_schemas import (
     vkey_schema,
     vkey_spec_schema,
 )
+from router.gateway.openapi_usage import usage_paths, usage_schemas
 
 STATUS_TEXT = {
     400: "Bad request: the error's `param` names the field",
@@ -178,7 +179,8 @@ def _admin(summary: str, ok: Schema, code: int = 200, **extra: Any) -> Schema:
 
 
 def _admin_paths() -> Schema:
-    return {**_key_paths(), **_key_action_paths(), **_vkey_paths()}
+    usage = usage_paths(_admin, _envelope, _ref, _body, ADMIN)
+    return {**_key_paths(), **_key_action_paths(), **_vkey_paths(), **usage}
 
 
 def _key_paths() -> Schema:
@@ -332,6 +334,7 @@ def build_openapi(version: str = "0") -> Schema:
                 "Model": model_schema(),
                 "VirtualKeySpec": vkey_spec_schema(),
                 "VirtualKey": vkey_schema(),
+                **usage_schemas(),
             },
         },
     }
