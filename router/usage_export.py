@@ -4,8 +4,8 @@
     page.records, page.next_cursor             # pass next_cursor back for the next page
     async for line in export(store, store.keys, since, until): ...   # every record's JSON
 
-Pages are read by stream id (XRANGE): an id is the time the record was written, so a window is
-an id range, and a cursor (the last id a page read) resumes exactly after it. A record written
+Pages are read by stream id (XRANGE): an id is the time the record was written, so a window
+[since, until) is an id range (to the millisecond), and a cursor (the last id a page read) resumes exactly after it. A record written
 while pages are read has a newer id than every record before it: paging returns each record
 exactly once, in the order they were written. ``next_cursor`` is None once the window is read.
 Filters (model, user, vkey, team, key_id, success) apply to each record; a filtered page reads
@@ -91,8 +91,9 @@ def matches(record: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
 
 
 def _bounds(since: float, until: float, cursor: str | None) -> tuple[str, str]:
-    """XRANGE's start and end for a window, resuming after ``cursor``."""
-    start, end = f"{int(since * 1000)}-0", str(int(until * 1000))
+    """XRANGE's start and end (inclusive: the last millisecond before ``until``) for a window,
+    resuming after ``cursor``."""
+    start, end = f"{int(since * 1000)}-0", str(max(0, int(until * 1000) - 1))
     if cursor is not None and _id_key(cursor) >= _id_key(start):
         start = "(" + cursor
     return start, end

@@ -1,0 +1,39 @@
+"""Usage records and rollups written straight into a store with the contract codecs, as the
+settle script writes them (kernel/usage_record.py, lua/usage_records.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kernel.store import Store
+from kernel.usage_record import UsageRecord
+from lua.usage_records import Rollup, rollup_field, usd_to_nanos
+
+
+async def add_record(store: Store, record: UsageRecord, stream_id: str = "*") -> str:
+    """XADD one record (field ``r``); answers its stream id."""
+    added = await store.client.xadd(store.keys.usage_stream, {"r": record.to_json()}, id=stream_id)
+    return str(added)
+
+
+def record(ts: float, n: int, **fields: object) -> UsageRecord:
+    values: dict[str, object] = {"model": "gpt-4o-mini", "requested_model": "gpt-4o-mini"}
+    values.update(fields)
+    return UsageRecord(ts=ts, request_id=f"req-{n}", **values)  # type: ignore[arg-type]
+
+
+async def add_call(
+    store: Store,
+    minute: int,
+    names: Mapping[str, str],
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+    cost_usd: float = 0.0,
+    error: bool = False,
+) -> None:
+    """Count one call in a minute's rollup: under ``all|`` and under each of its names."""
+    key = store.keys.usage_rollup(minute)
+    call = Rollup(1, tokens_in, tokens_out, usd_to_nanos(cost_usd), int(error))
+    for field in [rollup_field("all", ""), *(rollup_field(d, n) for d, n in names.items())]:
+        current = Rollup.decode(await store.client.hget(key, field))
+        await store.client.hset(key, field, (current + call).encode())
