@@ -179,8 +179,7 @@ def _admin(summary: str, ok: Schema, code: int = 200, **extra: Any) -> Schema:
 
 
 def _admin_paths() -> Schema:
-    usage = usage_paths(_admin, _envelope, _ref, _body, ADMIN)
-    return {**_key_paths(), **_key_action_paths(), **_vkey_paths(), **usage}
+    return {**_key_paths(), **_key_action_paths(), **_vkey_paths(), **usage_paths(ADMIN)}
 
 
 def _key_paths() -> Schema:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from router.gateway.admin_usage import ID_SCOPES, MAX_LIMIT_USD
 from router.gateway.openapi_schemas import Schema
 from router.usage_export import FILTERS, MAX_LIMIT
@@ -126,8 +124,48 @@ def _window() -> list[Schema]:
     ]
 
 
-def usage_paths(admin: Any, envelope: Any, ref: Any, body: Any, prefix: str) -> Schema:
-    """The paths, built with openapi.py's helpers (``admin``, ``envelope``, ``ref``, ``body``)."""
+def usage_paths(prefix: str) -> Schema:
+    """The usage and budget paths under ``prefix`` (the admin API's)."""
+    return {**_usage_read_paths(prefix), **_budget_paths(prefix)}
+
+
+def _usage_read_paths(prefix: str) -> Schema:
+    from router.gateway.openapi import _admin, _envelope, _ref
+
+    filters = [_query(name, STRING, f"only records whose {name} is this") for name in FILTERS]
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100}
+    cursor = {"type": "string", "pattern": r"^\d+-\d+$"}
+    return {
+        f"{prefix}/usage": {
+            "get": _admin(
+                "Usage summary for a period (per-minute rollups), grouped",
+                _envelope(_ref("UsageSummary")),
+                operationId="usageSummary",
+                parameters=[
+                    *_window(),
+                    _query("by", {"enum": list(GROUPS), "default": "model"}, "group by"),
+                ],
+            )
+        },
+        f"{prefix}/usage/records": {
+            "get": _admin(
+                "The usage log's records, oldest first, a page at a time",
+                _envelope(_ref("UsageRecordsPage")),
+                operationId="usageRecords",
+                parameters=[
+                    *_window(),
+                    _query("cursor", cursor, "next_cursor of the previous page"),
+                    _query("limit", limit, "records per page"),
+                    *filters,
+                ],
+            )
+        },
+    }
+
+
+def _budget_paths(prefix: str) -> Schema:
+    from router.gateway.openapi import _admin, _body, _envelope, _ref
+
     scope_id = [
         {"name": "scope", "in": "path", "required": True, "schema": {"enum": list(ID_SCOPES)}},
         {
@@ -137,64 +175,31 @@ def usage_paths(admin: Any, envelope: Any, ref: Any, body: Any, prefix: str) -> 
             "schema": {"type": "string", "minLength": 1},
         },
     ]
-    spec = body(
-        ref("BudgetSpec"), {"limit_usd": 5, "period": "day", "timezone": "UTC", "alert_at": 0.8}
-    )
-    status = envelope(ref("BudgetStatus"))
-    deleted = envelope(_object({"scope": STRING, "id": STRING, "deleted": {"const": True}}))
-    filters = [_query(name, STRING, f"only records whose {name} is this") for name in FILTERS]
-    limit = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100}
+    example = {"limit_usd": 5, "period": "day", "timezone": "UTC", "alert_at": 0.8}
+    spec, status = _body(_ref("BudgetSpec"), example), _envelope(_ref("BudgetStatus"))
+    deleted = _envelope(_object({"scope": STRING, "id": STRING, "deleted": {"const": True}}))
+    listing = _envelope({"type": "array", "items": _ref("BudgetStatus")})
     return {
-        f"{prefix}/usage": {
-            "get": admin(
-                "Usage summary for a period (per-minute rollups), grouped",
-                envelope(ref("UsageSummary")),
-                operationId="usageSummary",
-                parameters=[
-                    *_window(),
-                    _query("by", {"enum": list(GROUPS), "default": "model"}, "group by"),
-                ],
-            )
-        },
-        f"{prefix}/usage/records": {
-            "get": admin(
-                "The usage log's records, oldest first, a page at a time",
-                envelope(ref("UsageRecordsPage")),
-                operationId="usageRecords",
-                parameters=[
-                    *_window(),
-                    _query(
-                        "cursor",
-                        {"type": "string", "pattern": r"^\d+-\d+$"},
-                        "next_cursor of the previous page",
-                    ),
-                    _query("limit", limit, "records per page"),
-                    *filters,
-                ],
-            )
-        },
         f"{prefix}/budgets": {
-            "get": admin(
-                "Every budget and its current period's spend",
-                envelope({"type": "array", "items": ref("BudgetStatus")}),
-                operationId="listBudgets",
+            "get": _admin(
+                "Every budget and its current period's spend", listing, operationId="listBudgets"
             )
         },
         f"{prefix}/budgets/global": {
-            "put": admin(
+            "put": _admin(
                 "Set the global budget", status, operationId="setGlobalBudget", requestBody=spec
             ),
-            "delete": admin("Remove the global budget", deleted, operationId="deleteGlobalBudget"),
+            "delete": _admin("Remove the global budget", deleted, operationId="deleteGlobalBudget"),
         },
         f"{prefix}/budgets/{{scope}}/{{id}}": {
-            "put": admin(
+            "put": _admin(
                 "Set a user's, team's or virtual key's budget",
                 status,
                 operationId="setBudget",
                 parameters=scope_id,
                 requestBody=spec,
             ),
-            "delete": admin(
+            "delete": _admin(
                 "Remove a budget (its spend is kept)",
                 deleted,
                 operationId="deleteBudget",

@@ -84,7 +84,9 @@ async def test_a_new_period_starts_at_the_budgets_midnight(store: Store) -> None
 async def test_a_month_resets_on_the_first_in_its_zone(store: Store) -> None:
     clock = Clock(local("Asia/Tokyo", 2026, 12, 31, 23, 0))
     book = BudgetBook(store, store.keys, clock=clock)
-    await book.set(budget_field("vkey", "vk-1"), BudgetRecord(usd_to_nanos(10), "month", "Asia/Tokyo"))
+    await book.set(
+        budget_field("vkey", "vk-1"), BudgetRecord(usd_to_nanos(10), "month", "Asia/Tokyo")
+    )
     status = await book.get(budget_field("vkey", "vk-1"))
     assert status is not None and status.resets_at == local("Asia/Tokyo", 2027, 1, 1, 0, 0)
     clock.now = status.resets_at

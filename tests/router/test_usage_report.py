@@ -85,9 +85,10 @@ def test_times_parse_from_durations_iso_and_unix() -> None:
     assert parse_time("1h", NOW) == NOW - 3600
     assert parse_time("30m", NOW) == NOW - 1800
     assert parse_time("7d", NOW) == NOW - 7 * 86400
-    assert parse_time("2026-12-03T10:00:00Z", NOW) == dt.datetime(
-        2026, 12, 3, 10, tzinfo=dt.UTC
-    ).timestamp()
+    assert (
+        parse_time("2026-12-03T10:00:00Z", NOW)
+        == dt.datetime(2026, 12, 3, 10, tzinfo=dt.UTC).timestamp()
+    )
     assert parse_time("2026-12-03T10:00:00", NOW) == parse_time("2026-12-03T11:00:00+01:00", NOW)
     assert parse_time("1700000000", NOW) == 1_700_000_000
     assert time_window(None, None, NOW) == (NOW - 3600, NOW)

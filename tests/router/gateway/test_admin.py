@@ -29,6 +29,7 @@ def admin_operations() -> list[tuple[str, str]]:
     for path, item in build_openapi()["paths"].items():
         if path.startswith("/api/v1/admin"):
             concrete = path.replace("{key_id}", "pool-a").replace("{vkey_id}", "vk-x")
+            concrete = concrete.replace("{scope}", "user").replace("{id}", "alice")
             out.extend((method.upper(), concrete) for method in item)
     return out
 
