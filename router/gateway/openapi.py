@@ -29,7 +29,7 @@ STATUS_TEXT = {
     401: "Missing or invalid key",
     403: "The key may not do this (model not allowed; admin API disabled; a base_url or "
     "secret_ref the admin policy does not allow)",
-    404: "Unknown model, key or route",
+    404: "Unknown model, key, virtual key, budget or route",
     405: "Method not allowed",
     413: "Request body too large",
     429: "No room: a limit of the gateway or of the pool; `Retry-After` says when to retry",
