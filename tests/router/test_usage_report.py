@@ -198,3 +198,26 @@ async def test_export_filters(store: Store) -> None:
     await seed(store, 9, int((NOW - 600) * 1000))
     lines = [line async for line in export(store, store.keys, 0, NOW, {"user": "bob"}, 2)]
     assert len(lines) == 6 and all('"user":"bob"' in line for line in lines)
+
+
+async def test_the_usage_log_is_read_from_the_shared_store_only() -> None:
+    """Degraded (Redis unreachable): the local store holds a fraction of the calls, so reading
+    the log is refused rather than answered wrong."""
+    from kernel.errors import StoreError
+    from kernel.settings import Settings
+    from kernel.store import create_store
+    from tests.servers import free_port
+
+    settings = Settings.from_env(
+        {}, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", REDIS_TIMEOUT_SECONDS=0.5
+    )
+    degraded = create_store(settings)
+    try:
+        await degraded.check()
+        assert degraded.degraded
+        with pytest.raises(StoreError, match="cannot read the usage rollups"):
+            await summary(degraded, degraded.keys, NOW - 60, NOW)
+        with pytest.raises(StoreError, match="cannot read the usage log"):
+            await records(degraded, degraded.keys, NOW - 60, NOW)
+    finally:
+        await degraded.close()
