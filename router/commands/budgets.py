@@ -1,7 +1,8 @@
 """``python -m router budgets [--format table|json]``: every budget and where it stands.
 
-Reads the budgets and their spend in the store named by ``REDIS_URL`` (the embedded store is
-refused: its budgets live only in the process that set them). Budgets are set through the
+Reads the budgets and their spend in the store named by ``REDIS_URL``, or asks a running
+gateway's admin API with ``--url`` (without either it refuses: the embedded store's budgets live
+only in the process that uses them). Budgets are set through the
 gateway's admin API (``PUT /api/v1/admin/budgets/...``), keys.json or BUDGETS.
 """
 
@@ -13,11 +14,12 @@ import sys
 from typing import Any
 
 from kernel.errors import ConfigError, StoreError
+from router.commands.remote_admin import add_remote_options
 
 NO_SHARED_STORE = (
     "no shared store: REDIS_URL is not set, and the embedded store's budgets live only in the "
     "process that uses them. Set REDIS_URL (and REDIS_KEY_PREFIX) to the router's Redis, or ask "
-    "a running gateway: GET /api/v1/admin/budgets"
+    "a running gateway: --url http://host:port"
 )
 
 
@@ -28,6 +30,7 @@ def add_parser(subparsers: Any) -> None:
         description="List the budgets of REDIS_URL's store and their current period's spend.",
     )
     parser.add_argument("--format", choices=("table", "json"), default="table")
+    add_remote_options(parser, "the budgets")
     parser.set_defaults(handler=run)
 
 
@@ -36,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging(level="WARNING", force=True)
     try:
-        text = asyncio.run(_list(args.format))
-    except ConfigError as exc:
+        text = asyncio.run(_remote(args) if args.url else _list(args.format))
+    except (ConfigError, ValueError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, RuntimeError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
     sys.stdout.write(text)
@@ -63,3 +66,12 @@ async def _list(fmt: str) -> str:
         return format_budgets(await BudgetBook(store, store.keys).list(), fmt)
     finally:
         await store.close()
+
+
+async def _remote(args: argparse.Namespace) -> str:
+    from keys.budgets import BudgetStatus
+    from router.commands.remote_admin import admin_get
+    from router.usage_format import format_budgets
+
+    data = await admin_get(args, "/budgets", {})
+    return format_budgets([BudgetStatus(**item) for item in data], args.format)

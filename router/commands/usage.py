@@ -2,9 +2,9 @@
 
 A summary for a period grouped by key, model, user, virtual key or team (from the per-minute
 rollups), as an aligned table, CSV or JSON; ``export`` streams the raw records as JSON lines,
-oldest first, a page at a time. Both read the store named by ``REDIS_URL``: the embedded store
-is refused, since its usage log lives only in the process that made the calls (ask that process,
-e.g. a gateway's ``GET /api/v1/admin/usage``).
+oldest first, a page at a time. Both read the store named by ``REDIS_URL``, or ask a running
+gateway's admin API with ``--url``. Without either the command refuses: the embedded store's
+usage log lives only in the process that made the calls.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from kernel.errors import ClientRequestError, ConfigError, StoreError
+from router.commands.remote_admin import add_remote_options
 from router.usage_export import FILTERS
 from router.usage_format import FORMATS
 from router.usage_report import GROUPS
@@ -22,7 +23,7 @@ from router.usage_report import GROUPS
 NO_SHARED_STORE = (
     "no shared store: REDIS_URL is not set, and the embedded store's usage log lives only in the "
     "process that made the calls. Set REDIS_URL (and REDIS_KEY_PREFIX) to the router's Redis, "
-    "or ask a running gateway: GET /api/v1/admin/usage"
+    "or ask a running gateway: --url http://host:port"
 )
 
 
@@ -35,6 +36,7 @@ def add_parser(subparsers: Any) -> None:
     _window(parser, "1h")
     parser.add_argument("--by", choices=GROUPS, default="model", help="group by (default model)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    add_remote_options(parser, "the usage log")
     actions = parser.add_subparsers(dest="action", metavar="action")
     export = actions.add_parser(
         "export", help="stream the raw records as JSON lines (oldest first)"
@@ -58,11 +60,11 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging(level="WARNING", force=True)
     try:
-        asyncio.run(_main(args))
-    except (ClientRequestError, ConfigError) as exc:
+        asyncio.run(_remote(args) if args.url else _main(args))
+    except (ClientRequestError, ConfigError, ValueError) as exc:
         sys.stderr.write(f"error: {_option(exc)}\n")
         return 2
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, RuntimeError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
     return 0
@@ -116,3 +118,31 @@ async def _export(store: Any, args: argparse.Namespace) -> None:
     async for line in export(store, store.keys, since, until, filters):
         out.write(line + "\n")
     out.flush()
+
+
+async def _remote(args: argparse.Namespace) -> None:
+    """The same, through a gateway's admin API."""
+    from kernel import jsonio
+    from router.commands.remote_admin import admin_get
+    from router.usage_format import format_summary
+    from router.usage_report import UsageRow, UsageSummary
+
+    window = {"since": args.since, "until": args.until}
+    if args.action != "export":
+        data = await admin_get(args, "/usage", {**window, "by": args.by})
+        rows = [UsageRow(**row) for row in data["rows"]]
+        report = UsageSummary(
+            data["since"], data["until"], data["by"], rows, UsageRow(**data["total"])
+        )
+        sys.stdout.write(format_summary(report, args.format))
+        return
+    query: dict[str, Any] = {**window, "limit": 1000, **{n: getattr(args, n) for n in FILTERS}}
+    while True:
+        page = await admin_get(args, "/usage/records", query)
+        for item in page["records"]:
+            item.pop("id", None)
+            sys.stdout.write(jsonio.dumps(item).decode() + "\n")
+        if page["next_cursor"] is None:
+            break
+        query["cursor"] = page["next_cursor"]
+    sys.stdout.flush()

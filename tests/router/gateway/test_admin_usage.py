@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from lua.usage_records import BudgetRecord, SpendRecord, budget_field, usd_to_na
 from router.metrics import MAX_BUDGET_SERIES, BudgetCollector
 from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import GatewayHarness, assert_error_shape
+from tests.router.gateway.processes import run_cli
 from tests.router.gateway.test_ops import samples, value
 from tests.router.usage_data import add_call, add_record, record
 
@@ -192,3 +195,37 @@ def test_the_collector_ranks_global_then_the_most_used() -> None:
     collector = BudgetCollector(limit=2)
     collector.update([status("user:a", 0.1), status("user:b", 0.7), status("global", 0.0)])
     assert [s.id for s in collector.statuses] == ["", "b"]
+
+
+async def test_the_commands_ask_a_gateway_on_the_embedded_store(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """A gateway without Redis keeps its usage log in its own process: ``--url`` reads it."""
+    gw = await make_gateway(embedded=True)
+    store = store_of(gw)
+    now = await store.server_time()
+    await add_call(store, int(now // 60), {"model": "gpt-4o"}, 10, 1, 0.125)
+    for n in range(3):
+        await add_record(store, record(now, n))
+    await BudgetBook(store, store.keys).set("global", BudgetRecord(usd_to_nanos(7)))
+    remote = ["--url", gw.url, "--master-key", gw.master]
+    env = {"REDIS_URL": ""}
+
+    code, out, err = await run_cli(["usage", *remote, "--format", "json"], env, tmp_path)
+    assert code == 0, err
+    assert json.loads(out)["total"]["cost_usd"] == 0.125
+    code, out, err = await run_cli(["usage", *remote, "export", "--since", "1h"], env, tmp_path)
+    assert code == 0, err
+    assert [json.loads(line)["request_id"] for line in out.splitlines()] == [
+        "req-0",
+        "req-1",
+        "req-2",
+    ]
+    code, out, err = await run_cli(["budgets", *remote, "--format", "json"], env, tmp_path)
+    assert code == 0, err
+    assert [(b["scope"], b["limit_usd"]) for b in json.loads(out)] == [("global", 7)]
+    code, _, err = await run_cli(["usage", *remote, "--since", "soon"], env, tmp_path)
+    assert code == 2 and "400" in err and "since 'soon'" in err
+    wrong = ["--url", gw.url, "--master-key", "wrong"]
+    code, _, err = await run_cli(["budgets", *wrong], env, tmp_path)
+    assert code == 2 and "401" in err
