@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -61,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(level="WARNING", force=True)
     try:
         asyncio.run(_remote(args) if args.url else _main(args))
+    except BrokenPipeError:  # the reader stopped (``| head``): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ClientRequestError, ConfigError, ValueError) as exc:
         sys.stderr.write(f"error: {_option(exc)}\n")
         return 2

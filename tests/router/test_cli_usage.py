@@ -118,3 +118,39 @@ async def test_budgets_list(store: Store, tmp_path: Path) -> None:
         "0.000000",
         "3.750000",
     ]
+
+
+async def test_export_into_a_reader_that_stops_early_exits_quietly(
+    store: Store, tmp_path: Path
+) -> None:
+    """``usage export | head``: the closed pipe ends the export without an error."""
+    import asyncio
+    import sys
+
+    from tests.router.gateway.processes import child_env
+
+    now = await store.server_time()
+    pipe = store.client.pipeline(transaction=False)
+    for n in range(3000):  # far more than a pipe holds
+        pipe.xadd(store.keys.usage_stream, {"r": record(now, n).to_json()})
+    await pipe.execute()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "router",
+        "usage",
+        "export",
+        cwd=tmp_path,
+        env=child_env(store_env(store)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = await asyncio.wait_for(process.stdout.readline(), 60)
+    assert json.loads(first)["request_id"] == "req-0"
+    process.stdout.feed_eof()
+    transport = process._transport  # type: ignore[attr-defined]
+    transport.get_pipe_transport(1).close()  # the reader goes away, as head does
+    err = await asyncio.wait_for(process.stderr.read(), 60)
+    assert await process.wait() == 0, err
+    assert b"Broken pipe" not in err and b"Traceback" not in err
