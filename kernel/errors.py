@@ -12,6 +12,8 @@
     │   │                               opened every key's circuit)
     │   └── RequestTooLargeError        the estimate is larger than any key's burst: never fits
     ├── ModelNotAvailableError          no configured key serves the model; names those served
+    ├── BudgetExceededError             a USD budget (global, user, team, virtual key) would be
+    │                                   passed; says which, how much, and when it resets
     ├── ConversationError               conversation history problems
     │   ├── ConversationTooLargeError   a conversation hit its size cap (trimming disabled)
     │   └── ConversationNotSavedError   an answer was produced but the turn could not be stored
@@ -34,6 +36,8 @@
 Third-party exceptions (redis, aiohttp, hvac, boto3, azure) are translated at the boundary that
 calls them, with ``raise ... from exc``. No message ever contains a secret: callers pass masked
 identifiers only, and the logging pipeline masks anything that still looks like a key.
+
+Size: the one hierarchy stays one module, read as one tree.
 """
 
 from __future__ import annotations
@@ -221,6 +225,71 @@ class ModelNotAvailableError(RouterError):
         super().__init__(
             f"no configured key serves model {model!r}; the pool serves: {shown}{more}"
         )
+
+
+class BudgetExceededError(RouterError):
+    """A budget refused the call before any key was reserved (lua/reserve.lua): its ``period``
+    already holds ``used_usd`` (spent + calls in flight) of ``limit_usd`` and this call's
+    worst-case cost would pass it; or no price is known for ``model`` (``used_usd`` None) and a
+    budget applies. ``field`` is the budget's stored field (``user:<encoded id>``), ``scope``
+    and ``name`` say whose; ``reset_at`` is when its next period begins (the store's clock,
+    ``now`` the store's time of the refusal)."""
+
+    error_type = "budget_exceeded"
+
+    def __init__(
+        self,
+        field: str,
+        *,
+        scope: str,
+        name: str,
+        limit_usd: float,
+        used_usd: float | None,
+        reset_at: float,
+        now: float,
+        period: str = "",
+        model: str = "",
+    ) -> None:
+        self.field, self.scope, self.name = field, scope, name
+        self.limit_usd, self.used_usd = limit_usd, used_usd
+        self.reset_at, self.now, self.period, self.model = reset_at, now, period, model
+        budget = f"{scope}:{name}" if name else scope
+        if used_usd is None:
+            super().__init__(f"no price is known for {model}, and budget {budget} applies")
+            return
+        super().__init__(
+            f"budget {budget} exceeded: ${used_usd:.2f} of ${limit_usd:.2f} used this "
+            f"{period or 'period'}; resets in {_span(self.retry_after)}"
+        )
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until the budget's next period."""
+        return max(0.0, self.reset_at - self.now)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out.update(
+            retry_after=self.retry_after,
+            budget={"scope": self.scope, "name": self.name, "period": self.period},
+            limit_usd=self.limit_usd,
+            used_usd=self.used_usd,
+            reset_at=self.reset_at,
+        )
+        return out
+
+
+def _span(seconds: float) -> str:
+    """A duration the way people say it: 3h12m, 12d4h, 45s."""
+    left = max(0, math.ceil(seconds))
+    days, left = divmod(left, 86400)
+    hours, left = divmod(left, 3600)
+    minutes, secs = divmod(left, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 class ConversationError(RouterError):

@@ -12,6 +12,11 @@ of candidates, so its cost does not grow with the pool (see lua/reserve.lua).
     await engine.settle(r, actual_tokens=830)           # refund 370 tokens, record success
     await engine.release(r)                             # the call never left: everything back
 
+Budgets (lua/lib_usage.lua): ``reserve(..., budgets=[fields], cost_nanos=worst case)`` reserves
+the cost on every budget that applies, atomically with the key (BudgetExceededError when one
+would be passed); ``settle(..., cost_nanos=actual, usage=UsageArgs)`` settles them to the real
+cost and writes the call's usage record in the same script run.
+
 Time always comes from the store (``redis.call('TIME')``). Tests may pass a ``clock`` (a callable
 returning unix seconds) that the scripts then use instead: the only way a client clock gets in.
 """
@@ -23,22 +28,20 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kernel.errors import (
-    AllKeysExhaustedError,
-    KeyUnavailability,
-    RequestTooLargeError,
-)
+from kernel.errors import AllKeysExhaustedError, KeyUnavailability
 from kernel.settings import STRATEGIES
 from kernel.store import Store
 from keys.layout import SERVING_CACHE_MODELS, ModelLayout, PoolLayout
 from keys.outcomes import OutcomeKind
 from keys.pool_health import PoolHealth
+from keys.refusals import NO_KEYS, refusal
 from lua import extend_reservation as lua_extend
 from lua import release as lua_release
 from lua import reserve as lua_reserve
 from lua import settle as lua_settle
 from lua.extend_reservation import Extended
 from lua.records import tags_wanted
+from lua.usage_records import UsageArgs
 
 __all__ = [
     "SERVING_CACHE_MODELS",
@@ -86,6 +89,8 @@ class Reservation:
     index: str = ""
     #: Made on the local store of degraded mode (kernel/failover.py), not the shared one.
     degraded: bool = False
+    #: Budget fields whose alert share this reservation crossed (once per budget and period).
+    alerts: tuple[str, ...] = ()
 
     @property
     def index_name(self) -> str:
@@ -110,9 +115,6 @@ class SettleResult:
     @property
     def changed(self) -> bool:
         return self.settled and self.state != self.previous_state
-
-
-_NO_KEYS = "no active key serves this model"
 
 
 class CapacityEngine(PoolHealth):
@@ -149,14 +151,19 @@ class CapacityEngine(PoolHealth):
         exclude: Sequence[str] = (),
         tags: dict[str, str] | None = None,
         margin: float | None = None,
+        budgets: Sequence[str] = (),
+        cost_nanos: int | None = None,
     ) -> Reservation:
         """Reserve 1 request and ``tokens`` tokens on a key of ``model``.
 
         ``margin`` (default: the engine's): seconds a limit-bound request waits past the instant
-        its limit has room (lua/lib_pool.lua, GCRA_MARGIN).
+        its limit has room (lua/lib_pool.lua, GCRA_MARGIN). ``budgets``: the budget fields the
+        call counts under (lua.usage_records.budget_field); ``cost_nanos``: its worst-case cost
+        in nano-dollars (None: no price known, refused wherever a budget applies).
 
         Raises AllKeysExhaustedError (with the earliest retry time and why) when no key has room,
-        RequestTooLargeError when no key could ever fit the request.
+        RequestTooLargeError when no key could ever fit the request, BudgetExceededError when a
+        budget would be passed (nothing is charged then).
         """
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
@@ -168,12 +175,13 @@ class CapacityEngine(PoolHealth):
             if not self._index_bindings(index):
                 # nothing to index: no store record is made for a name nobody serves
                 raise AllKeysExhaustedError(
-                    model, retry_at=None, now=await self.now(), reason=_NO_KEYS
+                    model, retry_at=None, now=await self.now(), reason=NO_KEYS
                 )
             layout = await self._sync_index(index)
         rid = reservation_id or os.urandom(16).hex()
         wanted = tags_wanted(tags) if tags else ""
         args = self._reserve_args(index, int(tokens), strategy, rid, exclude, wanted, margin)
+        args.budgets, args.cost_nanos = budgets, cost_nanos
         name = self.names.reservation(rid)
         reply, local = await lua_reserve.run_where(self.store, layout.reserve, name, args)
         if isinstance(reply, lua_reserve.NoKeys) and layout.tier_of:
@@ -183,7 +191,7 @@ class CapacityEngine(PoolHealth):
             reply, local = await lua_reserve.run_where(self.store, layout.reserve, name, args)
         if isinstance(reply, lua_reserve.Reserved):
             return _reservation(reply, rid, model, "" if index == model else index, local)
-        raise _refusal(model, int(tokens), reply)
+        raise refusal(model, int(tokens), reply)
 
     def _reserve_args(
         self,
@@ -256,6 +264,8 @@ class CapacityEngine(PoolHealth):
         hold: float = 0.0,
         provider_room: tuple[float | None, float | None] = (None, None),
         provider_tolerance: tuple[float, float] = (1.0, 1.0),
+        cost_nanos: int | None = None,
+        usage: UsageArgs | None = None,
     ) -> SettleResult:
         """Charge the actual tokens (refund or extra) and record the outcome; idempotent.
 
@@ -269,6 +279,9 @@ class CapacityEngine(PoolHealth):
         429's backoff), and ``provider_room``, the requests and tokens they will have room for
         then; the bucket is brought down to it when it thinks it has more than
         ``provider_tolerance`` (units the reports may be off by, for requests and tokens) more.
+
+        ``cost_nanos``: the call's actual cost (None: its reserved estimate) settled on the
+        budgets the reservation holds; ``usage``: its usage record, written in the same run.
         """
         keys = self._settle_keys(reservation)
         args = lua_settle.SettleArgs(
@@ -285,6 +298,8 @@ class CapacityEngine(PoolHealth):
             *provider_room,
             *provider_tolerance,
             reservation.probe,
+            cost_nanos,
+            usage,
         )
         reply = await lua_settle.run(self.store, keys, args)
         if isinstance(reply, lua_settle.Settled):
@@ -300,6 +315,9 @@ class CapacityEngine(PoolHealth):
             n.pool_windows,
             n.pool_health,
             n.pool_stats,
+            n.budget_spend,
+            n.usage_stream,
+            self.rollup_key(),
             self._ready_sets(reservation.key_id, (reservation.index_name, reservation.tier)),
         )
 
@@ -313,6 +331,7 @@ class CapacityEngine(PoolHealth):
             n.pool_windows,
             n.pool_stats,
             n.ready(reservation.index_name, reservation.tier),
+            n.budget_spend,
         )
         args = lua_release.ReleaseArgs(self._now_arg(), self._offsets())
         return (await lua_release.run(self.store, keys, args)).released
@@ -344,6 +363,7 @@ def _reservation(
         duplicate=reply.kind == "dup",
         index=index,
         degraded=degraded,
+        alerts=reply.alerts,
     )
 
 
@@ -358,17 +378,3 @@ def _settled(reply: lua_settle.Settled) -> SettleResult:
         previous_state=reply.previous_state,
         now=reply.now,
     )
-
-
-def _refusal(
-    model: str, tokens: int, reply: lua_reserve.NoRoom | lua_reserve.TooLarge | lua_reserve.NoKeys
-) -> Exception:
-    """The error of a reservation refused: too large, no keys, or no room (with each key's why)."""
-    if isinstance(reply, lua_reserve.TooLarge):
-        return RequestTooLargeError(model, tokens, reply.largest)
-    if isinstance(reply, lua_reserve.NoRoom):
-        notes = [KeyUnavailability(k.key_id, k.reason, k.until) for k in reply.keys]
-        return AllKeysExhaustedError(
-            model, retry_at=reply.earliest, now=reply.now, reason=reply.reason, keys=notes
-        )
-    return AllKeysExhaustedError(model, retry_at=None, now=reply.now, reason=_NO_KEYS)

@@ -122,6 +122,8 @@ class PoolLayout:
         self._bindings: LRU[str, list[tuple[APIKey, ModelBinding]]] = LRU(SERVING_CACHE_MODELS)
         self._layouts: dict[str, ModelLayout] = {}
         self._zones = _ZoneCache()
+        #: Calendars the scripts need besides the keys' day resets (budgets' time zones).
+        self._extra_zones: frozenset[str] = frozenset()
 
     # -- configuration ---------------------------------------------------------------------------
     @property
@@ -327,6 +329,8 @@ class PoolLayout:
             n.pool_health,
             n.pool_stats,
             n.pool_cursor,
+            n.budgets,
+            n.budget_spend,
             self._tier_sets(model, tiers),
         )
 
@@ -342,6 +346,18 @@ class PoolLayout:
         return sets
 
     # -- time ------------------------------------------------------------------------------------
+    def use_zones(self, zones: Iterable[str]) -> None:
+        """Also pass these time zones' offsets to the scripts (budgets' calendars: a budget
+        whose zone is missing counts its periods in UTC)."""
+        self._extra_zones = frozenset(zones)
+        self._zones = _ZoneCache()
+
+    def rollup_key(self) -> str:
+        """This minute's usage rollup (kernel.redis_keys.usage_rollup), by the injected clock
+        when there is one, else the host's."""
+        wall = time.time() if self._clock is None else self._clock()
+        return self.names.usage_rollup(int(wall // 60))
+
     def _now_arg(self) -> str:
         return "" if self._clock is None else repr(float(self._clock()))
 
@@ -350,7 +366,7 @@ class PoolLayout:
         wall = time.time() if self._clock is None else self._clock()
         if abs(wall - self._zones.computed_at) < 60 and self._zones.offsets:
             return self._zones.offsets
-        zones = {key.reset_tz for key in self._keys.values()} | {"UTC"}
+        zones = {key.reset_tz for key in self._keys.values()} | {"UTC"} | self._extra_zones
         moment = datetime.fromtimestamp(wall, tz=ZoneInfo("UTC"))
         parts = []
         for name in sorted(zones):

@@ -13,7 +13,8 @@ SCRIPT: Script = load("release")
 
 @dataclass(slots=True)  # per call: a frozen dataclass costs ~1 us more to build
 class ReleaseKeys:
-    """KEYS of release: the reservation, the pool's hashes, the ready set of its index and tier."""
+    """KEYS of release: the reservation, the pool's hashes, the ready set of its index and tier,
+    the budgets' spend (the reservation's budgets get their estimate back)."""
 
     reservation: str
     config: str
@@ -21,9 +22,11 @@ class ReleaseKeys:
     windows: str
     stats: str
     ready: str
+    spend: str
 
     def encode(self) -> list[str]:
-        return [self.reservation, self.config, self.state, self.windows, self.stats, self.ready]
+        head = [self.reservation, self.config, self.state, self.windows, self.stats]
+        return [*head, self.ready, self.spend]
 
 
 @dataclass(slots=True)  # per call: a frozen dataclass costs ~1 us more to build

@@ -1,21 +1,35 @@
 -- include: lib_pool
+-- include: lib_usage
 -- reserve: pick a key with room for (1 request, N tokens) of a model and charge it, all or nothing.
 --
--- KEYS: cfg, state, win, health, stats, cursor, reservation, then per priority tier (ascending)
---       its ready, order and share sorted sets.
+-- KEYS: cfg, state, win, health, stats, cursor, reservation, budgets, spend, then per priority
+--       tier (ascending) its ready, order and share sorted sets.
 -- `model` is the index the request is served from (keys.models.model_index): the requested name,
 -- or the pattern index every name reached only through the same pattern bindings shares; a key
 -- serving it through a pattern is charged in its bucket of that pattern (its w: record says which).
 -- ARGV: model, tokens, strategy, reservation id, reservation ttl, now ('' = TIME), day offsets,
 --       random number in [0,1), excluded key ids (comma list), required tags (comma list of k=v),
 --       tiers (comma list, one per triple of KEYS), probe ttl, jitter margin in seconds
---       (optional, default 0: see GCRA_MARGIN in lib_pool).
+--       (optional, default 0: see GCRA_MARGIN in lib_pool), budget fields (comma list, e.g.
+--       'global,user:alice'; '' = none), the call's worst-case cost in nano-dollars ('' = unknown).
 --
 -- Answers one of:
---   {'ok', key, tokens, at, tier, 'new'|'probe'|'dup', bucket}
+--   {'ok', key, tokens, at, tier, 'new'|'probe'|'dup', bucket, alerts}
+--                                          alerts: budget fields whose alert share this call
+--                                          crossed (comma list, '' none; always '' for 'dup')
+--   {'budget', field, resets at, limit, used, now, period}   a budget refused: spent + reserved
+--                                          (`used`) + the estimate would pass its limit (in
+--                                          nano-dollars) this period ('day' | 'month'); used = -1:
+--                                          the price is unknown and the budget applies
 --   {'no_room', earliest ('inf' if no key recovers by itself), reason, now, 'key|reason|until'...}
 --   {'too_large', now, largest burst}      the request can never fit any key of the model
 --   {'no_keys', now}                       no key serves the model
+--
+-- Budgets (lib_usage.lua): each listed field that has a budget is rolled to its current period
+-- (the budget's calendar: its tz name's offset among the day offsets, else 0) and checked after
+-- the model's records and before any key is looked at; a refusal charges nothing and touches no
+-- key. When a key is charged, every applicable budget reserves the estimate (and counts the
+-- request), and the reservation records them (`budgets`: "field|period|estimate;...", `cost`).
 --
 -- Cost does not grow with the pool: candidates come from sorted sets (LIMIT) and at most
 -- MAX_SCAN keys are looked at per tier. A candidate's score in the ready set is a lower bound of
@@ -23,6 +37,8 @@
 -- and a candidate found busy gets its true time as its new score.
 
 local CFG, STATE, WIN, HEALTH, STATS, CURSOR, RES = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local BUDGETS, SPEND = KEYS[8], KEYS[9]
+local TIER_KEYS = 9   -- KEYS before the tiers' sets
 local model, tokens, strategy, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local ttl = tonumber(ARGV[5])
 local now = pool_now(ARGV[6])
@@ -34,18 +50,23 @@ local want_tags = split(ARGV[10], ',')
 local tiers = split(ARGV[11], ',')
 local probe_ttl = tonumber(ARGV[12]) or 60
 GCRA_MARGIN = math.max(0, tonumber(ARGV[13]) or 0)
+local budget_fields = ARGV[14] or ''
+local estimate = tonumber(ARGV[15] or '')
 
 local BATCH, MAX_SCAN = 8, 32
 local CHOICES = 2   -- capacity-aware: the better of the two least recently busy keys
 
 local existing = redis.call('HMGET', RES, 'key', 'tokens', 'at', 'tier', 'bucket')
 if existing[1] then
-  return {'ok', existing[1], existing[2], existing[3], existing[4], 'dup', existing[5]}
+  return {'ok', existing[1], existing[2], existing[3], existing[4], 'dup', existing[5], ''}
 end
 
 local max_burst = read_model(CFG, model)
 if not max_burst then return {'no_keys', f6(now)} end
 if max_burst >= 0 and tokens > max_burst then return {'too_large', f6(now), int(max_burst)} end
+
+local held_budgets, refusal = check_budgets(BUDGETS, SPEND, budget_fields, estimate, now, offsets)
+if refusal then return refusal end
 
 local function tags_ok(tags)
   for _, want in ipairs(want_tags) do
@@ -156,8 +177,14 @@ local function commit(ev, t)
   redis.call('HSET', STATS, ev.key .. ':last_used', f6(now))
   redis.call('HSET', RES, 'key', ev.key, 'bucket', ev.bucket, 'tokens', int(tokens), 'at', f6(now),
     'tier', t.tier, 'state', 'reserved', 'model', model, 'seq', int(seq))
+  local alerts = ''
+  if estimate then
+    local held
+    held, alerts = charge_budgets(SPEND, held_budgets, estimate)
+    redis.call('HSET', RES, 'budgets', held, 'cost', int(estimate))
+  end
   redis.call('EXPIRE', RES, ttl)
-  return {'ok', ev.key, int(tokens), f6(now), t.tier, ev.probe and 'probe' or 'new', ev.bucket}
+  return {'ok', ev.key, int(tokens), f6(now), t.tier, ev.probe and 'probe' or 'new', ev.bucket, alerts}
 end
 
 -- capacity-aware: of the least recently busy keys with room, the one with most headroom
@@ -267,7 +294,7 @@ end
 
 local any_keys = false
 for i, tier in ipairs(tiers) do
-  local base = 7 + (i - 1) * 3
+  local base = TIER_KEYS + (i - 1) * 3
   local t = {tier = tier, R = KEYS[base + 1], O = KEYS[base + 2], S = KEYS[base + 3]}
   local ev
   if strategy == 'round_robin' then

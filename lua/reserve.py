@@ -2,6 +2,10 @@
 
 ``ReserveKeys`` is built once per index layout (the engine keeps it until the next sync); a call
 adds only its reservation's key name. Replies decode into one of :data:`ReserveReply`.
+
+Budgets (lua/lib_usage.lua): ``ReserveArgs.budgets`` names the budget fields the call counts
+under and ``cost_nanos`` its worst-case cost; a budget that would pass its limit answers
+:class:`BudgetExceeded` before any key is charged.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ class TierSets:
 @dataclass(frozen=True)
 class ReserveKeys:
     """KEYS of reserve, in order, except the reservation's own (given per call): the pool's
-    hashes, then per tier (ascending) its sets. The tiers argument goes with them."""
+    hashes, then (after the reservation) the budgets and their spend, then per tier
+    (ascending) its sets. The tiers argument goes with them."""
 
     config: str
     state: str
@@ -37,6 +42,8 @@ class ReserveKeys:
     health: str
     stats: str
     cursor: str
+    budgets: str
+    spend: str
     tiers: tuple[TierSets, ...]
     _head: list[str] = field(init=False, repr=False, compare=False)
     _tail: list[str] = field(init=False, repr=False, compare=False)
@@ -44,7 +51,8 @@ class ReserveKeys:
 
     def __post_init__(self) -> None:
         head = [self.config, self.state, self.windows, self.health, self.stats, self.cursor]
-        tail = [name for t in self.tiers for name in (t.ready, t.order, t.share)]
+        sets = [name for t in self.tiers for name in (t.ready, t.order, t.share)]
+        tail = [self.budgets, self.spend, *sets]
         object.__setattr__(self, "_head", head)
         object.__setattr__(self, "_tail", tail)
         object.__setattr__(self, "_tiers_arg", tiers_list([t.tier for t in self.tiers]))
@@ -61,7 +69,10 @@ class ReserveKeys:
 @dataclass(slots=True)  # per call: a frozen dataclass costs ~1 us more to build
 class ReserveArgs:
     """ARGV of reserve. ``tags`` is the encoded ``k=v,k=v`` list (lua.records.tags_wanted);
-    ``now`` '' = the store's clock; ``offsets`` the day-reset calendars (``name=seconds;...``)."""
+    ``now`` '' = the store's clock; ``offsets`` the day-reset calendars (``name=seconds;...``;
+    a budget's time zone is looked up there too, default UTC). ``budgets``: the budget fields
+    the call counts under (lua.usage_records.budget_field); ``cost_nanos`` its worst-case cost
+    in nano-dollars (None = no price known: refused wherever a budget applies)."""
 
     index: str
     tokens: int
@@ -75,6 +86,8 @@ class ReserveArgs:
     tags: str = ""
     probe_ttl: float = 60.0
     margin: float = 0.0
+    budgets: Sequence[str] = ()
+    cost_nanos: int | None = None
 
     def encode(self, tiers: str) -> list[object]:
         return [
@@ -91,13 +104,16 @@ class ReserveArgs:
             tiers,
             self.probe_ttl,
             self.margin,
+            ",".join(self.budgets),
+            "" if self.cost_nanos is None else max(0, int(self.cost_nanos)),
         ]
 
 
 @dataclass(slots=True)  # per call: a frozen dataclass costs ~1 us more to build
 class Reserved:
     """A key was charged. ``kind``: 'new', 'probe' (the key's half-open probe) or 'dup' (the
-    reservation id already held one: its record is answered, nothing charged again)."""
+    reservation id already held one: its record is answered, nothing charged again).
+    ``alerts``: the budget fields whose alert share this call crossed (once per period)."""
 
     key_id: str
     tokens: int
@@ -105,6 +121,7 @@ class Reserved:
     tier: int
     kind: str
     bucket: str
+    alerts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +159,22 @@ class NoKeys:
     now: float
 
 
-ReserveReply = Reserved | NoRoom | TooLarge | NoKeys
+@dataclass(frozen=True, slots=True)
+class BudgetExceeded:
+    """A budget refused the call (nothing charged): its field, when its next period begins, its
+    limit and what its period already holds (spent + reserved; nano-dollars), the store's time,
+    the budget's period (day | month). ``used`` = -1: the call's price is unknown and the
+    budget applies."""
+
+    field: str
+    resets_at: float
+    limit: int
+    used: int
+    now: float
+    period: str = ""
+
+
+ReserveReply = Reserved | NoRoom | TooLarge | NoKeys | BudgetExceeded
 
 
 def _time(value: str) -> float | None:
@@ -157,8 +189,12 @@ def _note(entry: str) -> Unavailable:
 def decode(reply: Sequence[str]) -> ReserveReply:
     status = reply[0]
     if status == "ok":
-        _, key_id, tokens, at, tier, kind, bucket = reply
-        return Reserved(key_id, int(tokens), float(at), int(tier), kind, bucket)
+        _, key_id, tokens, at, tier, kind, bucket, alerts = reply
+        alerted = tuple(alerts.split(",")) if alerts else ()
+        return Reserved(key_id, int(tokens), float(at), int(tier), kind, bucket, alerted)
+    if status == "budget":
+        _, field, resets_at, limit, used, now, period = reply
+        return BudgetExceeded(field, float(resets_at), int(limit), int(used), float(now), period)
     if status == "no_keys":
         return NoKeys(float(reply[1]))
     if status == "too_large":

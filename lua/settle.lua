@@ -1,10 +1,12 @@
 -- include: lib_pool
+-- include: lib_usage
 -- settle: charge a reservation's actual tokens (refund or extra) and record the call's outcome.
 -- Idempotent: only a reservation still 'reserved' is settled; a repeated or late settle does
 -- nothing (a reservation never settled expires and stays charged at its estimate).
 --
--- KEYS: reservation, cfg, state, win, health, stats, then the ready sets the key is in (the first
---       one is the reservation's own model and tier).
+-- KEYS: reservation, cfg, state, win, health, stats, budget spend, usage stream, usage rollup
+--       (this minute's), then the ready sets the key is in (the first one is the reservation's
+--       own model and tier).
 -- ARGV: actual tokens ('' = the estimate), outcome (success | neutral | rate_limited | auth |
 --       transient | unreachable | cancelled), retry after seconds ('' = not said), scope (minute | day), cooldown base,
 --       cooldown factor, cooldown max, breaker threshold, breaker timeout, error class,
@@ -13,7 +15,9 @@
 --       of its own buckets ('' = not said): hold seconds, the room in requests and in tokens
 --       they will have when the hold ends, and the units each room may be off by (default 1;
 --       see "The provider's own word" below), '1' when the reservation is its key's half-open
---       probe, then the unreachable cooldown's base and max seconds.
+--       probe, then the unreachable cooldown's base and max seconds, the call's actual cost in
+--       nano-dollars ('' = the reservation's estimate), then the usage segment (10 entries:
+--       lua.usage_records.UsageArgs; an empty record writes none).
 -- Answers {'settled', key, tokens, state, until, tokens still charged, state before, now}
 --       | {'noop', state} | {'expired'}. Times are the store's; the caller measures durations
 --       against the `now` answered, never against its own clock.
@@ -24,8 +28,17 @@
 -- cancelled: the caller left mid-call: the call may have reached the provider (its charge stays)
 --   but says nothing of the key; a cancelled probe frees the probe at once (the circuit stays open
 --   and the next caller probes), it never closes the circuit.
+--
+-- Budgets (lib_usage.lua): every budget the reservation holds gives its estimate back from
+-- `reserved` and, on every outcome but unreachable, adds the actual cost to `spent`; unreachable
+-- refunds everything (spent unchanged). A budget whose period rolled since the reservation is
+-- left alone: the estimate was held in a period that ended, the new one never held it (and the
+-- call's cost counts in neither). The usage record and its rollups are written by every settle
+-- that settles (in this same run), never by a noop or an expired one.
 
 local RES, CFG, STATE, WIN, HEALTH, STATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local SPEND, USAGE, ROLLUP = KEYS[7], KEYS[8], KEYS[9]
+local READY = 10      -- the first ready set's place in KEYS (the reservation's own)
 local outcome, retry_after, scope = ARGV[2], ARGV[3], ARGV[4]
 local cd_base, cd_factor, cd_max = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local cb_threshold, cb_timeout, error_class = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
@@ -38,10 +51,13 @@ local tol_r, tol_t = tonumber(ARGV[17] or '') or 1, tonumber(ARGV[18] or '') or 
 local is_probe = ARGV[19] == '1'
 local un_base, un_max = tonumber(ARGV[20] or '') or 5, tonumber(ARGV[21] or '') or 60
 
-local r = redis.call('HMGET', RES, 'state', 'key', 'bucket', 'tokens', 'at', 'seq')
+local r = redis.call('HMGET', RES, 'state', 'key', 'bucket', 'tokens', 'at', 'seq', 'budgets', 'cost')
 if not r[1] then return {'expired'} end
 if r[1] ~= 'reserved' then return {'noop', r[1]} end
 local key, bucket, reserved, at, rseq = r[2], r[3], tonumber(r[4]), tonumber(r[5]), tonumber(r[6]) or 0
+local cost = tonumber(ARGV[22] or '') or tonumber(r[8]) or 0
+settle_budgets(SPEND, r[7], math.max(0, cost), outcome == 'unreachable')
+write_usage(USAGE, ROLLUP, ARGV, 23)
 
 -- a state that ran out is 'ok' to the caller's eyes
 local function state_before(h)
@@ -59,11 +75,11 @@ local function penalise_unreachable(h)
       h.state, h.till, h.reason = 'cooldown', till, 'unreachable'
     end
   end
-  for i = 7, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'GT', f6(h.till), key) end
+  for i = READY, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'GT', f6(h.till), key) end
 end
 
 if outcome == 'unreachable' then
-  give_back(CFG, STATE, WIN, STATS, KEYS[7], now, offsets, key, bucket, reserved, at, rseq)
+  give_back(CFG, STATE, WIN, STATS, KEYS[READY], now, offsets, key, bucket, reserved, at, rseq)
   local h = read_health(HEALTH, key)
   local before = state_before(h)
   if h.state ~= 'disabled' then
@@ -148,24 +164,24 @@ elseif outcome == 'rate_limited' then
   end
   S.level = S.level + 1
   if till > S.blocked then S.blocked = till end
-  redis.call('ZADD', KEYS[7], 'XX', 'GT', f6(S.blocked), key)
+  redis.call('ZADD', KEYS[READY], 'XX', 'GT', f6(S.blocked), key)
   result_state, result_until = 'cooldown', S.blocked
 elseif outcome == 'auth' then
   redis.call('HINCRBY', STATS, key .. ':failures', 1)
   h.state, h.till, h.reason, h_changed = 'disabled', 0, 'auth', true
-  for i = 7, #KEYS do redis.call('ZREM', KEYS[i], key) end
+  for i = READY, #KEYS do redis.call('ZREM', KEYS[i], key) end
   result_state, result_until = 'disabled', 0
 elseif outcome == 'transient' then
   redis.call('HINCRBY', STATS, key .. ':failures', 1)
   h.fails, h_changed = h.fails + 1, true
   if h.state == 'probing' or h.state == 'open' or h.fails >= cb_threshold then
     h.state, h.till, h.reason = 'open', now + cb_timeout, error_class
-    for i = 7, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'GT', f6(h.till), key) end
+    for i = READY, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'GT', f6(h.till), key) end
   end
   result_state, result_until = h.state, h.till
 elseif outcome == 'cancelled' and is_probe and h.state == 'probing' then
   h.state, h.till, h_changed = 'open', now, true
-  for i = 7, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'LT', f6(now), key) end
+  for i = READY, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'LT', f6(now), key) end
   result_state, result_until = h.state, h.till
 end
 -- The provider's own word: its buckets may hold less than this one thinks (the key is also used
@@ -178,7 +194,7 @@ if outcome == 'success' or outcome == 'neutral' then
   local e = now + math.max(0, hold)
   if hold > 0 and e > S.blocked then
     S.blocked = e
-    redis.call('ZADD', KEYS[7], 'XX', 'GT', f6(S.blocked), key)
+    redis.call('ZADD', KEYS[READY], 'XX', 'GT', f6(S.blocked), key)
   end
   local synced = false
   if room_r and L.rpm > 0 and L.br - gcra_level(S.tat_r, e, L.rpm) - room_r > tol_r then
@@ -188,7 +204,7 @@ if outcome == 'success' or outcome == 'neutral' then
     S.tat_t, synced = e + (L.bt - math.max(0, room_t)) * (60.0 / L.tpm), true
   end
   if synced then
-    redis.call('ZADD', KEYS[7], 'XX', 'GT', f6(limits_at(L, S, nil, 1, next_day)), key)
+    redis.call('ZADD', KEYS[READY], 'XX', 'GT', f6(limits_at(L, S, nil, 1, next_day)), key)
   end
 end
 if outcome ~= 'success' and outcome ~= 'cancelled' then
@@ -201,7 +217,7 @@ if diff < 0 and outcome ~= 'auth' then
   if L.strict then W = read_window(WIN, bucket, now) end
   local ready_at = limits_at(L, S, W, 1, next_day)
   if h.till > ready_at and h.state ~= 'ok' then ready_at = h.till end
-  redis.call('ZADD', KEYS[7], 'XX', 'LT', f6(math.max(ready_at, now)), key)
+  redis.call('ZADD', KEYS[READY], 'XX', 'LT', f6(math.max(ready_at, now)), key)
 end
 write_state(STATE, bucket, S)
 redis.call('HSET', RES, 'state', 'settled', 'actual', int(actual))

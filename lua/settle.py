@@ -1,4 +1,6 @@
-"""The binding of lua/settle.lua: charge a reservation's actual tokens and record its outcome."""
+"""The binding of lua/settle.lua: charge a reservation's actual tokens and record its outcome;
+settle the budgets the reservation holds to the call's actual cost and write its usage record
+(lua/lib_usage.lua), all in the one script run."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Protocol
 
 from lua import Script, load
 from lua.runner import Runner
+from lua.usage_records import USAGE_ARGC, UsageArgs
 
 SCRIPT: Script = load("settle")
 
@@ -33,8 +36,9 @@ class Policy(Protocol):
 
 @dataclass(slots=True)  # per call: a frozen dataclass costs ~1 us more to build
 class SettleKeys:
-    """KEYS of settle: the reservation, the pool's hashes, then the ready sets the key is in, the
-    reservation's own index and tier first."""
+    """KEYS of settle: the reservation, the pool's hashes, the budgets' spend, the usage stream
+    and this minute's rollup, then the ready sets the key is in, the reservation's own index
+    and tier first."""
 
     reservation: str
     config: str
@@ -42,18 +46,23 @@ class SettleKeys:
     windows: str
     health: str
     stats: str
+    spend: str
+    usage: str
+    rollup: str
     ready: Sequence[str]
 
     def encode(self) -> list[str]:
         head = [self.reservation, self.config, self.state, self.windows, self.health, self.stats]
-        return [*head, *self.ready]
+        return [*head, self.spend, self.usage, self.rollup, *self.ready]
 
 
 @dataclass(slots=True)  # per call: a frozen dataclass costs ~1 us more to build
 class SettleArgs:
     """ARGV of settle (see lua/settle.lua). ``actual_tokens`` None = the estimate; the provider's
     word: ``hold`` seconds, the room in requests and tokens after it (None = not said) and the
-    units each may be off by; ``probe``: the reservation is its key's half-open probe."""
+    units each may be off by; ``probe``: the reservation is its key's half-open probe.
+    ``cost_nanos``: the call's actual cost in nano-dollars (None = the reservation's estimate);
+    ``usage``: the call's usage record and what its rollups count (None = no record)."""
 
     actual_tokens: int | None
     outcome: str
@@ -70,6 +79,8 @@ class SettleArgs:
     tolerance_requests: float = 1.0
     tolerance_tokens: float = 1.0
     probe: bool = False
+    cost_nanos: int | None = None
+    usage: UsageArgs | None = None
 
     def encode(self) -> list[object]:
         p, retry_after = self.policy, self.retry_after
@@ -95,7 +106,13 @@ class SettleArgs:
             "1" if self.probe else "",
             p.unreachable_seconds,
             p.unreachable_max_seconds,
+            "" if self.cost_nanos is None else max(0, int(self.cost_nanos)),
+            *(NO_USAGE if self.usage is None else self.usage.encode()),
         ]
+
+
+#: The usage segment of a settle that writes no record.
+NO_USAGE: tuple[object, ...] = ("",) * USAGE_ARGC
 
 
 @dataclass(slots=True)  # per call: a frozen dataclass costs ~1 us more to build

@@ -18,6 +18,8 @@ ErrorType = Literal[
     "no_keys_available",
     "request_too_large",
     "model_not_available",
+    # a USD budget (global, user, team, virtual key) would be passed (with ``retry_after``)
+    "budget_exceeded",
     # the caller's request, refused before any provider was asked
     "invalid_request_error",
     # a provider's failure (the last one, after rotations and fallbacks)

@@ -101,7 +101,7 @@ async def test_thousands_of_names_leave_the_store_and_caches_flat(
 
     assert await pool_footprint(engine) == first
     assert sorted(engine._layouts) == ["gpt-4o", "gpt-4o*#openai"]
-    assert scripts.counts == {"reserve": {7 + 3 * 2}, "settle": {6 + 2}}
+    assert scripts.counts == {"reserve": {9 + 3 * 2}, "settle": {9 + 2}}
     for cache in (engine._serving, engine._index, engine._bindings):
         assert len(cache) <= SERVING_CACHE_MODELS
     grown = at_3000 - at_1000

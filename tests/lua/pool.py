@@ -83,6 +83,8 @@ def reserve_keys(
         n.pool_health,
         n.pool_stats,
         n.pool_cursor,
+        n.budgets,
+        n.budget_spend,
         tier_sets(store, index, tiers),
     )
 
@@ -131,6 +133,9 @@ async def settle_one(
         n.pool_windows,
         n.pool_health,
         n.pool_stats,
+        n.budget_spend,
+        n.usage_stream,
+        n.usage_rollup(int(now // 60)),
         list(ready) or [n.ready(MODEL, 0)],
     )
     args = settle.SettleArgs(actual, outcome, POLICY, repr(now), "UTC=0", **options)
@@ -146,6 +151,7 @@ async def release_one(store: Store, rid: str, *, now: float = T0) -> release.Rel
         n.pool_windows,
         n.pool_stats,
         n.ready(MODEL, 0),
+        n.budget_spend,
     )
     return await release.run(store, keys, release.ReleaseArgs(repr(now), "UTC=0"))
 
