@@ -170,14 +170,7 @@ class CapacityEngine(PoolHealth):
         if tokens < 0:
             raise ValueError("tokens must be >= 0")
         index = self.index_of(model)
-        layout = self._layouts.get(index)
-        if layout is None:
-            if not self._index_bindings(index):
-                # nothing to index: no store record is made for a name nobody serves
-                raise AllKeysExhaustedError(
-                    model, retry_at=None, now=await self.now(), reason=NO_KEYS
-                )
-            layout = await self._sync_index(index)
+        layout = await self._layout_of(model, index)
         rid = reservation_id or os.urandom(16).hex()
         wanted = tags_wanted(tags) if tags else ""
         args = self._reserve_args(index, int(tokens), strategy, rid, exclude, wanted, margin)
@@ -192,6 +185,15 @@ class CapacityEngine(PoolHealth):
         if isinstance(reply, lua_reserve.Reserved):
             return _reservation(reply, rid, model, "" if index == model else index, local)
         raise refusal(model, int(tokens), reply)
+
+    async def _layout_of(self, model: str, index: str) -> ModelLayout:
+        layout = self._layouts.get(index)
+        if layout is not None:
+            return layout
+        if not self._index_bindings(index):
+            # nothing to index: no store record is made for a name nobody serves
+            raise AllKeysExhaustedError(model, retry_at=None, now=await self.now(), reason=NO_KEYS)
+        return await self._sync_index(index)
 
     def _reserve_args(
         self,
@@ -279,11 +281,8 @@ class CapacityEngine(PoolHealth):
         429's backoff), and ``provider_room``, the requests and tokens they will have room for
         then; the bucket is brought down to it when it thinks it has more than
         ``provider_tolerance`` (units the reports may be off by, for requests and tokens) more.
-
-        ``cost_nanos``: the call's actual cost (None: its reserved estimate) settled on the
-        budgets the reservation holds; ``usage``: its usage record, written in the same run.
+        ``cost_nanos`` (None: the estimate) and ``usage``: lua/settle.lua's budgets and record.
         """
-        keys = self._settle_keys(reservation)
         args = lua_settle.SettleArgs(
             actual_tokens,
             outcome,
@@ -298,10 +297,9 @@ class CapacityEngine(PoolHealth):
             *provider_room,
             *provider_tolerance,
             reservation.probe,
-            cost_nanos,
-            usage,
         )
-        reply = await lua_settle.run(self.store, keys, args)
+        args.cost_nanos, args.usage = cost_nanos, usage
+        reply = await lua_settle.run(self.store, self._settle_keys(reservation), args)
         if isinstance(reply, lua_settle.Settled):
             return _settled(reply)
         return SettleResult(False, reservation.key_id, note=reply.state)

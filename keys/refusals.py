@@ -15,7 +15,12 @@ from lua.usage_records import nanos_to_usd, parse_budget_field
 NO_KEYS = "no active key serves this model"
 
 
-def refusal(model: str, tokens: int, reply: lua_reserve.ReserveReply) -> Exception:
+Refused = (
+    lua_reserve.NoRoom | lua_reserve.TooLarge | lua_reserve.NoKeys | lua_reserve.BudgetExceeded
+)
+
+
+def refusal(model: str, tokens: int, reply: Refused) -> Exception:
     """The error of a reservation refused: a budget, too large, no keys, or no room (with each
     key's why)."""
     if isinstance(reply, lua_reserve.BudgetExceeded):

@@ -42,10 +42,7 @@ end
 -- The period id at unix time `now` on a calendar `offset` seconds east of UTC, and the unix time
 -- the next period begins: 'd<day>' or 'm<year * 12 + month - 1>' (usage_records.period_of).
 local function period_of(now, offset, period)
-  local x = now + offset
-  local day = math.floor(x / 86400)
-  -- exact floor division (the quotient may round up to the next integer just before midnight)
-  if day * 86400 > x then day = day - 1 elseif (day + 1) * 86400 <= x then day = day + 1 end
+  local day = math.floor((now + offset) / 86400)
   if period == 'day' then return 'd' .. int(day), (day + 1) * 86400 - offset end
   local y, m = civil_from_days(day)
   local ny, nm = y, m + 1

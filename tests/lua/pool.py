@@ -12,6 +12,7 @@ from keys.engine import HealthPolicy
 from lua import release, reserve, set_health, settle, sync_model
 from lua.records import Health, Limits, State, WeightRecord, bucket_name, tags_record
 from lua.reserve import TierSets
+from lua.usage_records import BudgetRecord, SpendRecord
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 MODEL = "gpt-4o"
@@ -106,7 +107,7 @@ async def reserve_one(
         rid,
         600,
         repr(now),
-        "UTC=0",
+        options.pop("offsets", "UTC=0"),
         0.5,
         **options,
     )
@@ -193,3 +194,11 @@ async def ready_score(store: Store, key_id: str, index: str = MODEL, tier: int =
 async def stat(store: Store, key_id: str, name: str) -> int:
     raw = await store.call(store.client.hget(store.keys.pool_stats, f"{key_id}:{name}"))
     return int(raw or 0)
+
+
+async def put_budget(store: Store, field: str, budget: BudgetRecord) -> None:
+    await store.call(store.client.hset(store.keys.budgets, field, budget.encode()))
+
+
+async def spend_of(store: Store, field: str) -> SpendRecord:
+    return SpendRecord.decode(await store.call(store.client.hget(store.keys.budget_spend, field)))
