@@ -5,7 +5,8 @@ reloads them transparently when Redis answers NOSCRIPT (a restart or a failover)
 
 Redis scripts cannot import each other. A script whose first lines are ``-- include: <lib>``
 comments gets ``lua/<lib>.lua`` prepended when it is loaded, so the key-pool scripts share one
-library (``lib_pool.lua``: GCRA, state records, health) instead of copies of it.
+library (``lib_pool.lua``: GCRA, state records, health) instead of copies of it, and those that
+keep budgets or write the usage log a second (``lib_usage.lua``, included after it).
 
 Each script has a typed binding beside it (``lua/<name>.py``): its KEYS in order, its ARGV from
 named arguments, its reply as a dataclass; nothing else knows a position. The pool's record

@@ -71,3 +71,20 @@ async def test_settle_charges_the_real_cost_and_writes_the_record(store: Store) 
     assert [fields["r"] for _, fields in entries] == [usage.record]
     rollup = store.keys.usage_rollup(int(clock.now // 60))
     assert await store.call(store.client.hget(rollup, "model|gpt-4o")) == "1\t5\t2\t450\t0"
+
+
+@local_stores
+async def test_a_budgets_time_zone_is_passed_to_the_scripts(store: Store) -> None:
+    clock = ManualClock(T0 + 9 * 3600)  # 17:00 UTC, 09:00 in Los Angeles
+    engine = engine_for(store, clock)
+    await engine.configure([make_key("k1", rpm=1000)])
+    record = BudgetRecord(100, "day", "America/Los_Angeles")
+    await store.call(store.client.hset(store.keys.budgets, ALICE, record.encode()))
+    utc_midnight = (T0 // DAY + 1) * DAY
+    with pytest.raises(BudgetExceededError) as utc:  # the zone unknown to the scripts: UTC
+        await engine.reserve("gpt-4o", 1, budgets=[ALICE], cost_nanos=101)
+    assert utc.value.reset_at == utc_midnight
+    engine.use_zones(["America/Los_Angeles"])
+    with pytest.raises(BudgetExceededError) as local:
+        await engine.reserve("gpt-4o", 1, budgets=[ALICE], cost_nanos=101)
+    assert local.value.reset_at == utc_midnight + 8 * 3600  # midnight in Los Angeles (PST)
