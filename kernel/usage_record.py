@@ -17,6 +17,18 @@ from typing import Any
 from kernel import jsonio
 
 
+@dataclass(frozen=True)
+class Attribution:
+    """Whom a call is for: the usage record's caller fields and the budgets it counts against.
+    The gateway fills it from the virtual key; library callers pass ``user=`` / ``team=``."""
+
+    user: str | None = None
+    team: str | None = None
+    vkey: str | None = None
+    conversation_id: str | None = None
+    source: str = "library"
+
+
 @dataclass
 class UsageRecord:
     """One call (a ``send_*`` / gateway request, all its attempts together)."""

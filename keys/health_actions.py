@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernel.errors import StoreError
+from kernel.errors import ProviderConnectionError, ProviderTimeoutError, StoreError
 from kernel.text import check_plain_config
 from keys.engine import SettleResult
 from keys.outcomes import OutcomeKind, outcome_of
 from keys.pool import KeyPool, log
 from keys.selection import KeySelection
+from lua.usage_records import UsageArgs
 
 
 class HealthActions:
@@ -34,8 +35,10 @@ class HealthActions:
         hold: float = 0.0,
         provider_room: tuple[float | None, float | None] = (None, None),
         provider_tolerance: tuple[float, float] = (1.0, 1.0),
-    ) -> None:
-        """Settle a call that worked (``KeyManager.record_success``)."""
+        cost_nanos: int | None = None,
+        usage: UsageArgs | None = None,
+    ) -> bool:
+        """Settle a call that worked (``KeyManager.record_success``); True when settled here."""
         try:
             result = await self.pool.engine.settle(
                 selection.reservation,
@@ -45,10 +48,12 @@ class HealthActions:
                 hold=hold,
                 provider_room=provider_room,
                 provider_tolerance=provider_tolerance,
+                cost_nanos=cost_nanos,
+                usage=usage,
             )
         except StoreError as exc:
             log.error("could not settle a reservation", key=selection.masked_key, error=str(exc))
-            return
+            return False
         if not result.settled and result.note == "expired":
             log.warning(
                 "reservation expired before its call was settled: charged at its estimate",
@@ -62,6 +67,7 @@ class HealthActions:
                 state=result.state,
                 previous=result.previous_state,
             )
+        return result.settled
 
     async def record_failure(
         self,
@@ -70,6 +76,7 @@ class HealthActions:
         actual_tokens: int | None = None,
         *,
         provider_limits: str = "",
+        cost_nanos: int | None = 0,
     ) -> OutcomeKind:
         """Record how a call failed; answers the outcome (unreachable, rate_limited, auth, ...)."""
         outcome = outcome_of(error)
@@ -82,6 +89,7 @@ class HealthActions:
                 scope=outcome.scope,
                 error_class=outcome.error_class,
                 provider_limits=provider_limits,
+                cost_nanos=None if _maybe_billed(error, outcome.kind) else cost_nanos,
             )
         except StoreError as exc:
             log.error("could not record a failed call", key=selection.masked_key, error=str(exc))
@@ -161,3 +169,13 @@ class HealthActions:
         result = await self.pool.engine.clear_cooldown(key_id)
         log.info("cooldown cleared", key=self.pool.masked(key_id))
         return result
+
+
+def _maybe_billed(error: BaseException, kind: OutcomeKind) -> bool:
+    """A failure the provider may still bill (it may have answered): a cancelled call, a timeout
+    after the request was sent, a connection lost after it. Budgets count these at the estimate."""
+    if kind == "cancelled":
+        return True
+    if isinstance(error, ProviderTimeoutError):
+        return True
+    return isinstance(error, ProviderConnectionError) and error.reached_provider

@@ -38,6 +38,7 @@ from keys.pool_admin import PoolAdmin
 from keys.secret_store import SecretStore
 from keys.selection import KeySelection, SelectionRequest, Selector
 from keys.status import StatusView
+from lua.usage_records import UsageArgs
 
 
 class KeyManager:
@@ -126,6 +127,8 @@ class KeyManager:
         strategy: str | None = None,
         wait: float = 0.0,
         margin: float | None = None,
+        budgets: Sequence[str] = (),
+        cost_nanos: int | None = None,
     ) -> KeySelection:
         """Reserve 1 request and ``tokens_needed`` tokens on a healthy key of the model.
 
@@ -136,11 +139,16 @@ class KeyManager:
         waiting would only postpone the next probe's answer.
         ``margin``: seconds a limit-bound request waits past its exact room (the router passes
         ``RESERVE_MARGIN_SECONDS``; see lua/lib_pool.lua); default none.
+        ``budgets``: the budget fields the call counts against (lua.usage_records.budget_field)
+        and ``cost_nanos`` its worst-case cost: reserved with the key, atomically, or
+        BudgetExceededError (a budget applies and the price is unknown: refused too).
         """
         await self.pool.ready()
         model = model_preference or self.pool.default_model()
         strategy = strategy or self.pool.strategy_for_model(model)
-        request = SelectionRequest(model, tokens_needed, strategy, exclude, tags, margin)
+        request = SelectionRequest(
+            model, tokens_needed, strategy, exclude, tags, margin, budgets, cost_nanos
+        )
         return await self.selector.select(request, wait)
 
     # -- a call's outcome ------------------------------------------------------------------------
@@ -153,21 +161,27 @@ class KeyManager:
         hold: float = 0.0,
         provider_room: tuple[float | None, float | None] = (None, None),
         provider_tolerance: tuple[float, float] = (1.0, 1.0),
-    ) -> None:
-        """Settle a call that worked. If the store is down the answer is not lost: the
-        reservation expires and stays charged at its estimate (conservative).
+        cost_nanos: int | None = None,
+        usage: UsageArgs | None = None,
+    ) -> bool:
+        """Settle a call that worked; True when this settled it. If the store is down the
+        answer is not lost: the reservation expires and stays charged at its estimate
+        (conservative). ``cost_nanos``: its real cost for its budgets (None: the estimate);
+        ``usage``: its usage record, written in the same script run.
 
         ``hold``, ``provider_room`` and ``provider_tolerance``: what the provider's rate-limit
         headers said of its own buckets (``CapacityEngine.settle``); every process honours them
         at once.
         """
-        await self.health.record_success(
+        return await self.health.record_success(
             selection,
             actual_tokens,
             provider_limits=provider_limits,
             hold=hold,
             provider_room=provider_room,
             provider_tolerance=provider_tolerance,
+            cost_nanos=cost_nanos,
+            usage=usage,
         )
 
     async def record_failure(
@@ -177,10 +191,13 @@ class KeyManager:
         actual_tokens: int | None = None,
         *,
         provider_limits: str = "",
+        cost_nanos: int | None = 0,
     ) -> OutcomeKind:
-        """Record how a call failed; answers the outcome (unreachable, rate_limited, auth, ...)."""
+        """Record how a call failed; answers the outcome (unreachable, rate_limited, auth, ...).
+        ``cost_nanos``: what it cost its budgets (default nothing: a refused call is not billed;
+        None = its estimate, for a call that may have been billed: cut or cancelled)."""
         return await self.health.record_failure(
-            selection, error, actual_tokens, provider_limits=provider_limits
+            selection, error, actual_tokens, provider_limits=provider_limits, cost_nanos=cost_nanos
         )
 
     async def release(self, selection: KeySelection) -> bool:

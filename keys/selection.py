@@ -81,6 +81,9 @@ class SelectionRequest:
     exclude: Sequence[str]
     tags: dict[str, str] | None
     margin: float | None
+    #: Budget fields the call counts against, and its worst-case cost (lua/reserve.lua).
+    budgets: Sequence[str] = ()
+    cost_nanos: int | None = None
 
 
 class Selector:
@@ -125,6 +128,8 @@ class Selector:
                 exclude=[*request.exclude, *(h.key_id for h in held)],
                 tags=request.tags,
                 margin=request.margin,
+                budgets=request.budgets,
+                cost_nanos=request.cost_nanos,
             )
             failover = self.pool.store.failover
             if failover is not None and failover.holdover:

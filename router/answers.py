@@ -17,11 +17,13 @@ No ``from __future__ import annotations`` here: with it, Python 3.11's ``TypedDi
 ``NotRequired`` at run time, and ``Answer.__optional_keys__`` would be empty.
 """
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal, NotRequired, TypedDict
 
 from conversation.results import NotSavedReason
 from kernel.masking import redact
+from kernel.usage_record import Attribution, UsageRecord
 from router.error_types import ErrorType, error_type_of
 from router.providers import ChatResult, Usage
 
@@ -68,6 +70,8 @@ class Answer(TypedDict):
     waited_ms: float
     request_id: str
     degraded: bool
+    #: USD the call cost at the served model's price (README "Prices"); None when unknown.
+    cost: float | None
     #: A stream that failed once begun: whether text came (``content`` holds it).
     partial: NotRequired[bool]
     #: A stream's successful answer: False when the provider reported no usage (tokens counted).
@@ -109,6 +113,8 @@ class AttemptRecord:
     outcome: str  # success | rate_limited | auth | transient | unreachable | neutral | secret
     error_type: str | None = None  # the error's (router/error_types.py)
     latency_ms: float = 0.0
+    #: Monotonic time the call was sent.
+    started: float = 0.0
 
 
 @dataclass
@@ -129,6 +135,17 @@ class CallSummary:
     waited: float = 0.0
     #: Served in degraded mode: reserved on the process's local store (kernel/failover.py).
     degraded: bool = False
+    #: Whom the call is for (usage records, budgets).
+    attribution: Attribution = field(default_factory=Attribution)
+    stream: bool = False
+    #: Monotonic time the call began.
+    started: float = field(default_factory=time.monotonic)
+    #: USD, None when the price is unknown (set once the call's cost is known).
+    cost: float | None = None
+    #: The call's usage record was written (with its settle): nothing left to record.
+    recorded: bool = False
+    #: The record made at the settle (also when the settle could not write it).
+    usage_record: UsageRecord | None = None
 
     @property
     def rotations(self) -> int:
@@ -205,6 +222,7 @@ def _answer(
         "waited_ms": round(summary.waited * 1000, 3),
         "request_id": summary.request_id,
         "degraded": summary.degraded,
+        "cost": summary.cost,
         "tokens": tokens or tokens_of(None),
         "finish_reason": finish_reason,
         "tool_calls": tool_calls or [],

@@ -36,6 +36,7 @@ from router.providers import (
     Usage,
     get_adapter,
 )
+from router.usage_log import UsageLog, last_user_text
 
 log = get_logger("router.dispatch")
 
@@ -59,10 +60,17 @@ class Failed(NamedTuple):
 class KeyCaller:
     """Calls a provider on one reserved key and settles what happened."""
 
-    def __init__(self, manager: KeyManager, transport: Transport, settings: Settings) -> None:
+    def __init__(
+        self,
+        manager: KeyManager,
+        transport: Transport,
+        settings: Settings,
+        usage: UsageLog | None = None,
+    ) -> None:
         self.manager = manager
         self.transport = transport
         self.settings = settings
+        self.usage = usage
         self._adapters: dict[str, ProviderAdapter] = {}
         self._limits_stored: dict[str, float] = {}
 
@@ -97,7 +105,7 @@ class KeyCaller:
             return secret
         request = chat_request(plan, selection, messages, completion, stream)
         adapter = self.adapter(key.provider)
-        started = time.monotonic()
+        started = record.started = time.monotonic()
         try:
             if stream:
                 events = adapter.stream(key, secret, request)
@@ -112,7 +120,9 @@ class KeyCaller:
         except BaseException:
             # cancelled (client went away) or a bug: the call may have reached the provider, and
             # says nothing of the key (a probe's slot is freed for the next caller)
-            await asyncio.shield(self.manager.record_failure(selection, asyncio.CancelledError()))
+            await asyncio.shield(
+                self.manager.record_failure(selection, asyncio.CancelledError(), cost_nanos=None)
+            )
             raise
         record.latency_ms = (time.monotonic() - started) * 1000
         summary.model, summary.provider = selection.model, key.provider
@@ -121,8 +131,9 @@ class KeyCaller:
             return Dispatched(summary, messages, selection, first=first, rest=events)
         usage = result.usage
         actual = usage.prompt_tokens + usage.completion_tokens or None
-        await self.settle_success(selection, actual, usage, result.rate_limits)
-        return Dispatched(summary, messages, selection, result=result)
+        done = Dispatched(summary, messages, selection, result=result)
+        await self.settle_success(done, actual, usage, result.rate_limits)
+        return done
 
     async def _secret(self, selection: KeySelection, record: AttemptRecord) -> str | Failed:
         """The key's secret; a key whose secret cannot be read is released and disabled."""
@@ -161,19 +172,46 @@ class KeyCaller:
 
     async def settle_success(
         self,
-        selection: KeySelection,
+        done: Dispatched,
         actual_tokens: int | None,
         usage: Usage,
         snapshot: RateLimitSnapshot | None,
+        *,
+        content: str | None = None,
+        usage_reported: bool = True,
     ) -> None:
         """Settle a call that worked (a whole answer or a finished stream), with what the
-        provider's rate-limit headers said of its buckets."""
-        await self.manager.record_success(
+        provider's rate-limit headers said of its buckets, its real cost for its budgets and,
+        in the same script run, its usage record (router/usage_log.py)."""
+        selection, summary = done.selection, done.summary
+        assert selection is not None
+        cost, args = None, None
+        if self.usage is not None:
+            cost = self.usage.cost_nanos(selection.model, usage)
+            summary.cost = None if cost is None else cost / 1_000_000_000
+            summary.degraded = selection.reservation.degraded
+            if self.usage.enabled and not selection.reservation.degraded:
+                if content is None and done.result is not None:
+                    content = done.result.content
+                record = self.usage.record(
+                    summary,
+                    success=True,
+                    usage=usage,
+                    usage_reported=usage_reported,
+                    prompt=last_user_text(done.messages),
+                    completion=content,
+                )
+                summary.usage_record = record
+                args = self.usage.args(record, cost)
+        settled = await self.manager.record_success(
             selection,
             actual_tokens,
             provider_limits=self._success_limits(selection.key.key_id, snapshot),
+            cost_nanos=cost,
+            usage=args,
             **provider_room(snapshot, usage),
         )
+        summary.recorded = settled and args is not None
 
     def _success_limits(self, key_id: str, snapshot: Any) -> str:
         """The provider's headers as JSON, or "" when this key's were stored less than

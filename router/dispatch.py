@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from kernel.errors import (
     AllKeysExhaustedError,
     BadRequestError,
+    BudgetExceededError,
     ContextLengthExceededError,
     RequestTooLargeError,
 )
@@ -56,6 +57,8 @@ from router.provider_limits import limits_json, provider_room
 from router.providers import ProviderAdapter, RateLimitSnapshot, Transport, Usage
 from router.providers.catalog import context_window
 from router.routing import RoutingTable
+from router.usage_budgets import budget_alerts, budget_fields
+from router.usage_log import UsageLog
 
 __all__ = [
     "BACKOFF_BASE",
@@ -91,12 +94,14 @@ class Dispatcher:
         transport: Transport,
         routing: RoutingTable,
         settings: Settings,
+        usage: UsageLog | None = None,
     ) -> None:
         self.manager = manager
         self.transport = transport
         self.routing = routing
         self.settings = settings
-        self.caller = KeyCaller(manager, transport, settings)
+        self.usage = usage
+        self.caller = KeyCaller(manager, transport, settings, usage)
 
     def adapter(self, provider: str) -> ProviderAdapter:
         return self.caller.adapter(provider)
@@ -113,13 +118,19 @@ class Dispatcher:
             or self.routing.config.default_model
             or self.manager.default_model()
         )
-        summary = CallSummary(requested_model=requested, request_id=plan.request_id)
-        started = time.monotonic()
+        summary = CallSummary(
+            requested_model=requested,
+            request_id=plan.request_id,
+            attribution=plan.attribution,
+            stream=stream,
+        )
+        started = summary.started
         deadline = started + self.settings.RETRY_BUDGET_SECONDS
         room = RoomWait(self.settings.RESERVE_WAIT_SECONDS, deadline, jitter=0.005)
         request = _Request(plan, requested, summary, deadline, stream)
 
         async def attempt() -> Dispatched | NoRoom[Dispatched]:
+            summary.waited = room.waited  # so far: a usage record made at a settle has it
             outcome, earliest = await self._pass(request)
             if outcome.error is None or earliest is None:
                 return outcome
@@ -129,7 +140,7 @@ class Dispatcher:
             got = await room.until_room(attempt)
             return got.answer if isinstance(got, NoRoom) else got
         finally:
-            summary.waited += room.waited
+            summary.waited = room.waited
             summary.latency_ms = (time.monotonic() - started) * 1000
 
     async def _pass(self, request: _Request) -> tuple[Dispatched, float | None]:
@@ -195,11 +206,15 @@ class Dispatcher:
             ):
                 return Dispatched(summary, messages, error=found.out_of_budget())
             try:
-                selection = await self._select(request, model, estimate, exclude)
+                selection = await self._select(
+                    request, model, estimate, exclude, self._cost(model, prompt_tokens, completion)
+                )
             except AllKeysExhaustedError as exc:
                 summary.no_room += 1
                 found.no_room(exc)
                 return None
+            except BudgetExceededError as exc:  # final: nothing else may be spent for it
+                return Dispatched(summary, messages, error=exc)
             done = await self.caller.attempt(
                 request.plan, selection, messages, completion, summary, request.stream
             )
@@ -214,19 +229,36 @@ class Dispatcher:
                 await self._back_off(found, request.deadline)
 
     async def _select(
-        self, request: _Request, model: str, estimate: int, exclude: list[str]
+        self,
+        request: _Request,
+        model: str,
+        estimate: int,
+        exclude: list[str],
+        cost_nanos: int | None,
     ) -> KeySelection:
-        """Reserve a key of ``model`` (not in ``exclude``); too large for every key: NextModel."""
+        """Reserve a key of ``model`` (not in ``exclude``) and the call's worst-case cost on its
+        budgets; too large for every key: NextModel; a budget spent: BudgetExceededError."""
         try:
-            return await self.manager.select_key(
+            selection = await self.manager.select_key(
                 model,
                 estimate,
                 exclude=exclude,
                 tags=request.plan.tags,
                 margin=self.settings.RESERVE_MARGIN_SECONDS,
+                budgets=budget_fields(request.plan.attribution),
+                cost_nanos=cost_nanos,
             )
         except RequestTooLargeError as exc:
             raise NextModel(exc) from exc
+        if selection.reservation.alerts:
+            budget_alerts(selection.reservation.alerts, request.plan.attribution)
+        return selection
+
+    def _cost(self, model: str, prompt_tokens: int, completion: int) -> int | None:
+        """The call's worst case on ``model`` (None: no price known, or no usage log)."""
+        if self.usage is None:
+            return None
+        return self.usage.estimate_nanos(model, prompt_tokens, completion)
 
     async def _back_off(self, found: PassState, deadline: float) -> None:
         """Sleep before the next key after a transient failure: exponential with jitter, capped,
@@ -250,13 +282,18 @@ class Dispatcher:
 
     async def settle_success(
         self,
-        selection: KeySelection,
+        done: Dispatched,
         actual_tokens: int | None,
         usage: Usage,
         snapshot: RateLimitSnapshot | None,
+        *,
+        content: str | None = None,
+        usage_reported: bool = True,
     ) -> None:
         """Settle a call that worked (a whole answer or a finished stream): router/attempt.py."""
-        await self.caller.settle_success(selection, actual_tokens, usage, snapshot)
+        await self.caller.settle_success(
+            done, actual_tokens, usage, snapshot, content=content, usage_reported=usage_reported
+        )
 
     def _completion_tokens(self, plan: CallPlan, model: str) -> int:
         if plan.max_tokens is not None:

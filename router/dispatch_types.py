@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.errors import RouterError
+from kernel.usage_record import Attribution
 from keys.manager import KeySelection
 from router.answers import CallSummary
 from router.providers import ChatResult, StreamEvent
@@ -29,6 +30,8 @@ class CallPlan:
     tags: dict[str, str] | None = None
     request_id: str = ""
     timeout: float | None = None
+    #: Whom the call is for: its usage record's caller fields and the budgets it counts against.
+    attribution: Attribution = field(default_factory=Attribution)
 
 
 @dataclass

@@ -12,10 +12,12 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from conversation.store import ConversationStore
 from kernel.errors import ConfigError, StoreError
 from kernel.settings import Settings
 from kernel.store import Store, create_store
 from keys.config import KeyConfig, env_secret_for, load_key_config
+from keys.manager import KeyManager
 
 
 def _keys_section(config: KeyConfig, settings: Settings) -> dict[str, Any]:
@@ -117,3 +119,19 @@ def _judge_store(report: dict[str, Any], settings: Settings) -> None:
     report["healthy"] = False
     report["status"] = "unhealthy"
     report["errors"].append(report["store"]["error"])
+
+
+async def router_health(keys: KeyManager, conversations: ConversationStore) -> dict[str, Any]:
+    """``RequestRouter.health_check``: the key manager's and conversation store's reports."""
+    report = await keys.health_check()
+    convs = await conversations.health_check()
+    healthy = bool(report["healthy"]) and bool(convs.get("healthy", False))
+    degraded = keys.store.degraded
+    return {
+        "healthy": healthy,
+        "status": "unhealthy" if not healthy else "degraded" if degraded else "ok",
+        "degraded": degraded,
+        "key_manager": report,
+        "conversation_store": convs,
+        "secret_store": report.get("secret_store"),
+    }

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kernel.errors import ClientRequestError
+from kernel.text import control_char_problem
+from kernel.usage_record import Attribution
 from router.answers import CallSummary
 from router.dispatch import CallPlan, Messages
 from router.providers.catalog import completion_tokens_problem
@@ -29,6 +31,7 @@ def make_plan(
     options: dict[str, Any],
 ) -> CallPlan:
     options = dict(options)
+    who = attribution_of(options)
     return CallPlan(
         requested_model=model,
         messages_for=messages_for,
@@ -39,7 +42,33 @@ def make_plan(
         request_id=options.pop("request_id", None) or os.urandom(16).hex(),
         timeout=options.pop("timeout", None),
         extras=options,
+        attribution=who,
     )
+
+
+def attribution_of(options: dict[str, Any]) -> Attribution:
+    """Whom a call is for: ``attribution`` (the gateway's), else ``user`` (also sent on to the
+    provider, as OpenAI's ``user`` is) and ``team`` (the router's own) from the options.
+    Checked by :func:`plan_error`."""
+    given = options.pop("attribution", None)
+    team = options.pop("team", None)
+    if isinstance(given, Attribution):
+        return given
+    return Attribution(user=options.get("user"), team=team)
+
+
+def _attribution_problem(who: Attribution) -> ClientRequestError | None:
+    for param, value in (("user", who.user), ("team", who.team)):
+        if value is None:
+            continue
+        problem = (
+            "expected a string of 1 to 256 characters"
+            if not isinstance(value, str) or not 0 < len(value) <= 256
+            else control_char_problem(value)
+        )
+        if problem is not None:
+            return ClientRequestError(f"Invalid value for '{param}': {problem}", param)
+    return None
 
 
 def fixed(messages: Messages) -> MessagesFor:
@@ -55,9 +84,14 @@ def with_system(messages: Messages, system_prompt: str | None) -> Messages:
     return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + messages
 
 
-def summary_of(plan: CallPlan) -> CallSummary:
+def summary_of(plan: CallPlan, *, stream: bool = False) -> CallSummary:
     """The summary of a call that never reached dispatch (refused, or the store unreachable)."""
-    return CallSummary(plan.requested_model or "", request_id=plan.request_id)
+    return CallSummary(
+        plan.requested_model or "",
+        request_id=plan.request_id,
+        attribution=plan.attribution,
+        stream=stream,
+    )
 
 
 def plan_error(plan: CallPlan) -> ClientRequestError | None:
@@ -70,4 +104,4 @@ def plan_error(plan: CallPlan) -> ClientRequestError | None:
         problem = None if value is None else completion_tokens_problem(value, plan.requested_model)
         if problem is not None:
             return ClientRequestError(f"Invalid value for '{param}': {problem}", param)
-    return None
+    return _attribution_problem(plan.attribution)

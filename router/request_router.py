@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +35,21 @@ from kernel.tokens import preload_encodings
 from keys.manager import KeyManager
 from router.answers import (
     Answer,
+    CallSummary,
     StreamEvent,
     done_event,
     failure_answer,
     success_answer,
 )
 from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages
+from router.health import router_health
 from router.plans import fixed, make_plan, plan_error, summary_of, with_system
 from router.providers import AiohttpTransport, Transport
 from router.routing import RoutingTable
 from router.streaming import OnDone, relay
+from router.telemetry import UsageSpans
 from router.turns import history_for, store_turn
+from router.usage_log import UsageLog
 
 
 class RequestRouter:
@@ -72,6 +77,13 @@ class RequestRouter:
         self._routing = routing
         self._transport = transport
         self._dispatcher: Dispatcher | None = None
+        #: Usage records and costs of this router's calls (router/usage_log.py).
+        self.usage = UsageLog(
+            self.key_manager.store,
+            self.settings,
+            lambda: self.key_manager.config.prices,
+            spans=UsageSpans.from_settings(self.settings),
+        )
 
     # -- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -87,7 +99,9 @@ class RequestRouter:
                 self._session = aiohttp.ClientSession(connector=connector)
             transport = AiohttpTransport(self._session)
         routing = self._routing or self._load_routing()
-        self._dispatcher = Dispatcher(self.key_manager, transport, routing, self.settings)
+        self._dispatcher = Dispatcher(
+            self.key_manager, transport, routing, self.settings, self.usage
+        )
 
     def _served_models(self) -> set[str]:
         keys = self.key_manager.keys.values()
@@ -101,6 +115,7 @@ class RequestRouter:
         return RoutingTable.from_section(self.key_manager.config.routing, source=source)
 
     async def close(self) -> None:
+        await self.usage.flush()
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
@@ -207,7 +222,9 @@ class RequestRouter:
             options.get("max_tokens") or expected or self.settings.EXPECTED_COMPLETION_TOKENS
         )
         history = history_for(self.conversations, conv_id, prompt, system_prompt, completion)
-        return make_plan(history, model, expected, temperature, options)
+        plan = make_plan(history, model, expected, temperature, options)
+        plan.attribution = replace(plan.attribution, conversation_id=conv_id)
+        return plan
 
     async def truncate_conversation(
         self, conv_id: str, keep_last_n: int | None = None, *, max_tokens: int | None = None
@@ -280,22 +297,24 @@ class RequestRouter:
     async def _stream(self, plan: CallPlan, on_done: OnDone | None) -> AsyncIterator[StreamEvent]:
         refused = plan_error(plan)
         if refused is not None:
-            yield done_event(failure_answer(refused, summary_of(plan)))
+            yield done_event(self._failed(refused, summary_of(plan, stream=True)))
             return
         try:
             dispatcher = await self._ready()
             done = await dispatcher.run(plan, stream=True)
         except StoreError as exc:
-            yield done_event(failure_answer(exc, summary_of(plan)))
+            yield done_event(self._failed(exc, summary_of(plan, stream=True)))
             return
         self._mark_degraded(done)
         if done.error is not None or done.selection is None or done.rest is None:
-            yield done_event(failure_answer(done.error or ProviderError("no answer"), done.summary))
+            yield done_event(self._failed(done.error or ProviderError("no answer"), done.summary))
             return
         async with contextlib.aclosing(
             relay(self.key_manager, dispatcher, done, on_done)
         ) as events:
             async for event in events:
+                if event["type"] == "done":
+                    self._finish(event, done.summary)
                 yield event
 
     # -- shared ----------------------------------------------------------------------------------
@@ -304,26 +323,33 @@ class RequestRouter:
     ) -> Answer:
         refused = plan_error(plan)
         if refused is not None:
-            if raise_on_error:
-                raise refused
-            return failure_answer(refused, summary_of(plan))
+            return self._failed(refused, summary_of(plan), raise_on_error)
         try:
             dispatcher = await self._ready()
             done = await dispatcher.run(plan)
         except StoreError as exc:  # closed failure mode (STORE_FAILURE_MODE), at first use too
-            if raise_on_error:
-                raise
-            return failure_answer(exc, summary_of(plan))
+            return self._failed(exc, summary_of(plan), raise_on_error)
         self._mark_degraded(done)
         if done.error is not None or done.result is None:
-            error = done.error or ProviderError("no answer")
-            if raise_on_error:
-                raise error
-            return failure_answer(error, done.summary)
+            return self._failed(
+                done.error or ProviderError("no answer"), done.summary, raise_on_error
+            )
         answer = success_answer(done.result, done.summary)
         if on_done is not None:
             answer = await on_done(answer, done)
+        self._finish(answer, done.summary)
         return answer
+
+    def _failed(self, error: BaseException, summary: CallSummary, raise_it: bool = False) -> Answer:
+        answer = failure_answer(error, summary)
+        self._finish(answer, summary)
+        if raise_it:
+            raise error
+        return answer
+
+    def _finish(self, answer: Answer, summary: CallSummary) -> None:
+        """Every call ends here once: its usage record (router/usage_log.py)."""
+        self.usage.finish(answer, summary, summary.usage_record)
 
     def _mark_degraded(self, done: Dispatched) -> None:
         """``degraded``: the call was reserved on degraded mode's local store (kernel/failover.py);
@@ -343,18 +369,7 @@ class RequestRouter:
         """
         with contextlib.suppress(StoreError):  # closed failure mode: reported below
             await self._ready()
-        keys = await self.key_manager.health_check()
-        conversations = await self.conversations.health_check()
-        healthy = bool(keys["healthy"]) and bool(conversations.get("healthy", False))
-        degraded = self.key_manager.store.degraded
-        return {
-            "healthy": healthy,
-            "status": "unhealthy" if not healthy else "degraded" if degraded else "ok",
-            "degraded": degraded,
-            "key_manager": keys,
-            "conversation_store": conversations,
-            "secret_store": keys.get("secret_store"),
-        }
+        return await router_health(self.key_manager, self.conversations)
 
 
 _router: RequestRouter | None = None

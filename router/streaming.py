@@ -112,9 +112,14 @@ async def _settle(
     if end is not None:
         usage = end.usage or _counted_usage(done, end.content or text)
         await dispatcher.settle_success(
-            selection, usage.prompt_tokens + usage.completion_tokens, usage, end.rate_limits
+            done,
+            usage.prompt_tokens + usage.completion_tokens,
+            usage,
+            end.rate_limits,
+            content=end.content or text,
+            usage_reported=end.usage is not None,
         )
-    elif error is not None:
-        await manager.record_failure(selection, error)
+    elif error is not None:  # cut after text came: the provider may bill it (at the estimate)
+        await manager.record_failure(selection, error, cost_nanos=None)
     else:  # the consumer stopped reading: the call reached the provider, keep its charge
-        await manager.record_failure(selection, GeneratorExit())
+        await manager.record_failure(selection, GeneratorExit(), cost_nanos=None)

@@ -19,6 +19,7 @@ from kernel import jsonio
 from kernel.errors import GatewayError
 from kernel.log import get_logger
 from kernel.tokens import count_message_tokens_async
+from kernel.usage_record import Attribution
 from router.answers import Answer, DoneEvent, StreamEvent
 from router.gateway.auth import Caller, authenticate
 from router.gateway.chat_request import ChatParams, parse_chat_request
@@ -123,7 +124,19 @@ def _options(params: ChatParams, caller: Caller, request_id: str) -> dict[str, A
     options.update(max_tokens=params.max_tokens, request_id=request_id)
     if caller.vkey is not None and caller.vkey.tags:
         options["tags"] = dict(caller.vkey.tags)
+    options["attribution"] = attribution_of(caller)
     return options
+
+
+def attribution_of(caller: Caller) -> Attribution:
+    """Whom a gateway call is for: the virtual key, its user and team (usage records, budgets)."""
+    vkey = caller.vkey
+    return Attribution(
+        user=caller.user_id,
+        team=vkey.team if vkey is not None else None,
+        vkey=vkey.id if vkey is not None else None,
+        source="gateway",
+    )
 
 
 async def _settle(gateway: Gateway, caller: Caller, answer: Answer, estimate: int) -> None:
@@ -141,6 +154,8 @@ def _headers(answer: Answer) -> dict[str, str]:
     }
     if answer["degraded"]:  # served on local limits: Redis was unreachable
         headers["x-router-degraded"] = "true"
+    if answer["cost"] is not None:
+        headers["x-router-cost-usd"] = f"{answer['cost']:.9f}".rstrip("0").rstrip(".") or "0"
     return headers
 
 

@@ -61,6 +61,7 @@ class VirtualKeySpec(BaseModel):
 
     name: str = Field("", max_length=200)
     user_id: str | None = Field(None, pattern=ID_PATTERN)
+    team: str | None = Field(None, pattern=ID_PATTERN)
     models: list[str] = Field(default_factory=list, max_length=1000)
     rpm: int | None = Field(None, ge=1)
     tpm: int | None = Field(None, ge=1)
@@ -97,6 +98,8 @@ class VirtualKey:
     id: str
     name: str = ""
     user_id: str | None = None
+    #: The team the key's calls count for (usage records, team budgets).
+    team: str | None = None
     models: tuple[str, ...] = ()
     rpm: int | None = None
     tpm: int | None = None
@@ -123,6 +126,7 @@ class VirtualKey:
             "id": self.id,
             "name": self.name,
             "user_id": self.user_id,
+            "team": self.team,
             "models": list(self.models),
             "rpm": self.rpm,
             "tpm": self.tpm,
@@ -140,6 +144,7 @@ class VirtualKey:
             "digest": digest,
             "name": self.name,
             "user_id": self.user_id or "",
+            "team": self.team or "",
             "models": jsonio.dumps(list(self.models)).decode(),
             "rpm": str(self.rpm or ""),
             "tpm": str(self.tpm or ""),
@@ -159,6 +164,7 @@ class VirtualKey:
             id=raw["id"],
             name=raw.get("name", ""),
             user_id=raw.get("user_id") or None,
+            team=raw.get("team") or None,
             models=tuple(jsonio.loads(raw.get("models") or "[]")),
             rpm=int(raw["rpm"]) if raw.get("rpm") else None,
             tpm=int(raw["tpm"]) if raw.get("tpm") else None,
@@ -202,6 +208,7 @@ class VirtualKeyStore:
             id="vk-" + secrets.token_hex(6),
             name=spec.name,
             user_id=spec.user_id,
+            team=spec.team,
             models=tuple(spec.models),
             rpm=spec.rpm,
             tpm=spec.tpm,

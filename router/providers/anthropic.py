@@ -56,7 +56,7 @@ def usage_of(data: Any) -> Usage:
     created = int(data.get("cache_creation_input_tokens") or 0)
     prompt = fresh + read + created
     completion = int(data.get("output_tokens") or 0)
-    return Usage(prompt, completion, read, prompt + completion)
+    return Usage(prompt, completion, read, prompt + completion, cache_write_tokens=created)
 
 
 def _image_block(part: dict[str, Any]) -> dict[str, Any] | None:

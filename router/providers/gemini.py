@@ -61,13 +61,11 @@ def usage_of(data: Any) -> Usage | None:
     if not isinstance(data, dict) or not data:
         return None
     prompt = int(data.get("promptTokenCount") or 0)
-    completion = int(data.get("candidatesTokenCount") or 0) + int(
-        data.get("thoughtsTokenCount") or 0
-    )
+    thoughts = int(data.get("thoughtsTokenCount") or 0)
+    completion = int(data.get("candidatesTokenCount") or 0) + thoughts
     cached = int(data.get("cachedContentTokenCount") or 0)
-    return Usage(
-        prompt, completion, cached, int(data.get("totalTokenCount") or prompt + completion)
-    )
+    total = int(data.get("totalTokenCount") or prompt + completion)
+    return Usage(prompt, completion, cached, total, reasoning_tokens=thoughts)
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:

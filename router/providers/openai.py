@@ -77,7 +77,10 @@ def usage_of(data: Any) -> Usage | None:
     completion = int(data.get("completion_tokens") or 0)
     details = data.get("prompt_tokens_details") or {}
     cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-    return Usage(prompt, completion, cached, int(data.get("total_tokens") or prompt + completion))
+    out = data.get("completion_tokens_details") or {}
+    reasoning = int(out.get("reasoning_tokens") or 0) if isinstance(out, dict) else 0
+    total = int(data.get("total_tokens") or prompt + completion)
+    return Usage(prompt, completion, cached, total, reasoning_tokens=reasoning)
 
 
 class OpenAIAdapter(ProviderAdapter):

@@ -41,6 +41,10 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     total_tokens: int = 0
+    #: Of ``completion_tokens``: the model's reasoning (OpenAI's reasoning tokens, Gemini's thoughts).
+    reasoning_tokens: int = 0
+    #: Of ``prompt_tokens``: written to the provider's prompt cache (Anthropic bills them apart).
+    cache_write_tokens: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
