@@ -22,6 +22,7 @@ from kernel.masking import mask_secret
 from kernel.redis_check import check_redis_settings
 from kernel.settings import Settings
 from kernel.store import Store, create_store
+from keys.budgets import BudgetBook
 from keys.config import KeyConfig, load_key_config
 from keys.discovery import KeyDiscovery
 from keys.engine import SERVING_CACHE_MODELS, CapacityEngine, HealthPolicy
@@ -73,6 +74,8 @@ class KeyPool:
         )
         self.secrets = secret_store or create_secret_store(self.settings, environ)
         self.overrides = Overrides(self.store)
+        #: Budgets in the store (keys/budgets.py): keys.json's and BUDGETS synced at each load.
+        self.budgets = BudgetBook(self.store, clock=clock)
         self.config = KeyConfig(keys=[])
         self.discovery: KeyDiscovery | None = None
         #: where each key came from: ``env:VARIABLE``, ``discovered``, ``runtime`` or the file
@@ -153,6 +156,7 @@ class KeyPool:
                 origin[key_id] = "runtime"
         gone = set(self.engine.keys) - set(keys)
         await self.engine.configure(keys.values())
+        await self._sync_budgets(config)
         for key_id in gone:
             self.secrets.forget(key_id)
         if enable_auth_disabled:
@@ -161,6 +165,14 @@ class KeyPool:
         self.sources = origin
         self.strategies.clear()
         self.version = version
+
+    async def _sync_budgets(self, config: KeyConfig) -> None:
+        """Write the configured budgets (keys.json, BUDGETS) to the store; their time zones are
+        the engine's calendars too. Budgets set over the admin API are left as they are."""
+        specs = list(config.budgets)
+        self.engine.extra_zones = {spec.timezone for spec in specs}
+        if specs:
+            await self.budgets.sync([(spec.field, spec.record()) for spec in specs])
 
     async def _enable_auth_disabled(self, key_ids: Mapping[str, APIKey]) -> None:
         """An operator's reload revives keys disabled by the engine (not by an operator)."""
