@@ -75,7 +75,7 @@ class KeyPool:
         self.secrets = secret_store or create_secret_store(self.settings, environ)
         self.overrides = Overrides(self.store)
         #: Budgets in the store (keys/budgets.py): keys.json's and BUDGETS synced at each load.
-        self.budgets = BudgetBook(self.store, clock=clock)
+        self.budgets = BudgetBook(self.store, self.store.keys, clock=clock)
         self.config = KeyConfig(keys=[])
         self.discovery: KeyDiscovery | None = None
         #: where each key came from: ``env:VARIABLE``, ``discovered``, ``runtime`` or the file

@@ -251,7 +251,8 @@ class Dispatcher:
         except RequestTooLargeError as exc:
             raise NextModel(exc) from exc
         if selection.reservation.alerts:
-            budget_alerts(selection.reservation.alerts, request.plan.attribution)
+            hooks = self.usage.alert_hooks if self.usage is not None else ()
+            budget_alerts(selection.reservation.alerts, request.plan.attribution, hooks)
         return selection
 
     def _cost(self, model: str, prompt_tokens: int, completion: int) -> int | None:

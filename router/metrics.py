@@ -151,6 +151,7 @@ class RouterMetrics:
         outcome = "success" if answer["success"] else answer["error_type"] or "error"
         self.requests.labels(model, provider, outcome).inc()
         self.latency.labels(model, provider).observe(answer["latency_ms"] / 1000)
+        self.observe_cost(answer["provider"], answer["model"], answer.get("cost"), model_label)
         if answer["success"]:
             tokens = answer["tokens"]
             for kind, count in (

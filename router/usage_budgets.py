@@ -10,6 +10,7 @@ crossed the share (lua/lib_usage.lua): logged here and counted in :data:`ALERTS`
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 
 from kernel.log import get_logger
 from kernel.usage_record import Attribution
@@ -30,11 +31,15 @@ def budget_fields(who: Attribution) -> tuple[str, ...]:
     return tuple(fields)
 
 
-def budget_alerts(fields: tuple[str, ...], who: Attribution) -> None:
+def budget_alerts(
+    fields: tuple[str, ...], who: Attribution, hooks: Iterable[Callable[[str], None]] = ()
+) -> None:
     """Log and count the budgets whose alert share this call's reservation crossed."""
     for field in fields:
         scope, ident = parse_budget_field(field)
         ALERTS[scope] += 1
+        for hook in hooks:
+            hook(scope)
         log.warning(
             "budget alert: spend passed its alert share",
             budget=field,

@@ -62,6 +62,8 @@ class UsageLog:
         self._clock = clock or time.time
         self.spans = spans
         self._pending: set[asyncio.Task[None]] = set()
+        #: Told the scope of each budget alert this router's reservations raise (metrics).
+        self.alert_hooks: list[Callable[[str], None]] = []
         #: Records not written (store unreachable in closed mode, too many writes pending).
         self.dropped = 0
 

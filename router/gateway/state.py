@@ -48,6 +48,7 @@ class Gateway:
         self.vkeys = VirtualKeyStore(store, cache_seconds=self.settings.GATEWAY_VKEY_CACHE_SECONDS)
         self.limits = RequestLimits(store, self.settings)
         self.metrics = default_gateway_metrics() if registry is None else GatewayMetrics(registry)
+        self.router.usage.alert_hooks.append(self.metrics.router.observe_budget_alert)
         manager = self.router.key_manager
         self.catalog = ModelCatalog(lambda: manager.keys, lambda: self.router.routing)
         self.ready = False
