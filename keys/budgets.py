@@ -177,6 +177,18 @@ class BudgetBook:
                 out.append(status)
         return sorted(out, key=lambda s: (_SCOPE_ORDER.get(s.scope, 99), s.id))
 
+    async def zones(self) -> frozenset[str]:
+        """The time zones of every budget in the store (the scripts need their offsets)."""
+        names = self.names
+        raw: list[str] = await self.store.call(lambda c: c.hvals(names.budgets))
+        zones = []
+        for value in raw:
+            try:
+                zones.append(BudgetRecord.decode(value).tz)
+            except ValueError:
+                continue
+        return frozenset(zones)
+
     async def get(self, field: str) -> BudgetStatus | None:
         """One budget's status; None when it does not exist."""
         names = self.names

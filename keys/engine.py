@@ -276,12 +276,10 @@ class CapacityEngine(PoolHealth):
         key's health alone and frees a probe's slot.
 
         ``provider_limits``: the provider's latest rate-limit headers as JSON, kept for status.
-        On a success, what those headers said of the provider's own buckets: ``hold``, seconds
-        until another such call fits them (the bucket admits nothing before then, without a
-        429's backoff), and ``provider_room``, the requests and tokens they will have room for
-        then; the bucket is brought down to it when it thinks it has more than
-        ``provider_tolerance`` (units the reports may be off by, for requests and tokens) more.
-        ``cost_nanos`` (None: the estimate) and ``usage``: lua/settle.lua's budgets and record.
+        On a success, what they said of the provider's own buckets: ``hold``, seconds until
+        another such call fits them, and ``provider_room``, the requests and tokens they will
+        have room for then (lua/settle.lua; ``provider_tolerance``: what the reports may be off
+        by). ``cost_nanos`` (None: the estimate) and ``usage``: the budgets and usage record.
         """
         args = lua_settle.SettleArgs(
             actual_tokens,
@@ -297,14 +295,18 @@ class CapacityEngine(PoolHealth):
             *provider_room,
             *provider_tolerance,
             reservation.probe,
+            cost_nanos,
+            usage,
         )
-        args.cost_nanos, args.usage = cost_nanos, usage
-        reply = await lua_settle.run(self.store, self._settle_keys(reservation), args)
+        minute = None if usage is None else usage.minute
+        reply = await lua_settle.run(self.store, self._settle_keys(reservation, minute), args)
         if isinstance(reply, lua_settle.Settled):
             return _settled(reply)
         return SettleResult(False, reservation.key_id, note=reply.state)
 
-    def _settle_keys(self, reservation: Reservation) -> lua_settle.SettleKeys:
+    def _settle_keys(
+        self, reservation: Reservation, minute: int | None = None
+    ) -> lua_settle.SettleKeys:
         n = self.names
         return lua_settle.SettleKeys(
             n.reservation(reservation.reservation_id),
@@ -315,7 +317,7 @@ class CapacityEngine(PoolHealth):
             n.pool_stats,
             n.budget_spend,
             n.usage_stream,
-            self.rollup_key(),
+            self.rollup_key() if minute is None else n.usage_rollup(minute),
             self._ready_sets(reservation.key_id, (reservation.index_name, reservation.tier)),
         )
 

@@ -34,6 +34,8 @@ log = get_logger("keys.manager")
 
 #: How often a process checks whether another one changed keys at run time.
 OVERRIDES_CHECK_SECONDS = 1.0
+#: How often a process reads the time zones of budgets set over the admin API.
+BUDGET_ZONES_SECONDS = 60.0
 
 
 def health_policy(s: Settings) -> HealthPolicy:
@@ -76,6 +78,8 @@ class KeyPool:
         self.overrides = Overrides(self.store)
         #: Budgets in the store (keys/budgets.py): keys.json's and BUDGETS synced at each load.
         self.budgets = BudgetBook(self.store, self.store.keys, clock=clock)
+        self._config_zones: set[str] = set()
+        self._zones_checked = 0.0
         self.config = KeyConfig(keys=[])
         self.discovery: KeyDiscovery | None = None
         #: where each key came from: ``env:VARIABLE``, ``discovered``, ``runtime`` or the file
@@ -119,6 +123,8 @@ class KeyPool:
             await self.start()
         if self.store.degraded:  # the local store knows no run-time changes: keep the pool
             return
+        if time.monotonic() - self._zones_checked >= BUDGET_ZONES_SECONDS:
+            await self._budget_zones()
         if time.monotonic() - self._version_checked < OVERRIDES_CHECK_SECONDS:
             return
         self._version_checked = time.monotonic()
@@ -170,9 +176,22 @@ class KeyPool:
         """Write the configured budgets (keys.json, BUDGETS) to the store; their time zones are
         the engine's calendars too. Budgets set over the admin API are left as they are."""
         specs = list(config.budgets)
-        self.engine.extra_zones = {spec.timezone for spec in specs}
+        self._config_zones = {spec.timezone for spec in specs}
+        self.engine.use_zones(self._config_zones)
         if specs:
             await self.budgets.sync([(spec.field, spec.record()) for spec in specs])
+        await self._budget_zones()
+
+    async def _budget_zones(self) -> None:
+        """Every budget's time zone as the engine's calendars (one set over the admin API by
+        another process too): read at each load and once every BUDGET_ZONES_SECONDS."""
+        self._zones_checked = time.monotonic()
+        try:
+            zones = await self.budgets.zones()
+        except StoreError as exc:
+            log.warning("could not read the budgets' time zones", error=str(exc))
+            return
+        self.engine.use_zones(self._config_zones | zones)
 
     async def _enable_auth_disabled(self, key_ids: Mapping[str, APIKey]) -> None:
         """An operator's reload revives keys disabled by the engine (not by an operator)."""

@@ -23,6 +23,11 @@ class RecordUsageKeys:
         return [self.stream, self.rollup]
 
 
-async def run(runner: Runner, keys: RecordUsageKeys, args: UsageArgs) -> None:
-    """Write the record (nothing when ``args.record`` is empty); the script answers ``{'ok'}``."""
-    await runner.run(SCRIPT, keys.encode(), args.encode())
+async def run(
+    runner: Runner, keys: RecordUsageKeys, args: UsageArgs, *, replay: bool = False
+) -> None:
+    """Write the record (nothing when ``args.record`` is empty); the script answers ``{'ok'}``.
+    ``replay``: written on degraded mode's local store, it is written again on the shared store
+    when that returns (kernel/failover.py), so records made meanwhile are not lost."""
+    encoded = args.encode()
+    await runner.run(SCRIPT, keys.encode(), encoded, replay_args=encoded if replay else None)

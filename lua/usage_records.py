@@ -208,6 +208,8 @@ class UsageArgs:
     tokens_out: int = 0
     cost_nanos: int = 0
     error: bool = False
+    #: The record's rollup minute (its ``minute`` field): the rollup key its caller passes.
+    minute: int | None = None
 
     def encode(self) -> list[object]:
         names = ",".join(

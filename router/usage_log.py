@@ -27,7 +27,7 @@ from kernel.store import Store
 from kernel.usage_record import UsageRecord
 from lua import record_usage as lua_record_usage
 from lua.usage_records import UsageArgs
-from router.answers import Answer, CallSummary
+from router.answers import Answer, AttemptRecord, CallSummary
 from router.providers import Usage
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ class UsageLog:
             tokens_out=record.completion_tokens,
             cost_nanos=cost_nanos or 0,
             error=not record.success,
+            minute=record.minute,
         )
 
     def rollup_key(self, record: UsageRecord) -> str:
@@ -225,7 +226,7 @@ def _usage_of(answer: Answer) -> Usage:
     return Usage(tokens["prompt"], tokens["completion"], tokens["cached"], tokens["total"])
 
 
-def _provider_ms(attempt: Any, streamed: bool) -> float:
+def _provider_ms(attempt: AttemptRecord, streamed: bool) -> float:
     """The last attempt's time at the provider: a finished stream's until now (its end)."""
     if streamed and attempt.started:
         return (time.monotonic() - attempt.started) * 1000

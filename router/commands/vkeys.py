@@ -45,6 +45,10 @@ def add_parser(subparsers: Any) -> None:
         "--tag", action="append", default=[], metavar="K=V", help="serve only with keys so tagged"
     )
     create.add_argument("--expires-in", help="lifetime: seconds, or 30m, 12h, 90d")
+    create.add_argument("--team", help="the team its calls count for (usage, team budgets)")
+    create.add_argument("--budget", type=float, metavar="USD", help="a USD budget of its own")
+    create.add_argument("--budget-period", choices=("day", "month"), default="month")
+    create.add_argument("--budget-timezone", default="UTC", help="the budget's calendar (IANA)")
     listing = actions.add_parser("list", help="list keys (never the keys themselves)")
     listing.add_argument("--json", action="store_true", help="print JSON")
     revoke = actions.add_parser("revoke", help="revoke a key everywhere at once")
@@ -88,6 +92,12 @@ def spec_of(args: argparse.Namespace) -> dict[str, Any]:
         spec["tags"] = tags
     if args.expires_in:
         spec["expires_in"] = parse_duration(args.expires_in)
+    if args.team:
+        spec["team"] = args.team
+    if args.budget is not None:
+        spec["budget_usd"] = args.budget
+        spec["budget_period"] = args.budget_period
+        spec["budget_timezone"] = args.budget_timezone
     return spec
 
 

@@ -24,6 +24,7 @@ from kernel import jsonio
 from kernel.errors import (
     AllKeysExhaustedError,
     BadRequestError,
+    BudgetExceededError,
     CapacityError,
     ClientRequestError,
     ContentFilteredError,
@@ -116,6 +117,7 @@ BY_CLASS: dict[type[BaseException], Wire] = {
     ClientRequestError: Wire(400, _INVALID, "invalid_request"),
     ModelNotAvailableError: Wire(404, _INVALID, "model_not_found", param="model"),
     CapacityError: Wire(429, "rate_limit_error", "rate_limit_exceeded"),
+    BudgetExceededError: Wire(429, "insufficient_quota", "budget_exceeded"),
     RateLimitedError: Wire(429, "rate_limit_error", "rate_limit_exceeded"),
     ProviderError: Wire(502, _UPSTREAM, "upstream_error"),
     ProviderAuthError: Wire(502, _UPSTREAM, "upstream_auth_failed"),
@@ -145,6 +147,8 @@ def from_answer(answer: Answer) -> GatewayError:
     wire = wire_of(error_class(error_type))
     given = answer.get("retry_after")
     retry_after = float(given) if isinstance(given, int | float) else None
+    if wire.code == "budget_exceeded":  # spent until the period resets: Retry-After says when
+        return GatewayError(429, message, wire.type, wire.code, None, retry_after)
     if wire.status == 429:
         if retry_after is None:  # no key recovers by itself (all disabled): not the client's turn
             return unavailable(message, code=AllKeysExhaustedError.other_error_types[0])

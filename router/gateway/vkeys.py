@@ -28,7 +28,8 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -38,6 +39,8 @@ from kernel.lru import LRU
 from kernel.masking import mask_secret
 from kernel.store import Store
 from kernel.text import control_char_problem
+from keys.budgets import BudgetBook
+from lua.usage_records import BudgetRecord, budget_field, usd_to_nanos
 
 #: Every virtual key starts so (the masking patterns recognise it as a key).
 PREFIX = "sk-llmr-"
@@ -67,6 +70,19 @@ class VirtualKeySpec(BaseModel):
     tpm: int | None = Field(None, ge=1)
     tags: dict[str, str] = Field(default_factory=dict)
     expires_in: float | None = Field(None, gt=0, description="seconds from now")
+    #: A USD budget of the key's own (README "Budgets"), per day or month of a time zone.
+    budget_usd: float | None = Field(None, gt=0, le=1e9)
+    budget_period: Literal["day", "month"] = "month"
+    budget_timezone: str = "UTC"
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as UTC)") from None
+        return value
 
     @field_validator("name", "models", "tags")
     @classmethod
@@ -220,6 +236,11 @@ class VirtualKeyStore:
         digest = digest_of(secret)
         self.store.require_shared("create a virtual key")
         client, names = self.store.shared_client, self.store.keys
+        if spec.budget_usd is not None:  # before the key exists: never usable without it
+            budget = BudgetRecord(
+                usd_to_nanos(spec.budget_usd), spec.budget_period, spec.budget_timezone
+            )
+            await BudgetBook(self.store, names).set(budget_field("vkey", key.id), budget)
         # record first: should the index write fail, the key was never handed out
         record = key.to_record(digest)
         await self.store.call(client.hset(names.vkey(digest), mapping=record), shared_only=True)

@@ -61,6 +61,4 @@ def drive(
     model: str,
 ) -> list[dict[str, Any]]:
     """``calls`` concurrent send_one_shot calls for user alice; their answers' essentials."""
-    return asyncio.run(
-        _drive(redis_url, prefix, keys_path, env, budgets, calls, start_at, model)
-    )
+    return asyncio.run(_drive(redis_url, prefix, keys_path, env, budgets, calls, start_at, model))

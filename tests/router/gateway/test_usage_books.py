@@ -30,7 +30,9 @@ async def _records(client: aioredis.Redis, names: RedisKeys) -> list[UsageRecord
     return [UsageRecord.from_json(fields[b"r"]) for _, fields in entries]
 
 
-async def _rollups(client: aioredis.Redis, names: RedisKeys, minutes: set[int]) -> dict[str, Rollup]:
+async def _rollups(
+    client: aioredis.Redis, names: RedisKeys, minutes: set[int]
+) -> dict[str, Rollup]:
     totals: dict[str, Rollup] = {}
     for minute in minutes:
         raw = await client.hgetall(names.usage_rollup(minute))
@@ -110,7 +112,9 @@ async def test_every_call_leaves_one_record_and_the_books_balance(
 ) -> None:
     gw = await make_gateway(sim_config={"faults": {"error_rate": 0.15, "spurious_429_rate": 0.1}})
     secret = await gw.vkey(name="books", user_id="alice", team="ml")
-    library = RequestRouter(KeyManager(settings=gw.settings, environ=gw.environ), settings=gw.settings)
+    library = RequestRouter(
+        KeyManager(settings=gw.settings, environ=gw.environ), settings=gw.settings
+    )
     await library.start()
     try:
         gateway_outcomes, answers = await asyncio.gather(
@@ -160,6 +164,8 @@ async def test_every_call_leaves_one_record_and_the_books_balance(
             if name:
                 expected.setdefault(name, []).append(r)
         got = {
-            parse_rollup_field(f)[1]: v for f, v in rollups.items() if parse_rollup_field(f)[0] == dim
+            parse_rollup_field(f)[1]: v
+            for f, v in rollups.items()
+            if parse_rollup_field(f)[0] == dim
         }
         assert got == {name: _sum(rs) for name, rs in expected.items()}, dim
