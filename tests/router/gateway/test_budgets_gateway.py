@@ -121,6 +121,7 @@ async def test_vkeys_create_with_a_budget_and_a_team(gw: GatewayHarness, tmp_pat
     created = json.loads(out)
     assert created["team"] == "ml"
     status, budgets = await gw.admin("GET", "/budgets")
+    assert status == 200
     mine = [b for b in budgets["data"] if b["id"] == created["id"]]
     assert mine and mine[0]["limit_usd"] == 0.5 and mine[0]["timezone"] == "Europe/Paris"
     code, _, err = await run_cli(
