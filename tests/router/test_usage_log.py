@@ -20,6 +20,7 @@ from kernel.settings import Settings
 from kernel.usage_record import UsageRecord
 from lua.usage_records import NANOS, SpendRecord, budget_field
 from router.request_router import RequestRouter
+from router.usage_budgets import ALERTS
 from tests.conftest import settings_for
 from tests.helpers import local_stores
 from tests.router.pool import PoolKey, sim_router
@@ -48,7 +49,7 @@ async def records_of(router: RequestRouter) -> list[UsageRecord]:
     return out
 
 
-@local_stores
+@pytest.mark.parametrize("store", ["redis", "embedded", "cluster"], indirect=True)
 async def test_a_success_is_recorded_by_its_settle_and_costs_what_the_table_says(
     request: pytest.FixtureRequest, tmp_path: Path, store: Any
 ) -> None:
@@ -168,3 +169,27 @@ async def test_a_budget_refuses_once_spent_says_when_it_resets_and_counts_exactl
     assert spend.reserved == 0
     assert spend.spent == sum(round(a["cost"] * NANOS) for a in served) <= limit
     assert len(records) == 41
+
+
+async def test_a_soft_alert_fires_once_per_period_and_reaches_the_hooks(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    per_call = default_table().worst_case_nanos(MODEL, 20, 16)
+    assert per_call is not None
+    budgets = json.dumps(
+        {"team:red": {"limit_usd": 10 * per_call / NANOS, "period": "day", "alert_at": 0.3}}
+    )
+    heard: list[str] = []
+    async with sim_router(settings(request, BUDGETS=budgets), tmp_path, [PoolKey("k1")]) as (
+        router,
+        _,
+    ):
+        router.usage.alert_hooks.append(heard.append)
+        before = ALERTS["team"]
+        answers = [
+            await router.send_one_shot(f"call {i}", MODEL, max_tokens=16, team="red")
+            for i in range(30)
+        ]
+    assert any(a["success"] for a in answers)
+    assert heard == ["team"]
+    assert ALERTS["team"] == before + 1
