@@ -54,8 +54,11 @@ async def test_records_made_while_redis_is_down_reach_it_when_it_is_back(tmp_pat
             inflight = asyncio.create_task(
                 router.send_one_shot("crossing", MODEL, max_tokens=8, user="u")
             )
-            while len(sim.requests(key_id="a")) < 2:
-                await asyncio.sleep(0.02)
+
+            async def sent() -> bool:
+                return len(sim.requests(key_id="a")) >= 2
+
+            await until(sent)
             server.stop()
             answers.append(await inflight)
             for i in range(3):
