@@ -180,6 +180,77 @@ async def server_times(url: str, prefix: str, size: int, calls: int) -> dict[str
     return {"reserve_us": reserve, "settle_us": settle, "noop_us": noop}
 
 
+async def usage_server_times(url: str, prefix: str, size: int, calls: int) -> dict[str, float]:
+    """Redis's microseconds per reserve and settle without and with issue 15's work: three
+    budgets checked and reserved (global, user, team), and a usage record with its rollups
+    written by the settle. Alternated in one run, so the difference is the usage log's cost."""
+    import redis.asyncio as aioredis
+
+    from kernel.usage_record import UsageRecord
+    from lua.usage_records import BudgetRecord, UsageArgs, budget_field
+
+    admin = aioredis.Redis.from_url(url, decode_responses=True)
+    store = make_store(url, prefix, 4)
+    engine = CapacityEngine(store)
+    await engine.configure(pool(size))
+    fields = ["global", budget_field("user", "alice"), budget_field("team", "ml")]
+    budget = BudgetRecord(10**15, "month", "UTC").encode()
+    await admin.hset(store.keys.budgets, mapping=dict.fromkeys(fields, budget))
+    record = UsageRecord(
+        ts=time.time(),
+        request_id=uuid.uuid4().hex,
+        user="alice",
+        team="ml",
+        requested_model=MODEL,
+        model=MODEL,
+        provider="openai",
+        key_id="k00001",
+        prompt_tokens=40,
+        completion_tokens=60,
+        cost=0.00065,
+        latency_ms=412.5,
+        attempts=1,
+    )
+    names = {"key": "k00001", "model": MODEL, "user": "alice", "team": "ml"}
+
+    async def per_call() -> float:
+        stats = await admin.info("commandstats")
+        return float(stats["cmdstat_evalsha"]["usec_per_call"])
+
+    async def measure(with_usage: bool) -> tuple[float, float]:
+        budgets = fields if with_usage else []
+        await admin.config_resetstat()
+        held = [
+            await engine.reserve(MODEL, 100, budgets=budgets, cost_nanos=650_000)
+            for _ in range(calls)
+        ]
+        reserve = await per_call()
+        await admin.config_resetstat()
+        for reservation in held:
+            usage = None
+            if with_usage:
+                usage = UsageArgs(
+                    record.to_json(), 10**6, 86400, 86400, 1000, names, 40, 60, 650_000
+                )
+            await engine.settle(reservation, actual_tokens=60, cost_nanos=650_000, usage=usage)
+        return reserve, await per_call()
+
+    try:
+        plain, usage = [], []
+        for _ in range(3):  # alternated: the machine's noise hits both alike
+            plain.append(await measure(False))
+            usage.append(await measure(True))
+    finally:
+        await store.close()
+        await admin.aclose()
+    return {
+        "reserve_us": min(r for r, _ in plain),
+        "settle_us": min(t for _, t in plain),
+        "reserve_budgets_us": min(r for r, _ in usage),
+        "settle_record_us": min(t for _, t in usage),
+    }
+
+
 def summarise(rows: list[dict[str, Any]], processes: list[int]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for count in processes:
@@ -210,7 +281,19 @@ def main() -> None:
     parser.add_argument("--server-calls", type=int, default=2000)
     parser.add_argument("--redis-url")
     parser.add_argument("--out")
+    parser.add_argument(
+        "--usage-only",
+        action="store_true",
+        help="only Redis's time per reserve/settle without and with budgets and a usage record",
+    )
     args = parser.parse_args()
+    if args.usage_only:
+        with redis_server() if not args.redis_url else _given(args.redis_url) as url:
+            for size in args.sizes:
+                prefix = f"u{uuid.uuid4().hex[:6]}"
+                times = asyncio.run(usage_server_times(url, prefix, size, args.server_calls))
+                print(json.dumps({"keys": size, **times}), flush=True)
+        return
     options = {
         "seconds": args.seconds,
         "probe_seconds": args.probe_seconds,
