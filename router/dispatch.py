@@ -112,18 +112,26 @@ class Dispatcher:
     def chain(self, requested: str) -> list[str]:
         return self.routing.resolve(requested, self.served)
 
-    async def run(self, plan: CallPlan, *, stream: bool = False) -> Dispatched:
+    def summary_for(self, plan: CallPlan, *, stream: bool = False) -> CallSummary:
+        """The summary a dispatch of ``plan`` fills in (the caller keeps it: a cancelled call's
+        usage record is made from it)."""
         requested = (
             plan.requested_model
             or self.routing.config.default_model
             or self.manager.default_model()
         )
-        summary = CallSummary(
+        return CallSummary(
             requested_model=requested,
             request_id=plan.request_id,
             attribution=plan.attribution,
             stream=stream,
         )
+
+    async def run(
+        self, plan: CallPlan, *, stream: bool = False, summary: CallSummary | None = None
+    ) -> Dispatched:
+        summary = summary or self.summary_for(plan, stream=stream)
+        requested = summary.requested_model
         started = summary.started
         deadline = started + self.settings.RETRY_BUDGET_SECONDS
         room = RoomWait(self.settings.RESERVE_WAIT_SECONDS, deadline, jitter=0.005)
@@ -138,7 +146,14 @@ class Dispatcher:
 
         try:
             got = await room.until_room(attempt)
-            return got.answer if isinstance(got, NoRoom) else got
+            done = got.answer if isinstance(got, NoRoom) else got
+            # degraded: reserved on degraded mode's local store (kernel/failover.py); with no
+            # reservation, whether the store is degraded now
+            selection = done.selection
+            summary.degraded = (
+                selection.reservation.degraded if selection else self.manager.store.degraded
+            )
+            return done
         finally:
             summary.waited = room.waited
             summary.latency_ms = (time.monotonic() - started) * 1000

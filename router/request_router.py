@@ -7,14 +7,13 @@
         ...
 
 Every answer is an ``Answer``, a typed dict (router/answers.py), and a stream yields
-``StreamEvent`` s; failures do not raise unless ``raise_on_error=True``
-(then the RouterError, e.g. AllKeysExhaustedError, is raised). A conversation's turn is stored
-after a successful call, and ``conversation_saved`` says whether that worked.
+``StreamEvent`` s; failures do not raise unless ``raise_on_error=True`` (then the RouterError is
+raised). A conversation's turn is stored after a successful call (``conversation_saved``).
 
-Its parts: router/plans.py turns the arguments into a call plan and refuses what no provider may
-be asked; router/dispatch.py picks keys, calls, rotates and falls back; router/turns.py reads a
-conversation's history and stores its turn; router/streaming.py relays a stream and settles it;
-router/answers.py builds the answer.
+Its parts: router/plans.py (arguments to a call plan, and what no provider may be asked),
+router/dispatch.py (keys, calls, rotation, fallbacks), router/turns.py (a conversation's history
+and turn), router/streaming.py (a stream relayed and settled), router/answers.py (the answer),
+router/usage_log.py (each call's one usage record).
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from router.answers import (
     failure_answer,
     success_answer,
 )
-from router.dispatch import CallPlan, Dispatched, Dispatcher, Messages
+from router.dispatch import CallPlan, Dispatcher, Messages
 from router.health import router_health
 from router.plans import fixed, make_plan, plan_error, summary_of, with_system
 from router.providers import AiohttpTransport, Transport
@@ -299,23 +298,33 @@ class RequestRouter:
         if refused is not None:
             yield done_event(self._failed(refused, summary_of(plan, stream=True)))
             return
+        summary = summary_of(plan, stream=True)
         try:
             dispatcher = await self._ready()
-            done = await dispatcher.run(plan, stream=True)
+            summary = dispatcher.summary_for(plan, stream=True)
+            done = await dispatcher.run(plan, stream=True, summary=summary)
         except StoreError as exc:
-            yield done_event(self._failed(exc, summary_of(plan, stream=True)))
+            yield done_event(self._failed(exc, summary))
             return
-        self._mark_degraded(done)
+        except asyncio.CancelledError:
+            self.usage.abandoned(summary)
+            raise
         if done.error is not None or done.selection is None or done.rest is None:
             yield done_event(self._failed(done.error or ProviderError("no answer"), done.summary))
             return
-        async with contextlib.aclosing(
-            relay(self.key_manager, dispatcher, done, on_done)
-        ) as events:
-            async for event in events:
-                if event["type"] == "done":
-                    self._finish(event, done.summary)
-                yield event
+        finished = False
+        try:
+            async with contextlib.aclosing(
+                relay(self.key_manager, dispatcher, done, on_done)
+            ) as events:
+                async for event in events:
+                    if event["type"] == "done":
+                        self.usage.finish(event, done.summary)
+                        finished = True
+                    yield event
+        finally:
+            if not finished:  # the consumer stopped reading (or was cancelled) first
+                self.usage.abandoned(done.summary)
 
     # -- shared ----------------------------------------------------------------------------------
     async def _answer(
@@ -324,12 +333,16 @@ class RequestRouter:
         refused = plan_error(plan)
         if refused is not None:
             return self._failed(refused, summary_of(plan), raise_on_error)
+        summary = summary_of(plan)
         try:
             dispatcher = await self._ready()
-            done = await dispatcher.run(plan)
+            summary = dispatcher.summary_for(plan)
+            done = await dispatcher.run(plan, summary=summary)
         except StoreError as exc:  # closed failure mode (STORE_FAILURE_MODE), at first use too
-            return self._failed(exc, summary_of(plan), raise_on_error)
-        self._mark_degraded(done)
+            return self._failed(exc, summary, raise_on_error)
+        except asyncio.CancelledError:  # the caller went away: still one record
+            self.usage.abandoned(summary)
+            raise
         if done.error is not None or done.result is None:
             return self._failed(
                 done.error or ProviderError("no answer"), done.summary, raise_on_error
@@ -337,28 +350,15 @@ class RequestRouter:
         answer = success_answer(done.result, done.summary)
         if on_done is not None:
             answer = await on_done(answer, done)
-        self._finish(answer, done.summary)
+        self.usage.finish(answer, done.summary)
         return answer
 
     def _failed(self, error: BaseException, summary: CallSummary, raise_it: bool = False) -> Answer:
         answer = failure_answer(error, summary)
-        self._finish(answer, summary)
+        self.usage.finish(answer, summary)
         if raise_it:
             raise error
         return answer
-
-    def _finish(self, answer: Answer, summary: CallSummary) -> None:
-        """Every call ends here once: its usage record (router/usage_log.py)."""
-        self.usage.finish(answer, summary, summary.usage_record)
-
-    def _mark_degraded(self, done: Dispatched) -> None:
-        """``degraded``: the call was reserved on degraded mode's local store (kernel/failover.py);
-        an answer with no reservation says whether the store is degraded now."""
-        selection = done.selection
-        store = self.key_manager.store
-        done.summary.degraded = (
-            selection.reservation.degraded if selection is not None else store.degraded
-        )
 
     # -- health ----------------------------------------------------------------------------------
     async def health_check(self) -> dict[str, Any]:

@@ -163,9 +163,10 @@ class UsageLog:
         return self.names.usage_rollup(record.minute)
 
     # -- writing -------------------------------------------------------------------------------
-    def finish(self, answer: Answer, summary: CallSummary, record: UsageRecord | None) -> None:
-        """The call is over: ``record`` (None: build it from the answer) goes out, unless its
-        settle already wrote it; its span is emitted either way."""
+    def finish(self, answer: Answer, summary: CallSummary) -> None:
+        """Every call ends here once: its record (the one its settle made, else one built from
+        the answer) goes out, unless its settle already wrote it; its span either way."""
+        record = summary.usage_record
         if record is None:
             record = self.record(
                 summary,
@@ -174,6 +175,17 @@ class UsageLog:
                 error_type=answer["error_type"],
                 usage_reported=answer.get("usage_reported", True),
             )
+        self._out(record, summary)
+
+    def abandoned(self, summary: CallSummary) -> None:
+        """The caller went away before the answer (cancelled, or a stream it stopped reading):
+        a record with ``error_type`` ``cancelled`` unless its settle wrote one already."""
+        if summary.recorded:
+            return
+        record = self.record(summary, success=False, usage=None, error_type="cancelled")
+        self._out(record, summary)
+
+    def _out(self, record: UsageRecord, summary: CallSummary) -> None:
         if self.spans is not None:
             try:
                 self.spans.emit(record)

@@ -8,6 +8,7 @@ until the period resets.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -20,9 +21,10 @@ from kernel.settings import Settings
 from kernel.usage_record import UsageRecord
 from lua.usage_records import NANOS, SpendRecord, budget_field
 from router.request_router import RequestRouter
+from router.simulator import FaultConfig
 from router.usage_budgets import ALERTS
 from tests.conftest import settings_for
-from tests.helpers import local_stores
+from tests.helpers import eventually, local_stores
 from tests.router.pool import PoolKey, sim_router
 
 MODEL = "gpt-4o-mini"
@@ -193,3 +195,30 @@ async def test_a_soft_alert_fires_once_per_period_and_reaches_the_hooks(
     assert any(a["success"] for a in answers)
     assert heard == ["team"]
     assert ALERTS["team"] == before + 1
+
+
+async def test_a_caller_that_goes_away_still_leaves_one_record(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    faults = FaultConfig(latency_ms=400, stream_chunk_delay_ms=50)
+    async with sim_router(settings(request), tmp_path, [PoolKey("k1")], faults=faults) as (
+        router,
+        sim,
+    ):
+        # a stream whose reader stops after its first piece of text
+        events = router.stream_one_shot("tell me a long story", MODEL, max_tokens=64)
+        async for event in events:
+            assert event["type"] == "delta"
+            break
+        await events.aclose()  # type: ignore[attr-defined]
+        # a plain call cancelled while the provider thinks
+        task = asyncio.create_task(router.send_one_shot("slow", MODEL, max_tokens=16))
+        await eventually(lambda: len(sim.requests()) >= 2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await router.usage.flush()
+        records = await records_of(router)
+    assert len(records) == 2
+    assert [(r.success, r.error_type) for r in records] == [(False, "cancelled")] * 2
+    assert [r.stream for r in records] == [True, False]
