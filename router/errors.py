@@ -10,6 +10,9 @@ from kernel.errors import (
     BadRequestError as BadRequestError,
 )
 from kernel.errors import (
+    BudgetExceededError as BudgetExceededError,
+)
+from kernel.errors import (
     CapacityError as CapacityError,
 )
 from kernel.errors import (

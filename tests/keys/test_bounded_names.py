@@ -37,11 +37,11 @@ def random_name() -> str:
 
 
 async def pool_footprint(engine: CapacityEngine) -> dict[str, int]:
-    """Keys of the pool in the store (reservations, one per request and expiring, left out) and
-    the number of fields of each pool hash."""
+    """Keys of the pool in the store (reservations, one per request, and usage rollups, one per
+    minute, both expiring, left out) and the number of fields of each pool hash."""
     client, names = engine.store.client, engine.names
     keys = [k async for k in client.scan_iter(match=names.pool_tag + "*", count=1000)]
-    out = {"keys": sum(1 for k in keys if ":res:" not in k)}
+    out = {"keys": sum(1 for k in keys if ":res:" not in k and ":usage:m:" not in k)}
     for label in ("pool_config", "pool_state", "pool_stats", "pool_cursor", "pool_health"):
         out[label] = int(await client.hlen(getattr(names, label)))
     out["pool_models"] = int(await client.scard(names.pool_models))

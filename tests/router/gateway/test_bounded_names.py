@@ -11,6 +11,7 @@ import asyncio
 import gc
 import secrets
 import tracemalloc
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,26 @@ async def metric_series(gw: GatewayHarness) -> list[str]:
     return [line.rsplit(" ", 1)[0] for line in text.splitlines() if not line.startswith("#")]
 
 
+async def rollups_are_capped(gw: GatewayHarness) -> None:
+    """Every minute's usage rollup holds at most USAGE_ROLLUP_MAX_NAMES names per dimension
+    (plus ``~other``), whatever names the clients chose."""
+    store = gw.gateway.store
+    cap = gw.settings.USAGE_ROLLUP_MAX_NAMES
+    minutes = [k async for k in store.client.scan_iter(match=store.keys.pool_tag + ":usage:m:*")]
+    assert minutes
+    others = 0
+    for key in minutes:
+        fields = await store.client.hkeys(key)
+        per_dim = Counter(f.split("|", 1)[0] for f in fields if not f.startswith("#"))
+        assert all(count <= cap + 1 for count in per_dim.values()), per_dim
+        others += "model|~other" in fields
+    assert others, "the names should have overflowed the cap"
+
+
 async def test_thousands_of_names_leave_redis_memory_and_metrics_flat(
     make_gateway: GatewayFactory,
 ) -> None:
-    gw = await make_gateway(pool=pattern_pool())
+    gw = await make_gateway(pool=pattern_pool(), USAGE_ROLLUP_MAX_NAMES=100)
     token = await gw.vkey(name="names")
     engine = gw.gateway.router.key_manager.engine
     tracemalloc.start()
@@ -86,6 +103,7 @@ async def test_thousands_of_names_leave_redis_memory_and_metrics_flat(
             at_3000 = router_memory()
             assert await pool_footprint(engine) == footprint
             assert sorted(await metric_series(gw)) == sorted(series)
+            await rollups_are_capped(gw)
     finally:
         tracemalloc.stop()
     labels = {line for line in series if line.startswith("llm_router_requests_total")}
