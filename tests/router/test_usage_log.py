@@ -222,3 +222,34 @@ async def test_a_caller_that_goes_away_still_leaves_one_record(
     assert len(records) == 2
     assert [(r.success, r.error_type) for r in records] == [(False, "cancelled")] * 2
     assert [r.stream for r in records] == [True, False]
+
+
+async def test_each_call_is_one_span_without_its_text(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from router.telemetry import UsageSpans
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    canary = "canary-" + uuid.uuid4().hex
+    config = settings(request, USAGE_STORE_CONTENT=True)  # even then: no text in a span
+    async with sim_router(config, tmp_path, [PoolKey("k1")]) as (router, _):
+        router.usage.spans = UsageSpans(provider)
+        ok = await router.send_one_shot(canary, MODEL, max_tokens=16, user="eve")
+        bad = await router.send_one_shot(canary, MODEL, max_tokens=10**9)
+    provider.shutdown()
+    spans = exporter.get_finished_spans()
+    assert ok["success"] and not bad["success"]
+    assert len(spans) == 2
+    good = dict(spans[0].attributes or {})
+    assert good["gen_ai.request.model"] == MODEL
+    assert good["gen_ai.usage.input_tokens"] == ok["tokens"]["prompt"]
+    assert good["llm_router.request_id"] == ok["request_id"]
+    assert good["llm_router.user"] == "eve"
+    assert dict(spans[1].attributes or {})["error.type"] == bad["error_type"]
+    assert canary not in repr([(s.name, s.attributes, s.events) for s in spans])
