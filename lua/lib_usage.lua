@@ -143,6 +143,24 @@ local function settle_budgets(spend, record, actual, refund)
   end
 end
 
+-- Charge `cost` (nano-dollars, already spent: nothing reserved it) to each budget of `fields`
+-- (comma list; fields without a budget are skipped, repeats counted once), its spend rolled to
+-- the period current at `now`: spent + cost, requests + 1. No limit is checked and no alert fires
+-- (the call is over). record_usage uses it for calls served on degraded mode's local store.
+local function charge_spent(budgets, spend, fields, cost, now, offsets)
+  local seen = {}
+  for _, field in ipairs(split(fields, ',')) do
+    local b = not seen[field] and read_budget(budgets, field)
+    seen[field] = true
+    if b then
+      local s = read_spend(spend, field)
+      roll_spend(s, (period_of(now, offsets[b.tz] or 0, b.period)))
+      s.spent, s.requests = s.spent + cost, s.requests + 1
+      write_spend(spend, field, s)
+    end
+  end
+end
+
 -- -- usage log -----------------------------------------------------------------------------------
 local ROLLUP_PATTERN = '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$'
 
