@@ -177,6 +177,23 @@ class BudgetBook:
                 out.append(status)
         return sorted(out, key=lambda s: (_SCOPE_ORDER.get(s.scope, 99), s.id))
 
+    async def snapshot(self) -> dict[str, tuple[BudgetRecord, SpendRecord]]:
+        """Every readable budget with its spend record as stored (any period): HGETALL budgets,
+        HMGET spend. Degraded mode's local budgets are made from the last one (keys/pool.py)."""
+        names = self.names
+        budgets: dict[str, str] = await self.store.call(lambda c: c.hgetall(names.budgets))
+        if not budgets:
+            return {}
+        fields = sorted(budgets)
+        spends = await self.store.call(lambda c: c.hmget(names.budget_spend, fields))
+        out = {}
+        for field, spend in zip(fields, spends, strict=True):
+            try:
+                out[field] = (BudgetRecord.decode(budgets[field]), SpendRecord.decode(spend))
+            except ValueError:
+                continue
+        return out
+
     async def zones(self) -> frozenset[str]:
         """The time zones of every budget in the store (the scripts need their offsets)."""
         names = self.names

@@ -361,6 +361,10 @@ class PoolLayout:
     def _now_arg(self) -> str:
         return "" if self._clock is None else repr(float(self._clock()))
 
+    def day_offsets(self) -> str:
+        """The day offsets the scripts take (``UTC=0;...``: reserve's, record_usage's)."""
+        return self._offsets()
+
     def _offsets(self) -> str:
         """Seconds east of UTC of every day-reset calendar in use, recomputed once a minute."""
         wall = time.time() if self._clock is None else self._clock()

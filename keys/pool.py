@@ -22,6 +22,7 @@ from kernel.masking import mask_secret
 from kernel.redis_check import check_redis_settings
 from kernel.settings import Settings
 from kernel.store import Store, create_store
+from keys.budget_failover import LocalBudgets
 from keys.budgets import BudgetBook
 from keys.config import KeyConfig, load_key_config
 from keys.discovery import KeyDiscovery
@@ -78,6 +79,8 @@ class KeyPool:
         self.overrides = Overrides(self.store)
         #: Budgets in the store (keys/budgets.py): keys.json's and BUDGETS synced at each load.
         self.budgets = BudgetBook(self.store, self.store.keys, clock=clock)
+        #: The budgets last read, for degraded mode's local store (keys/budget_failover.py).
+        self.local_budgets = LocalBudgets(self.store.keys)
         self._config_zones: set[str] = set()
         self._zones_checked = 0.0
         self.config = KeyConfig(keys=[])
@@ -122,6 +125,7 @@ class KeyPool:
         if not self.started:
             await self.start()
         if self.store.degraded:  # the local store knows no run-time changes: keep the pool
+            await self.write_local_budgets()
             return
         if time.monotonic() - self._zones_checked >= BUDGET_ZONES_SECONDS:
             await self._budget_zones()
@@ -184,14 +188,26 @@ class KeyPool:
 
     async def _budget_zones(self) -> None:
         """Every budget's time zone as the engine's calendars (one set over the admin API by
-        another process too): read at each load and once every BUDGET_ZONES_SECONDS."""
+        another process too), and every budget with its spend for degraded mode's local store:
+        read at each load and once every BUDGET_ZONES_SECONDS."""
         self._zones_checked = time.monotonic()
         try:
-            zones = await self.budgets.zones()
+            snapshot = await self.budgets.snapshot()
         except StoreError as exc:
-            log.warning("could not read the budgets' time zones", error=str(exc))
+            log.warning("could not read the budgets", error=str(exc))
             return
+        if not self.store.degraded:  # read on the shared store, not on the local one
+            self.local_budgets.keep(snapshot)
+        zones = {budget.tz for budget, _ in snapshot.values()}
         self.engine.use_zones(self._config_zones | zones)
+
+    async def write_local_budgets(self) -> bool:
+        """While degraded, the budgets last read go to the local store once per episode, at this
+        process's share of what was left (keys/budget_failover.py); answers whether it has any."""
+        failover = self.store.failover
+        if failover is None or not failover.degraded:
+            return False
+        return await self.local_budgets.write(failover, await self.engine.now())
 
     async def _enable_auth_disabled(self, key_ids: Mapping[str, APIKey]) -> None:
         """An operator's reload revives keys disabled by the engine (not by an operator)."""

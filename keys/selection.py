@@ -131,15 +131,8 @@ class Selector:
                 budgets=request.budgets,
                 cost_nanos=request.cost_nanos,
             )
-            failover = self.pool.store.failover
-            if failover is not None and failover.holdover:
-                refused = await engine.hold_locally(
-                    reservation, strategy=request.strategy, margin=request.margin
-                )
-                if refused is not None:
-                    await engine.release(reservation)
-                    held.append(refused)
-                    continue
+            if await self._again(reservation, request, held):
+                continue
             key = engine.key(reservation.key_id)
             if key is None:  # removed while we reserved: give it back, pick again
                 await engine.release(reservation)
@@ -155,6 +148,28 @@ class Selector:
                     tokens=request.tokens,
                 )
             return selection
+
+    async def _again(
+        self, reservation: Reservation, request: SelectionRequest, held: list[KeyUnavailability]
+    ) -> bool:
+        """True when ``reservation`` was given back and must be made again: it was made on
+        degraded mode's local store before the budgets were written there
+        (keys/budget_failover.py), or the holdover's local limits refuse it (``held`` says why)."""
+        engine = self.pool.engine
+        failover = self.pool.store.failover
+        unchecked = reservation.degraded and not self.pool.local_budgets.ready(failover)
+        if unchecked and await self.pool.write_local_budgets():
+            await engine.release(reservation)
+            return True
+        if failover is not None and failover.holdover:
+            refused = await engine.hold_locally(
+                reservation, strategy=request.strategy, margin=request.margin
+            )
+            if refused is not None:
+                await engine.release(reservation)
+                held.append(refused)
+                return True
+        return False
 
     async def _explain(self, model: str, exc: AllKeysExhaustedError) -> AllKeysExhaustedError:
         """The engine's answer (the keys it examined), completed with the model's other keys:

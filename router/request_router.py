@@ -82,6 +82,7 @@ class RequestRouter:
             self.settings,
             lambda: self.key_manager.config.prices,
             spans=UsageSpans.from_settings(self.settings),
+            offsets=self.key_manager.engine.day_offsets,
         )
 
     # -- life cycle ------------------------------------------------------------------------------

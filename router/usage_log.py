@@ -6,7 +6,9 @@
                                   refused before any key, failed after its last settle, degraded
 
 Never an extra round trip on the answer's path. While the store is degraded (kernel/failover.py)
-a record is kept in the process (bounded, like conversation turns) and written when Redis is back.
+a record is kept in the process (bounded, like conversation turns) and written when Redis is back;
+a call served there also charges its cost to its budgets with that replay (lua/record_usage.lua:
+its settle charged only the local spend), so the shared spend counts it exactly once.
 The record's fields are kernel/usage_record.py's; the README's "Usage record" table documents them.
 Each finished record also goes to OpenTelemetry when enabled (router/telemetry.py).
 """
@@ -26,9 +28,11 @@ from kernel.settings import Settings
 from kernel.store import Store
 from kernel.usage_record import UsageRecord
 from lua import record_usage as lua_record_usage
+from lua.record_usage import BudgetCharge, RecordUsageKeys
 from lua.usage_records import UsageArgs
 from router.answers import Answer, AttemptRecord, CallSummary
 from router.providers import Usage
+from router.usage_budgets import budget_fields
 
 if TYPE_CHECKING:
     from kernel.prices import PriceTable
@@ -54,6 +58,7 @@ class UsageLog:
         *,
         clock: Callable[[], float] | None = None,
         spans: SpanSink | None = None,
+        offsets: Callable[[], str] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -61,6 +66,8 @@ class UsageLog:
         self._prices = prices
         self._clock = clock or time.time
         self.spans = spans
+        #: The day offsets the scripts take (the budgets' calendars: CapacityEngine.day_offsets).
+        self._offsets = offsets or (lambda: "")
         self._pending: set[asyncio.Task[None]] = set()
         #: Told the scope of each budget alert this router's reservations raise (metrics).
         self.alert_hooks: list[Callable[[str], None]] = []
@@ -198,14 +205,21 @@ class UsageLog:
             self._drop("too many usage records waiting to be written")
             return
         cost = None if record.cost is None else round(record.cost * 1_000_000_000)
-        task = asyncio.ensure_future(self._write(record, cost))
+        charge = None
+        if record.degraded and cost is not None:  # its cost reached only the local spend
+            charge = BudgetCharge(budget_fields(summary.attribution), cost, self._offsets())
+        task = asyncio.ensure_future(self._write(record, cost, charge))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _write(self, record: UsageRecord, cost_nanos: int | None) -> None:
-        keys = lua_record_usage.RecordUsageKeys(self.names.usage_stream, self.rollup_key(record))
+    async def _write(
+        self, record: UsageRecord, cost_nanos: int | None, charge: BudgetCharge | None
+    ) -> None:
+        n = self.names
+        keys = RecordUsageKeys(n.usage_stream, self.rollup_key(record), n.budgets, n.budget_spend)
+        args = self.args(record, cost_nanos)
         try:
-            await lua_record_usage.run(self.store, keys, self.args(record, cost_nanos), replay=True)
+            await lua_record_usage.run(self.store, keys, args, replay=True, charge=charge)
         except StoreError as exc:
             self._drop(str(exc))
 
