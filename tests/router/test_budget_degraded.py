@@ -50,7 +50,8 @@ async def shared_spend(url: str, router: RequestRouter) -> SpendRecord:
     """The spend record on Redis itself (a connection of its own: Redis restarts meanwhile)."""
     raw = aioredis.from_url(url, decode_responses=True)
     try:
-        return SpendRecord.decode(await raw.hget(router.key_manager.store.keys.budget_spend, USER))
+        value = await raw.hget(router.key_manager.store.keys.budget_spend, USER)
+        return SpendRecord.decode(None if value is None else str(value))
     finally:
         await raw.aclose()
 
