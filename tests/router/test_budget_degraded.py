@@ -2,7 +2,8 @@
 process enforces its share (ROUTER_PROCESSES) of what its budgets had left at its last read, and
 refuses past it with ``budget_exceeded``; when Redis is back, the shared spend counts every served
 call's cost exactly once (calls served meanwhile are charged by their records' replay). A
-reservation made on Redis and settled during the outage stays there at its estimate."""
+reservation made on Redis and settled during the outage stays there at its estimate. A process
+that starts without Redis divides the configured budgets (it never read what was spent)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ from lua.usage_records import NANOS, BudgetRecord, SpendRecord, budget_field
 from router.request_router import RequestRouter
 from router.simulator import FaultConfig
 from tests.router.pool import PoolKey, sim_router
-from tests.servers import RedisServer
+from tests.servers import RedisServer, free_port
 
 MODEL = "gpt-4o-mini"
 USER = budget_field("user", "u")
 
 
-def settings(url: str, budget_nanos: int) -> Settings:
+def settings(url: str, budget_nanos: int, processes: int = 2) -> Settings:
     budgets = {"user:u": {"limit_usd": budget_nanos / NANOS, "period": "day"}}
     return Settings.from_env(
         {},
@@ -34,7 +35,7 @@ def settings(url: str, budget_nanos: int) -> Settings:
         REDIS_TIMEOUT_SECONDS=0.5,
         RESERVE_WAIT_SECONDS=0,
         REDIS_KEY_PREFIX="budget-deg",
-        ROUTER_PROCESSES=2,
+        ROUTER_PROCESSES=processes,
         BUDGETS=json.dumps(budgets),
     )
 
@@ -158,3 +159,22 @@ async def test_a_call_that_meets_the_outage_first_is_checked_against_the_budgets
         server.cleanup()
     assert first["success"] and other["success"] and other["degraded"]
     assert not refused["success"] and refused["error_type"] == "budget_exceeded"
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_a_process_started_without_redis_divides_the_configured_budgets(
+    tmp_path: Path, processes: int
+) -> None:
+    """It never read what was spent: each process gets its share of the configured limits."""
+    limit = default_table().worst_case_nanos(MODEL, 20, 16)  # one call fits, not half of one
+    assert limit is not None
+    config = settings(f"redis://127.0.0.1:{free_port()}/0", limit, processes)  # nobody listens
+    async with sim_router(config, tmp_path, [PoolKey("a", rpm=6000)]) as (router, _):
+        answer = await call(router)
+        other = await call(router, user="v")
+        assert router.key_manager.store.degraded
+    assert answer["degraded"] and other["success"]
+    if processes == 1:
+        assert answer["success"]
+    else:
+        assert answer["error_type"] == "budget_exceeded"
