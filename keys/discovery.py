@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kernel.errors import ConfigError
 from kernel.log import get_logger
+from kernel.validation import first_problem
 from keys.models import DEFAULT_MODELS, KEY_ID_PATTERN, APIKey, Provider
 from keys.secret_store import SecretChanges, SecretStore
 
@@ -127,9 +128,7 @@ def parse_sources(data: Any, *, source: str) -> list[SecretSource]:
         try:
             sources.append(SecretSource.model_validate(entry))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or None
-            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            loc, message = first_problem(exc)
             raise ConfigError(
                 message, source=source, entry=f"sources #{index}", field=loc
             ) from None

@@ -17,10 +17,11 @@ import math
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kernel.errors import ClientRequestError, ConfigError
+from kernel.errors import ConfigError
 from kernel.text import check_plain
+from kernel.validation import parse_request
 from keys.budgets import BudgetBook, utc_offset
 from lua.usage_records import BudgetRecord, budget_field, usd_to_nanos
 from router.gateway.admin import PREFIX, admin, ok
@@ -68,13 +69,7 @@ class BudgetBody(BaseModel):
 
     @classmethod
     def parse(cls, data: Any) -> BudgetBody:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            param = ".".join(str(p) for p in err["loc"]) or None
-            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-            raise ClientRequestError(f"{param}: {message}" if param else message, param) from None
+        return parse_request(cls, data)
 
     def record(self, default_share: float) -> BudgetRecord:
         share = self.alert_at if self.alert_at is not None else default_share

@@ -31,14 +31,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kernel import jsonio
-from kernel.errors import ClientRequestError, StoreError
+from kernel.errors import StoreError
 from kernel.lru import LRU
 from kernel.masking import mask_secret
 from kernel.store import Store
 from kernel.text import control_char_problem
+from kernel.validation import parse_request
 from keys.budgets import BudgetBook
 from lua.usage_records import BudgetRecord, budget_field, usd_to_nanos
 
@@ -98,13 +99,7 @@ class VirtualKeySpec(BaseModel):
 
     @classmethod
     def parse(cls, data: Any) -> VirtualKeySpec:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            param = ".".join(str(p) for p in err["loc"]) or None
-            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-            raise ClientRequestError(f"{param}: {message}" if param else message, param) from None
+        return parse_request(cls, data)
 
 
 @dataclass(frozen=True)
