@@ -182,6 +182,12 @@ class RedisKeys:
         """Hash: virtual key id -> digest, for listing and revoking."""
         return f"{self.vk_tag}:index"
 
+    # -- dashboard -------------------------------------------------------------------------------
+    def ui_session(self, digest: str) -> str:
+        """String: one dashboard session (role and CSRF token as JSON), stored under the SHA-256
+        of the session cookie (never the cookie itself); expires with the session."""
+        return "{" + self.prefix + ":ui}:session:" + digest
+
 
 def describe(keys: RedisKeys | None = None) -> list[tuple[str, str, str]]:
     """(pattern, type, meaning) of every key, for the README table."""
@@ -226,4 +232,5 @@ def describe(keys: RedisKeys | None = None) -> list[tuple[str, str, str]]:
         (k.rl_call("<call_id>"), "string", "a limits call's answer, 30 s (retries charge once)"),
         (k.vkey("<sha256>"), "hash", "a virtual key (hashed)"),
         (k.vkey_index, "hash", "virtual key id -> digest"),
+        (k.ui_session("<sha256>"), "string", "a dashboard session (hashed cookie); expires"),
     ]

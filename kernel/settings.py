@@ -117,6 +117,10 @@ class Settings(BaseModel):
     READINESS_CACHE_SECONDS: float = Field(2.0, ge=0, le=300)
     #: When set, GET /metrics needs ``Authorization: Bearer <METRICS_TOKEN>``.
     METRICS_TOKEN: SecretStr | None = None
+    #: A read-only dashboard token: it logs in to /ui (without actions); the master key acts.
+    DASHBOARD_TOKEN: SecretStr | None = None
+    #: How long a dashboard session lasts (the cookie's Max-Age and the session's TTL in Redis).
+    DASHBOARD_SESSION_SECONDS: int = Field(8 * 3600, ge=60, le=30 * 86400)
 
     # Usage log, cost and budgets (README "Usage, cost and budgets")
     #: One record per call in a Redis stream (and per-minute rollups); off: neither is written.

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "health",
     "serve",
+    "dashboard",
     "demo",
     "simulate",
     "secrets",

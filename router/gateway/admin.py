@@ -153,9 +153,8 @@ deactivate_key = _key_action(KeyManager.deactivate_key)
 clear_cooldown = _key_action(KeyManager.clear_cooldown)
 
 
-@admin
-async def set_cooldown(request: web.Request, gateway: Gateway) -> web.Response:
-    body = await _object_body(request) if request.can_read_body else {}
+def cooldown_args(body: dict[str, Any]) -> tuple[float | None, str]:
+    """(seconds, reason) of a cooldown request's body; a 400 naming the field otherwise."""
     seconds = body.get("seconds")
     if seconds is not None and (
         isinstance(seconds, bool)
@@ -169,6 +168,13 @@ async def set_cooldown(request: web.Request, gateway: Gateway) -> web.Response:
     if not isinstance(reason, str) or len(reason) > 200:
         raise bad_request("expected a string of at most 200 characters", "reason")
     check_plain(reason, "reason")
+    return seconds, reason
+
+
+@admin
+async def set_cooldown(request: web.Request, gateway: Gateway) -> web.Response:
+    body = await _object_body(request) if request.can_read_body else {}
+    seconds, reason = cooldown_args(body)
     key_id = request.match_info["key_id"]
     manager = gateway.router.key_manager
     await manager.mark_key_unhealthy(key_id, seconds, reason)

@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 from kernel import jsonio
 from kernel.errors import ClientRequestError, GatewayError, StoreError
 from kernel.log import get_logger
+from router import dashboard
 from router.gateway import admin, admin_usage, openai_api, ops
 from router.gateway.errors import STORE_RETRY_SECONDS, bad_request, respond, unavailable
 from router.gateway.metrics_view import metrics_handler
@@ -92,8 +93,10 @@ async def openapi_handler(request: web.Request) -> web.Response:
 OPENAPI = web.AppKey("openapi", bytes)
 
 
-def build_app(gateway: Gateway | None = None) -> web.Application:
-    """The gateway's application; it starts the router on startup and closes it on cleanup."""
+def build_app(gateway: Gateway | None = None, *, openai: bool = True) -> web.Application:
+    """The gateway's application; it starts the router on startup and closes it on cleanup.
+    ``openai=False``: the dashboard, the admin API and the operations routes only (``python -m
+    router dashboard``)."""
     gateway = gateway or Gateway()
     app = web.Application(
         middlewares=[gateway_middleware], client_max_size=gateway.settings.GATEWAY_MAX_BODY_BYTES
@@ -102,9 +105,10 @@ def build_app(gateway: Gateway | None = None) -> web.Application:
     ops.add_caches(app, gateway.settings.READINESS_CACHE_SECONDS)
     app[OPENAPI] = jsonio.dumps(build_openapi(ops.version()))
     r = app.router
-    r.add_post("/v1/chat/completions", openai_api.chat_completions)
-    r.add_get("/v1/models", openai_api.list_models)
-    r.add_get("/v1/models/{model}", openai_api.get_model)
+    if openai:
+        r.add_post("/v1/chat/completions", openai_api.chat_completions)
+        r.add_get("/v1/models", openai_api.list_models)
+        r.add_get("/v1/models/{model}", openai_api.get_model)
     r.add_get("/health", ops.health)
     r.add_get("/health/ready", ops.ready)
     r.add_get("/status", ops.status)
@@ -112,6 +116,7 @@ def build_app(gateway: Gateway | None = None) -> web.Application:
     r.add_get("/openapi.json", openapi_handler)
     admin.add_routes(app)
     admin_usage.add_routes(app)
+    dashboard.add_routes(app)
 
     async def start(_: web.Application) -> None:
         await gateway.start()

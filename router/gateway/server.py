@@ -54,8 +54,9 @@ class GatewayServer:
         host: str = "127.0.0.1",
         port: int = 0,
         reuse_port: bool = False,
+        openai: bool = True,
     ) -> None:
-        self.app = build_app(gateway)
+        self.app = build_app(gateway, openai=openai)
         self.gateway = self.app[GATEWAY]
         self.host = host
         self.port = port
@@ -114,13 +115,17 @@ def use_uvloop() -> bool:
 
 
 async def _serve(
-    host: str, port: int, reuse_port: bool, announce: Callable[[dict[str, Any]], None]
+    host: str,
+    port: int,
+    reuse_port: bool,
+    announce: Callable[[dict[str, Any]], None],
+    openai: bool = True,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = GatewayServer(host=host, port=port, reuse_port=reuse_port)
+    server = GatewayServer(host=host, port=port, reuse_port=reuse_port, openai=openai)
     await server.start()
     try:
         announce({"event": "listening", "url": server.url, "port": server.port, "pid": os.getpid()})
@@ -130,15 +135,16 @@ async def _serve(
         await server.stop()
 
 
-def run_worker(host: str, port: int, *, reuse_port: bool = False) -> None:
-    """Serve in this process until SIGTERM/SIGINT; prints one JSON line once listening."""
+def run_worker(host: str, port: int, *, reuse_port: bool = False, openai: bool = True) -> None:
+    """Serve in this process until SIGTERM/SIGINT; prints one JSON line once listening.
+    ``openai=False``: the dashboard, admin and operations routes only."""
     use_uvloop()
 
     def announce(line: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
 
-    asyncio.run(_serve(host, port, reuse_port, announce))
+    asyncio.run(_serve(host, port, reuse_port, announce, openai))
 
 
 def reserve_port(host: str, port: int) -> tuple[int, socket.socket]:
