@@ -86,6 +86,7 @@ def test_the_wheel_carries_scripts_and_type_markers(wheel: Path) -> None:
     assert len(kernel) > 10 and kernel <= names, sorted(kernel - names)
     assert "router/__main__.py" in names and "router/commands/health.py" in names
     assert "kernel/prices.json" in names, "the price table is package data"
+    assert {"router/dashboard/static/app.js", "router/dashboard/static/app.css"} <= names
     assert not any(name.startswith(("tests/", "bench/", "docs/")) for name in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "llm-router = router.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

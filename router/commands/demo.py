@@ -31,6 +31,12 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the simulator's fault draws")
     parser.add_argument("--json", metavar="PATH", help="also write the summary as JSON to PATH")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="after the summary, keep the gateway (and its dashboard at /ui) and the simulator "
+        "running until Ctrl-C",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -61,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         faults=not args.no_faults,
         seed=args.seed,
         json_path=args.json,
+        keep=args.keep,
     )
     try:
         run_demo(options)

@@ -129,6 +129,9 @@ class GatewayProcess:
         self.stop()
         raise GatewayError("the gateway did not become ready", log)
 
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def stop(self) -> None:
         process, self._process = self._process, None
         stop_process(process, grace=20)

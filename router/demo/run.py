@@ -42,6 +42,8 @@ class DemoOptions:
     seed: int = 7
     json_path: str | None = None
     refresh: float = 0.5
+    #: Keep the gateway (and its dashboard) and the simulator running after the summary.
+    keep: bool = False
 
 
 def run_demo(options: DemoOptions, console: Any = None) -> dict[str, Any]:
@@ -71,17 +73,41 @@ def run_demo(options: DemoOptions, console: Any = None) -> dict[str, Any]:
                 f"gateway at {gw.url}/v1 on the embedded store; virtual key "
                 f"{gw.virtual_key[:12]}... (created with the admin API)"
             )
+            console.print(dashboard_line(gw))
             tally = Tally()
             asyncio.run(_traffic(gw, pool, rate, options, tally, console))
             console.print()
             statuses = gw.key_statuses()
             metrics = gw.metrics()
-        provider_stats = sim.stats()
-    summary = build_summary(pool, tally, statuses, metrics, provider_stats, options.seconds, rate)
-    show_summary(console, summary)
-    if options.json_path:
-        Path(options.json_path).write_text(json.dumps(summary, indent=2) + "\n")
+            provider_stats = sim.stats()
+            summary = build_summary(
+                pool, tally, statuses, metrics, provider_stats, options.seconds, rate
+            )
+            show_summary(console, summary)
+            if options.json_path:
+                Path(options.json_path).write_text(json.dumps(summary, indent=2) + "\n")
+            if options.keep:
+                keep_running(console, gw)
     return summary
+
+
+def dashboard_line(gw: GatewayProcess) -> str:
+    """Where the dashboard is and how to log in (the master key made for this demo's gateway)."""
+    return f"dashboard at {gw.url}/ui (log in with the demo's master key {gw.master_key})"
+
+
+def keep_running(console: Any, gw: GatewayProcess) -> None:
+    """Leave the gateway and the simulator up until Ctrl-C (then the caller cleans up)."""
+    console.print(
+        f"[bold]--keep[/]: the gateway and the simulator keep running. {dashboard_line(gw)}; "
+        f"OpenAI clients: base_url {gw.url}/v1, api_key {gw.virtual_key}. Press Ctrl-C to stop."
+    )
+    try:
+        while gw.running():
+            time.sleep(0.5)
+        console.print("[red]the gateway stopped[/]")
+    except KeyboardInterrupt:
+        console.print("stopping the gateway and the simulator")
 
 
 async def _traffic(
