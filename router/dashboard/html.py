@@ -28,6 +28,7 @@ LAYOUT = Template("""<!doctype html>
 <meta name="csrf-token" content="$csrf">
 <title>$title · LLM key pool</title>
 <link rel="stylesheet" href="/ui/static/app.css">
+<link rel="icon" href="data:,">
 <script src="/ui/static/app.js" defer></script>
 </head>
 <body data-page="$page" data-role="$role">
@@ -56,13 +57,14 @@ LOGIN = Template("""<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Log in · LLM key pool</title>
 <link rel="stylesheet" href="/ui/static/app.css">
+<link rel="icon" href="data:,">
 </head>
 <body class="login-page">
 <main id="main">
 <h1>LLM key pool</h1>
 <form id="login-form" method="post" action="/ui/login">
 <label for="login-token">Master key or dashboard token</label>
-<input id="login-token" name="token" type="password" autocomplete="current-password" required autofocus>
+<input id="login-token" name="token" type="password" autocomplete="current-password" required>
 <button id="login-submit" type="submit">Log in</button>
 <p id="login-error" role="alert">$error</p>
 </form>

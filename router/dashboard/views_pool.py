@@ -8,11 +8,12 @@ from typing import Any
 from router.dashboard.html import attrs, bar, esc, number, percent, table, usd
 
 STATES = ("healthy", "cooldown", "circuit_open", "half_open", "disabled")
+#: (action, button text, what it does: the button's accessible name and the dialog's title).
 ACTIONS = (
-    ("cooldown", "Cooldown"),
-    ("clear-cooldown", "Clear cooldown / reset breaker"),
-    ("disable", "Disable"),
-    ("enable", "Enable"),
+    ("cooldown", "Cooldown", "Cool down"),
+    ("clear-cooldown", "Clear", "Clear the cooldown and reset the breaker of"),
+    ("disable", "Disable", "Disable"),
+    ("enable", "Enable", "Enable"),
 )
 
 
@@ -95,8 +96,9 @@ def _buttons(key_id: str, can_act: bool) -> str:
     if not can_act:
         return '<span class="muted">read-only</span>'
     return "".join(
-        f'<button type="button"{attrs(data_action=name, data_key=key_id, aria_label=f"{label}: {key_id}")}>{label}</button>'
-        for name, label in ACTIONS
+        f"<button{attrs(type='button', data_action=name, data_key=key_id, aria_label=f'{what} {key_id}')}>"
+        f"{label}</button>"
+        for name, label, what in ACTIONS
     )
 
 
@@ -136,9 +138,15 @@ def key_row(row: dict[str, Any], can_act: bool, now: float) -> str:
         f'<td data-field="requests">{number(row["requests"])}</td>',
         f'<td data-field="tokens">{number(row["tokens"])}</td>',
         f'<td data-field="last_error">{esc(row["last_error"] or "")}</td>',
-        f'<td class="actions">{_buttons(key_id, can_act)}</td>',
+        f'<td><div class="actions">{_buttons(key_id, can_act)}</div></td>',
     ]
-    return f"<tr{tr}>" + "".join(cells) + "</tr>"
+    labelled = [_label(c, h) for c, h in zip(cells, KEY_HEADERS, strict=True)]
+    return f"<tr{tr}>" + "".join(labelled) + "</tr>"
+
+
+def _label(cell: str, header: str) -> str:
+    """A cell with its column's name (phone-width windows show rows as cards, labelled)."""
+    return cell[:3] + attrs(data_label=header) + cell[3:]
 
 
 DIALOG = """<dialog id="confirm-dialog" aria-labelledby="confirm-title">

@@ -38,10 +38,25 @@
     return left >= 60 ? Math.floor(left / 60) + " min " + (left % 60) + " s left" : left + " s left";
   }
 
+  /* A selector finding again, in re-rendered rows, the control that had the focus. */
+  function focusSelector(body) {
+    const active = document.activeElement;
+    if (!active || !body.contains(active)) return null;
+    if (active.dataset.action) {
+      return 'button[data-action="' + CSS.escape(active.dataset.action) + '"][data-key="' +
+        CSS.escape(active.dataset.key) + '"]';
+    }
+    const href = active.getAttribute("href");
+    return href ? 'a[href="' + CSS.escape(href) + '"]' : null;
+  }
+
   function fillBody(table, rows) {
     const body = document.querySelector("#" + table + " tbody");
     if (!body) return;
+    const focused = focusSelector(body);
     body.replaceChildren(...rows);
+    const again = focused && body.querySelector(focused);
+    if (again) again.focus();
   }
 
   function cell(tag, field, text) {
@@ -101,8 +116,12 @@
   }
 
   /* -- keys -------------------------------------------------------------------------------- */
-  const ACTIONS = [["cooldown", "Cooldown"], ["clear-cooldown", "Clear cooldown / reset breaker"],
-    ["disable", "Disable"], ["enable", "Enable"]];
+  const ACTIONS = [["cooldown", "Cooldown", "Cool down"],
+    ["clear-cooldown", "Clear", "Clear the cooldown and reset the breaker of"],
+    ["disable", "Disable", "Disable"], ["enable", "Enable", "Enable"]];
+
+  const KEY_HEADERS = ["Key", "Masked secret", "Provider", "Models", "State", "RPM", "TPM", "RPD",
+    "Requests", "Tokens", "Last error", "Actions"];
 
   function keyRow(k, canAct) {
     const tags = Object.entries(k.tags).sort().map(([n, v]) => n + "=" + v).join(" ");
@@ -114,11 +133,13 @@
     state.append(el("span", { "data-field": "state", class: "state state-" + k.state }, k.state),
       el("span", { "data-field": "until", "data-until": k.until_ts }, countdown(k.until_ts)),
       el("span", { class: "reason", "data-field": "reason" }, k.reason));
-    const actions = el("td", { class: "actions" });
+    const actionsCell = el("td");
+    const actions = el("div", { class: "actions" });
+    actionsCell.append(actions);
     if (canAct) {
-      for (const [name, label] of ACTIONS) {
+      for (const [name, label, what] of ACTIONS) {
         actions.append(el("button", { type: "button", "data-action": name, "data-key": k.key_id,
-          "aria-label": label + ": " + k.key_id }, label));
+          "aria-label": what + " " + k.key_id }, label));
       }
     } else {
       actions.append(el("span", { class: "muted" }, "read-only"));
@@ -129,7 +150,8 @@
       bar("tpm", k.tpm.used, k.tpm.limit, k.key_id + " tokens per minute"),
       bar("rpd", k.rpd.used, k.rpd.limit, k.key_id + " requests per day"),
       cell("td", "requests", fmt.num(k.requests)), cell("td", "tokens", fmt.num(k.tokens)),
-      cell("td", "last_error", k.last_error || ""), actions);
+      cell("td", "last_error", k.last_error || ""), actionsCell);
+    [...tr.children].forEach((c, i) => { c.dataset.label = KEY_HEADERS[i]; });
     return tr;
   }
 
@@ -165,9 +187,13 @@
     const dialog = document.getElementById("confirm-dialog");
     if (!dialog) return;
     pending = { action: button.dataset.action, key: button.dataset.key };
-    const label = button.textContent;
-    setText("confirm-title", label + ": " + pending.key);
-    setText("confirm-text", "Apply \u201c" + label + "\u201d to key " + pending.key + "?");
+    dialog.dataset.from = 'button[data-action="' + CSS.escape(pending.action) + '"][data-key="' +
+      CSS.escape(pending.key) + '"]';
+    const what = button.getAttribute("aria-label");
+    setText("confirm-title", what + "?");
+    setText("confirm-text", pending.action === "cooldown"
+      ? "No request will use the key until the cooldown ends or is cleared."
+      : "Every process sees the change at once.");
     document.getElementById("cooldown-fields").hidden = pending.action !== "cooldown";
     dialog.showModal();
     (pending.action === "cooldown" ? document.getElementById("cooldown-seconds")
@@ -212,6 +238,10 @@
     const dialog = document.getElementById("confirm-dialog");
     if (!dialog) return;
     document.getElementById("confirm-cancel").addEventListener("click", () => dialog.close("cancel"));
+    dialog.addEventListener("close", () => {  // back to the button that opened it (rows re-render)
+      const from = dialog.dataset.from ? document.querySelector(dialog.dataset.from) : null;
+      if (from) from.focus();
+    });
     document.getElementById("confirm-form").addEventListener("submit", () => {
       const chosen = pending;
       pending = null;
