@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from kernel.errors import StoreError
 from keys.models import key_serves
 from lua.usage_records import nanos_to_usd
 from router.dashboard import recent
@@ -132,12 +133,11 @@ async def _costs(gateway: Gateway, now: float, cache: dict[str, Any]) -> tuple[f
     return today.total.cost_usd, max(float(cached[1]), today.total.cost_usd)
 
 
-async def overview(gateway: Gateway, cache: dict[str, Any]) -> dict[str, Any]:
-    """The Overview page: capacity used, traffic, outcomes, 429s, latency, cost, last hour."""
+async def _usage(
+    gateway: Gateway, now: float, capacity: int, cache: dict[str, Any]
+) -> dict[str, Any]:
+    """The overview's parts read from the usage log (the shared store only)."""
     store = gateway.store
-    now = await store.server_time()
-    rows = (await keys(gateway))["keys"]
-    used, capacity = pool_capacity(rows)
     minute = int(now // 60)
     series = await recent.minutes(store, minute - 59, minute)
     hour = sum(r.requests for _, r in series)
@@ -146,15 +146,10 @@ async def overview(gateway: Gateway, cache: dict[str, Any]) -> dict[str, Any]:
     )
     cost_today, cost_month = await _costs(gateway, now, cache)
     return {
-        "now": now,
-        "capacity_now": _share(used, capacity),
         "capacity_hour": _share(hour, capacity * 60),
-        "rpm_capacity": capacity,
         **window_stats(records, now),
-        "provider_429": sum(int(r["rate_limited"]) for r in rows),
         "cost_today": round(cost_today, 6),
         "cost_month": round(cost_month, 6),
-        "keys": {"total": len(rows), "by_state": dict(Counter(r["state"] for r in rows))},
         "series": [
             {
                 "minute": m * 60,
@@ -164,6 +159,44 @@ async def overview(gateway: Gateway, cache: dict[str, Any]) -> dict[str, Any]:
             }
             for m, r in series
         ],
+        "usage_error": None,
+    }
+
+
+#: The overview's usage parts while the usage log cannot be read (Redis unreachable).
+NO_USAGE: dict[str, Any] = {
+    "capacity_hour": None,
+    "window_seconds": WINDOW_SECONDS,
+    "requests_per_second": None,
+    "outcomes": {},
+    "waited": None,
+    "told_retry_after": None,
+    "avoided_429": None,
+    "latency_p50_ms": None,
+    "latency_p95_ms": None,
+    "cost_today": None,
+    "cost_month": None,
+    "series": [],
+}
+
+
+async def overview(gateway: Gateway, cache: dict[str, Any]) -> dict[str, Any]:
+    """The Overview page: capacity used, traffic, outcomes, 429s, latency, cost, last hour. While
+    the usage log cannot be read (degraded mode), the key-based parts still show."""
+    now = await gateway.store.server_time()
+    rows = (await keys(gateway))["keys"]
+    used, capacity = pool_capacity(rows)
+    try:
+        usage = await _usage(gateway, now, capacity, cache)
+    except StoreError as exc:
+        usage = {**NO_USAGE, "usage_error": str(exc)}
+    return {
+        "now": now,
+        "capacity_now": _share(used, capacity),
+        "rpm_capacity": capacity,
+        "provider_429": sum(int(r["rate_limited"]) for r in rows),
+        "keys": {"total": len(rows), "by_state": dict(Counter(r["state"] for r in rows))},
+        **usage,
     }
 
 

@@ -81,7 +81,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if role is None:
         log.warning("dashboard login refused", remote=request.remote)
         return _html(html.login("Wrong master key or dashboard token."), status=401)
-    created = await session.create(gateway, role)
+    created = await session.create(gateway, role, request.app[session.KNOWN])
     log.info("dashboard login", role=role, remote=request.remote)
     response = session.redirect("/ui/overview")
     session.set_cookie(response, request, created)
@@ -95,7 +95,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         form = await request.post()
         given = request.headers.get(session.CSRF_HEADER) or form.get(session.CSRF_FIELD)
         session.check_csrf(found, given if isinstance(given, str) else None)
-        await session.end(request.app[GATEWAY], found)
+        await session.end(request.app[GATEWAY], found, request.app[session.KNOWN])
     response = session.redirect("/ui/login")
     session.clear_cookie(response)
     return response
@@ -202,6 +202,7 @@ def add_routes(app: web.Application) -> None:
     if not session.enabled(app[GATEWAY].settings):
         return
     app[CACHE] = {}
+    app[session.KNOWN] = session.new_known()
     app.on_response_prepare.append(_security_headers)
     r = app.router
     r.add_get("/ui", root)

@@ -8,6 +8,10 @@ compared in constant time. A session is a random token in the cookie ``llmr_sess
 (kernel/redis_keys.py's ``ui_session``) with the same TTL, so every gateway worker accepts it and
 a logout ends it everywhere. Each session has its own CSRF token: actions must send it in the
 ``X-CSRF-Token`` header (the logout form in a field), compared in constant time.
+
+While the store is unreachable (degraded mode) a worker keeps accepting the sessions it read
+there within the last hour (:data:`KNOWN`); a session it never saw gets the login page, and a
+login made then lives in this worker's local store only.
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from kernel import jsonio
 from kernel.errors import GatewayError
+from kernel.lru import LRU
 from kernel.settings import Settings
 from router.gateway.errors import forbidden
 from router.gateway.state import GATEWAY, Gateway
@@ -69,21 +76,30 @@ def _name(gateway: Gateway, token: str) -> str:
     return str(gateway.store.keys.ui_session(digest))
 
 
-async def create(gateway: Gateway, role: str) -> Session:
+#: Sessions this worker saw in the store: trusted while the store is unreachable (degraded
+#: mode) for DEGRADED_TRUST_SECONDS after they were last read there, so an operator keeps the
+#: dashboard during a Redis outage (a session the worker never saw gets the login page).
+Known = LRU[str, tuple[Session, float]]
+KNOWN = web.AppKey("dashboard_sessions", LRU)
+KNOWN_MAX = 1000
+DEGRADED_TRUST_SECONDS = 3600.0
+
+
+def new_known() -> Known:
+    return LRU(KNOWN_MAX)
+
+
+async def create(gateway: Gateway, role: str, known: Known) -> Session:
     session = Session(secrets.token_urlsafe(32), role, secrets.token_urlsafe(32))
     value = jsonio.dumps({"role": role, "csrf": session.csrf}).decode()
     seconds = gateway.settings.DASHBOARD_SESSION_SECONDS
     name = _name(gateway, session.token)
     await gateway.store.call(lambda c: c.set(name, value, ex=seconds))
+    known.put(name, (session, time.monotonic()))
     return session
 
 
-async def find(gateway: Gateway, token: str | None) -> Session | None:
-    """The live session of a cookie's token, or None (unknown, expired or malformed)."""
-    if not token or len(token) > 100:
-        return None
-    name = _name(gateway, token)
-    raw = await gateway.store.call(lambda c: c.get(name))
+def _decode(token: str, raw: Any) -> Session | None:
     try:
         data = jsonio.loads(raw) if raw else None
     except ValueError:
@@ -93,8 +109,35 @@ async def find(gateway: Gateway, token: str | None) -> Session | None:
     return Session(token, str(data["role"]), str(data.get("csrf", "")))
 
 
-async def end(gateway: Gateway, session: Session) -> None:
+def _trusted(known: Known, name: str) -> Session | None:
+    entry = known.get(name)
+    if entry is None or time.monotonic() - entry[1] > DEGRADED_TRUST_SECONDS:
+        return None
+    return entry[0]
+
+
+async def find(gateway: Gateway, token: str | None, known: Known) -> Session | None:
+    """The live session of a cookie's token, or None (unknown, expired or malformed)."""
+    if not token or len(token) > 100:
+        return None
+    name = _name(gateway, token)
+    store = gateway.store
+    if store.degraded:
+        return _trusted(known, name)
+    raw = await store.call(lambda c: c.get(name))
+    if store.degraded:  # the store failed under this read: the answer came from the local one
+        return _trusted(known, name)
+    session = _decode(token, raw)
+    if session is None:
+        known.pop(name)
+    else:
+        known.put(name, (session, time.monotonic()))
+    return session
+
+
+async def end(gateway: Gateway, session: Session, known: Known) -> None:
     name = _name(gateway, session.token)
+    known.pop(name)
     await gateway.store.call(lambda c: c.delete(name))
 
 
@@ -122,7 +165,7 @@ def clear_cookie(response: web.StreamResponse) -> None:
 
 
 async def current(request: web.Request) -> Session | None:
-    return await find(request.app[GATEWAY], request.cookies.get(COOKIE))
+    return await find(request.app[GATEWAY], request.cookies.get(COOKIE), request.app[KNOWN])
 
 
 def check_csrf(session: Session, given: str | None) -> None:

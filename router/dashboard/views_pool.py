@@ -62,7 +62,9 @@ def overview(view: dict[str, Any]) -> str:
     )
     states = ", ".join(f"{esc(s)}: {n}" for s, n in sorted(view["keys"]["by_state"].items()))
     return (
-        '<h1>Overview</h1><div class="cards">' + "".join(cards) + "</div>"
+        "<h1>Overview</h1>"
+        f'<p id="usage-error" role="alert">{esc(view["usage_error"] or "")}</p>'
+        '<div class="cards">' + "".join(cards) + "</div>"
         f'<p id="key-states">Keys: {view["keys"]["total"]} ({states})</p>'
         f"{outcomes}"
         "<section><h2>Last hour: requests per minute</h2>"

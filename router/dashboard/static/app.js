@@ -92,6 +92,7 @@
   }
 
   function renderOverview(d) {
+    setText("usage-error", d.usage_error ? "The usage log cannot be read: " + d.usage_error : "");
     setText("capacity-now", fmt.pct(d.capacity_now));
     setText("capacity-hour", fmt.pct(d.capacity_hour));
     setText("rpm-capacity", fmt.num(d.rpm_capacity));

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import ssl
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -20,6 +21,7 @@ from router.gateway import GatewayServer, build_app
 from tests.router.dashboard.browser import PAGES, DashboardClient
 from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import GatewayHarness
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -197,3 +199,28 @@ async def test_the_cookie_is_secure_over_tls(gw: GatewayHarness, tmp_path: Path)
             assert morsel["secure"] and morsel["httponly"] and morsel["samesite"] == "Strict"
     finally:
         await runner.cleanup()
+
+
+async def test_a_known_session_keeps_the_dashboard_while_redis_is_down(
+    make_gateway: GatewayFactory,
+) -> None:
+    redis = RedisServer().start()
+    try:
+        gw = await make_gateway(REDIS_URL=redis.url, REDIS_TIMEOUT_SECONDS=0.5)
+        async with DashboardClient(gw) as ui, DashboardClient(gw) as stranger:
+            await ui.login()
+            redis.stop()
+            status, body, _ = await ui.get("/ui/api/overview")
+            assert status == 200, body
+            overview = json.loads(body)
+            assert overview["usage_error"] and "unreachable" in overview["usage_error"]
+            assert overview["keys"]["total"] == 2 and overview["cost_today"] is None
+            status, page, _ = await ui.get("/ui/overview")
+            assert status == 200 and 'id="usage-error" role="alert">' in page
+            status, page, _ = await ui.get("/ui/keys")
+            assert status == 200 and 'data-key-id="pool-a"' in page
+            stranger.session.cookie_jar.update_cookies({"llmr_session": "never-seen-here"})
+            status, _, headers = await stranger.get("/ui/keys")
+            assert (status, headers["Location"]) == (303, "/ui/login")
+    finally:
+        redis.stop()
