@@ -133,10 +133,20 @@ def requests(view: dict[str, Any], query: Mapping[str, str]) -> str:
     )
 
 
+def _shown(name: str, value: Any) -> Any:
+    if name == "ts":
+        return when(value)
+    if name == "cost":
+        return "unknown (no price)" if value is None else f"${value:.6f}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
 def request_detail(record: dict[str, Any]) -> str:
     items = []
     for name, value in record.items():
-        shown = when(value) if name == "ts" else value
+        shown = _shown(name, value)
         items.append(f"<dt>{esc(name)}</dt><dd{attrs(data_field=name)}>{esc(shown)}</dd>")
     rid = record.get("request_id", "")
     return (
