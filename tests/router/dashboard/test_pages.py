@@ -163,3 +163,22 @@ async def test_actions_change_the_key_for_the_admin_api_and_the_router(gw: Gatew
         assert status == 400 and json.loads(body)["error"]["param"] == "seconds"
         status, body, _ = await ui.act("no-such-key", "disable")
         assert status == 404 and "key_not_found" in body
+
+
+async def test_markup_in_the_pool_is_shown_as_text(gw: GatewayHarness) -> None:
+    hostile = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+    status, body = await gw.admin("PATCH", "/keys/pool-a", {"tags": {"note": hostile}})
+    assert status == 200, body
+    status, body = await gw.admin(
+        "POST", "/keys/pool-b/cooldown", {"seconds": 60, "reason": hostile}
+    )
+    assert status == 200, body
+    async with DashboardClient(gw) as ui:
+        await ui.login()
+        status, page, _ = await ui.get("/ui/keys")
+        assert status == 200
+        assert "<script>alert" not in page and "<img src=x" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # the reason, escaped
+        assert 'data-tags="note=&quot;&gt;&lt;script&gt;' in page  # the tag, escaped
+        keys = {k["key_id"]: k for k in (await _json(ui, "/ui/api/keys"))["keys"]}
+        assert keys["pool-b"]["reason"] == hostile  # JSON carries text; app.js sets textContent
