@@ -2,9 +2,9 @@
 # The test command (see the README): installs what the tests need, then runs
 # ruff, mypy, lint-imports and pytest. Extra arguments go to pytest, e.g.
 #     tests/run.sh -x -k config
-# On a fresh Debian machine with only python3 it installs Debian's redis-server
-# (and python3-venv) with apt-get, creates .venv and installs the package with
-# its dev extra. When everything is in place it goes straight to the checks.
+# On a fresh Debian machine with only python3 it installs Debian's redis-server,
+# chromium and chromium-driver (and python3-venv) with apt-get, creates .venv and
+# installs the package with its dev extra. When everything is in place it goes straight to the checks.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,6 +42,17 @@ else
     step "redis-server is missing: installing Debian's redis-server package"
     apt_install redis-server
     command -v redis-server >/dev/null 2>&1 || { echo "error: redis-server still not found" >&2; exit 1; }
+fi
+
+# The browser tests (tests/browser) drive Debian's headless Chromium through its chromedriver;
+# Selenium is pointed at these two executables and never downloads a browser.
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    step "chromium found: $(/usr/bin/chromedriver --version | cut -d' ' -f1-2)"
+else
+    step "chromium or chromedriver is missing: installing Debian's chromium and chromium-driver packages"
+    apt_install chromium chromium-driver
+    [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
+        || { echo "error: /usr/bin/chromium or /usr/bin/chromedriver still not found" >&2; exit 1; }
 fi
 
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
