@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
@@ -95,7 +99,7 @@ class Browser:
             else expected_conditions.presence_of_element_located
         )
         wait = WebDriverWait(self.driver, within, poll_frequency=0.1)
-        return await self.run(wait.until, condition((By.CSS_SELECTOR, css)), f"no {css}")
+        return await self.run(self._until, wait, condition((By.CSS_SELECTOR, css)), f"no {css}")
 
     async def wait_until(
         self, predicate: Callable[[webdriver.Chrome], Any], message: str, within: float = WAIT
@@ -103,7 +107,16 @@ class Browser:
         """The first truthy value of ``predicate(driver)`` (called in the worker thread)."""
         ignored = (NoSuchElementException, StaleElementReferenceException, ValueError)
         wait = WebDriverWait(self.driver, within, poll_frequency=0.1, ignored_exceptions=ignored)
-        return await self.run(wait.until, predicate, message)
+        return await self.run(self._until, wait, predicate, message)
+
+    def _until(self, wait: WebDriverWait[webdriver.Chrome], condition: Any, message: str) -> Any:
+        """``wait.until``; on a timeout the error says where the page was and what it showed."""
+        try:
+            return wait.until(condition, message)
+        except TimeoutException:
+            url = self.driver.current_url
+            shown = " ".join(self.driver.find_element(By.TAG_NAME, "html").text.split())[:200]
+            raise TimeoutException(f"{message} (at {url}, showing: {shown!r})") from None
 
     async def wait_for_path(self, path: str, within: float = WAIT) -> None:
         await self.wait_until(

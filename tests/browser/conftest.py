@@ -9,12 +9,16 @@ sees them go.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from selenium import webdriver
 
-from tests.browser.browser import Browser
+from tests.browser.browser import Browser, describe
 from tests.browser.chromium import launch
+from tests.browser.dashboard import Dashboard, dashboard_pool
+from tests.conftest import unique_prefix
+from tests.router.gateway.harness import GatewayHarness
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -44,3 +48,21 @@ async def browser(chromium: webdriver.Chrome) -> AsyncIterator[Browser]:
     await window.reset()
     if errors:
         pytest.fail("the page logged console errors:\n" + "\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+async def dash(browser: Browser, redis_url: str, tmp_path: Path) -> AsyncIterator[Dashboard]:
+    """The dashboard of a gateway over three simulated keys; after the test, nothing the page
+    loaded (DOM, responses) may hold a secret, and the page is left before the gateway stops."""
+    gw = GatewayHarness(tmp_path, redis_url, unique_prefix(), pool=dashboard_pool())
+    await gw.start()
+    browser.base_url = gw.url
+    board = Dashboard(gw, browser)
+    try:
+        yield board
+        findings = await browser.secrets_seen(board.secrets())
+        assert not findings, "secrets reached the page: " + describe(findings)
+    finally:
+        await board.stop_traffic()
+        await browser.leave()
+        await gw.stop()

@@ -1,0 +1,110 @@
+"""The Keys page in a real browser: every key of the pool (masked only, with its limits as bars),
+counters that move while traffic runs, and a cooldown applied from the page that the admin API
+reports and the router obeys on its next selections."""
+
+from __future__ import annotations
+
+from selenium.webdriver.common.by import By
+
+from tests.browser.dashboard import Dashboard, number
+
+ROW = 'tr[data-key-id="{}"]'
+
+
+def cell(key_id: str, field: str) -> str:
+    return f'{ROW.format(key_id)} [data-field="{field}"]'
+
+
+async def test_every_key_of_the_pool_is_listed_masked(dash: Dashboard) -> None:
+    await dash.login()
+    await dash.open("keys")
+    b = dash.browser
+    rows = await b.find_all("table#keys-table tr[data-key-id]")
+    listed = {await b.run(row.get_attribute, "data-key-id") for row in rows}
+    assert listed == {k.key_id for k in dash.gw.pool}
+    for key in dash.gw.pool:
+        masked = (await b.text(cell(key.key_id, "masked"))).strip()
+        assert masked == (await dash.key_state(key.key_id))["masked_key"]
+        assert key.secret not in masked and len(masked) < len(key.secret)
+        assert (await b.text(cell(key.key_id, "provider"))).strip() == "openai"
+        assert "healthy" in await b.text(cell(key.key_id, "state"))
+        bar = await b.wait_for(cell(key.key_id, "rpm"))
+        assert await b.run(bar.get_attribute, "role") == "progressbar"
+        limit = await b.run(bar.get_attribute, "aria-valuemax")
+        assert number(limit or "") == key.rpm
+    await b.screenshot("keys")
+
+
+async def test_counters_move_while_traffic_runs(dash: Dashboard) -> None:
+    await dash.login()
+    await dash.open("keys")
+    b = dash.browser
+    before = {k.key_id: number(await b.text(cell(k.key_id, "requests"))) for k in dash.gw.pool}
+    stamp = await b.text("#last-updated")
+
+    def moved(driver: object) -> list[str]:
+        assert driver is b.driver
+        return [
+            key_id
+            for key_id, count in before.items()
+            if number(b.driver.find_element(By.CSS_SELECTOR, cell(key_id, "requests")).text) > count
+        ]
+
+    async with dash.traffic():
+        grown = await b.wait_until(moved, "no key's requests counter grew", within=15)
+        await b.wait_until(
+            lambda d: d.find_element(By.ID, "last-updated").text != stamp,
+            "#last-updated never changed",
+        )
+        await b.screenshot("keys-traffic")
+    assert grown
+
+
+async def test_a_cooldown_from_the_page_reaches_the_api_and_the_router(dash: Dashboard) -> None:
+    await dash.calls(3)
+    await dash.login()
+    await dash.open("keys")
+    b = dash.browser
+    await b.click(f'{ROW.format("pool-a")} button[data-action="cooldown"]')
+    await b.wait_for("dialog#confirm-dialog")
+    assert await b.js("return document.getElementById('confirm-dialog').open;") is True
+    await b.type("#cooldown-seconds", "300")
+    await b.type("#cooldown-reason", "browser test")
+    await b.screenshot("keys-cooldown-dialog")
+    await b.click("#confirm-ok")
+    result = await b.wait_until(
+        lambda d: d.find_element(By.ID, "action-result").text.strip(), "no #action-result"
+    )
+    assert "pool-a" in result or "cooldown" in result.lower(), result
+    assert await b.js("return document.getElementById('action-result').getAttribute('role');") == (
+        "status"
+    )
+    state = await dash.key_state("pool-a")
+    assert state["state"] == "cooldown", state
+    await b.wait_until(
+        lambda d: "cooldown" in d.find_element(By.CSS_SELECTOR, cell("pool-a", "state")).text,
+        "the row never showed the cooldown",
+    )
+    until = await b.text(cell("pool-a", "until"))
+    assert until.strip(), "no countdown"
+    # the router's next selections avoid the key
+    assert dash.gw.sim is not None
+    dash.gw.sim.reset_stats()
+    await dash.calls(8)
+    served = dash.served()
+    assert served.get("pool-a", 0) == 0 and sum(served.values()) == 8, served
+
+
+async def test_a_cancelled_action_changes_nothing(dash: Dashboard) -> None:
+    await dash.login()
+    await dash.open("keys")
+    b = dash.browser
+    await b.click(f'{ROW.format("pool-b")} button[data-action="disable"]')
+    await b.wait_for("dialog#confirm-dialog")
+    await b.click("#confirm-cancel")
+    await b.wait_until(
+        lambda d: not d.execute_script("return document.getElementById('confirm-dialog').open;"),
+        "the dialog stayed open",
+    )
+    state = await dash.key_state("pool-b")
+    assert state["state"] == "healthy" and state.get("active", True) is True, state
