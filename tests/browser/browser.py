@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Every page's screenshot (gitignored); the overview also goes to docs/ when asked.
 SCREENSHOTS = ROOT / "build" / "screenshots"
 DOCS_SCREENSHOT = ROOT / "docs" / "dashboard.png"
+#: The document as HTML (empty while there is none yet).
+SERIALISE = "return document.documentElement ? document.documentElement.outerHTML : '';"
 #: Default bound of a wait for the page (seconds).
 WAIT = 10.0
 
@@ -147,7 +149,9 @@ class Browser:
         return await self.run(self.driver.execute_async_script, script, *args)
 
     async def page_source(self) -> str:
-        return await self.run(lambda: self.driver.page_source)
+        """The DOM now, serialised (chromedriver's page_source is at times empty right after a
+        navigation, so the page serialises itself)."""
+        return str(await self.wait_until(lambda d: d.execute_script(SERIALISE), "no DOM"))
 
     async def resize(self, width: int, height: int) -> None:
         await self.run(self.driver.set_window_size, width, height)

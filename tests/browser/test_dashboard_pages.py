@@ -36,15 +36,28 @@ async def test_every_page_renders_through_the_nav(dash: Dashboard) -> None:
         await b.wait_for(PAGE_MARK[page])
         await dash.loaded()
         await check_scripts_and_csp(dash, page)
+        await check_content(dash, page)
         await b.screenshot(page)
-    assert await b.find_all(f'table#models-table tr[data-model="{MODEL}"]')
-    await b.click('nav#nav a[data-page="spend"]')
-    await b.wait_for("table#spend-table tr[data-name]")
-    options = await b.js(
-        "return [...document.querySelectorAll('#spend-by option')].map(o => o.value);"
-    )
-    assert set(options) >= {"key", "model", "user", "vkey", "team"}, options
-    await b.wait_for("table#budgets-table", visible=False)
+
+
+async def check_content(dash: Dashboard, page: str) -> None:
+    """What each page is for, after six calls of the model through the pool."""
+    b = dash.browser
+    if page == "models":
+        await b.wait_for(f'table#models-table tr[data-model="{MODEL}"]')
+    elif page == "spend":
+        await b.wait_for("table#spend-table tr[data-name]")
+        options = await b.js(
+            "return [...document.querySelectorAll('#spend-by option')].map(o => o.value);"
+        )
+        assert set(options) >= {"key", "model", "user", "vkey", "team"}, options
+        await b.wait_for("table#budgets-table", visible=False)
+    elif page == "requests":
+        await b.wait_for("table#requests-table tr[data-request-id]")
+    elif page == "keys":
+        assert len(await b.find_all("table#keys-table tr[data-key-id]")) == len(dash.gw.pool)
+    else:
+        await b.wait_for("#outcomes tr[data-outcome]")
 
 
 async def test_a_request_has_a_detail_page(dash: Dashboard) -> None:
