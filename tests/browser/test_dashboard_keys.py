@@ -4,11 +4,14 @@ reports and the router obeys on its next selections."""
 
 from __future__ import annotations
 
+import re
+
 from selenium.webdriver.common.by import By
 
 from tests.browser.dashboard import Dashboard, number
 
 ROW = 'tr[data-key-id="{}"]'
+MASKED = re.compile(r"^sk-proj-[A-Za-z0-9_-]{3}\.\.\.[A-Za-z0-9_-]{4}$")
 
 
 def cell(key_id: str, field: str) -> str:
@@ -16,6 +19,9 @@ def cell(key_id: str, field: str) -> str:
 
 
 async def test_every_key_of_the_pool_is_listed_masked(dash: Dashboard) -> None:
+    await dash.calls(9)  # a key's masked form is known once its secret was loaded for a call
+    served = {key_id for key_id, n in dash.served().items() if n}
+    assert served
     await dash.login()
     await dash.open("keys")
     b = dash.browser
@@ -26,6 +32,9 @@ async def test_every_key_of_the_pool_is_listed_masked(dash: Dashboard) -> None:
         masked = (await b.text(cell(key.key_id, "masked"))).strip()
         assert masked == (await dash.key_state(key.key_id))["masked_key"]
         assert key.secret not in masked and len(masked) < len(key.secret)
+        if key.key_id in served:
+            assert MASKED.match(masked) and masked[:11] == key.secret[:11], masked
+            assert masked.endswith(key.secret[-4:]), masked
         assert (await b.text(cell(key.key_id, "provider"))).strip() == "openai"
         assert "healthy" in await b.text(cell(key.key_id, "state"))
         bar = await b.wait_for(cell(key.key_id, "rpm"))
