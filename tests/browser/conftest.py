@@ -51,10 +51,14 @@ async def browser(chromium: webdriver.Chrome) -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def dash(browser: Browser, redis_url: str, tmp_path: Path) -> AsyncIterator[Dashboard]:
-    """The dashboard of a gateway over three simulated keys; after the test, nothing the page
-    loaded (DOM, responses) may hold a secret, and the page is left before the gateway stops."""
-    gw = GatewayHarness(tmp_path, redis_url, unique_prefix(), pool=dashboard_pool())
+async def dash(
+    request: pytest.FixtureRequest, browser: Browser, redis_url: str, tmp_path: Path
+) -> AsyncIterator[Dashboard]:
+    """The dashboard of a gateway over three simulated keys (more settings through an indirect
+    parameter: a dict); after the test, nothing the page loaded (DOM, responses) may hold a
+    secret, and the page is left before the gateway stops."""
+    settings = dict(getattr(request, "param", {}))
+    gw = GatewayHarness(tmp_path, redis_url, unique_prefix(), pool=dashboard_pool(), **settings)
     await gw.start()
     browser.base_url = gw.url
     board = Dashboard(gw, browser)

@@ -60,9 +60,17 @@ class Dashboard:
     def secrets(self) -> dict[str, str]:
         found = {f"secret of {k.key_id}": k.secret for k in self.gw.pool}
         found["master key"] = self.gw.master
+        read_only = getattr(self.gw.settings, "DASHBOARD_TOKEN", None)
+        if read_only is not None:
+            found["dashboard token"] = read_only.get_secret_value()
         if self.vkey:
             found["virtual key"] = self.vkey
         return found
+
+    def read_only_token(self) -> str:
+        token = getattr(self.gw.settings, "DASHBOARD_TOKEN", None)
+        assert token is not None, "the gateway has no DASHBOARD_TOKEN"
+        return str(token.get_secret_value())
 
     async def login(self, token: str | None = None) -> None:
         b = self.browser

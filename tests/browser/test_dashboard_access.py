@@ -4,8 +4,10 @@ actions refused without the CSRF token, and logout ends the session."""
 
 from __future__ import annotations
 
+import secrets
 import time
 
+import pytest
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser.dashboard import Dashboard
@@ -94,6 +96,21 @@ async def test_actions_without_the_csrf_token_are_refused(dash: Dashboard) -> No
     status, body = await b.js_async(POST_COOLDOWN, await dash.csrf())
     assert status == 200, body
     assert (await dash.key_state("pool-a"))["state"] == "cooldown"
+
+
+@pytest.mark.parametrize(
+    "dash", [{"DASHBOARD_TOKEN": "ro-" + secrets.token_hex(24)}], indirect=True
+)
+async def test_the_read_only_token_sees_but_cannot_act(dash: Dashboard) -> None:
+    await dash.login(dash.read_only_token())
+    await dash.open("keys")
+    b = dash.browser
+    assert len(await b.find_all("table#keys-table tr[data-key-id]")) == len(dash.gw.pool)
+    assert await b.find_all("button[data-action]") == []  # no action offered
+    async with b.expect_console(r"status of 403"):
+        status, body = await b.js_async(POST_COOLDOWN, await dash.csrf())
+    assert status == 403 and '"read_only"' in body, (status, body)
+    assert (await dash.key_state("pool-a"))["state"] == "healthy"
 
 
 async def test_logout_ends_the_session(dash: Dashboard) -> None:
