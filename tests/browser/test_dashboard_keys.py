@@ -7,11 +7,17 @@ from __future__ import annotations
 import re
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 
 from tests.browser.dashboard import Dashboard, number
 
 ROW = 'tr[data-key-id="{}"]'
 MASKED = re.compile(r"^sk-proj-[A-Za-z0-9_-]{3}\.\.\.[A-Za-z0-9_-]{4}$")
+
+
+#: The key ids of the rows the filters leave visible.
+VISIBLE_ROWS = """return [...document.querySelectorAll("#keys-table tr[data-key-id]")]
+  .filter(r => r.getClientRects().length > 0).map(r => r.dataset.keyId).sort();"""
 
 
 def cell(key_id: str, field: str) -> str:
@@ -96,12 +102,30 @@ async def test_a_cooldown_from_the_page_reaches_the_api_and_the_router(dash: Das
     )
     until = await b.text(cell("pool-a", "until"))
     assert until.strip(), "no countdown"
+    select = Select(await b.wait_for("select#filter-state"))
+    await b.run(select.select_by_value, "cooldown")
+    await b.wait_until(lambda d: d.execute_script(VISIBLE_ROWS) == ["pool-a"], "state filter")
     # the router's next selections avoid the key
     assert dash.gw.sim is not None
     dash.gw.sim.reset_stats()
     await dash.calls(8)
     served = dash.served()
     assert served.get("pool-a", 0) == 0 and sum(served.values()) == 8, served
+
+
+async def test_the_tag_and_model_filters_narrow_the_rows(dash: Dashboard) -> None:
+    await dash.login()
+    await dash.open("keys")
+    b = dash.browser
+    assert await b.js(VISIBLE_ROWS) == ["pool-a", "pool-b", "pool-c"]
+    await b.type("input#filter-tag", "ads")
+    await b.wait_until(lambda d: d.execute_script(VISIBLE_ROWS) == ["pool-c"], "tag filter")
+    await b.type("input#filter-tag", "")
+    await b.type("input#filter-model", "no-such-model")
+    await b.wait_until(lambda d: d.execute_script(VISIBLE_ROWS) == [], "model filter")
+    for control in ("filter-provider", "filter-state", "filter-model", "filter-tag"):
+        labels = await b.js(f"return document.getElementById('{control}').labels.length;")
+        assert labels >= 1, f"#{control} has no label"
 
 
 async def test_a_cancelled_action_changes_nothing(dash: Dashboard) -> None:
