@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
 
 from tests.browser.dashboard import Dashboard, number
@@ -141,3 +142,35 @@ async def test_a_cancelled_action_changes_nothing(dash: Dashboard) -> None:
     )
     state = await dash.key_state("pool-b")
     assert state["state"] == "healthy" and state.get("active", True) is True, state
+
+
+async def tab_to(dash: Dashboard, css: str, presses: int = 80) -> None:
+    """Presses Tab until the focused element matches ``css`` (at most ``presses`` times)."""
+    b = dash.browser
+    for _ in range(presses):
+        if await b.js("return document.activeElement.matches(arguments[0]);", css):
+            return
+        await b.run(lambda: b.driver.switch_to.active_element.send_keys(Keys.TAB))
+    raise AssertionError(f"Tab never reached {css}")
+
+
+async def test_the_keyboard_alone_applies_a_cooldown(dash: Dashboard) -> None:
+    await dash.login()
+    await dash.open("keys")
+    b = dash.browser
+    await b.js("document.activeElement.blur();")
+    await tab_to(dash, f'{ROW.format("pool-b")} button[data-action="cooldown"]')
+    await b.run(lambda: b.driver.switch_to.active_element.send_keys(Keys.ENTER))
+    await b.wait_for("dialog#confirm-dialog")
+    await tab_to(dash, "#cooldown-seconds", presses=6)
+    await b.run(lambda: b.driver.switch_to.active_element.send_keys(Keys.CONTROL, "a"))
+    await b.run(lambda: b.driver.switch_to.active_element.send_keys("90"))
+    await tab_to(dash, "#cooldown-reason", presses=6)
+    await b.run(lambda: b.driver.switch_to.active_element.send_keys("keyboard"))
+    await tab_to(dash, "#confirm-ok", presses=6)
+    await b.run(lambda: b.driver.switch_to.active_element.send_keys(Keys.ENTER))
+    await b.wait_until(
+        lambda d: d.find_element(By.ID, "action-result").text.strip(), "no #action-result"
+    )
+    state = await dash.key_state("pool-b")
+    assert state["state"] == "cooldown" and state.get("reason") == "keyboard", state
