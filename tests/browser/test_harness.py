@@ -4,7 +4,10 @@ gone, fetching it again with the browser's cookie), saves screenshots, and its w
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
+import subprocess
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +15,7 @@ from aiohttp import web
 from selenium.common.exceptions import TimeoutException
 
 from tests.browser.browser import Browser, describe
+from tests.browser.chromium import CHROMEDRIVER, CHROMIUM
 
 SECRET = "sk-proj-" + secrets.token_urlsafe(60)
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>t</title>
@@ -134,3 +138,17 @@ async def test_waits_are_bounded_and_name_the_selector(browser: Browser, site: s
     await browser.get("/p/plain")
     with pytest.raises(TimeoutException, match="#never-there"):
         await browser.wait_for("#never-there", within=0.5)
+
+
+async def test_the_browser_is_debians_chromium_through_its_driver(browser: Browser) -> None:
+    """Selenium runs the packaged executables (Selenium Manager is skipped, and offline)."""
+    driver = browser.driver
+    assert driver.service.path == CHROMEDRIVER
+    assert os.environ.get("SE_OFFLINE") == "true"
+    version = await asyncio.to_thread(
+        subprocess.run, [CHROMIUM, "--version"], capture_output=True, text=True, timeout=30
+    )
+    shown = version.stdout
+    assert driver.capabilities["browserVersion"] in shown, shown
+    user_agent = await browser.js("return navigator.userAgent;")
+    assert "HeadlessChrome" in user_agent
