@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from selenium.webdriver.common.by import By
 
+from tests.browser.browser import describe
 from tests.browser.dashboard import PAGE_MARK, PAGES, Dashboard
 from tests.router.gateway.harness import MODEL
 
@@ -37,6 +38,8 @@ async def test_every_page_renders_through_the_nav(dash: Dashboard) -> None:
         await dash.loaded()
         await check_scripts_and_csp(dash, page)
         await check_content(dash, page)
+        found = await b.secrets_seen(dash.secrets())  # this page's DOM, every response so far
+        assert not found, describe(found)
         await b.screenshot(page)
 
 
