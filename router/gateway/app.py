@@ -21,7 +21,7 @@ from kernel import jsonio
 from kernel.errors import ClientRequestError, GatewayError, StoreError
 from kernel.log import get_logger
 from router import dashboard
-from router.gateway import admin, admin_usage, openai_api, ops
+from router.gateway import admin, admin_usage, openai_api, ops, responses_api, routes
 from router.gateway.errors import STORE_RETRY_SECONDS, bad_request, respond, unavailable
 from router.gateway.metrics_view import metrics_handler
 from router.gateway.openai_api import REQUEST_ID
@@ -39,10 +39,7 @@ def _request_id(request: web.Request) -> str:
 
 def _http_error(exc: web.HTTPException) -> GatewayError:
     codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
-    message = {
-        404: "Unknown route.",
-        405: "Method not allowed on this route.",
-    }.get(exc.status, exc.reason)
+    message = {405: "Method not allowed on this route."}.get(exc.status, exc.reason)
     kind = "invalid_request_error" if exc.status < 500 else "server_error"
     return GatewayError(exc.status, message, type=kind, code=codes.get(exc.status))
 
@@ -68,7 +65,10 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         )
     except web.HTTPException as exc:
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        response = respond(_http_error(exc), allow)
+        if exc.status == 404:
+            response = routes.unknown_route(request, allow)
+        else:
+            response = respond(_http_error(exc), allow)
     except Exception:
         log.exception("unhandled error", request_id=rid, path=request.path)
         response = respond(
@@ -109,6 +109,7 @@ def build_app(gateway: Gateway | None = None, *, openai: bool = True) -> web.App
         r.add_post("/v1/chat/completions", openai_api.chat_completions)
         r.add_get("/v1/models", openai_api.list_models)
         r.add_get("/v1/models/{model}", openai_api.get_model)
+        r.add_post("/v1/responses", responses_api.create_response)
     r.add_get("/health", ops.health)
     r.add_get("/health/ready", ops.ready)
     r.add_get("/status", ops.status)
@@ -117,6 +118,7 @@ def build_app(gateway: Gateway | None = None, *, openai: bool = True) -> web.App
     admin.add_routes(app)
     admin_usage.add_routes(app)
     dashboard.add_routes(app)
+    routes.add_bare_aliases(app)  # last: /chat/completions ... for clients without /v1
 
     async def start(_: web.Application) -> None:
         await gateway.start()

@@ -10,8 +10,8 @@ fell back and waited as configured).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
-from typing import Any, cast
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, TypeVar, cast
 
 from aiohttp import web
 
@@ -38,6 +38,7 @@ from router.gateway.state import GATEWAY, Gateway
 
 log = get_logger("router.gateway")
 REQUEST_ID = web.RequestKey("request_id", str)
+P = TypeVar("P", bound=ChatParams)
 
 
 def require_ready(gateway: Gateway) -> None:
@@ -93,11 +94,16 @@ async def _estimate(params: ChatParams, gateway: Gateway) -> int:
     return await count_message_tokens_async(params.messages, params.model) + completion
 
 
-async def _admit(request: web.Request, gateway: Gateway) -> tuple[Caller, ChatParams, int]:
-    """Authenticate, check the body and the model, charge the limits: (caller, params, tokens)."""
+async def _admit(
+    request: web.Request,
+    gateway: Gateway,
+    parse: Callable[[Any], P],
+) -> tuple[Caller, P, int]:
+    """Authenticate, check the body and the model, charge the limits: (caller, params, tokens).
+    ``parse`` turns the JSON body into chat parameters (the Responses API brings its own)."""
     require_ready(gateway)
     caller = await authenticate(request, gateway.vkeys, gateway.settings)
-    params = parse_chat_request(await read_json(request))
+    params = parse(await read_json(request))
     vkey = caller.vkey
     if vkey is not None and not vkey.allows(params.model):
         raise forbidden(
@@ -161,7 +167,7 @@ def _headers(answer: Answer) -> dict[str, str]:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
-    caller, params, estimate = await _admit(request, gateway)
+    caller, params, estimate = await _admit(request, gateway, parse_chat_request)
     options = _options(params, caller, request[REQUEST_ID])
     if params.stream:
         return await _stream(request, gateway, caller, params, options, estimate)

@@ -11,6 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from router.gateway.admin import PREFIX as ADMIN
+from router.gateway.openapi_responses import (
+    bare_aliases,
+    response_schema,
+    responses_path,
+    responses_request_schema,
+)
 from router.gateway.openapi_schemas import (
     ERROR,
     OBJECT,
@@ -29,7 +35,7 @@ STATUS_TEXT = {
     401: "Missing or invalid key",
     403: "The key may not do this (model not allowed; admin API disabled; a base_url or "
     "secret_ref the admin policy does not allow)",
-    404: "Unknown model, key, virtual key, budget or route",
+    404: "Unknown model, key, virtual key, budget or route (the message lists the API routes)",
     405: "Method not allowed",
     413: "Request body too large",
     429: "No room: a limit of the gateway or of the pool; `Retry-After` says when to retry",
@@ -302,6 +308,11 @@ def _vkey_paths() -> Schema:
     }
 
 
+def _api_paths() -> Schema:
+    api = {**_openai_paths(), **responses_path(_op, _responses, _body, _ref)}
+    return {**api, **bare_aliases(api), **_ops_paths(), **_admin_paths()}
+
+
 def build_openapi(version: str = "0") -> Schema:
     """The gateway's OpenAPI document."""
     return {
@@ -312,7 +323,7 @@ def build_openapi(version: str = "0") -> Schema:
             "description": "OpenAI-compatible chat completions over a shared pool of provider keys, "
             "with virtual keys, per-user and global limits, and an admin API.",
         },
-        "paths": {**_openai_paths(), **_ops_paths(), **_admin_paths()},
+        "paths": _api_paths(),
         "components": {
             "securitySchemes": {
                 "virtualKey": {
@@ -330,6 +341,8 @@ def build_openapi(version: str = "0") -> Schema:
                 "Error": ERROR,
                 "ChatCompletionRequest": chat_request_schema(),
                 "ChatCompletion": chat_completion_schema(),
+                "ResponseRequest": responses_request_schema(),
+                "Response": response_schema(),
                 "Model": model_schema(),
                 "VirtualKeySpec": vkey_spec_schema(),
                 "VirtualKey": vkey_schema(),

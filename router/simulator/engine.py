@@ -47,6 +47,7 @@ from router.simulator.outcomes import (
     RequestRecord,
 )
 from router.simulator.stats import StatsBook, UsageStats
+from router.simulator.structured import json_reply
 
 
 class KeyState:
@@ -298,6 +299,10 @@ class Engine:
         if call.forced_tool:
             return tool_reply(
                 call.model, call.forced_tool, "call_sim" + self.next_id(), call.max_tokens
+            )
+        if call.response_schema is not None:
+            return json_reply(
+                call.model, call.response_schema, call.max_tokens, self.config.stream_chunk_tokens
             )
         wanted = (
             call.completion_tokens

@@ -27,6 +27,8 @@ class Call:
     tool_names: tuple[str, ...] = ()
     forced_tool: str | None = None
     completion_tokens: int | None = None
+    #: OpenAI's ``response_format``: the JSON Schema the answer must match ({} for json_object)
+    response_schema: dict[str, Any] | None = None
 
 
 # -- outcomes ------------------------------------------------------------------------------

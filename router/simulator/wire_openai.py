@@ -25,6 +25,7 @@ from router.simulator.outcomes import (
     NotFound,
     Outcome,
 )
+from router.simulator.structured import response_schema
 from router.simulator.wire import (
     Answer,
     StreamPlan,
@@ -94,6 +95,7 @@ class OpenAIWire(Wire):
             tool_names=tools,
             forced_tool=_forced_tool(body.get("tool_choice"), tools),
             completion_tokens=completion_override(request),
+            response_schema=response_schema(body.get("response_format")),
         )
 
     # -- answers -------------------------------------------------------------------------

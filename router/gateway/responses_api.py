@@ -1,0 +1,186 @@
+"""``POST /v1/responses``: OpenAI's Responses API, stateless, over the same path as chat.
+
+The request is translated to a chat call (responses_translate.py), admitted like chat (virtual
+key, model, the gateway's limits: ``openai_api._admit``), served by ``RequestRouter.complete`` or
+``stream_complete`` (rotation, fallback, usage records and budgets as for chat) and answered as a
+``response`` object, or as the Responses API's server-sent events when ``stream`` is true. Nothing
+is stored: ``store: true`` is accepted and ignored, ``previous_response_id`` is a 400.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any, cast
+
+from aiohttp import web
+
+from kernel import jsonio
+from kernel.errors import GatewayError
+from kernel.log import get_logger
+from router.answers import Answer, DoneEvent, StreamEvent
+from router.gateway.auth import Caller
+from router.gateway.errors import from_answer
+from router.gateway.openai_api import (
+    REQUEST_ID,
+    _admit,
+    _headers,
+    _options,
+    _settle,
+    _sse_response,
+)
+from router.gateway.responses_translate import (
+    ResponsesParams,
+    call_item,
+    message_item,
+    now,
+    output_text,
+    parse_responses_request,
+    response_object,
+)
+from router.gateway.state import GATEWAY, Gateway
+
+log = get_logger("router.gateway")
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    caller, params, estimate = await _admit(request, gateway, parse_responses_request)
+    rid = request[REQUEST_ID]
+    options = _options(params, caller, rid)
+    if params.stream:
+        return await _stream(request, gateway, caller, params, options, estimate)
+    created = now()
+    answer = await gateway.router.complete(
+        params.messages, params.model, temperature=params.temperature, **options
+    )
+    await _settle(gateway, caller, answer, estimate)
+    if not answer["success"]:
+        raise from_answer(answer)
+    return web.Response(
+        body=jsonio.dumps(response_object(params, rid, created, answer)),
+        content_type="application/json",
+        headers=_headers(answer),
+    )
+
+
+class EventWriter:
+    """Writes one answer as the Responses API's events, each with its ``sequence_number``."""
+
+    def __init__(self, response: web.StreamResponse, params: ResponsesParams, rid: str) -> None:
+        self.response = response
+        self.params = params
+        self.rid = rid
+        self.created = now()
+        self.sequence = 0
+        self.text: list[str] | None = None  # the message item's text, once it began
+        self.item = f"msg_{rid}"
+
+    async def send(self, kind: str, **fields: Any) -> None:
+        data = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        await self.response.write(
+            b"event: " + kind.encode() + b"\ndata: " + jsonio.dumps(data) + b"\n\n"
+        )
+
+    async def start(self) -> None:
+        state = response_object(self.params, self.rid, self.created)
+        await self.send("response.created", response=state)
+        await self.send("response.in_progress", response=state)
+
+    async def delta(self, text: str) -> None:
+        where = {"item_id": self.item, "output_index": 0, "content_index": 0}
+        if self.text is None:
+            self.text = []
+            await self.send(
+                "response.output_item.added",
+                output_index=0,
+                item=message_item(self.item, "", "in_progress"),
+            )
+            await self.send("response.content_part.added", part=output_text(""), **where)
+        self.text.append(text)
+        await self.send("response.output_text.delta", delta=text, logprobs=[], **where)
+
+    async def _close_text(self) -> int:
+        """Ends the message item if one began: the number of output items so far."""
+        if self.text is None:
+            return 0
+        text = "".join(self.text)
+        where = {"item_id": self.item, "output_index": 0, "content_index": 0}
+        await self.send("response.output_text.done", text=text, logprobs=[], **where)
+        await self.send("response.content_part.done", part=output_text(text), **where)
+        await self.send(
+            "response.output_item.done", output_index=0, item=message_item(self.item, text)
+        )
+        return 1
+
+    async def finish(self, answer: Answer) -> None:
+        """The text's closing events, each tool call's, then ``response.completed``."""
+        index = await self._close_text()
+        for i, call in enumerate(answer["tool_calls"]):
+            item_id = f"fc_{self.rid}_{i}"
+            where = {"item_id": item_id, "output_index": index}
+            added = call_item(item_id, call, "in_progress")
+            await self.send("response.output_item.added", output_index=index, item=added)
+            arguments = call["arguments"]
+            await self.send("response.function_call_arguments.delta", delta=arguments, **where)
+            await self.send("response.function_call_arguments.done", arguments=arguments, **where)
+            done = call_item(item_id, call)
+            await self.send("response.output_item.done", output_index=index, item=done)
+            index += 1
+        final = response_object(self.params, self.rid, self.created, answer)
+        kind = "response.completed" if final["status"] == "completed" else "response.incomplete"
+        await self.send(kind, response=final)
+
+    async def fail(self, error: GatewayError) -> None:
+        """A failure after the stream began: an ``error`` event (the SDKs raise it)."""
+        body = error.body()["error"]
+        await self.send(
+            "error", code=body["code"], message=body["message"], param=body["param"], error=body
+        )
+
+
+async def _stream(
+    request: web.Request,
+    gateway: Gateway,
+    caller: Caller,
+    params: ResponsesParams,
+    options: dict[str, Any],
+    estimate: int,
+) -> web.StreamResponse:
+    """SSE, as chat's stream: a failure before the first event is an ordinary error answer."""
+    events = cast(
+        AsyncGenerator[StreamEvent, None],
+        gateway.router.stream_complete(
+            params.messages, params.model, temperature=params.temperature, **options
+        ),
+    )
+    response = _sse_response(request)
+    done: DoneEvent | None = None
+    async with contextlib.aclosing(events):
+        event = await anext(events)
+        if event["type"] == "done" and not event["success"]:
+            await _settle(gateway, caller, event, estimate)
+            raise from_answer(event)
+        writer = EventWriter(response, params, request[REQUEST_ID])
+        try:
+            await response.prepare(request)
+            await writer.start()
+            while event["type"] == "delta":
+                await writer.delta(event["content"])
+                event = await anext(events)
+            done = event
+            await (writer.finish(done) if done["success"] else writer.fail(from_answer(done)))
+        except ConnectionError as exc:
+            log.info("client left during a stream", request_id=request[REQUEST_ID], error=str(exc))
+        except Exception:  # the status is sent already: end the stream with an error event
+            if not response.prepared:
+                raise
+            log.exception("stream failed", request_id=request[REQUEST_ID])
+            with contextlib.suppress(ConnectionError):
+                await writer.fail(
+                    GatewayError(500, "internal error", "server_error", "internal_error")
+                )
+    if done is not None:
+        await _settle(gateway, caller, done, estimate)
+    return response
