@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Callable
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, cast
 
 from aiohttp import web
 
@@ -38,7 +38,6 @@ from router.gateway.state import GATEWAY, Gateway
 
 log = get_logger("router.gateway")
 REQUEST_ID = web.RequestKey("request_id", str)
-P = TypeVar("P", bound=ChatParams)
 
 
 def require_ready(gateway: Gateway) -> None:
@@ -97,10 +96,10 @@ async def _estimate(params: ChatParams, gateway: Gateway) -> int:
 async def _admit(
     request: web.Request,
     gateway: Gateway,
-    parse: Callable[[Any], P],
-) -> tuple[Caller, P, int]:
-    """Authenticate, check the body and the model, charge the limits: (caller, params, tokens).
-    ``parse`` turns the JSON body into chat parameters (the Responses API brings its own)."""
+    parse: Callable[[Any], ChatParams] = parse_chat_request,
+) -> tuple[Caller, ChatParams, int]:
+    """Authenticate, check the body (``parse``: the route's parser, to the chat request the router
+    takes) and the model, charge the limits: (caller, params, tokens)."""
     require_ready(gateway)
     caller = await authenticate(request, gateway.vkeys, gateway.settings)
     params = parse(await read_json(request))
@@ -167,10 +166,15 @@ def _headers(answer: Answer) -> dict[str, str]:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
-    caller, params, estimate = await _admit(request, gateway, parse_chat_request)
+    caller, params, estimate = await _admit(request, gateway)
     options = _options(params, caller, request[REQUEST_ID])
     if params.stream:
-        return await _stream(request, gateway, caller, params, options, estimate)
+        rid = request[REQUEST_ID]
+
+        def chunks(response: web.StreamResponse) -> ChunkWriter:
+            return ChunkWriter(response, rid, params.model, params.include_usage)
+
+        return await _stream(request, gateway, caller, params, options, estimate, chunks)
     answer = await gateway.router.complete(
         params.messages, params.model, temperature=params.temperature, **options
     )
@@ -184,6 +188,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     )
 
 
+class EventWriter(Protocol):
+    """Writes one answer as a stream's events (OpenAI's :class:`ChunkWriter`, Anthropic's ...)."""
+
+    async def start(self) -> None: ...
+    async def text(self, content: str) -> None: ...
+    async def finish(self, answer: Answer) -> None: ...
+    async def fail(self, error: GatewayError) -> None: ...
+
+
 async def _stream(
     request: web.Request,
     gateway: Gateway,
@@ -191,9 +204,11 @@ async def _stream(
     params: ChatParams,
     options: dict[str, Any],
     estimate: int,
+    make_writer: Callable[[web.StreamResponse], EventWriter],
 ) -> web.StreamResponse:
-    """SSE. A failure before the first token is an ordinary error answer (status and all); one
-    after it is an error event. A client that goes away ends the call (the router settles it)."""
+    """SSE (events by ``make_writer``). A failure before the first token is an ordinary error
+    answer (status and all); one after it is an error event. A client that goes away ends the
+    call (the router settles it)."""
     events = cast(
         AsyncGenerator[StreamEvent, None],
         gateway.router.stream_complete(
@@ -207,7 +222,7 @@ async def _stream(
         if event["type"] == "done" and not event["success"]:
             await _settle(gateway, caller, event, estimate)
             raise from_answer(event)
-        writer = ChunkWriter(response, request[REQUEST_ID], params.model, params.include_usage)
+        writer = make_writer(response)
         try:
             await response.prepare(request)
             await writer.start()

@@ -9,26 +9,15 @@ is stored: ``store: true`` is accepted and ignored, ``previous_response_id`` is 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 from aiohttp import web
 
 from kernel import jsonio
 from kernel.errors import GatewayError
-from kernel.log import get_logger
-from router.answers import Answer, DoneEvent, StreamEvent
-from router.gateway.auth import Caller
+from router.answers import Answer
 from router.gateway.errors import from_answer
-from router.gateway.openai_api import (
-    REQUEST_ID,
-    _admit,
-    _headers,
-    _options,
-    _settle,
-    _sse_response,
-)
+from router.gateway.openai_api import REQUEST_ID, _admit, _headers, _options, _settle, _stream
 from router.gateway.responses_translate import (
     ResponsesParams,
     call_item,
@@ -38,18 +27,21 @@ from router.gateway.responses_translate import (
     parse_responses_request,
     response_object,
 )
-from router.gateway.state import GATEWAY, Gateway
-
-log = get_logger("router.gateway")
+from router.gateway.state import GATEWAY
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
-    caller, params, estimate = await _admit(request, gateway, parse_responses_request)
+    caller, checked, estimate = await _admit(request, gateway, parse_responses_request)
+    params = cast(ResponsesParams, checked)
     rid = request[REQUEST_ID]
     options = _options(params, caller, rid)
     if params.stream:
-        return await _stream(request, gateway, caller, params, options, estimate)
+
+        def events(response: web.StreamResponse) -> ResponseEventWriter:
+            return ResponseEventWriter(response, params, rid)
+
+        return await _stream(request, gateway, caller, params, options, estimate, events)
     created = now()
     answer = await gateway.router.complete(
         params.messages, params.model, temperature=params.temperature, **options
@@ -64,7 +56,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     )
 
 
-class EventWriter:
+class ResponseEventWriter:
     """Writes one answer as the Responses API's events, each with its ``sequence_number``."""
 
     def __init__(self, response: web.StreamResponse, params: ResponsesParams, rid: str) -> None:
@@ -73,7 +65,7 @@ class EventWriter:
         self.rid = rid
         self.created = now()
         self.sequence = 0
-        self.text: list[str] | None = None  # the message item's text, once it began
+        self.parts: list[str] | None = None  # the message item's text, once it began
         self.item = f"msg_{rid}"
 
     async def send(self, kind: str, **fields: Any) -> None:
@@ -88,24 +80,24 @@ class EventWriter:
         await self.send("response.created", response=state)
         await self.send("response.in_progress", response=state)
 
-    async def delta(self, text: str) -> None:
+    async def text(self, content: str) -> None:
         where = {"item_id": self.item, "output_index": 0, "content_index": 0}
-        if self.text is None:
-            self.text = []
+        if self.parts is None:
+            self.parts = []
             await self.send(
                 "response.output_item.added",
                 output_index=0,
                 item=message_item(self.item, "", "in_progress"),
             )
             await self.send("response.content_part.added", part=output_text(""), **where)
-        self.text.append(text)
-        await self.send("response.output_text.delta", delta=text, logprobs=[], **where)
+        self.parts.append(content)
+        await self.send("response.output_text.delta", delta=content, logprobs=[], **where)
 
     async def _close_text(self) -> int:
         """Ends the message item if one began: the number of output items so far."""
-        if self.text is None:
+        if self.parts is None:
             return 0
-        text = "".join(self.text)
+        text = "".join(self.parts)
         where = {"item_id": self.item, "output_index": 0, "content_index": 0}
         await self.send("response.output_text.done", text=text, logprobs=[], **where)
         await self.send("response.content_part.done", part=output_text(text), **where)
@@ -138,49 +130,3 @@ class EventWriter:
         await self.send(
             "error", code=body["code"], message=body["message"], param=body["param"], error=body
         )
-
-
-async def _stream(
-    request: web.Request,
-    gateway: Gateway,
-    caller: Caller,
-    params: ResponsesParams,
-    options: dict[str, Any],
-    estimate: int,
-) -> web.StreamResponse:
-    """SSE, as chat's stream: a failure before the first event is an ordinary error answer."""
-    events = cast(
-        AsyncGenerator[StreamEvent, None],
-        gateway.router.stream_complete(
-            params.messages, params.model, temperature=params.temperature, **options
-        ),
-    )
-    response = _sse_response(request)
-    done: DoneEvent | None = None
-    async with contextlib.aclosing(events):
-        event = await anext(events)
-        if event["type"] == "done" and not event["success"]:
-            await _settle(gateway, caller, event, estimate)
-            raise from_answer(event)
-        writer = EventWriter(response, params, request[REQUEST_ID])
-        try:
-            await response.prepare(request)
-            await writer.start()
-            while event["type"] == "delta":
-                await writer.delta(event["content"])
-                event = await anext(events)
-            done = event
-            await (writer.finish(done) if done["success"] else writer.fail(from_answer(done)))
-        except ConnectionError as exc:
-            log.info("client left during a stream", request_id=request[REQUEST_ID], error=str(exc))
-        except Exception:  # the status is sent already: end the stream with an error event
-            if not response.prepared:
-                raise
-            log.exception("stream failed", request_id=request[REQUEST_ID])
-            with contextlib.suppress(ConnectionError):
-                await writer.fail(
-                    GatewayError(500, "internal error", "server_error", "internal_error")
-                )
-    if done is not None:
-        await _settle(gateway, caller, done, estimate)
-    return response
