@@ -219,3 +219,17 @@ async def test_a_full_pool_is_a_rate_limit_error(make_gateway: GatewayFactory) -
     assert gw.sim is not None
     totals = gw.sim.stats()["totals"]
     assert (totals["admitted_requests"], totals["rate_limited"]) == (1, 0)
+
+
+async def test_a_stream_cut_after_text_ends_with_an_error_event(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw = await make_gateway(sim_config={"faults": {"stream_cut_rate": 1.0}, "completion_tokens": 60})
+    client = gw.client(await gw.vkey())
+    stream = await client.responses.create(model=MODEL, input="Hi", stream=True)
+    kinds: list[str] = []
+    with pytest.raises(openai.APIError) as caught:
+        async for event in stream:
+            kinds.append(event.type)
+    assert "response.output_text.delta" in kinds and "response.completed" not in kinds
+    assert caught.value.body is not None
