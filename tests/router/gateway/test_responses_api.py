@@ -224,7 +224,9 @@ async def test_a_full_pool_is_a_rate_limit_error(make_gateway: GatewayFactory) -
 async def test_a_stream_cut_after_text_ends_with_an_error_event(
     make_gateway: GatewayFactory,
 ) -> None:
-    gw = await make_gateway(sim_config={"faults": {"stream_cut_rate": 1.0}, "completion_tokens": 60})
+    gw = await make_gateway(
+        sim_config={"faults": {"stream_cut_rate": 1.0}, "completion_tokens": 60}
+    )
     client = gw.client(await gw.vkey())
     stream = await client.responses.create(model=MODEL, input="Hi", stream=True)
     kinds: list[str] = []
