@@ -12,10 +12,10 @@ from typing import Any
 
 from router.gateway.admin import PREFIX as ADMIN
 from router.gateway.openapi_responses import (
-    bare_aliases,
     response_schema,
     responses_path,
     responses_request_schema,
+    with_bare_aliases,
 )
 from router.gateway.openapi_schemas import (
     ERROR,
@@ -308,11 +308,6 @@ def _vkey_paths() -> Schema:
     }
 
 
-def _api_paths() -> Schema:
-    api = {**_openai_paths(), **responses_path(_op, _responses, _body, _ref)}
-    return {**api, **bare_aliases(api), **_ops_paths(), **_admin_paths()}
-
-
 def build_openapi(version: str = "0") -> Schema:
     """The gateway's OpenAPI document."""
     return {
@@ -323,7 +318,14 @@ def build_openapi(version: str = "0") -> Schema:
             "description": "OpenAI-compatible chat completions over a shared pool of provider keys, "
             "with virtual keys, per-user and global limits, and an admin API.",
         },
-        "paths": _api_paths(),
+        "paths": with_bare_aliases(
+            {
+                **_openai_paths(),
+                **responses_path(_op, _responses, _body, _ref),
+                **_ops_paths(),
+                **_admin_paths(),
+            }
+        ),
         "components": {
             "securitySchemes": {
                 "virtualKey": {

@@ -122,9 +122,9 @@ def responses_path(op: Any, responses: Any, body: Any, ref: Any) -> Schema:
     }
 
 
-def bare_aliases(paths: Schema) -> Schema:
-    """The root-level copy of each aliased ``/v1`` path."""
-    out: Schema = {}
+def with_bare_aliases(paths: Schema) -> Schema:
+    """``paths`` and the root-level copy of each aliased ``/v1`` path in it."""
+    out: Schema = dict(paths)
     for path, item in paths.items():
         bare = bare_form(path)
         if bare is None:
