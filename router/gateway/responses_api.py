@@ -108,6 +108,8 @@ class ResponseEventWriter:
 
     async def finish(self, answer: Answer) -> None:
         """The text's closing events, each tool call's, then ``response.completed``."""
+        if self.parts is None and answer["content"]:  # text that came without deltas
+            await self.text(answer["content"])
         index = await self._close_text()
         for i, call in enumerate(answer["tool_calls"]):
             item_id = f"fc_{self.rid}_{i}"
