@@ -307,6 +307,8 @@ def call_item(item_id: str, call: Any, status: str = "completed") -> dict[str, A
 
 def output_items(answer: Answer, rid: str) -> list[dict[str, Any]]:
     items = [message_item(f"msg_{rid}", answer["content"])] if answer["content"] else []
+    if items and status_of(answer)[0] == "incomplete":  # cut short: the message is too
+        items[0]["status"] = "incomplete"
     items += [call_item(f"fc_{rid}_{i}", c) for i, c in enumerate(answer["tool_calls"])]
     return items
 

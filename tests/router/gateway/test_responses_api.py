@@ -69,6 +69,7 @@ async def test_items_and_instructions(gw: GatewayHarness) -> None:
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "max_output_tokens"
     assert response.usage is not None and response.usage.output_tokens == 5
+    assert response.output[0].type == "message" and response.output[0].status == "incomplete"
     assert response.instructions == "Be brief." and response.metadata == {"team": "docs"}
     assert [(m["role"], m["content"]) for m in sent(gw)] == [
         ("system", "Be brief."),
