@@ -42,6 +42,7 @@ from router.answers import (
 )
 from router.dispatch import CallPlan, Dispatcher, Messages
 from router.health import router_health
+from router.lease_api import LeaseAPI
 from router.plans import fixed, make_plan, plan_error, summary_of, with_system
 from router.providers import AiohttpTransport, Transport
 from router.routing import RoutingTable
@@ -51,7 +52,7 @@ from router.turns import history_for, store_turn
 from router.usage_log import UsageLog
 
 
-class RequestRouter:
+class RequestRouter(LeaseAPI):
     """Token estimation, reservation, provider calls, rotation and fallbacks, conversations."""
 
     def __init__(

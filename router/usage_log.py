@@ -184,6 +184,11 @@ class UsageLog:
             )
         self._out(record, summary)
 
+    def emit(self, record: UsageRecord, summary: CallSummary) -> None:
+        """A finished call's record (a lease's: router/lease_runner.py) goes out, unless its
+        settle already wrote it; its span either way."""
+        self._out(record, summary)
+
     def abandoned(self, summary: CallSummary) -> None:
         """The caller went away before the answer (cancelled, or a stream it stopped reading):
         a record with ``error_type`` ``cancelled`` unless its settle wrote one already."""
