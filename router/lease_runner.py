@@ -36,6 +36,7 @@ from kernel.errors import (
     ModelNotAvailableError,
     SecretStoreError,
 )
+from kernel.log import get_logger
 from kernel.usage_record import Attribution
 from keys.manager import KeyManager, KeySelection
 from router.answers import AttemptRecord, CallSummary, failure_answer
@@ -49,6 +50,8 @@ from router.usage_log import UsageLog
 
 if TYPE_CHECKING:
     from router.dispatch import Dispatcher
+
+log = get_logger("router.lease")
 
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 2.0
@@ -79,7 +82,10 @@ class LeaseRunner:
         try:
             yield lease
         except BaseException as exc:
-            await asyncio.shield(self.fail(lease, exc))
+            try:
+                await asyncio.shield(self.fail(lease, exc))
+            except Exception as problem:  # the caller's exception is the one that goes on
+                log.warning("a lease's failure could not be recorded", error=str(problem))
             raise
         else:
             await asyncio.shield(self.succeed(lease))

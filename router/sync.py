@@ -8,12 +8,15 @@ RuntimeError there.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from kernel.portal import Portal
 from router.answers import Answer
 
 if TYPE_CHECKING:
+    from router.lease import Lease
     from router.request_router import RequestRouter
 
 
@@ -42,6 +45,24 @@ class SyncRequestRouter:
         self, conv_id: str, keep_last_n: int | None = None, **kwargs: Any
     ) -> Any:
         return self._portal.run(self.router.truncate_conversation(conv_id, keep_last_n, **kwargs))
+
+    @contextlib.contextmanager
+    def lease(
+        self, model: str | None = None, tokens: int | None = None, **kwargs: Any
+    ) -> Iterator[Lease]:
+        """``RequestRouter.lease`` as a blocking context manager (use ``lease.client()``)."""
+        manager = self.router.lease(model, tokens, **kwargs)
+        lease = self._portal.run(manager.__aenter__())
+        try:
+            yield lease
+        except BaseException as exc:
+            self._portal.run(manager.__aexit__(type(exc), exc, exc.__traceback__))
+            raise
+        self._portal.run(manager.__aexit__(None, None, None))
+
+    def execute_with_retry(self, fn: Callable[[Lease], Any], *args: Any, **kwargs: Any) -> Any:
+        """``RequestRouter.execute_with_retry``; ``fn`` runs in a worker thread."""
+        return self._portal.run(self.router.execute_with_retry(fn, *args, **kwargs))
 
     def close(self) -> None:
         try:
