@@ -22,6 +22,7 @@ from kernel.errors import (
     ClientRequestError,
     ModelNotAvailableError,
     ProviderAuthError,
+    ProviderConnectionError,
     RateLimitedError,
 )
 from kernel.prices import default_table
@@ -32,6 +33,7 @@ from router.request_router import RequestRouter
 from tests.conftest import settings_for
 from tests.helpers import log_events
 from tests.router.pool import MODELS, PoolKey, sim_router
+from tests.servers import free_port
 
 OPENAI, CLAUDE, GEMINI = MODELS["openai"], MODELS["anthropic"], MODELS["gemini"]
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -368,3 +370,26 @@ async def test_the_secret_is_in_no_repr_str_or_log(
     assert "a" in shown[0] and lease.masked_key in shown[0]
     for text in texts:
         assert key.secret not in text
+
+
+async def test_a_refused_connection_rotates_at_once_and_gives_the_reservation_back(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    keys = [first("down", OPENAI), second("up", OPENAI)]
+    keys[0].base_url = closed
+    leases: list[Lease] = []
+
+    async def call(lease: Lease) -> Any:
+        leases.append(lease)
+        return await lease.async_client().chat.completions.create(model=lease.model, messages=HELLO)
+
+    async with sim_router(settings(request), tmp_path, keys) as (router, sim):
+        response = await router.execute_with_retry(call, model=OPENAI, tokens=200)
+        down = await router.key_manager.get_key_status("down")
+    assert response.choices[0].message.content
+    assert [lease.key_id for lease in leases] == ["down", "up"]
+    error = leases[0].error
+    assert isinstance(error, ProviderConnectionError) and not error.reached_provider
+    assert down["tpm_usage"]["used"] == 0 and down["in_cooldown"], down
+    assert [r.key_id for r in sim.requests()] == ["up"]
