@@ -2,7 +2,8 @@
 
     open     the model's chain (aliases, fallbacks) -> the first served model with room:
              KeyManager.select_key with ``tokens`` and the worst-case cost on the budgets
-             (no room anywhere: AllKeysExhaustedError with retry_after)
+             (no room anywhere: AllKeysExhaustedError with retry_after); while the lease is
+             open its reservation is kept alive (router/keepalive.py)
     success  settled with the usage the caller recorded (else the estimate, ``usage_reported``
              false, at its worst-case cost) and its one usage record, in the same script run
     failure  the SDK's exception classified (router/sdk_errors.py) and recorded like the router's
@@ -40,6 +41,7 @@ from kernel.log import get_logger
 from kernel.usage_record import Attribution
 from keys.manager import KeyManager, KeySelection
 from router.answers import AttemptRecord, CallSummary, failure_answer
+from router.keepalive import ReservationKeeper
 from router.lease import KINDS, Lease
 from router.provider_limits import limits_json
 from router.providers import Usage
@@ -79,17 +81,22 @@ class LeaseRunner:
         request_id: str | None = None,
     ) -> AsyncIterator[Lease]:
         lease = await self.open(model, tokens, kind, exclude, tags, attribution, request_id)
+        keeper = ReservationKeeper(self.manager, lease.selection)
+        keeper.start()  # a lease may outlive the reservation's TTL (a long SDK stream)
         try:
             yield lease
         except BaseException as exc:
+            await keeper.stop()
             try:
                 await asyncio.shield(self.fail(lease, exc))
             except Exception as problem:  # the caller's exception is the one that goes on
                 log.warning("a lease's failure could not be recorded", error=str(problem))
             raise
         else:
+            await keeper.stop()
             await asyncio.shield(self.succeed(lease))
         finally:
+            await keeper.stop()
             await lease.close_clients()
 
     # -- opening ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ after a 429, the key disabled after a 401) and ``execute_with_retry`` rotates to
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -304,17 +305,21 @@ async def test_the_callers_own_exception_is_not_retried_and_leaves_the_key_healt
     assert (record.success, record.error_type) == (False, "internal_error")
 
 
-async def test_an_unreported_lease_is_settled_at_its_estimate(
-    request: pytest.FixtureRequest, tmp_path: Path
+@pytest.mark.parametrize(
+    ("kind", "priced_in", "priced_out"), [("other", 0, 321), ("embedding", 321, 0)]
+)
+async def test_an_unreported_lease_is_settled_at_its_estimate_and_worst_case_cost(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str, priced_in: int, priced_out: int
 ) -> None:
     async with sim_router(settings(request), tmp_path, [PoolKey("a")]) as (router, _sim):
-        async with router.lease(OPENAI, tokens=321, kind="other"):
+        async with router.lease(OPENAI, tokens=321, kind=kind):
             pass
         status = await router.key_manager.get_key_status("a")
         [record] = await records_of(router)
     assert status["tpm_usage"]["used"] == 321
     assert (record.success, record.usage_reported, record.prompt_tokens) == (True, False, 321)
-    assert record.cost == pytest.approx(cost_of(OPENAI, 0, 321))  # the worst case
+    # the worst case: an embedding's tokens are all input, others all output
+    assert record.cost == pytest.approx(cost_of(OPENAI, priced_in, priced_out))
 
 
 async def test_several_calls_on_one_lease_add_up_in_its_one_record(
@@ -393,3 +398,15 @@ async def test_a_refused_connection_rotates_at_once_and_gives_the_reservation_ba
     assert isinstance(error, ProviderConnectionError) and not error.reached_provider
     assert down["tpm_usage"]["used"] == 0 and down["in_cooldown"], down
     assert [r.key_id for r in sim.requests()] == ["up"]
+
+
+async def test_a_lease_longer_than_the_reservation_ttl_settles_with_its_recorded_usage(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    async with sim_router(settings(request), tmp_path, [PoolKey("a")]) as (router, _sim):
+        router.key_manager.engine.reservation_ttl = 1  # the setting's floor is 10 s
+        async with router.lease(OPENAI, tokens=900) as lease:
+            await asyncio.sleep(2.5)  # outlives the TTL twice: kept alive meanwhile
+            lease.record(prompt_tokens=40, completion_tokens=2)
+        status = await router.key_manager.get_key_status("a")
+    assert status["tpm_usage"]["used"] == 42, status  # expired, it would stay charged 900
