@@ -20,6 +20,7 @@ from google import genai
 
 from kernel.errors import (
     AllKeysExhaustedError,
+    BudgetExceededError,
     ClientRequestError,
     ModelNotAvailableError,
     ProviderAuthError,
@@ -29,6 +30,7 @@ from kernel.errors import (
 from kernel.prices import default_table
 from kernel.settings import Settings
 from kernel.usage_record import UsageRecord
+from lua.usage_records import NANOS
 from router.lease import Lease
 from router.request_router import RequestRouter
 from tests.conftest import settings_for
@@ -410,3 +412,44 @@ async def test_a_lease_longer_than_the_reservation_ttl_settles_with_its_recorded
             lease.record(prompt_tokens=40, completion_tokens=2)
         status = await router.key_manager.get_key_status("a")
     assert status["tpm_usage"]["used"] == 42, status  # expired, it would stay charged 900
+
+
+async def test_an_open_lease_holds_its_worst_case_cost_on_the_budgets(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    worst = default_table().worst_case_nanos(OPENAI, 0, 1000)
+    assert worst is not None
+    budgets = json.dumps({"team:blue": {"limit_usd": 1.5 * worst / NANOS, "period": "month"}})
+    config = settings(request, BUDGETS=budgets)
+    async with sim_router(config, tmp_path, [PoolKey("a")]) as (router, _sim):
+        async with router.lease(OPENAI, tokens=1000, team="blue") as lease:
+            with pytest.raises(BudgetExceededError) as refused:
+                async with router.lease(OPENAI, tokens=1000, team="blue"):
+                    pass
+            lease.record(prompt_tokens=10, completion_tokens=10)
+        async with router.lease(OPENAI, tokens=1000, team="blue"):  # the real cost was settled
+            pass
+    assert (refused.value.scope, refused.value.name) == ("team", "blue")
+
+
+async def test_a_cancelled_lease_keeps_its_charge_and_records_cancelled(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    opened = asyncio.Event()
+
+    async def hold() -> None:
+        async with router.lease(OPENAI, tokens=250):
+            opened.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    async with sim_router(settings(request), tmp_path, [PoolKey("a")]) as (router, _sim):
+        task = asyncio.create_task(hold())
+        await opened.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        status = await router.key_manager.get_key_status("a")
+        [record] = await records_of(router)
+    assert (record.success, record.error_type) == (False, "cancelled")
+    assert (status["in_cooldown"], status["failures"]) == (False, 0)
+    assert status["tpm_usage"]["used"] == 250  # it may have reached the provider
