@@ -3,17 +3,20 @@
     from router import RequestRouter, get_request_router      # the async API (document 004)
     from router import SyncRequestRouter                      # the same, for code without a loop
     from router import Answer, StreamEvent                    # the answer's type, a stream's events
+    from router import Lease                                  # a pool key for any SDK call
 
 ``keys`` and ``conversation`` never import ``router``: what they share with it lives in
 :mod:`kernel` (see its docstring for the layers).
 """
 
 from router.answers import Answer, StreamEvent
+from router.lease import Lease
 from router.request_router import RequestRouter, get_request_router, reset_request_router
 from router.sync import SyncRequestRouter
 
 __all__ = [
     "Answer",
+    "Lease",
     "RequestRouter",
     "StreamEvent",
     "SyncRequestRouter",
