@@ -12,6 +12,7 @@ _MODEL_PREFIXES: tuple[tuple[str, str], ...] = (
     ("o1", "openai"),
     ("o3", "openai"),
     ("o4", "openai"),
+    ("text-embedding-004", "gemini"),
     ("text-embedding-", "openai"),
     ("ft:gpt", "openai"),
     ("claude-", "anthropic"),

@@ -10,10 +10,9 @@ Every answer is an ``Answer``, a typed dict (router/answers.py), and a stream yi
 ``StreamEvent`` s; failures do not raise unless ``raise_on_error=True`` (then the RouterError is
 raised). A conversation's turn is stored after a successful call (``conversation_saved``).
 
-Its parts: router/plans.py (arguments to a call plan, and what no provider may be asked),
-router/dispatch.py (keys, calls, rotation, fallbacks), router/turns.py (a conversation's history
-and turn), router/streaming.py (a stream relayed and settled), router/answers.py (the answer),
-router/usage_log.py (each call's one usage record).
+Its parts: router/plans.py (call plans and their checks), router/dispatch.py (keys, calls, rotation,
+fallbacks), router/turns.py (a conversation's turn), router/streaming.py (streams), router/answers.py
+(the answer), router/usage_log.py (usage records), router/embedding.py and lease_api.py (mixins).
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ from router.answers import (
     success_answer,
 )
 from router.dispatch import CallPlan, Dispatcher, Messages
+from router.embedding import EmbedAPI
 from router.health import router_health
 from router.lease_api import LeaseAPI
 from router.plans import fixed, make_plan, plan_error, summary_of, with_system
@@ -52,7 +52,7 @@ from router.turns import history_for, store_turn
 from router.usage_log import UsageLog
 
 
-class RequestRouter(LeaseAPI):
+class RequestRouter(LeaseAPI, EmbedAPI):
     """Token estimation, reservation, provider calls, rotation and fallbacks, conversations."""
 
     def __init__(

@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kernel.errors import ConfigError
-from router.providers.catalog import context_window
+from router.providers.catalog import context_window, is_embedding_model
 
 ModelList = list[str]
 
@@ -132,6 +132,7 @@ class RoutingTable:
             for name, owner in candidates
             if owner == provider
             and name != model
+            and not is_embedding_model(name)
             and (window := context_window(name) or 0) >= tokens
         )
         out = list(configured)

@@ -10,6 +10,7 @@ overrides an entry (fine-tunes, OpenAI-compatible hosts).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -21,6 +22,10 @@ class ModelInfo:
     provider: str
     context_window: int
     max_output_tokens: int
+    #: "chat", or "embedding" (``context_window`` is then the input limit of one text)
+    kind: str = "chat"
+    #: An embedding model's vector length when no ``dimensions`` is asked for.
+    dimensions: int = 0
 
 
 def _entries() -> list[ModelInfo]:
@@ -68,7 +73,20 @@ def _entries() -> list[ModelInfo]:
         ("gemini-2.5-pro", 1_048_576, 65_536),
     ]
     table = [("openai", openai), ("anthropic", anthropic), ("gemini", gemini)]
-    return [ModelInfo(name, prov, ctx, out) for prov, rows in table for name, ctx, out in rows]
+    chat = [ModelInfo(name, prov, ctx, out) for prov, rows in table for name, ctx, out in rows]
+    return chat + _embedding_entries()
+
+
+def _embedding_entries() -> list[ModelInfo]:
+    """Embedding models: the input limit of one text and the default vector length."""
+    rows = [
+        ("text-embedding-3-small", "openai", 8_191, 1_536),
+        ("text-embedding-3-large", "openai", 8_191, 3_072),
+        ("text-embedding-ada-002", "openai", 8_191, 1_536),
+        ("gemini-embedding-001", "gemini", 2_048, 3_072),
+        ("text-embedding-004", "gemini", 2_048, 768),
+    ]
+    return [ModelInfo(n, p, limit, 0, "embedding", dims) for n, p, limit, dims in rows]
 
 
 _CATALOG: dict[str, ModelInfo] = {info.name: info for info in _entries()}
@@ -129,20 +147,25 @@ def completion_tokens_problem(value: object, model: str | None) -> str | None:
 
 
 def models_fitting(tokens: int, provider: str | None = None) -> list[ModelInfo]:
-    """Known models whose context window holds ``tokens``, smallest window first."""
+    """Known chat models whose context window holds ``tokens``, smallest window first."""
     fits = [
         info
         for info in _CATALOG.values()
-        if info.context_window >= tokens and (provider is None or info.provider == provider)
+        if info.kind == "chat"
+        and info.context_window >= tokens
+        and (provider is None or info.provider == provider)
     ]
     return sorted(fits, key=lambda info: (info.context_window, info.name))
 
 
+def is_embedding_model(model: str) -> bool:
+    info = model_info(model)
+    return info is not None and info.kind == "embedding"
+
+
 def register_model(info: ModelInfo) -> None:
     """Add or replace a catalog entry (for fine-tunes and models of OpenAI-compatible hosts)."""
-    _CATALOG[_normalise(info.name)] = ModelInfo(
-        _normalise(info.name), info.provider, info.context_window, info.max_output_tokens
-    )
+    _CATALOG[_normalise(info.name)] = dataclasses.replace(info, name=_normalise(info.name))
 
 
 def all_models() -> list[ModelInfo]:

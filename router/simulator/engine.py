@@ -30,6 +30,7 @@ from router.simulator.config import (
 from router.simulator.content import (
     Reply,
     count_prompt_tokens,
+    count_text_tokens,
     make_reply,
     tool_reply,
 )
@@ -166,7 +167,11 @@ class Engine:
         if not self._model_allowed(key, call.model):
             stats.bad_requests["model_not_found"] += 1
             return NotFound(call.model)
-        prompt = count_prompt_tokens(call.model, call.messages)
+        prompt = (
+            count_prompt_tokens(call.model, call.messages)
+            if call.inputs is None
+            else sum(count_text_tokens(call.model, t) for t in call.inputs)
+        )
         if record is not None:
             record.prompt_tokens = prompt
         invalid = self._validate(call, prompt)
@@ -215,6 +220,10 @@ class Engine:
         return configured if configured is not None else catalog_max_output(model)
 
     def _validate(self, call: Call, prompt: int) -> Invalid | None:
+        if call.inputs is not None:  # embeddings: each text within the model's input limit
+            window = self.context_window(call.model)
+            largest = max((count_text_tokens(call.model, t) for t in call.inputs), default=0)
+            return Invalid("context_length", largest, window, None) if largest > window else None
         limit = self.max_output(call.model)
         if call.max_tokens is not None and limit is not None and call.max_tokens > limit:
             return Invalid("max_tokens", prompt, limit, call.max_tokens)
@@ -276,7 +285,9 @@ class Engine:
         fault = post_admission_fault(state.faults, draw)
         if fault is not None:
             stats.faults[fault] += 1
-        filtered = self.config.content_filter_phrase in _last_user_text(call)
+        filtered = call.inputs is None and self.config.content_filter_phrase in _last_user_text(
+            call
+        )
         reply = self._reply(call, filtered)
         return Admitted(
             key,
@@ -294,6 +305,8 @@ class Engine:
         )
 
     def _reply(self, call: Call, filtered: bool) -> Reply:
+        if call.inputs is not None:  # embeddings: no completion
+            return Reply((), 0, "stop")
         if filtered:
             return Reply((), 0, "content_filter")
         if call.forced_tool:

@@ -29,6 +29,11 @@ class Call:
     completion_tokens: int | None = None
     #: OpenAI's ``response_format``: the JSON Schema the answer must match ({} for json_object)
     response_schema: dict[str, Any] | None = None
+    #: An embeddings call: its texts (``messages`` holds them as user messages, for the log).
+    inputs: tuple[str, ...] | None = None
+    dimensions: int | None = None
+    #: How the vectors are answered: OpenAI's float | base64, Gemini's embedContent | batch...
+    embed_format: str = ""
 
 
 # -- outcomes ------------------------------------------------------------------------------

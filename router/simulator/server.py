@@ -2,12 +2,14 @@
 
 Routes
   POST /v1/chat/completions                             OpenAI (Bearer key)
+  POST /v1/embeddings                                   OpenAI embeddings (wire_embeddings.py)
   POST /openai/deployments/{deployment}/chat/completions
                                                         Azure OpenAI (api-key, ?api-version=)
   GET  /v1/models                                       model list (Anthropic's with x-api-key)
   POST /v1/messages                                     Anthropic (x-api-key, anthropic-version)
   POST /v1beta/models/{model}:generateContent           Gemini (x-goog-api-key or ?key=)
   POST /v1beta/models/{model}:streamGenerateContent     Gemini stream (?alt=sse)
+  POST /v1beta/models/{model}:embedContent | :batchEmbedContents   Gemini embeddings
   /_sim/...                                             administration (router.simulator.admin)
 """
 
@@ -29,6 +31,11 @@ from router.simulator.outcomes import Admitted, Call, Denied, Fault, RequestReco
 from router.simulator.wire import Answer, StreamPlan, Wire, WireError
 from router.simulator.wire_anthropic import AnthropicWire
 from router.simulator.wire_azure import AzureWire
+from router.simulator.wire_embeddings import (
+    GeminiEmbeddingsWire,
+    OpenAIEmbeddingsWire,
+    gemini_wire_name,
+)
 from router.simulator.wire_gemini import GeminiWire
 from router.simulator.wire_openai import OpenAIWire
 
@@ -54,7 +61,9 @@ class Handlers:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.wires = {w.name: w for w in (OpenAIWire(), AzureWire(), AnthropicWire(), GeminiWire())}
+        wires = (OpenAIWire(), AzureWire(), AnthropicWire(), GeminiWire())
+        embeddings = (OpenAIEmbeddingsWire(), GeminiEmbeddingsWire())
+        self.wires: dict[str, Wire] = {w.name: w for w in (*wires, *embeddings)}
 
     def for_provider(self, name: str) -> Callable[[web.Request], Any]:
         wire = self.wires[name]
@@ -63,6 +72,12 @@ class Handlers:
             return await self.handle(request, wire)
 
         return handler
+
+    async def gemini(self, request: web.Request) -> web.StreamResponse:
+        """Gemini's ``models/{target}``: generateContent, or an embeddings action."""
+        return await self.handle(
+            request, self.wires[gemini_wire_name(request.match_info["target"])]
+        )
 
     async def handle(self, request: web.Request, wire: Wire) -> web.StreamResponse:
         try:
@@ -185,13 +200,14 @@ def build_app(engine: Engine) -> web.Application:
     app[ENGINE_KEY] = engine
     handlers = Handlers(engine)
     app.router.add_post("/v1/chat/completions", handlers.for_provider("openai"))
+    app.router.add_post("/v1/embeddings", handlers.for_provider("openai-embeddings"))
     app.router.add_post(
         "/openai/deployments/{deployment}/chat/completions", handlers.for_provider("azure")
     )
     app.router.add_get("/v1/models", handlers.models)
     app.router.add_post("/v1/messages", handlers.for_provider("anthropic"))
     for version in ("v1beta", "v1"):
-        app.router.add_post(f"/{version}/models/{{target}}", handlers.for_provider("gemini"))
+        app.router.add_post(f"/{version}/models/{{target}}", handlers.gemini)
     add_admin_routes(app, engine)
     return app
 
