@@ -21,7 +21,15 @@ from kernel import jsonio
 from kernel.errors import ClientRequestError, GatewayError, StoreError
 from kernel.log import get_logger
 from router import dashboard
-from router.gateway import admin, admin_usage, openai_api, ops, responses_api, routes
+from router.gateway import (
+    admin,
+    admin_usage,
+    embeddings_api,
+    openai_api,
+    ops,
+    responses_api,
+    routes,
+)
 from router.gateway.errors import STORE_RETRY_SECONDS, bad_request, respond, unavailable
 from router.gateway.metrics_view import metrics_handler
 from router.gateway.openai_api import REQUEST_ID
@@ -107,6 +115,7 @@ def build_app(gateway: Gateway | None = None, *, openai: bool = True) -> web.App
     r = app.router
     if openai:
         r.add_post("/v1/chat/completions", openai_api.chat_completions)
+        r.add_post("/v1/embeddings", embeddings_api.embeddings)
         r.add_get("/v1/models", openai_api.list_models)
         r.add_get("/v1/models/{model}", openai_api.get_model)
         r.add_post("/v1/responses", responses_api.create_response)

@@ -10,7 +10,7 @@ fell back and waited as configured).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Protocol, cast
 
 from aiohttp import web
@@ -66,7 +66,7 @@ async def read_json(request: web.Request) -> Any:
         raise bad_request("The request body is not valid JSON.", param="body") from None
 
 
-def limit_error(decision: LimitDecision) -> GatewayError:
+def limit_error(decision: LimitDecision, param: str = "max_tokens") -> GatewayError:
     if decision.revoked:
         return unauthorized("Incorrect API key provided: the virtual key was revoked.")
     what = {
@@ -78,7 +78,7 @@ def limit_error(decision: LimitDecision) -> GatewayError:
     if decision.retry_after is None:
         return bad_request(
             f"The request needs more tokens than {what} allows at all.",
-            param="max_tokens",
+            param=param,
             code="request_too_large",
         )
     return limited(
@@ -100,28 +100,47 @@ async def _admit(
 ) -> tuple[Caller, ChatParams, int]:
     """Authenticate, check the body (``parse``: the route's parser, to the chat request the router
     takes) and the model, charge the limits: (caller, params, tokens)."""
-    require_ready(gateway)
-    caller = await authenticate(request, gateway.vkeys, gateway.settings)
+    caller = await admit_caller(request, gateway)
     params = parse(await read_json(request))
+    tokens = await admit_model(gateway, caller, params.model, lambda: _estimate(params, gateway))
+    return caller, params, tokens
+
+
+async def admit_caller(request: web.Request, gateway: Gateway) -> Caller:
+    """A ready gateway and an authenticated caller (the first step of every API route)."""
+    require_ready(gateway)
+    return await authenticate(request, gateway.vkeys, gateway.settings)
+
+
+async def admit_model(
+    gateway: Gateway,
+    caller: Caller,
+    model: str,
+    estimate: Callable[[], Awaitable[int]],
+    param: str = "max_tokens",
+) -> int:
+    """The model allowed to the caller's virtual key and served; the gateway's limits charged
+    (``estimate()``: the request's tokens, counted only for a key with a TPM budget; ``param``
+    is named when they are more than the key's TPM allows at all). Answers the tokens charged."""
     vkey = caller.vkey
-    if vkey is not None and not vkey.allows(params.model):
+    if vkey is not None and not vkey.allows(model):
         raise forbidden(
-            f"This virtual key may not use the model '{params.model}'.",
+            f"This virtual key may not use the model '{model}'.",
             code="model_not_allowed",
             param="model",
         )
-    if not gateway.catalog.known(params.model):
+    if not gateway.catalog.known(model):
         raise not_found(
-            f"The model '{params.model}' does not exist or no key of the pool serves it.",
+            f"The model '{model}' does not exist or no key of the pool serves it.",
             code="model_not_found",
             param="model",
         )
-    tokens = await _estimate(params, gateway) if vkey is not None and vkey.tpm else 0
+    tokens = await estimate() if vkey is not None and vkey.tpm else 0
     decision = await gateway.limits.acquire(user_id=caller.user_id, vkey=vkey, tokens=tokens)
     if not decision.allowed:
         gateway.metrics.limited.labels(decision.limit).inc()
-        raise limit_error(decision)
-    return caller, params, tokens
+        raise limit_error(decision, param)
+    return tokens
 
 
 def _options(params: ChatParams, caller: Caller, request_id: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.gateway.admin import PREFIX as ADMIN
+from router.gateway.openapi_embeddings import embeddings_paths, embeddings_schemas
 from router.gateway.openapi_responses import (
     response_schema,
     responses_path,
@@ -321,6 +322,7 @@ def build_openapi(version: str = "0") -> Schema:
         "paths": with_bare_aliases(
             {
                 **_openai_paths(),
+                **embeddings_paths(),
                 **responses_path(_op, _responses, _body, _ref),
                 **_ops_paths(),
                 **_admin_paths(),
@@ -349,6 +351,7 @@ def build_openapi(version: str = "0") -> Schema:
                 "VirtualKeySpec": vkey_spec_schema(),
                 "VirtualKey": vkey_schema(),
                 **usage_schemas(),
+                **embeddings_schemas(),
             },
         },
     }
