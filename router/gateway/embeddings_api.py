@@ -155,7 +155,7 @@ async def embeddings(request: web.Request) -> web.Response:
     gateway: Gateway = request.app[GATEWAY]
     caller = await admit_caller(request, gateway)
     params = parse_embeddings_request(await read_json(request))
-    estimate = await admit_model(gateway, caller, params.model, lambda: _estimate(params))
+    estimate = await admit_model(gateway, caller, params.model, lambda: _estimate(params), "input")
     options: dict[str, Any] = {"request_id": request[REQUEST_ID]}
     if caller.vkey is not None and caller.vkey.tags:
         options["tags"] = dict(caller.vkey.tags)

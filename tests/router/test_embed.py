@@ -145,3 +145,37 @@ async def test_bad_input_is_refused_naming_the_parameter_and_still_recorded(
     assert not chat["success"]
     assert seen == []
     assert len(records) == 5 and not any(r.success for r in records)
+
+
+async def test_a_5xx_backs_off_to_the_next_key_and_a_full_model_falls_back_to_another(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    keys = [
+        openai_key("broken", faults={"error_rate": 1.0}),
+        openai_key("full", rpm=1),
+        PoolKey("g1", provider="gemini", models=[GEMINI]),
+    ]
+    routing = {"fallbacks": {SMALL: [GEMINI]}}
+    async with sim_router(settings(request), tmp_path, keys, routing=routing) as (router, sim):
+        answers = [await router.embed("some text", model=SMALL) for _ in range(3)]
+        broken = sim.requests(key_id="broken")
+    assert all(a["success"] for a in answers), answers
+    assert [a["key_id"] for a in answers].count("full") == 1  # its one request of the minute
+    assert broken and all(r.outcome.startswith("fault:") for r in broken)
+    fell_back = [a for a in answers if a["key_id"] == "g1"]
+    assert fell_back and all(a["model"] == GEMINI and a["fallback_used"] for a in fell_back)
+    assert all(a["requested_model"] == SMALL for a in answers)
+    assert fell_back[0]["embeddings"] == [vector(GEMINI, "some text")]
+
+
+async def test_a_chat_model_or_an_input_over_the_limit_is_refused_without_a_call(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    keys = [PoolKey("chat", models=["gpt-4o-mini"]), openai_key("e1")]
+    async with sim_router(settings(request), tmp_path, keys) as (router, sim):
+        chat = await router.embed("x", model="gpt-4o-mini")
+        long = await router.embed(["ok", "word " * 9000], model=SMALL)
+        seen = sim.requests()
+    assert chat["error_type"] == "bad_request" and "not an embedding model" in str(chat["error"])
+    assert long["error_type"] == "context_length_exceeded" and "input[1]" in str(long["error"])
+    assert seen == []

@@ -145,3 +145,30 @@ async def test_langchain_openai_embeddings_sends_token_arrays_that_are_decoded(
     for got, text in zip(documents, texts, strict=True):
         assert close(got, vector(SMALL, text))
     assert close(query, vector(SMALL, "a query"))
+
+
+async def test_a_chat_model_is_a_400_and_a_keys_tpm_is_charged_the_inputs_tokens(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw = await make_gateway(pool=[PoolKey("mixed", models=["gpt-4o-mini", SMALL])])
+    key = await gw.vkey(tpm=100)
+    status, answer, _ = await gw.request(
+        "POST", "/v1/embeddings", token=key, body={"model": "gpt-4o-mini", "input": "x"}
+    )
+    assert status == 400 and "not an embedding model" in answer["error"]["message"]
+    status, answer, _ = await gw.request(
+        "POST", "/v1/embeddings", token=key, body={"model": SMALL, "input": "word " * 150}
+    )
+    assert status == 400 and answer["error"]["param"] == "input"
+    assert answer["error"]["code"] == "request_too_large"
+    text = "word " * 60  # 60 tokens: the key's 100 per minute hold one such call
+    status, answer, _ = await gw.request(
+        "POST", "/v1/embeddings", token=key, body={"model": SMALL, "input": text}
+    )
+    assert status == 200, answer
+    status, answer, headers = await gw.request(
+        "POST", "/v1/embeddings", token=key, body={"model": SMALL, "input": text}
+    )
+    assert status == 429 and answer["error"]["code"] == "key_tpm_limit_exceeded"
+    assert float(headers["Retry-After"]) > 0
+    assert gw.sim is not None and len(gw.sim.requests(model=SMALL)) == 1
