@@ -98,15 +98,16 @@ class EmbedDispatched(Dispatched):
 class EmbedCaller(KeyCaller):
     """Calls a provider's embeddings API on one reserved key and settles what happened."""
 
-    async def attempt(  # type: ignore[override]
+    async def attempt(
         self,
-        plan: EmbedPlan,
+        plan: CallPlan,
         selection: KeySelection,
         messages: Messages,
         completion: int,
         summary: CallSummary,
         stream: bool,
     ) -> Dispatched | Failed:
+        assert isinstance(plan, EmbedPlan)
         key = selection.key
         if not supports_embeddings(key.provider):
             await self.manager.release(selection)

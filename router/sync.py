@@ -9,13 +9,14 @@ RuntimeError there.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kernel.portal import Portal
 from router.answers import Answer
 
 if TYPE_CHECKING:
+    from router.embedding import EmbedAnswer
     from router.lease import Lease
     from router.request_router import RequestRouter
 
@@ -37,6 +38,9 @@ class SyncRequestRouter:
 
     def complete(self, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Answer:
         return self._portal.run(self.router.complete(messages, *args, **kwargs))
+
+    def embed(self, texts: str | Sequence[str], model: str, **kwargs: Any) -> EmbedAnswer:
+        return self._portal.run(self.router.embed(texts, model, **kwargs))
 
     def health_check(self) -> dict[str, Any]:
         return self._portal.run(self.router.health_check())
