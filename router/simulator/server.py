@@ -3,6 +3,7 @@
 Routes
   POST /v1/chat/completions                             OpenAI (Bearer key)
   POST /v1/embeddings                                   OpenAI embeddings (wire_embeddings.py)
+  POST /openai/deployments/{deployment}/embeddings      Azure OpenAI embeddings
   POST /openai/deployments/{deployment}/chat/completions
                                                         Azure OpenAI (api-key, ?api-version=)
   GET  /v1/models                                       model list (Anthropic's with x-api-key)
@@ -32,6 +33,7 @@ from router.simulator.wire import Answer, StreamPlan, Wire, WireError
 from router.simulator.wire_anthropic import AnthropicWire
 from router.simulator.wire_azure import AzureWire
 from router.simulator.wire_embeddings import (
+    AzureEmbeddingsWire,
     GeminiEmbeddingsWire,
     OpenAIEmbeddingsWire,
     gemini_wire_name,
@@ -62,7 +64,7 @@ class Handlers:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         wires = (OpenAIWire(), AzureWire(), AnthropicWire(), GeminiWire())
-        embeddings = (OpenAIEmbeddingsWire(), GeminiEmbeddingsWire())
+        embeddings = (OpenAIEmbeddingsWire(), AzureEmbeddingsWire(), GeminiEmbeddingsWire())
         self.wires: dict[str, Wire] = {w.name: w for w in (*wires, *embeddings)}
 
     def for_provider(self, name: str) -> Callable[[web.Request], Any]:
@@ -203,6 +205,9 @@ def build_app(engine: Engine) -> web.Application:
     app.router.add_post("/v1/embeddings", handlers.for_provider("openai-embeddings"))
     app.router.add_post(
         "/openai/deployments/{deployment}/chat/completions", handlers.for_provider("azure")
+    )
+    app.router.add_post(
+        "/openai/deployments/{deployment}/embeddings", handlers.for_provider("azure-embeddings")
     )
     app.router.add_get("/v1/models", handlers.models)
     app.router.add_post("/v1/messages", handlers.for_provider("anthropic"))

@@ -1,4 +1,5 @@
-"""Embeddings as the simulator speaks them: OpenAI's ``POST /v1/embeddings`` and Gemini's
+"""Embeddings as the simulator speaks them: OpenAI's ``POST /v1/embeddings`` (and Azure's
+``/openai/deployments/{deployment}/embeddings``) and Gemini's
 ``models/{model}:embedContent`` / ``:batchEmbedContents``.
 
 Vectors are deterministic: seeded by a hash of the model and the text, unit length, of the model's
@@ -23,6 +24,7 @@ from aiohttp import web
 from router.providers.catalog import model_info
 from router.simulator.outcomes import Admitted, Call, Outcome
 from router.simulator.wire import Answer, WireError, as_int
+from router.simulator.wire_azure import AzureWire
 from router.simulator.wire_gemini import GeminiWire
 from router.simulator.wire_openai import OpenAIWire
 
@@ -63,17 +65,18 @@ def _call(provider: str, model: str, texts: tuple[str, ...], dimensions: int | N
 
 class OpenAIEmbeddingsWire(OpenAIWire):
     name = "openai-embeddings"
+    provider = "openai"
 
     def parse(self, body: Any, request: web.Request) -> Call:
         if not isinstance(body, dict):
             raise WireError("We could not parse the JSON body of your request.")
-        model = body.get("model")
+        model = self.model_of(body, request)
         if not isinstance(model, str) or not model:
             raise WireError("you must provide a model parameter", "model")
         fmt = body.get("encoding_format") or "float"
         if fmt not in ("float", "base64"):
             raise WireError(f"Invalid value for 'encoding_format': {fmt!r}", "encoding_format")
-        call = _call("openai", model, _texts(body.get("input"), "input"), None)
+        call = _call(self.provider, model, _texts(body.get("input"), "input"), None)
         call.dimensions = as_int(body.get("dimensions"), "dimensions")
         call.embed_format = fmt
         return call
@@ -95,6 +98,13 @@ class OpenAIEmbeddingsWire(OpenAIWire):
             "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
         }
         return Answer(200, body, self.limit_headers(outcome.view))
+
+
+class AzureEmbeddingsWire(OpenAIEmbeddingsWire, AzureWire):
+    """Azure OpenAI's ``{deployment}/embeddings?api-version=``: the deployment is the model."""
+
+    name = "azure-embeddings"
+    provider = "azure"
 
 
 class GeminiEmbeddingsWire(GeminiWire):

@@ -28,7 +28,11 @@ from tests.router.providers.conftest import OTHER, SECRET
 from tests.router.simulator.conftest import SimFactory
 
 pytestmark = pytest.mark.integration
-MODELS = {"openai": "text-embedding-3-small", "gemini": "gemini-embedding-001"}
+MODELS = {
+    "openai": "text-embedding-3-small",
+    "azure": "text-embedding-3-small",  # the deployment's name
+    "gemini": "gemini-embedding-001",
+}
 PROVIDERS = list(MODELS)
 
 
@@ -37,7 +41,7 @@ def key_for(sim: ProviderSimulator, provider: str) -> APIKey:
         key_id="k1",
         model_name=MODELS[provider],
         provider=provider,  # type: ignore[arg-type]
-        base_url=sim.base_url_for(provider),
+        base_url=sim.base_url_for(provider, deployment=MODELS[provider]),
     )
 
 
@@ -71,7 +75,7 @@ async def test_vectors_in_order_with_the_asked_dimensions_and_usage(
     assert result.provider == provider and result.latency_ms > 0
     seen = sim.requests(key_id="k1")
     assert len(seen) == 1 and seen[0].prompt_tokens is not None
-    if provider == "openai":  # reported by the provider
+    if provider != "gemini":  # reported by the provider
         assert result.usage_reported and result.usage.prompt_tokens == seen[0].prompt_tokens
         assert result.rate_limits is not None and result.rate_limits.requests.remaining == 99
     else:  # Gemini reports none: counted with the router's tokenizer (never below the provider's)
