@@ -18,10 +18,13 @@ from kernel.errors import (
     ServerError,
 )
 from kernel.masking import mask_secret
+from kernel.providers import provider_of_model
 from kernel.tokens import count_tokens
 from keys.models import APIKey
-from router.providers import get_adapter
+from router.providers import catalog, get_adapter
+from router.providers.catalog import ModelInfo, is_embedding_model, model_info, models_fitting
 from router.providers.embeddings import EmbedRequest, embed, endpoint, payload
+from router.routing import RoutingTable
 from router.simulator import ProviderSimulator
 from router.simulator.wire_embeddings import vector
 from tests.router.providers.conftest import OTHER, SECRET
@@ -144,3 +147,21 @@ async def test_the_request_shapes(http: aiohttp.ClientSession) -> None:
             }
         ]
     }
+
+
+def test_the_catalog_knows_embedding_models_and_never_offers_them_for_chat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    small = model_info("text-embedding-3-small")
+    assert small is not None and (small.kind, small.context_window) == ("embedding", 8_191)
+    assert small.dimensions == 1536 and is_embedding_model("models/gemini-embedding-001")
+    assert provider_of_model("text-embedding-004") == "gemini"
+    assert not is_embedding_model("gpt-4o-mini") and not is_embedding_model("unknown-model")
+    assert all(info.kind == "chat" for info in models_fitting(1_000))
+    # an embedding model with a large input limit (registered for a host) is no chat fallback
+    big = ModelInfo("acme-embed", "openai", 200_000, 0, "embedding", 1024)
+    monkeypatch.setitem(catalog._CATALOG, "acme-embed", big)  # restored after the test
+    served = [("gpt-4o-mini", "openai"), ("acme-embed", "openai")]
+    routing = RoutingTable.from_section({}, source="test")
+    assert routing.context_fallbacks("gpt-4", 9_000, served, "openai") == ["gpt-4o-mini"]
+    assert all(info.kind == "chat" for info in models_fitting(150_000))
