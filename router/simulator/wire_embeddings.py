@@ -2,7 +2,7 @@
 ``/openai/deployments/{deployment}/embeddings``) and Gemini's
 ``models/{model}:embedContent`` / ``:batchEmbedContents``.
 
-Vectors are deterministic: seeded by a hash of the model and the text, unit length, of the model's
+Vectors are deterministic: drawn from a hash of the model and the text, unit length, of the model's
 dimension (the catalog's, or the request's ``dimensions`` / ``outputDimensionality``). Usage is
 counted with the same tokenizer as chat prompts (no message framing); limits (RPM, TPM: a batch
 charges its tokens) and faults apply as to chat, and errors are the chat wires' own. OpenAI's
@@ -15,12 +15,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-import random
 import struct
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
 
+from kernel import jsonio
 from router.providers.catalog import model_info
 from router.simulator.outcomes import Admitted, Call, Outcome
 from router.simulator.wire import Answer, WireError, as_int
@@ -37,11 +38,16 @@ def vector(model: str, text: str, dimensions: int | None = None) -> list[float]:
     """The deterministic unit vector of ``text`` for ``model``."""
     info = model_info(model)
     size = dimensions or (info.dimensions if info and info.dimensions else DEFAULT_DIMENSIONS)
-    seed = hashlib.sha256(f"{model}\0{text}".encode()).digest()
-    rng = random.Random(int.from_bytes(seed[:8], "big"))
-    values = [rng.gauss(0.0, 1.0) for _ in range(size)]
-    norm = math.sqrt(sum(v * v for v in values)) or 1.0
-    return [v / norm for v in values]
+    return list(_vector(model, text, size))
+
+
+@lru_cache(maxsize=4096)
+def _vector(model: str, text: str, size: int) -> tuple[float, ...]:
+    # hash-seeded int16 values (SHAKE-256 of the model and text), scaled to unit length
+    raw = hashlib.shake_256(f"{model}\0{text}".encode()).digest(2 * size)
+    values = struct.unpack(f"<{size}h", raw)
+    norm = math.sqrt(math.fsum(v * v for v in values)) or 1.0
+    return tuple(round(v / norm, 8) for v in values)
 
 
 def as_base64(values: list[float]) -> str:
@@ -97,7 +103,7 @@ class OpenAIEmbeddingsWire(OpenAIWire):
             "model": call.model,
             "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
         }
-        return Answer(200, body, self.limit_headers(outcome.view))
+        return Answer(200, jsonio.dumps(body), self.limit_headers(outcome.view))
 
 
 class AzureEmbeddingsWire(OpenAIEmbeddingsWire, AzureWire):
@@ -129,8 +135,8 @@ class GeminiEmbeddingsWire(GeminiWire):
             return super().answer(call, outcome)
         vectors = [{"values": vector(call.model, t, call.dimensions)} for t in call.inputs or ()]
         if call.embed_format == "embedContent":
-            return Answer(200, {"embedding": vectors[0]})
-        return Answer(200, {"embeddings": vectors})
+            return Answer(200, jsonio.dumps({"embedding": vectors[0]}))
+        return Answer(200, jsonio.dumps({"embeddings": vectors}))
 
 
 def _gemini_text(index: int, item: Any) -> str:
