@@ -172,3 +172,10 @@ async def test_a_chat_model_is_a_400_and_a_keys_tpm_is_charged_the_inputs_tokens
     assert status == 429 and answer["error"]["code"] == "key_tpm_limit_exceeded"
     assert float(headers["Retry-After"]) > 0
     assert gw.sim is not None and len(gw.sim.requests(model=SMALL)) == 1
+
+
+async def test_the_bare_root_serves_embeddings_too(make_gateway: GatewayFactory) -> None:
+    gw = await make_gateway(pool=pool())
+    client = openai.AsyncOpenAI(base_url=gw.url, api_key=await gw.vkey(), max_retries=0)
+    answer = await client.embeddings.create(model=SMALL, input="no /v1 in the base URL")
+    assert close(answer.data[0].embedding, vector(SMALL, "no /v1 in the base URL"))
