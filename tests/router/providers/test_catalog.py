@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from router.providers import catalog
 from router.providers.catalog import (
     ModelInfo,
     all_models,
@@ -43,7 +44,9 @@ def test_models_fitting_lists_smallest_windows_first() -> None:
     assert "gpt-4o" not in {m.name for m in fits}
 
 
-def test_register_model_adds_an_entry() -> None:
+def test_register_model_adds_an_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the process-wide catalog gets its old entries back after the test (other tests read it)
+    monkeypatch.setattr(catalog, "_CATALOG", dict(catalog._CATALOG))
     register_model(ModelInfo("acme-large", "openai", 32_000, 4_000))
     assert context_window("acme-large-v2") == 32_000
     assert any(m.name == "acme-large" for m in all_models())
