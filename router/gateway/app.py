@@ -24,6 +24,7 @@ from router import dashboard
 from router.gateway import (
     admin,
     admin_usage,
+    anthropic_api,
     embeddings_api,
     openai_api,
     ops,
@@ -119,6 +120,8 @@ def build_app(gateway: Gateway | None = None, *, openai: bool = True) -> web.App
         r.add_get("/v1/models", openai_api.list_models)
         r.add_get("/v1/models/{model}", openai_api.get_model)
         r.add_post("/v1/responses", responses_api.create_response)
+        r.add_post("/v1/messages", anthropic_api.messages)
+        r.add_post("/v1/messages/count_tokens", anthropic_api.count_message_tokens)
     r.add_get("/health", ops.health)
     r.add_get("/health/ready", ops.ready)
     r.add_get("/status", ops.status)

@@ -41,9 +41,18 @@ def bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
-async def authenticate(request: web.Request, vkeys: VirtualKeyStore, settings: Settings) -> Caller:
-    """The caller of an OpenAI route, or a 401 in OpenAI's shape."""
+async def authenticate(
+    request: web.Request,
+    vkeys: VirtualKeyStore,
+    settings: Settings,
+    *,
+    api_key_header: bool = False,
+) -> Caller:
+    """The caller of an OpenAI route, or a 401. ``api_key_header``: also take the key from
+    ``x-api-key`` (Anthropic's SDKs send it so), when there is no bearer token."""
     token = bearer(request)
+    if token is None and api_key_header:
+        token = request.headers.get("x-api-key", "").strip() or None
     if token is None:
         if settings.GATEWAY_ALLOW_ANONYMOUS:
             return Caller(None, ANONYMOUS)

@@ -97,19 +97,27 @@ async def _admit(
     request: web.Request,
     gateway: Gateway,
     parse: Callable[[Any], ChatParams] = parse_chat_request,
+    *,
+    api_key_header: bool = False,
 ) -> tuple[Caller, ChatParams, int]:
     """Authenticate, check the body (``parse``: the route's parser, to the chat request the router
-    takes) and the model, charge the limits: (caller, params, tokens)."""
-    caller = await admit_caller(request, gateway)
+    takes) and the model, charge the limits: (caller, params, tokens). ``api_key_header``: the
+    virtual key may come as ``x-api-key`` too (Anthropic's routes)."""
+    caller = await admit_caller(request, gateway, api_key_header=api_key_header)
     params = parse(await read_json(request))
     tokens = await admit_model(gateway, caller, params.model, lambda: _estimate(params, gateway))
     return caller, params, tokens
 
 
-async def admit_caller(request: web.Request, gateway: Gateway) -> Caller:
-    """A ready gateway and an authenticated caller (the first step of every API route)."""
+async def admit_caller(
+    request: web.Request, gateway: Gateway, *, api_key_header: bool = False
+) -> Caller:
+    """A ready gateway and an authenticated caller (the first step of every API route);
+    ``api_key_header``: the key may come as ``x-api-key`` too."""
     require_ready(gateway)
-    return await authenticate(request, gateway.vkeys, gateway.settings)
+    return await authenticate(
+        request, gateway.vkeys, gateway.settings, api_key_header=api_key_header
+    )
 
 
 async def admit_model(

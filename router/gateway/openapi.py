@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.gateway.admin import PREFIX as ADMIN
+from router.gateway.openapi_anthropic import anthropic_paths, anthropic_schemas
 from router.gateway.openapi_embeddings import embeddings_paths, embeddings_schemas
 from router.gateway.openapi_responses import (
     response_schema,
@@ -324,6 +325,7 @@ def build_openapi(version: str = "0") -> Schema:
                 **_openai_paths(),
                 **embeddings_paths(),
                 **responses_path(_op, _responses, _body, _ref),
+                **anthropic_paths(),
                 **_ops_paths(),
                 **_admin_paths(),
             }
@@ -334,6 +336,12 @@ def build_openapi(version: str = "0") -> Schema:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "a virtual key (sk-llmr-...)",
+                },
+                "virtualKeyHeader": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "x-api-key",
+                    "description": "a virtual key, as Anthropic's SDKs send it",
                 },
                 "masterKey": {
                     "type": "http",
@@ -352,6 +360,7 @@ def build_openapi(version: str = "0") -> Schema:
                 "VirtualKey": vkey_schema(),
                 **usage_schemas(),
                 **embeddings_schemas(),
+                **anthropic_schemas(),
             },
         },
     }

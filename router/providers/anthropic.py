@@ -3,8 +3,10 @@
 
 OpenAI-shaped messages are converted: system and developer messages become ``system``; tool
 results become ``tool_result`` blocks in a user turn; assistant tool calls become ``tool_use``
-blocks; image parts become image blocks. ``max_tokens`` is required by Anthropic: when the request
-has none, :data:`DEFAULT_MAX_TOKENS` (capped by the model's maximum output) is sent.
+blocks; image parts become image blocks. ``top_k``, ``thinking`` and ``anthropic_metadata`` (the
+``metadata`` of the gateway's Messages API) go as they are. ``max_tokens`` is required by
+Anthropic: when the request has none, :data:`DEFAULT_MAX_TOKENS` (capped by the model's maximum
+output) is sent.
 """
 
 from __future__ import annotations
@@ -200,7 +202,12 @@ class AnthropicAdapter(ProviderAdapter):
         stop = extras.get("stop")
         if stop:
             body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-        if extras.get("user"):
+        for name in ("top_k", "thinking"):  # Anthropic's own, from the gateway's Messages API
+            if extras.get(name) is not None:
+                body[name] = extras[name]
+        if extras.get("anthropic_metadata"):
+            body["metadata"] = extras["anthropic_metadata"]
+        elif extras.get("user"):
             body["metadata"] = {"user_id": str(extras["user"])}
         _tools(extras, body)
         if stream:

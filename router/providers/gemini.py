@@ -44,6 +44,7 @@ _FINISH = {
 }
 _GENERATION = {
     "top_p": "topP",
+    "top_k": "topK",
     "seed": "seed",
     "presence_penalty": "presencePenalty",
     "frequency_penalty": "frequencyPenalty",

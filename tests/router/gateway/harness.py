@@ -42,11 +42,12 @@ class PoolKey:
     models: list[str] = field(default_factory=lambda: [MODEL])
     tags: dict[str, str] = field(default_factory=dict)
     secret: str = field(default_factory=openai_project_key)
+    provider: str = "openai"
 
     def entry(self, base_url: str) -> dict[str, Any]:
         out: dict[str, Any] = {
             "key_id": self.key_id,
-            "provider": "openai",
+            "provider": self.provider,
             "model_name": self.models[0],
             "models": [{"model": m} for m in self.models],
             "base_url": base_url,
@@ -61,7 +62,11 @@ class PoolKey:
 
     def sim_key(self) -> SimKey:
         return SimKey(
-            key_id=self.key_id, secret=self.secret, providers=["openai"], rpm=self.rpm, tpm=self.tpm
+            key_id=self.key_id,
+            secret=self.secret,
+            providers=[self.provider],
+            rpm=self.rpm,
+            tpm=self.tpm,
         )
 
 
@@ -105,7 +110,16 @@ class GatewayHarness:
         self.environ: dict[str, str] = {}
 
     def write_keys(self, base_url: str) -> None:
-        document: dict[str, Any] = {"keys": [k.entry(base_url) for k in self.pool]}
+        """keys.json: each key at the simulator's URL for its provider (``base_url``: OpenAI's)."""
+        sim = self.sim
+        document: dict[str, Any] = {
+            "keys": [
+                k.entry(
+                    sim.base_url_for(k.provider) if sim and k.provider != "openai" else base_url
+                )
+                for k in self.pool
+            ]
+        }
         if self.routing:
             document["routing"] = self.routing
         (self.tmp_path / "keys.json").write_text(json.dumps(document))
