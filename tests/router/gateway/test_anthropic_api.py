@@ -266,3 +266,25 @@ async def test_one_usage_record_per_call_from_the_gateway(
     }
     assert all(r.success for r in records)
     assert records[0].completion_tokens == plain.usage.output_tokens
+
+
+async def test_a_stream_cut_half_way_ends_with_an_error_event(make_gateway: GatewayFactory) -> None:
+    gw = await make_gateway(pool=[claude_key()], sim_config={"faults": {"stream_cut_rate": 1.0}})
+    sdk = client(gw, await gw.vkey())
+    pieces: list[str] = []
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        async with sdk.messages.stream(model=CLAUDE, max_tokens=256, messages=HELLO) as stream:
+            async for text in stream.text_stream:
+                pieces.append(text)
+    assert pieces, "the text before the cut was delivered"
+    body: Any = caught.value.body
+    assert body["type"] == "error" and body["error"]["type"] == "api_error"
+
+
+async def test_an_overloaded_provider_is_an_overloaded_error(make_gateway: GatewayFactory) -> None:
+    gw = await make_gateway(pool=[claude_key()], sim_config={"faults": {"overload_rate": 1.0}})
+    sdk = client(gw, await gw.vkey())
+    with pytest.raises(anthropic.InternalServerError) as caught:
+        await sdk.messages.create(model=CLAUDE, max_tokens=64, messages=HELLO)
+    body: Any = caught.value.body
+    assert caught.value.status_code == 503 and body["error"]["type"] == "overloaded_error"
