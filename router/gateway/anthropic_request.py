@@ -157,8 +157,8 @@ def _message(value: Any, i: int) -> list[dict[str, Any]]:
     content = message.get("content")
     if isinstance(content, str):
         return [{"role": role, "content": content}]
-    if not isinstance(content, list):
-        raise _fail("expected a string or an array of content blocks", where + ".content")
+    if not isinstance(content, list) or not content:
+        raise _fail("expected a string or a non-empty array of content blocks", where + ".content")
     if role == "user":
         return _user(content, where + ".content")
     return [_assistant(content, where + ".content")]

@@ -56,8 +56,10 @@ async def authenticate(
     if token is None:
         if settings.GATEWAY_ALLOW_ANONYMOUS:
             return Caller(None, ANONYMOUS)
+        where = "'x-api-key: <key>' or " if api_key_header else ""
         raise unauthorized(
-            "You didn't provide an API key. Send a virtual key as 'Authorization: Bearer <key>'."
+            f"You didn't provide an API key. Send a virtual key as {where}"
+            "'Authorization: Bearer <key>'."
         )
     key = await vkeys.verify(token)
     if key is None:

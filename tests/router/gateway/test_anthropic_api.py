@@ -235,6 +235,11 @@ async def test_keys_are_checked(claude_gw: GatewayHarness) -> None:
         )
     body: Any = caught.value.body
     assert body["error"]["type"] == "authentication_error"
+    status, missing, _ = await claude_gw.request(
+        "POST", "/v1/messages", body={"model": CLAUDE, "max_tokens": 9, "messages": HELLO}
+    )
+    assert status == 401 and missing["error"]["type"] == "authentication_error"
+    assert "x-api-key" in missing["error"]["message"]
     limited = client(claude_gw, await claude_gw.vkey(models=["gpt-*"]))
     with pytest.raises(anthropic.PermissionDeniedError):
         await limited.messages.create(model=CLAUDE, max_tokens=64, messages=HELLO)
@@ -288,3 +293,13 @@ async def test_an_overloaded_provider_is_an_overloaded_error(make_gateway: Gatew
         await sdk.messages.create(model=CLAUDE, max_tokens=64, messages=HELLO)
     body: Any = caught.value.body
     assert caught.value.status_code == 503 and body["error"]["type"] == "overloaded_error"
+
+
+async def test_count_tokens_takes_no_tokens_of_the_keys_budget(claude_gw: GatewayHarness) -> None:
+    # each count is charged its estimate (prompt + 512 expected) on admission, then given back:
+    # ten counts would need over 5,000 tokens of a 2,000-token budget
+    sdk = client(claude_gw, await claude_gw.vkey(tpm=2_000))
+    for _ in range(10):
+        await sdk.messages.count_tokens(model=CLAUDE, messages=HELLO)
+    message = await sdk.messages.create(model=CLAUDE, max_tokens=64, messages=HELLO)
+    assert message.stop_reason in ("end_turn", "max_tokens")

@@ -194,6 +194,7 @@ def test_an_openai_answer_comes_back_as_an_anthropic_message() -> None:
         ({"tool_choice": {"type": "sometimes"}}, "tool_choice.type"),
         ({"thinking": {"type": "maybe"}}, "thinking.type"),
         ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
+        ({"messages": [{"role": "user", "content": []}]}, "messages.0.content"),
         (
             {
                 "messages": [
