@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from kernel.redis_keys import RedisKeys
 from kernel.tokens import count_message_tokens
 from kernel.usage_record import UsageRecord
-from tests.keygen import anthropic_key
+from tests.keygen import anthropic_key, gemini_key
 from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import MODEL, GatewayHarness, PoolKey
 
@@ -181,6 +181,26 @@ async def test_a_claude_name_routed_to_an_openai_key_is_translated_both_ways(
     async with sdk.messages.stream(model=CLAUDE, max_tokens=256, messages=HELLO) as stream:
         text = "".join([t async for t in stream.text_stream])
     assert text.startswith("Simulated openai reply")
+    assert admitted(gw) == (4, 0)
+
+
+async def test_a_claude_name_routed_to_a_gemini_key_is_translated_both_ways(
+    make_gateway: GatewayFactory,
+) -> None:
+    flash = "gemini-2.0-flash"
+    pool = [PoolKey("flash", models=[flash], secret=gemini_key(), provider="gemini")]
+    gw = await make_gateway(pool=pool, routing={"aliases": {CLAUDE: flash}})
+    sdk = client(gw, await gw.vkey())
+    message = await sdk.messages.create(
+        model=CLAUDE, max_tokens=256, messages=HELLO, system="Be brief.", extra_body={"top_k": 5}
+    )
+    assert message.model == flash and message.content[0].type == "text"
+    assert message.content[0].text.startswith("Simulated gemini reply")
+    answer = await _tool_round_trip(gw, CLAUDE)
+    assert answer.model == flash
+    async with sdk.messages.stream(model=CLAUDE, max_tokens=256, messages=HELLO) as stream:
+        final = await stream.get_final_message()
+    assert final.content[0].type == "text" and final.usage.output_tokens > 0
     assert admitted(gw) == (4, 0)
 
 
