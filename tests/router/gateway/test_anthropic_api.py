@@ -51,17 +51,21 @@ def admitted(gw: GatewayHarness) -> tuple[int, int]:
 async def test_sync_create_with_x_api_key(claude_gw: GatewayHarness) -> None:
     key = await claude_gw.vkey(name="app")
 
-    def call() -> anthropic.types.Message:
+    def call() -> tuple[anthropic.types.Message, str]:
         with anthropic.Anthropic(base_url=claude_gw.url, api_key=key, max_retries=0) as sync:
-            return sync.messages.create(model=CLAUDE, max_tokens=256, messages=HELLO)
+            message = sync.messages.create(model=CLAUDE, max_tokens=256, messages=HELLO)
+            with sync.messages.stream(model=CLAUDE, max_tokens=256, messages=HELLO) as stream:
+                streamed = "".join(stream.text_stream)
+            return message, streamed
 
-    message = await asyncio.to_thread(call)
+    message, streamed = await asyncio.to_thread(call)
     assert message.type == "message" and message.role == "assistant" and message.model == CLAUDE
     assert message.id.startswith("msg_") and message.stop_reason == "end_turn"
     assert message.content[0].type == "text"
     assert 'You said: "Hello there"' in message.content[0].text
     assert message.usage.output_tokens == 24 and message.usage.input_tokens > 0
-    assert admitted(claude_gw) == (1, 0)
+    assert streamed == message.content[0].text
+    assert admitted(claude_gw) == (2, 0)
 
 
 async def test_async_create_with_a_bearer_token_and_a_system_prompt(
