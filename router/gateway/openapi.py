@@ -11,7 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from router.gateway.admin import PREFIX as ADMIN
-from router.gateway.openapi_anthropic import anthropic_paths, anthropic_schemas
+from router.gateway.openapi_anthropic import (
+    anthropic_paths,
+    anthropic_schemas,
+    anthropic_security,
+)
 from router.gateway.openapi_embeddings import embeddings_paths, embeddings_schemas
 from router.gateway.openapi_responses import (
     response_schema,
@@ -337,12 +341,7 @@ def build_openapi(version: str = "0") -> Schema:
                     "scheme": "bearer",
                     "description": "a virtual key (sk-llmr-...)",
                 },
-                "virtualKeyHeader": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "x-api-key",
-                    "description": "a virtual key, as Anthropic's SDKs send it",
-                },
+                **anthropic_security(),
                 "masterKey": {
                     "type": "http",
                     "scheme": "bearer",

@@ -189,6 +189,18 @@ def anthropic_paths() -> Schema:
     }
 
 
+def anthropic_security() -> Schema:
+    """The security scheme of a virtual key sent as ``x-api-key``."""
+    return {
+        "virtualKeyHeader": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "x-api-key",
+            "description": "a virtual key, as Anthropic's SDKs send it",
+        }
+    }
+
+
 def anthropic_schemas() -> Schema:
     return {
         "AnthropicError": error_schema(),

@@ -1,5 +1,5 @@
 """schemathesis against /openapi.json: no 5xx, every 4xx a well-formed OpenAI error (Anthropic's
-shape on the Anthropic-compatible /v1/messages routes).
+shape on the Anthropic-compatible /v1/messages routes and their bare aliases).
 
 Both valid and invalid requests are generated from the gateway's own OpenAPI document. The OpenAI
 routes run with a virtual key and the admin routes with the master key, each on a gateway of its
@@ -23,6 +23,7 @@ from schemathesis.checks import (
 )
 
 from router.gateway.openapi import build_openapi
+from router.gateway.routes import error_shape
 from tests.conftest import unique_prefix
 from tests.router.gateway.harness import GatewayHarness, PoolKey, assert_error_shape
 from tests.router.gateway.threaded import ThreadedGateway
@@ -50,7 +51,7 @@ def well_formed(response: Any, path: str = "") -> None:
     if response.status_code < 400:
         return
     # a 405 comes from aiohttp's router before any handler: the middleware's (OpenAI's) shape
-    if path.startswith("/v1/messages") and response.status_code != 405:
+    if error_shape(path) == "anthropic" and response.status_code != 405:
         body = response.json()
         assert set(body) == {"type", "error", "request_id"} and body["type"] == "error", body
         assert set(body["error"]) == {"type", "message"} and body["error"]["message"], body
