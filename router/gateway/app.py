@@ -31,6 +31,7 @@ from router.gateway import (
     responses_api,
     routes,
 )
+from router.gateway.anthropic_response import error_response as anthropic_error
 from router.gateway.errors import STORE_RETRY_SECONDS, bad_request, respond, unavailable
 from router.gateway.metrics_view import metrics_handler
 from router.gateway.openai_api import REQUEST_ID
@@ -76,6 +77,9 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         if exc.status == 404:
             response = routes.unknown_route(request, allow)
+        elif routes.error_shape(request.path) == "anthropic":  # 405 on /v1/messages ...
+            response = anthropic_error(_http_error(exc), rid)
+            response.headers.update(allow or {})
         else:
             response = respond(_http_error(exc), allow)
     except Exception:

@@ -249,6 +249,11 @@ async def test_bad_requests_name_the_field(claude_gw: GatewayHarness) -> None:
     assert "anthropic-version" in str(caught.value)
     with pytest.raises(anthropic.NotFoundError):
         await sdk.messages.create(model="claude-nope", max_tokens=64, messages=HELLO)
+    status, wrong, headers = await claude_gw.request(
+        "GET", "/v1/messages/count_tokens", headers={"x-api-key": key}
+    )
+    assert status == 405 and headers["Allow"] == "POST"
+    assert wrong["type"] == "error" and wrong["error"]["type"] == "invalid_request_error"
     assert admitted(claude_gw) == (0, 0)
 
 

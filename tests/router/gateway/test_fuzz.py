@@ -50,8 +50,7 @@ def well_formed(response: Any, path: str = "") -> None:
     assert response.status_code < 500, (response.status_code, response.text[:500])
     if response.status_code < 400:
         return
-    # a 405 comes from aiohttp's router before any handler: the middleware's (OpenAI's) shape
-    if error_shape(path) == "anthropic" and response.status_code != 405:
+    if error_shape(path) == "anthropic":
         body = response.json()
         assert set(body) == {"type", "error", "request_id"} and body["type"] == "error", body
         assert set(body["error"]) == {"type", "message"} and body["error"]["message"], body
