@@ -102,9 +102,12 @@ def _text(item: Any, index: int, model: str) -> str:
     decode = getattr(encoder, "decode", None)
     if decode is None:
         raise _fail("token arrays need the model's tokenizer, which is not available", param)
+    vocabulary = getattr(encoder, "n_vocab", None)
+    if isinstance(vocabulary, int) and any(t >= vocabulary for t in item):
+        raise _fail(f"token ids of {model}'s tokenizer are below {vocabulary}", param)
     try:
         return str(decode(item))
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, OverflowError) as exc:
         raise _fail(f"not token ids of {model}'s tokenizer", param) from exc
 
 

@@ -179,3 +179,16 @@ async def test_the_bare_root_serves_embeddings_too(make_gateway: GatewayFactory)
     client = openai.AsyncOpenAI(base_url=gw.url, api_key=await gw.vkey(), max_retries=0)
     answer = await client.embeddings.create(model=SMALL, input="no /v1 in the base URL")
     assert close(answer.data[0].embedding, vector(SMALL, "no /v1 in the base URL"))
+
+
+async def test_token_ids_outside_the_tokenizer_are_a_400_naming_the_input(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw = await make_gateway(pool=pool())
+    key = await gw.vkey()
+    for tokens in ([2**64], [10**9], [[1, 2], [3, 2**40]]):
+        status, answer, _ = await gw.request(
+            "POST", "/v1/embeddings", token=key, body={"model": SMALL, "input": tokens}
+        )
+        assert status == 400, (tokens, answer)
+        assert answer["error"]["param"].startswith("input[")
