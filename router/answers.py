@@ -76,6 +76,8 @@ class Answer(TypedDict):
     partial: NotRequired[bool]
     #: A stream's successful answer: False when the provider reported no usage (tokens counted).
     usage_reported: NotRequired[bool]
+    #: Anthropic's answers that ended on one of the request's stop sequences: that sequence.
+    stop_sequence: NotRequired[str]
     #: ``send_chat``/``stream_chat`` only: the conversation and whether the turn was stored.
     conversation_id: NotRequired[str]
     conversation_saved: NotRequired[bool]
@@ -167,7 +169,7 @@ def tokens_of(usage: Usage | None) -> Tokens:
 
 
 def success_answer(result: ChatResult, summary: CallSummary) -> Answer:
-    return _answer(
+    answer = _answer(
         summary,
         success=True,
         content=result.content,
@@ -178,6 +180,9 @@ def success_answer(result: ChatResult, summary: CallSummary) -> Answer:
             {"id": t.id, "name": t.name, "arguments": t.arguments} for t in result.tool_calls
         ],
     )
+    if result.stop_sequence is not None:
+        answer["stop_sequence"] = result.stop_sequence
+    return answer
 
 
 def failure_answer(error: BaseException, summary: CallSummary) -> Answer:

@@ -82,6 +82,7 @@ async def _answer(
         tool_calls=end.tool_calls,
         rate_limits=end.rate_limits,
         latency_ms=end.latency_ms,
+        stop_sequence=end.stop_sequence,
     )
     answer = success_answer(result, done.summary)
     answer["usage_reported"] = end.usage is not None

@@ -43,6 +43,8 @@ ERROR_TYPES = {
 def stop_reason(answer: Answer) -> str:
     if answer["tool_calls"]:
         return "tool_use"
+    if answer.get("stop_sequence") is not None:
+        return "stop_sequence"
     return STOP_REASONS.get(str(answer["finish_reason"]), "end_turn")
 
 
@@ -90,7 +92,7 @@ def message_body(answer: Answer, request_id: str) -> dict[str, Any]:
         "model": answer["model"],
         "content": content_blocks(answer),
         "stop_reason": stop_reason(answer),
-        "stop_sequence": None,
+        "stop_sequence": answer.get("stop_sequence"),
         "usage": usage(answer),
     }
 
@@ -186,7 +188,7 @@ class MessageStreamWriter:
         await self._close_text()
         for call in answer["tool_calls"]:
             await self._tool_use(call["id"], call["name"], call["arguments"])
-        delta = {"stop_reason": stop_reason(answer), "stop_sequence": None}
+        delta = {"stop_reason": stop_reason(answer), "stop_sequence": answer.get("stop_sequence")}
         await self._send("message_delta", {"delta": delta, "usage": usage(answer)})
         await self._send("message_stop", {})
 

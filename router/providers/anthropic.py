@@ -230,6 +230,7 @@ class AnthropicAdapter(ProviderAdapter):
             provider=self.provider,
             tool_calls=calls,
             response_id=data.get("id"),
+            stop_sequence=_matched(data),
         )
 
     async def parse_stream(
@@ -283,6 +284,7 @@ class _StreamAnswer:
 
     model: str
     finish: str = "stop"
+    stop_sequence: str | None = None
     text: list[str] = field(default_factory=list)
     blocks: dict[int, dict[str, str]] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
@@ -314,7 +316,9 @@ class _StreamAnswer:
         return None
 
     def message_delta(self, payload: dict[str, Any]) -> None:
-        self.finish = finish_reason((payload.get("delta") or {}).get("stop_reason"))
+        delta = payload.get("delta") or {}
+        self.finish = finish_reason(delta.get("stop_reason"))
+        self.stop_sequence = _matched(delta)
         self.usage.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})
 
     def end(self, provider: str) -> StreamEnd:
@@ -328,4 +332,12 @@ class _StreamAnswer:
                 ToolCall(b["id"], b["name"], b["json"] or "{}")
                 for _, b in sorted(self.blocks.items())
             ],
+            stop_sequence=self.stop_sequence,
         )
+
+
+def _matched(data: dict[str, Any]) -> str | None:
+    """The stop sequence a message (or a stream's message_delta) ended on, if it did."""
+    if data.get("stop_reason") != "stop_sequence" or data.get("stop_sequence") is None:
+        return None
+    return str(data["stop_sequence"])

@@ -75,6 +75,8 @@ class ChatResult:
     rate_limits: RateLimitSnapshot | None = None
     latency_ms: float = 0.0
     response_id: str | None = None
+    #: Anthropic's ``stop_sequence``: the stop sequence the answer ended on, when one did.
+    stop_sequence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class StreamEnd:
     tool_calls: list[ToolCall] = field(default_factory=list)
     rate_limits: RateLimitSnapshot | None = None
     latency_ms: float = 0.0
+    stop_sequence: str | None = None
 
 
 StreamEvent = TextDelta | StreamEnd

@@ -34,6 +34,8 @@ class Call:
     dimensions: int | None = None
     #: How the vectors are answered: OpenAI's float | base64, Gemini's embedContent | batch...
     embed_format: str = ""
+    #: Anthropic's ``stop_sequences``: the reply ends before the first one its text contains.
+    stop_sequences: tuple[str, ...] = ()
 
 
 # -- outcomes ------------------------------------------------------------------------------

@@ -118,6 +118,7 @@ class AnthropicWire(Wire):
             tool_names=tools,
             forced_tool=_forced_tool(body.get("tool_choice"), tools),
             completion_tokens=completion_override(request),
+            stop_sequences=tuple(str(x) for x in body.get("stop_sequences") or ()),
         )
 
     def answer(self, call: Call, outcome: Outcome) -> Answer:
@@ -141,7 +142,7 @@ class AnthropicWire(Wire):
         return self._fault(outcome)
 
     def _message(self, call: Call, admitted: Admitted, *, final: bool) -> dict[str, Any]:
-        reply = admitted.reply
+        reply, matched = _stop_at(admitted.reply, call.stop_sequences)
         content: list[dict[str, Any]] = []
         if final and reply.text:
             content.append({"type": "text", "text": reply.text})
@@ -160,8 +161,8 @@ class AnthropicWire(Wire):
             "role": "assistant",
             "model": call.model,
             "content": content,
-            "stop_reason": _STOP[reply.finish_reason] if final else None,
-            "stop_sequence": None,
+            "stop_reason": _stop_reason(reply, matched) if final else None,
+            "stop_sequence": matched if final else None,
             "usage": {
                 "input_tokens": admitted.prompt_tokens,
                 "cache_creation_input_tokens": 0,
@@ -230,7 +231,7 @@ class AnthropicWire(Wire):
         return headers
 
     def stream(self, call: Call, admitted: Admitted) -> StreamPlan:
-        reply = admitted.reply
+        reply, matched = _stop_at(admitted.reply, call.stop_sequences)
         head = [
             sse(
                 {"type": "message_start", "message": self._message(call, admitted, final=False)},
@@ -245,7 +246,7 @@ class AnthropicWire(Wire):
             tail.append(sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
         message_delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": _STOP[reply.finish_reason], "stop_sequence": None},
+            "delta": {"stop_reason": _stop_reason(reply, matched), "stop_sequence": matched},
             "usage": {"output_tokens": reply.completion_tokens},
         }
         tail.append(sse(message_delta, "message_delta"))
@@ -254,6 +255,20 @@ class AnthropicWire(Wire):
 
     def malformed(self) -> bytes:
         return b'{"id": "msg_broken", "type": "message", "content": [{"type": "te'
+
+
+def _stop_at(reply: Reply, stops: tuple[str, ...]) -> tuple[Reply, str | None]:
+    """The reply cut before the earliest stop sequence its text holds, and that sequence."""
+    found = [(reply.text.find(s), s) for s in stops if s and s in reply.text]
+    if not found or reply.tool_call is not None:
+        return reply, None
+    at, matched = min(found)
+    text = reply.text[:at]
+    return Reply((text,) if text else (), reply.completion_tokens, "stop"), matched
+
+
+def _stop_reason(reply: Reply, matched: str | None) -> str:
+    return "stop_sequence" if matched is not None else _STOP[reply.finish_reason]
 
 
 def _blocks_text(content: Any) -> Any:
