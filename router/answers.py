@@ -19,7 +19,7 @@ No ``from __future__ import annotations`` here: with it, Python 3.11's ``TypedDi
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from conversation.results import NotSavedReason
 from kernel.masking import redact
@@ -78,6 +78,8 @@ class Answer(TypedDict):
     usage_reported: NotRequired[bool]
     #: Anthropic's answers that ended on one of the request's stop sequences: that sequence.
     stop_sequence: NotRequired[str]
+    #: Anthropic's answers with ``thinking`` enabled: the thinking blocks, as sent.
+    thinking: NotRequired[list[dict[str, Any]]]
     #: ``send_chat``/``stream_chat`` only: the conversation and whether the turn was stored.
     conversation_id: NotRequired[str]
     conversation_saved: NotRequired[bool]
@@ -182,6 +184,8 @@ def success_answer(result: ChatResult, summary: CallSummary) -> Answer:
     )
     if result.stop_sequence is not None:
         answer["stop_sequence"] = result.stop_sequence
+    if result.thinking:
+        answer["thinking"] = result.thinking
     return answer
 
 

@@ -83,6 +83,7 @@ async def _answer(
         rate_limits=end.rate_limits,
         latency_ms=end.latency_ms,
         stop_sequence=end.stop_sequence,
+        thinking=end.thinking,
     )
     answer = success_answer(result, done.summary)
     answer["usage_reported"] = end.usage is not None

@@ -7,7 +7,7 @@ OpenAI-shaped chat request the router takes: a bad field is a 400 that names it
                                            base64 as a ``data:`` URL, or the URL)
     user tool_result blocks             -> ``tool`` messages (before the turn's other content)
     assistant text / tool_use blocks    -> an assistant message with ``tool_calls``
-    assistant thinking blocks           -> dropped (the router keeps no thinking)
+    assistant thinking blocks           -> kept as sent for Anthropic keys, dropped for others
     tools / tool_choice                 -> OpenAI's function tools / tool_choice
     stop_sequences, top_p               -> ``stop``, ``top_p`` (every provider)
     top_k, thinking, metadata           -> passed on to Anthropic keys (``top_k`` to Gemini too)
@@ -32,6 +32,7 @@ from router.gateway.chat_request import (
     _string,
 )
 from router.gateway.errors import bad_request
+from router.providers.anthropic_thinking import THINKING_KEY, THINKING_TYPES
 from router.providers.catalog import completion_tokens_problem
 
 VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -127,9 +128,19 @@ def _tool_call(block: dict[str, Any], where: str) -> dict[str, Any]:
     }
 
 
+def _thinking(block: dict[str, Any], where: str) -> dict[str, Any]:
+    """A thinking block, kept as sent (Anthropic checks its signature) once its fields are there."""
+    fields = ("thinking", "signature") if block["type"] == "thinking" else ("data",)
+    for name in fields:
+        if not isinstance(block.get(name), str):
+            raise _fail("expected a string", f"{where}.{name}")
+    return dict(block)
+
+
 def _assistant(content: list[Any], where: str) -> dict[str, Any]:
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for i, block in enumerate(content):
         at = f"{where}.{i}"
         block = _object(block, at)
@@ -138,9 +149,13 @@ def _assistant(content: list[Any], where: str) -> dict[str, Any]:
             texts.append(_text(block, at))
         elif kind == "tool_use":
             calls.append(_tool_call(block, at))
-        elif kind not in ("thinking", "redacted_thinking"):
+        elif kind in THINKING_TYPES:
+            thinking.append(_thinking(block, at))
+        else:
             raise _fail("an assistant turn takes text, tool_use and thinking blocks", at + ".type")
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    if thinking:
+        message[THINKING_KEY] = thinking
     if calls:
         message["tool_calls"] = calls
     elif message["content"] is None:

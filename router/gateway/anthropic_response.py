@@ -68,7 +68,7 @@ def tool_input(arguments: str) -> dict[str, Any]:
 
 
 def content_blocks(answer: Answer) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
+    blocks: list[dict[str, Any]] = list(answer.get("thinking") or [])
     if answer["content"]:
         blocks.append({"type": "text", "text": answer["content"]})
     for call in answer["tool_calls"]:
@@ -183,9 +183,26 @@ class MessageStreamWriter:
         await self._send("content_block_stop", {"index": self.index})
         self.index += 1
 
+    async def _thinking(self, block: dict[str, Any]) -> None:
+        """A whole thinking block: its start, a thinking_delta and a signature_delta, its stop."""
+        if block.get("type") != "thinking":
+            await self._send("content_block_start", {"index": self.index, "content_block": block})
+        else:
+            start = {"type": "thinking", "thinking": "", "signature": ""}
+            await self._send("content_block_start", {"index": self.index, "content_block": start})
+            for kind, name in (("thinking_delta", "thinking"), ("signature_delta", "signature")):
+                delta = {"type": kind, name: block.get(name, "")}
+                await self._send("content_block_delta", {"index": self.index, "delta": delta})
+        await self._send("content_block_stop", {"index": self.index})
+        self.index += 1
+
     async def finish(self, answer: Answer) -> None:
-        """The open text block's end, the tool-use blocks, ``message_delta``, ``message_stop``."""
+        """The open text block's end, the thinking blocks (the router's streams pass on text
+        only: they come whole at the end), the tool-use blocks, ``message_delta``,
+        ``message_stop``."""
         await self._close_text()
+        for block in answer.get("thinking") or []:
+            await self._thinking(block)
         for call in answer["tool_calls"]:
             await self._tool_use(call["id"], call["name"], call["arguments"])
         delta = {"stop_reason": stop_reason(answer), "stop_sequence": answer.get("stop_sequence")}

@@ -19,6 +19,7 @@ from typing import Any
 from kernel import jsonio
 from kernel.errors import ProviderError
 from keys.models import APIKey
+from router.providers.anthropic_thinking import THINKING_KEY, StreamThinking, thinking_blocks
 from router.providers.base import ProviderAdapter
 from router.providers.catalog import max_output_tokens
 from router.providers.classify import anthropic_error
@@ -114,7 +115,7 @@ def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[d
             ]
             role = "user"
         elif role == "assistant":
-            blocks = _content_blocks(message.get("content"))
+            blocks = list(message.get(THINKING_KEY) or []) + _content_blocks(message.get("content"))
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
                 try:
@@ -231,6 +232,7 @@ class AnthropicAdapter(ProviderAdapter):
             tool_calls=calls,
             response_id=data.get("id"),
             stop_sequence=_matched(data),
+            thinking=thinking_blocks(blocks),
         )
 
     async def parse_stream(
@@ -285,6 +287,7 @@ class _StreamAnswer:
     model: str
     finish: str = "stop"
     stop_sequence: str | None = None
+    thinking: StreamThinking = field(default_factory=StreamThinking)
     text: list[str] = field(default_factory=list)
     blocks: dict[int, dict[str, str]] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
@@ -296,6 +299,7 @@ class _StreamAnswer:
 
     def block_start(self, payload: dict[str, Any]) -> None:
         block = payload.get("content_block") or {}
+        self.thinking.start(int(payload.get("index", 0)), block)
         if block.get("type") == "tool_use":
             self.blocks[int(payload.get("index", 0))] = {
                 "id": str(block.get("id", "")),
@@ -306,6 +310,7 @@ class _StreamAnswer:
     def block_delta(self, payload: dict[str, Any]) -> Any:
         """The text to pass on now, if this delta carries some (else None)."""
         delta = payload.get("delta") or {}
+        self.thinking.delta(int(payload.get("index", 0)), delta)
         if delta.get("type") == "text_delta" and delta.get("text"):
             self.text.append(delta["text"])
             return delta["text"]
@@ -333,6 +338,7 @@ class _StreamAnswer:
                 for _, b in sorted(self.blocks.items())
             ],
             stop_sequence=self.stop_sequence,
+            thinking=self.thinking.end(),
         )
 
 

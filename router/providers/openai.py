@@ -18,6 +18,7 @@ from typing import Any
 from kernel import jsonio
 from kernel.errors import ConfigError, ProviderError
 from keys.models import APIKey
+from router.providers.anthropic_thinking import public
 from router.providers.base import ProviderAdapter
 from router.providers.classify import openai_error
 from router.providers.ratelimits import RateLimitSnapshot
@@ -94,7 +95,7 @@ class OpenAIAdapter(ProviderAdapter):
         return {"Authorization": f"Bearer {secret}"}
 
     def payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": request.model, "messages": request.messages}
+        body: dict[str, Any] = {"model": request.model, "messages": public(request.messages)}
         if request.max_tokens is not None:
             field = (
                 "max_completion_tokens"

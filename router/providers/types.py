@@ -77,6 +77,8 @@ class ChatResult:
     response_id: str | None = None
     #: Anthropic's ``stop_sequence``: the stop sequence the answer ended on, when one did.
     stop_sequence: str | None = None
+    #: Anthropic's thinking / redacted_thinking blocks, as sent (to be sent back unchanged).
+    thinking: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class StreamEnd:
     rate_limits: RateLimitSnapshot | None = None
     latency_ms: float = 0.0
     stop_sequence: str | None = None
+    thinking: list[dict[str, Any]] = field(default_factory=list)
 
 
 StreamEvent = TextDelta | StreamEnd

@@ -36,6 +36,8 @@ class Call:
     embed_format: str = ""
     #: Anthropic's ``stop_sequences``: the reply ends before the first one its text contains.
     stop_sequences: tuple[str, ...] = ()
+    #: Anthropic's ``thinking`` enabled: the answer starts with a thinking block.
+    thinking: bool = False
 
 
 # -- outcomes ------------------------------------------------------------------------------

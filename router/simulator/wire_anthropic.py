@@ -50,6 +50,12 @@ _STOP = {
     "tool_calls": "tool_use",
     "content_filter": "refusal",
 }
+#: The thinking block the simulator answers with ``thinking`` enabled (and wants back).
+THINKING_BLOCK = {
+    "type": "thinking",
+    "thinking": "Simulated thinking: the user wants an answer.",
+    "signature": "c2ltdWxhdGVkLXNpZ25hdHVyZQ==",
+}
 _RATE_DOCS = (
     "For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the "
     "response headers for "
@@ -119,6 +125,7 @@ class AnthropicWire(Wire):
             forced_tool=_forced_tool(body.get("tool_choice"), tools),
             completion_tokens=completion_override(request),
             stop_sequences=tuple(str(x) for x in body.get("stop_sequences") or ()),
+            thinking=_thinking_on(body, raw),
         )
 
     def answer(self, call: Call, outcome: Outcome) -> Answer:
@@ -144,6 +151,8 @@ class AnthropicWire(Wire):
     def _message(self, call: Call, admitted: Admitted, *, final: bool) -> dict[str, Any]:
         reply, matched = _stop_at(admitted.reply, call.stop_sequences)
         content: list[dict[str, Any]] = []
+        if final and call.thinking:
+            content.append(THINKING_BLOCK)
         if final and reply.text:
             content.append({"type": "text", "text": reply.text})
         if final and reply.tool_call is not None:
@@ -238,12 +247,15 @@ class AnthropicWire(Wire):
                 "message_start",
             )
         ]
-        start, content = _content_block_events(reply)
+        if call.thinking:
+            head.extend(_thinking_events())
+        index = 1 if call.thinking else 0
+        start, content = _content_block_events(reply, index)
         head.extend(start)
         head.append(sse({"type": "ping"}, "ping"))
         tail = []
         if reply.pieces or reply.tool_call is not None:
-            tail.append(sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+            tail.append(sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
         message_delta = {
             "type": "message_delta",
             "delta": {"stop_reason": _stop_reason(reply, matched), "stop_sequence": matched},
@@ -255,6 +267,36 @@ class AnthropicWire(Wire):
 
     def malformed(self) -> bytes:
         return b'{"id": "msg_broken", "type": "message", "content": [{"type": "te'
+
+
+def _thinking_on(body: dict[str, Any], raw: list[Any]) -> bool:
+    """Whether ``thinking`` is enabled; then, as Anthropic checks, the last assistant turn
+    that used a tool must start with a thinking block (sent back unchanged)."""
+    if (body.get("thinking") or {}).get("type") != "enabled":
+        return False
+    for index, message in reversed(list(enumerate(raw))):
+        blocks = message.get("content")
+        if message["role"] != "assistant" or not isinstance(blocks, list):
+            continue
+        if any(b.get("type") == "tool_use" for b in blocks) and blocks[0] != THINKING_BLOCK:
+            raise WireError(
+                f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+                "but found another block (with thinking enabled, a final assistant message "
+                "must start with a thinking block)"
+            )
+        break
+    return True
+
+
+def _thinking_events() -> list[bytes]:
+    """The thinking block as Anthropic streams it: start, thinking_delta, signature_delta, stop."""
+    empty = {"type": "thinking", "thinking": "", "signature": ""}
+    events = [{"type": "content_block_start", "index": 0, "content_block": empty}]
+    for kind, name in (("thinking_delta", "thinking"), ("signature_delta", "signature")):
+        delta = {"type": kind, name: THINKING_BLOCK[name]}
+        events.append({"type": "content_block_delta", "index": 0, "delta": delta})
+    events.append({"type": "content_block_stop", "index": 0})
+    return [sse(e, str(e["type"])) for e in events]
 
 
 def _stop_at(reply: Reply, stops: tuple[str, ...]) -> tuple[Reply, str | None]:
@@ -304,7 +346,7 @@ def _forced_tool(choice: Any, tools: tuple[str, ...]) -> str | None:
     return None
 
 
-def _content_block_events(reply: Reply) -> tuple[list[bytes], list[bytes]]:
+def _content_block_events(reply: Reply, index: int) -> tuple[list[bytes], list[bytes]]:
     """The reply's one content block: its ``content_block_start`` event (none for an empty reply)
     and its ``content_block_delta`` events (the tool call's input, or the text's pieces)."""
     start: list[bytes] = []
@@ -318,21 +360,21 @@ def _content_block_events(reply: Reply) -> tuple[list[bytes], list[bytes]]:
         }
         start.append(
             sse(
-                {"type": "content_block_start", "index": 0, "content_block": block},
+                {"type": "content_block_start", "index": index, "content_block": block},
                 "content_block_start",
             )
         )
         delta = {"type": "input_json_delta", "partial_json": reply.tool_call.arguments}
         content.append(
             sse(
-                {"type": "content_block_delta", "index": 0, "delta": delta},
+                {"type": "content_block_delta", "index": index, "delta": delta},
                 "content_block_delta",
             )
         )
     elif reply.pieces:
         block_start = {
             "type": "content_block_start",
-            "index": 0,
+            "index": index,
             "content_block": {"type": "text", "text": ""},
         }
         start.append(sse(block_start, "content_block_start"))
@@ -340,7 +382,7 @@ def _content_block_events(reply: Reply) -> tuple[list[bytes], list[bytes]]:
             delta = {"type": "text_delta", "text": piece}
             content.append(
                 sse(
-                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                    {"type": "content_block_delta", "index": index, "delta": delta},
                     "content_block_delta",
                 )
             )

@@ -39,3 +39,48 @@ async def test_no_match_is_end_turn(claude_gw: GatewayHarness) -> None:
         model=CLAUDE, max_tokens=256, messages=HELLO, stop_sequences=["never-there"]
     )
     assert message.stop_reason == "end_turn" and message.stop_sequence is None
+
+
+WEATHER: Any = {
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+THINK: Any = {"type": "enabled", "budget_tokens": 1024}
+
+
+async def test_thinking_and_tool_use_round_trip(claude_gw: GatewayHarness) -> None:
+    """The thinking block comes first in the answer; sent back in the assistant turn, it reaches
+    the provider unchanged (the simulator, like Anthropic, refuses the turn without it)."""
+    sdk = client(claude_gw, await claude_gw.vkey())
+    question: Any = {"role": "user", "content": "What is the weather in Paris?"}
+    tools: Any = {"tools": [WEATHER], "thinking": THINK, "max_tokens": 2048, "model": CLAUDE}
+    first = await sdk.messages.create(
+        messages=[question], tool_choice={"type": "tool", "name": "get_weather"}, **tools
+    )
+    assert [b.type for b in first.content] == ["thinking", "tool_use"]
+    thought = first.content[0]
+    assert thought.type == "thinking" and thought.signature and thought.thinking
+    result: Any = {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": first.content[1].id, "content": "Sunny"}
+        ],
+    }
+    assistant: Any = {"role": "assistant", "content": [b.model_dump() for b in first.content]}
+    second = await sdk.messages.create(messages=[question, assistant, result], **tools)
+    assert second.stop_reason == "end_turn"
+    assert [b.type for b in second.content] == ["thinking", "text"]
+    bare: Any = {"role": "assistant", "content": [first.content[1].model_dump()]}
+    with pytest.raises(anthropic.BadRequestError, match="thinking"):
+        await sdk.messages.create(messages=[question, bare, result], **tools)
+
+
+async def test_a_streamed_answer_carries_its_thinking(claude_gw: GatewayHarness) -> None:
+    sdk = client(claude_gw, await claude_gw.vkey())
+    async with sdk.messages.stream(
+        model=CLAUDE, max_tokens=2048, messages=HELLO, thinking=THINK
+    ) as stream:
+        final = await stream.get_final_message()
+    thoughts = [b for b in final.content if b.type == "thinking"]
+    assert len(thoughts) == 1 and thoughts[0].signature and thoughts[0].thinking

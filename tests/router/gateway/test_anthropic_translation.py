@@ -97,7 +97,7 @@ def test_to_anthropic_the_request_goes_as_it_came() -> None:
     assert body["tool_choice"] == REQUEST["tool_choice"]
     user, assistant, result = body["messages"]
     assert user == REQUEST["messages"][0]
-    assert assistant["content"] == REQUEST["messages"][1]["content"][1:]  # no thinking kept
+    assert assistant["content"] == REQUEST["messages"][1]["content"]  # thinking sent back as is
     assert result["content"] == [
         {"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny"},
         {"type": "text", "text": "Thanks!"},
@@ -110,6 +110,7 @@ def test_to_openai_each_field_has_its_equivalent() -> None:
     user = body["messages"][1]["content"]
     assert user[1] == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
     assert user[2]["image_url"]["url"] == "https://example.com/a.jpg"
+    assert set(body["messages"][2]) == {"role", "content", "tool_calls"}  # no thinking
     call = body["messages"][2]["tool_calls"][0]
     assert call["id"] == "toolu_1" and json.loads(call["function"]["arguments"]) == {
         "city": "Paris"
@@ -133,6 +134,7 @@ def test_to_gemini_each_field_has_its_equivalent() -> None:
     assert generation["maxOutputTokens"] == 300
     assert body["tools"][0]["functionDeclarations"][0]["name"] == "get_weather"
     assert "thinking" not in body and "metadata" not in body
+    assert "sig" not in json.dumps(body)  # nor the assistant turn's thinking block
 
 
 def test_an_openai_answer_comes_back_as_an_anthropic_message() -> None:
