@@ -25,6 +25,7 @@ from router.gateway import (
     admin,
     admin_usage,
     anthropic_api,
+    anthropic_models,
     embeddings_api,
     openai_api,
     ops,
@@ -121,8 +122,8 @@ def build_app(gateway: Gateway | None = None, *, openai: bool = True) -> web.App
     if openai:
         r.add_post("/v1/chat/completions", openai_api.chat_completions)
         r.add_post("/v1/embeddings", embeddings_api.embeddings)
-        r.add_get("/v1/models", openai_api.list_models)
-        r.add_get("/v1/models/{model}", openai_api.get_model)
+        r.add_get("/v1/models", anthropic_models.list_models)
+        r.add_get("/v1/models/{model}", anthropic_models.get_model)
         r.add_post("/v1/responses", responses_api.create_response)
         r.add_post("/v1/messages", anthropic_api.messages)
         r.add_post("/v1/messages/count_tokens", anthropic_api.count_message_tokens)

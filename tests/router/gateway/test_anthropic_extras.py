@@ -9,8 +9,10 @@ from typing import Any
 import anthropic
 import pytest
 
+from router.gateway.anthropic_models import page
+from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import GatewayHarness
-from tests.router.gateway.test_anthropic_api import CLAUDE, claude_gw, client
+from tests.router.gateway.test_anthropic_api import CLAUDE, claude_gw, claude_key, client
 
 pytestmark = pytest.mark.integration
 HELLO: Any = [{"role": "user", "content": "Hello there"}]
@@ -84,3 +86,35 @@ async def test_a_streamed_answer_carries_its_thinking(claude_gw: GatewayHarness)
         final = await stream.get_final_message()
     thoughts = [b for b in final.content if b.type == "thinking"]
     assert len(thoughts) == 1 and thoughts[0].signature and thoughts[0].thinking
+
+
+async def test_the_sdks_models_list_gets_anthropics_shape(make_gateway: GatewayFactory) -> None:
+    gw = await make_gateway(pool=[claude_key(), claude_key("claude-b")])
+    key = await gw.vkey()
+    sdk = client(gw, key)
+    page = await sdk.models.list()
+    assert [m.id for m in page.data] == [CLAUDE]
+    assert page.data[0].type == "model" and page.data[0].display_name == CLAUDE
+    assert page.first_id == page.last_id == CLAUDE and page.has_more is False
+    one = await sdk.models.retrieve(CLAUDE)
+    assert one.id == CLAUDE and one.type == "model"
+    with pytest.raises(anthropic.NotFoundError):
+        await sdk.models.retrieve("claude-nothing")
+    with pytest.raises(anthropic.AuthenticationError):
+        await client(gw, "not-a-key").models.list()
+    status, text, _ = await gw.request(
+        "GET", "/v1/models", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert status == 200 and text["object"] == "list"  # OpenAI's shape stays
+    status, text, _ = await gw.request("GET", "/v1/models?limit=0", headers={"x-api-key": key})
+    assert status == 400 and text["type"] == "error"
+
+
+def test_models_are_paged_by_limit_after_id_and_before_id() -> None:
+    names = ["a", "b", "c", "d"]
+    first = page(names, {"limit": "2"})
+    assert (first["first_id"], first["last_id"], first["has_more"]) == ("a", "b", True)
+    second = page(names, {"limit": "2", "after_id": "b"})
+    assert [m["id"] for m in second["data"]] == ["c", "d"] and second["has_more"] is False
+    back = page(names, {"limit": "1", "before_id": "c"})
+    assert [m["id"] for m in back["data"]] == ["b"] and back["has_more"] is True
