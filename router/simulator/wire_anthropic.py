@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from router.simulator.anthropic_thinking import THINKING_BLOCK, thinking_events, thinking_on
 from router.simulator.content import Reply
 from router.simulator.limits import LimitView, Rejection
 from router.simulator.outcomes import (
@@ -49,12 +50,6 @@ _STOP = {
     "length": "max_tokens",
     "tool_calls": "tool_use",
     "content_filter": "refusal",
-}
-#: The thinking block the simulator answers with ``thinking`` enabled (and wants back).
-THINKING_BLOCK = {
-    "type": "thinking",
-    "thinking": "Simulated thinking: the user wants an answer.",
-    "signature": "c2ltdWxhdGVkLXNpZ25hdHVyZQ==",
 }
 _RATE_DOCS = (
     "For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the "
@@ -125,7 +120,7 @@ class AnthropicWire(Wire):
             forced_tool=_forced_tool(body.get("tool_choice"), tools),
             completion_tokens=completion_override(request),
             stop_sequences=tuple(str(x) for x in body.get("stop_sequences") or ()),
-            thinking=_thinking_on(body, raw),
+            thinking=thinking_on(body, raw),
         )
 
     def answer(self, call: Call, outcome: Outcome) -> Answer:
@@ -248,7 +243,7 @@ class AnthropicWire(Wire):
             )
         ]
         if call.thinking:
-            head.extend(_thinking_events())
+            head.extend(thinking_events())
         index = 1 if call.thinking else 0
         start, content = _content_block_events(reply, index)
         head.extend(start)
@@ -267,36 +262,6 @@ class AnthropicWire(Wire):
 
     def malformed(self) -> bytes:
         return b'{"id": "msg_broken", "type": "message", "content": [{"type": "te'
-
-
-def _thinking_on(body: dict[str, Any], raw: list[Any]) -> bool:
-    """Whether ``thinking`` is enabled; then, as Anthropic checks, the last assistant turn
-    that used a tool must start with a thinking block (sent back unchanged)."""
-    if (body.get("thinking") or {}).get("type") != "enabled":
-        return False
-    for index, message in reversed(list(enumerate(raw))):
-        blocks = message.get("content")
-        if message["role"] != "assistant" or not isinstance(blocks, list):
-            continue
-        if any(b.get("type") == "tool_use" for b in blocks) and blocks[0] != THINKING_BLOCK:
-            raise WireError(
-                f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, "
-                "but found another block (with thinking enabled, a final assistant message "
-                "must start with a thinking block)"
-            )
-        break
-    return True
-
-
-def _thinking_events() -> list[bytes]:
-    """The thinking block as Anthropic streams it: start, thinking_delta, signature_delta, stop."""
-    empty = {"type": "thinking", "thinking": "", "signature": ""}
-    events = [{"type": "content_block_start", "index": 0, "content_block": empty}]
-    for kind, name in (("thinking_delta", "thinking"), ("signature_delta", "signature")):
-        delta = {"type": kind, name: THINKING_BLOCK[name]}
-        events.append({"type": "content_block_delta", "index": 0, "delta": delta})
-    events.append({"type": "content_block_stop", "index": 0})
-    return [sse(e, str(e["type"])) for e in events]
 
 
 def _stop_at(reply: Reply, stops: tuple[str, ...]) -> tuple[Reply, str | None]:
