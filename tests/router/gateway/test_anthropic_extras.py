@@ -9,7 +9,13 @@ from typing import Any
 import anthropic
 import pytest
 
+from kernel.errors import GatewayError
+from router.answers import CallSummary, success_answer
 from router.gateway.anthropic_models import page
+from router.gateway.anthropic_request import parse_messages_request
+from router.gateway.anthropic_response import message_body
+from router.providers import ChatRequest
+from router.providers.anthropic import AnthropicAdapter
 from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import GatewayHarness
 from tests.router.gateway.test_anthropic_api import CLAUDE, claude_gw, claude_key, client
@@ -118,3 +124,30 @@ def test_models_are_paged_by_limit_after_id_and_before_id() -> None:
     assert [m["id"] for m in second["data"]] == ["c", "d"] and second["has_more"] is False
     back = page(names, {"limit": "1", "before_id": "c"})
     assert [m["id"] for m in back["data"]] == ["b"] and back["has_more"] is True
+
+
+def test_redacted_thinking_goes_out_and_back_unchanged() -> None:
+    redacted = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"}
+    data = {
+        "id": "msg_1",
+        "model": CLAUDE,
+        "content": [redacted, {"type": "text", "text": "Hi"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 3, "output_tokens": 1},
+    }
+    adapter = AnthropicAdapter(None)  # type: ignore[arg-type]
+    request = ChatRequest(messages=HELLO, model=CLAUDE)
+    result = adapter.parse_result(data, request, None)  # type: ignore[arg-type]
+    message = message_body(success_answer(result, CallSummary(requested_model=CLAUDE)), "r1")
+    assert message["content"] == [redacted, {"type": "text", "text": "Hi"}]
+    body = {
+        "model": CLAUDE,
+        "max_tokens": 64,
+        "messages": [*HELLO, {"role": "assistant", "content": message["content"]}, *HELLO],
+    }
+    params = parse_messages_request(body)
+    sent = adapter.payload(ChatRequest(messages=params.messages, model=CLAUDE), stream=False)
+    assert sent["messages"][1]["content"] == [redacted, {"type": "text", "text": "Hi"}]
+    with pytest.raises(GatewayError, match=r"messages\.1\.content\.0\.data"):
+        bad = {"role": "assistant", "content": [{"type": "redacted_thinking"}]}
+        parse_messages_request({**body, "messages": [*HELLO, bad, *HELLO]})
