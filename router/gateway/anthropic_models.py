@@ -17,9 +17,9 @@ from kernel import jsonio
 from router.gateway import openai_api
 from router.gateway.anthropic_api import anthropic_errors
 from router.gateway.anthropic_request import anthropic_version
-from router.gateway.auth import authenticate
+from router.gateway.auth import Caller, authenticate
 from router.gateway.errors import bad_request, not_found
-from router.gateway.state import GATEWAY
+from router.gateway.state import GATEWAY, Gateway
 
 #: ``created_at`` of every model: the router does not know release dates (OpenAI's ``created`` 0).
 CREATED_AT = "1970-01-01T00:00:00Z"
@@ -65,6 +65,15 @@ def page(models: list[str], query: Any) -> dict[str, Any]:
     }
 
 
+async def _admitted(request: web.Request) -> tuple[Gateway, Caller]:
+    """The gateway and the caller of an Anthropic models request: version, readiness, key."""
+    gateway = request.app[GATEWAY]
+    anthropic_version(request.headers.get("anthropic-version"))
+    openai_api.require_ready(gateway)
+    caller = await authenticate(request, gateway.vkeys, gateway.settings, api_key_header=True)
+    return gateway, caller
+
+
 async def list_models(request: web.Request) -> web.StreamResponse:
     if not is_anthropic(request):
         return await openai_api.list_models(request)
@@ -73,10 +82,7 @@ async def list_models(request: web.Request) -> web.StreamResponse:
 
 @anthropic_errors
 async def _list_anthropic(request: web.Request) -> web.StreamResponse:
-    gateway = request.app[GATEWAY]
-    anthropic_version(request.headers.get("anthropic-version"))
-    openai_api.require_ready(gateway)
-    caller = await authenticate(request, gateway.vkeys, gateway.settings, api_key_header=True)
+    gateway, caller = await _admitted(request)
     allowed = caller.vkey.allows if caller.vkey is not None else None
     models = [model for model, _ in gateway.catalog.listing(allowed)]
     body = page(models, request.query)
@@ -91,10 +97,7 @@ async def get_model(request: web.Request) -> web.StreamResponse:
 
 @anthropic_errors
 async def _get_anthropic(request: web.Request) -> web.StreamResponse:
-    gateway = request.app[GATEWAY]
-    anthropic_version(request.headers.get("anthropic-version"))
-    openai_api.require_ready(gateway)
-    caller = await authenticate(request, gateway.vkeys, gateway.settings, api_key_header=True)
+    gateway, caller = await _admitted(request)
     model = request.match_info["model"]
     allowed = caller.vkey is None or caller.vkey.allows(model)
     listed = dict(gateway.catalog.listing()).get(model) is not None
