@@ -25,6 +25,7 @@ from kernel.errors import (
 from kernel.log import get_logger
 from kernel.settings import Settings
 from keys.manager import KeyManager, KeySelection
+from lua.usage_records import nanos_to_usd
 from router.answers import AttemptRecord, CallSummary
 from router.dispatch_types import CallPlan, Dispatched, Messages
 from router.provider_limits import limits_json, provider_room
@@ -188,7 +189,7 @@ class KeyCaller:
         cost, args = None, None
         if self.usage is not None:
             cost = self.usage.cost_nanos(selection.model, usage)
-            summary.cost = None if cost is None else cost / 1_000_000_000
+            summary.cost = None if cost is None else nanos_to_usd(cost)
             summary.degraded = selection.reservation.degraded
             if self.usage.enabled and not selection.reservation.degraded:
                 if content is None and done.result is not None:

@@ -40,6 +40,7 @@ from kernel.errors import (
 from kernel.log import get_logger
 from kernel.usage_record import Attribution
 from keys.manager import KeyManager, KeySelection
+from lua.usage_records import nanos_to_usd
 from router.answers import AttemptRecord, CallSummary, failure_answer
 from router.keepalive import ReservationKeeper
 from router.lease import KINDS, Lease
@@ -220,7 +221,7 @@ class LeaseRunner:
         if usage is None:
             usage = Usage(lease.estimate, 0, total_tokens=lease.estimate)
         cost = self.usage.cost_nanos(lease.model, usage) if reported else lease.cost_nanos
-        summary.cost = None if cost is None else cost / 1_000_000_000
+        summary.cost = None if cost is None else nanos_to_usd(cost)
         record = self.usage.record(summary, success=True, usage=usage, usage_reported=reported)
         summary.usage_record = record
         args = None

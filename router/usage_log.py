@@ -29,7 +29,7 @@ from kernel.store import Store
 from kernel.usage_record import UsageRecord
 from lua import record_usage as lua_record_usage
 from lua.record_usage import BudgetCharge, RecordUsageKeys
-from lua.usage_records import UsageArgs
+from lua.usage_records import UsageArgs, usd_to_nanos
 from router.answers import Answer, AttemptRecord, CallSummary
 from router.providers import Usage
 from router.usage_budgets import budget_fields
@@ -209,7 +209,7 @@ class UsageLog:
         if len(self._pending) >= MAX_PENDING_WRITES:
             self._drop("too many usage records waiting to be written")
             return
-        cost = None if record.cost is None else round(record.cost * 1_000_000_000)
+        cost = None if record.cost is None else usd_to_nanos(record.cost)
         charge = None
         if record.degraded and cost is not None:  # its cost reached only the local spend
             charge = BudgetCharge(budget_fields(summary.attribution), cost, self._offsets())
