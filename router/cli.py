@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "vkeys",
     "usage",
     "budgets",
+    "plan",
 )
 
 
