@@ -18,6 +18,121 @@ from kernel.errors import ConfigError
 HELP_KEY_LIMITS = "limits of one key (without --keys; with --keys: of the keys to add)"
 
 
+_Option = tuple[str, dict[str, Any]]
+
+LOAD_OPTIONS: tuple[_Option, ...] = (
+    ("--model", {"help": "the model to plan (required without --keys)"}),
+    ("--peak-rpm", {"type": float, "required": True, "help": "requests per minute at peak"}),
+    (
+        "--tokens-per-request",
+        {
+            "type": int,
+            "default": 1000,
+            "help": "tokens one request uses, prompt + completion (default 1000)",
+        },
+    ),
+    (
+        "--reserve-tokens",
+        {
+            "type": int,
+            "help": "tokens the router reserves per request: prompt + max_tokens (default --tokens-per-request)",
+        },
+    ),
+    (
+        "--burst",
+        {"type": float, "default": 2.0, "help": "rate during a burst, times the peak (default 2)"},
+    ),
+    (
+        "--burst-seconds",
+        {
+            "type": float,
+            "default": 10.0,
+            "help": "seconds of burst at the start of each minute; the rest of the minute is slower, so each minute averages the peak (default 10)",
+        },
+    ),
+    (
+        "--duration",
+        {"type": float, "default": 600.0, "help": "seconds of peak measured (default 600)"},
+    ),
+    (
+        "--warmup",
+        {
+            "type": float,
+            "default": 60.0,
+            "help": "seconds of peak simulated before measuring (default 60)",
+        },
+    ),
+    ("--seed", {"type": int, "default": 0, "help": "seed of the arrivals (default 0)"}),
+)
+
+KEY_OPTIONS: tuple[_Option, ...] = (
+    (
+        "--keys",
+        {
+            "metavar": "PATH",
+            "default": argparse.SUPPRESS,
+            "help": "plan against this keys.json: per model, keys configured and keys needed",
+        },
+    ),
+    ("--key-rpm", {"type": int, "help": f"requests per minute of one key; {HELP_KEY_LIMITS}"}),
+    ("--key-tpm", {"type": int, "help": f"tokens per minute of one key; {HELP_KEY_LIMITS}"}),
+    ("--key-rpm-burst", {"type": int, "help": "rpm_burst of one key (default its rpm)"}),
+    ("--key-tpm-burst", {"type": int, "help": "tpm_burst of one key (default its tpm)"}),
+    (
+        "--fresh-keys",
+        {
+            "action": "store_true",
+            "help": "keys start with their whole burst (a peak after a quiet spell); default: drained (a sustained peak)",
+        },
+    ),
+    ("--max-keys", {"type": int, "help": "largest pool to simulate (default 2 x the formula + 2)"}),
+)
+
+TARGET_OPTIONS: tuple[_Option, ...] = (
+    (
+        "--target",
+        {
+            "type": float,
+            "default": 0.99,
+            "help": "share of requests that must be served (default 0.99)",
+        },
+    ),
+    (
+        "--max-wait",
+        {
+            "type": float,
+            "help": "seconds a request may wait for room (default RESERVE_WAIT_SECONDS)",
+        },
+    ),
+    (
+        "--p95-wait",
+        {
+            "type": float,
+            "help": "also require the served requests' p95 wait at most this many seconds",
+        },
+    ),
+    (
+        "--latency",
+        {
+            "type": float,
+            "default": 1.0,
+            "help": "mean provider latency in seconds: when unused reserved tokens come back (default 1)",
+        },
+    ),
+)
+
+OUTPUT_OPTIONS: tuple[_Option, ...] = (
+    (
+        "--out",
+        {
+            "metavar": "PNG",
+            "help": "write the plot of goodput and p95 wait against keys here (needs matplotlib)",
+        },
+    ),
+    ("--format", {"choices": ("table", "json"), "default": "table"}),
+)
+
+
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "plan",
@@ -28,88 +143,16 @@ def add_parser(subparsers: Any) -> None:
             "peak with bursts against N, N+1, ... keys (goodput, waits, 429s per N)."
         ),
     )
-    parser.add_argument("--model", help="the model to plan (required without --keys)")
-    parser.add_argument("--peak-rpm", type=float, required=True, help="requests per minute at peak")
-    parser.add_argument(
-        "--tokens-per-request",
-        type=int,
-        default=1000,
-        help="tokens one request uses, prompt + completion (default 1000)",
+    groups = (
+        ("load", LOAD_OPTIONS),
+        ("keys", KEY_OPTIONS),
+        ("target", TARGET_OPTIONS),
+        ("output", OUTPUT_OPTIONS),
     )
-    parser.add_argument(
-        "--reserve-tokens",
-        type=int,
-        help="tokens the router reserves per request: prompt + max_tokens (default --tokens-per-request)",
-    )
-    parser.add_argument(
-        "--keys",
-        metavar="PATH",
-        default=argparse.SUPPRESS,
-        help="plan against this keys.json: per model, keys configured and keys needed",
-    )
-    parser.add_argument(
-        "--key-rpm", type=int, help=f"requests per minute of one key; {HELP_KEY_LIMITS}"
-    )
-    parser.add_argument(
-        "--key-tpm", type=int, help=f"tokens per minute of one key; {HELP_KEY_LIMITS}"
-    )
-    parser.add_argument("--key-rpm-burst", type=int, help="rpm_burst of one key (default its rpm)")
-    parser.add_argument("--key-tpm-burst", type=int, help="tpm_burst of one key (default its tpm)")
-    parser.add_argument(
-        "--burst", type=float, default=2.0, help="rate during a burst, times the peak (default 2)"
-    )
-    parser.add_argument(
-        "--burst-seconds",
-        type=float,
-        default=10.0,
-        help="seconds of burst at the start of each minute; the rest of the minute is slower, so each minute averages the peak (default 10)",
-    )
-    parser.add_argument(
-        "--duration", type=float, default=600.0, help="seconds of peak measured (default 600)"
-    )
-    parser.add_argument(
-        "--warmup",
-        type=float,
-        default=60.0,
-        help="seconds of peak simulated before measuring (default 60)",
-    )
-    parser.add_argument(
-        "--fresh-keys",
-        action="store_true",
-        help="keys start with their whole burst (a peak after a quiet spell); default: drained (a sustained peak)",
-    )
-    parser.add_argument(
-        "--target",
-        type=float,
-        default=0.99,
-        help="share of requests that must be served (default 0.99)",
-    )
-    parser.add_argument(
-        "--max-wait",
-        type=float,
-        help="seconds a request may wait for room (default RESERVE_WAIT_SECONDS)",
-    )
-    parser.add_argument(
-        "--p95-wait",
-        type=float,
-        help="also require the served requests' p95 wait at most this many seconds",
-    )
-    parser.add_argument(
-        "--latency",
-        type=float,
-        default=1.0,
-        help="mean provider latency in seconds: when unused reserved tokens come back (default 1)",
-    )
-    parser.add_argument(
-        "--max-keys", type=int, help="largest pool to simulate (default 2 x the formula + 2)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the arrivals (default 0)")
-    parser.add_argument(
-        "--out",
-        metavar="PNG",
-        help="write the plot of goodput and p95 wait against keys here (needs matplotlib)",
-    )
-    parser.add_argument("--format", choices=("table", "json"), default="table")
+    for title, options in groups:
+        group = parser.add_argument_group(title)
+        for flag, kwargs in options:
+            group.add_argument(flag, **kwargs)
     parser.set_defaults(handler=run)
 
 
@@ -126,9 +169,11 @@ def run(args: argparse.Namespace) -> int:
 
         sys.stdout.write(json.dumps([plan_dict(p) for p in plans], indent=2) + "\n")
     else:
-        from router.planner.report import plan_table
+        from router.planner.report import plan_table, pool_summary
 
         sys.stdout.write("\n".join(plan_table(p) for p in plans))
+        if getattr(args, "keys", None) is not None:
+            sys.stdout.write("\n" + pool_summary(plans))
     sys.stdout.flush()
     if args.out:
         if not have_matplotlib():

@@ -65,7 +65,7 @@ def _formula_line(plan: Plan) -> str:
         return "document 004's formula: n/a (the keys have no rpm or tpm limit)"
     return (
         f"document 004's formula: keys_needed = peak / key limit x {FORMULA_FACTOR:g}"
-        f" = {plan.raw:.2f} x {FORMULA_FACTOR:g} -> {plan.formula} keys"
+        f" = {plan.raw:.2f} x {FORMULA_FACTOR:g} -> {plan.formula} key{'s' if plan.formula != 1 else ''}"
     )
 
 
@@ -73,8 +73,26 @@ def _verdict(plan: Plan) -> str:
     if plan.needed is None:
         tried = plan.rows[-1].keys if plan.rows else 0
         return f"simulation: no pool up to {tried} keys met the target (raise --max-keys)"
-    text = f"simulation: {plan.needed} keys needed"
+    text = f"simulation: {plan.needed} key{'s' if plan.needed != 1 else ''} needed"
     if plan.have is not None:
         short = plan.short or 0
         text += f"; configured: {plan.have}" + (f" -> add {short}" if short else " -> enough")
     return text
+
+
+def pool_summary(plans: list[Plan]) -> str:
+    """``--keys``: per model, keys configured, needed (simulated and by the formula), to add."""
+    lines = [
+        f"{'model':<32} {'configured':>10} {'needed':>7} {'formula':>8} {'add':>5}",
+    ]
+    for plan in plans:
+        needed = "?" if plan.needed is None else str(plan.needed)
+        formula = "n/a" if plan.formula is None else str(plan.formula)
+        short = "?" if plan.short is None else str(plan.short)
+        lines.append(f"{plan.model:<32} {plan.have or 0:>10} {needed:>7} {formula:>8} {short:>5}")
+    more = [p for p in plans if p.short]
+    if more:
+        lines.append("needs more keys: " + ", ".join(f"{p.model} (+{p.short})" for p in more))
+    else:
+        lines.append("every model has enough keys for this load")
+    return "\n".join(lines) + "\n"

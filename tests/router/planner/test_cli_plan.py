@@ -124,6 +124,8 @@ def test_keys_mode_table_and_one_model(tmp_path: Path, capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert "model gpt-4o-mini" in out and "model gpt-4o:" not in out
     assert "; configured: 2 -> add " in out
+    summary = out.splitlines()[-1]
+    assert summary.startswith("needs more keys: gpt-4o-mini (+") and "gpt-4o " not in summary
 
 
 def test_keys_mode_unknown_model_names_the_file_and_its_models(
