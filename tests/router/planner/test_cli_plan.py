@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,22 @@ def test_keys_mode_unknown_model_names_the_file_and_its_models(
     err = capsys.readouterr().err
     assert str(path) in err and "--model 'gpt-5' is not served by any active key" in err
     assert "gpt-4o-mini" in err
+
+
+def test_without_matplotlib_it_says_so_and_still_prints_the_table(tmp_path: Path) -> None:
+    # a real interpreter in which matplotlib cannot be imported
+    path = tmp_path / "plan.png"
+    argv = ["plan", "--model", "m", "--peak-rpm", "100", "--key-rpm", "10", "--out", str(path)]
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from router.cli import main\n"
+        f"raise SystemExit(main({[*argv, *QUICK]!r}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "matplotlib is not installed: no plot written" in result.stderr
+    assert "pip install 'llm-keypool-router[plan]'" in result.stderr
+    assert "simulation: " in result.stdout and "<- enough" in result.stdout
+    assert not path.exists()
