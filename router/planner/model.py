@@ -53,6 +53,7 @@ class RouterParams:
     provider's mean latency (when reserved tokens come back)."""
 
     wait_budget: float = 2.0
+    retry_budget: float = 60.0
     margin: float = 0.05
     jitter: float = 0.005
     latency: float = 1.0
@@ -231,7 +232,9 @@ class _Run:
         """``RoomWait.until_room``: sleep until the earliest room if the budget covers it."""
         pause = earliest - now
         params = self.params
-        deadline = request.arrival + params.wait_budget
+        # the budget counts the sleeps only (the tries' own time does not count), and the
+        # request's deadline is RETRY_BUDGET_SECONDS away
+        deadline = request.arrival + params.retry_budget
         if pause > params.wait_budget - request.waited or now + pause + params.jitter > deadline:
             self.outcome.rate_limited += request.counted
             return

@@ -3,7 +3,7 @@ at the same load, for a pool that the load overruns (2 keys, 1.25 times their ra
 
 The real run sends at the planner's arrival times; a loaded machine sends some late, so the model
 replays the times the requests really left. Goodput must match within 5 percentage points
-(measured here: 0.87-0.89 real against 0.89-0.90 modelled, over several runs).
+(measured here: 0.867-0.888 real against 0.888 modelled, over five runs).
 """
 
 from __future__ import annotations
