@@ -9,9 +9,13 @@ from pathlib import Path
 
 from kernel.settings import Settings
 from router.planner import KeyLimits, Load, Outcome, arrivals
+from router.simulator import FaultConfig
 from tests.router.pool import PoolKey, sim_router
 
 MODEL = "gpt-4o-mini"
+#: "plan 0" .. "plan 999" as one user message, counted as OpenAI (and the router) count it
+PROMPT_TOKENS = 10
+COMPLETION_TOKENS = 8
 
 
 def pool_keys(pool: list[KeyLimits]) -> list[PoolKey]:
@@ -32,21 +36,34 @@ def pool_keys(pool: list[KeyLimits]) -> list[PoolKey]:
 
 
 async def real_run(
-    settings: Settings, tmp_path: Path, pool: list[KeyLimits], load: Load
+    settings: Settings,
+    tmp_path: Path,
+    pool: list[KeyLimits],
+    load: Load,
+    *,
+    max_tokens: int = 8,
+    latency_ms: float = 0.0,
 ) -> tuple[Outcome, list[float]]:
     """The outcome, and the times (from the start) the requests were really sent: a loaded
-    machine sends some late, and the model replays these."""
+    machine sends some late, and the model replays these. Each request is ``PROMPT_TOKENS``
+    of prompt, allows ``max_tokens`` and gets ``COMPLETION_TOKENS``; the simulator answers after
+    an exponential latency of mean ``latency_ms``."""
     outcome = Outcome(keys=len(pool), offered=0)
     sent: list[float] = []
     times = arrivals(load)
+    faults = FaultConfig(latency_jitter_ms=latency_ms, latency_distribution="exponential")
     async with sim_router(
-        settings, tmp_path, pool_keys(pool), sim_options={"completion_tokens": 8}
+        settings,
+        tmp_path,
+        pool_keys(pool),
+        sim_options={"completion_tokens": COMPLETION_TOKENS},
+        faults=faults,
     ) as (router, sim):
 
         async def one(i: int, at: float) -> None:
             counted = at >= load.warmup
             began = time.monotonic()
-            answer = await router.send_one_shot(f"plan {i}", MODEL, max_tokens=8)
+            answer = await router.send_one_shot(f"plan {i}", MODEL, max_tokens=max_tokens)
             # waited: till the answer came (the simulator answers at once), not only the sleeps
             # (waited_ms), so that time spent trying counts as in the model
             waited = time.monotonic() - began
