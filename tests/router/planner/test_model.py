@@ -50,7 +50,7 @@ limits_st = st.builds(
 )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     limits=limits_st,
     peak=st.floats(10, 400),
