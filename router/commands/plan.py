@@ -276,5 +276,9 @@ def _router_params(args: argparse.Namespace) -> Any:
     settings = Settings.from_env()
     wait = settings.RESERVE_WAIT_SECONDS if args.max_wait is None else args.max_wait
     return RouterParams(
-        wait_budget=wait, margin=settings.RESERVE_MARGIN_SECONDS, latency=args.latency
+        wait_budget=wait,
+        retry_budget=settings.RETRY_BUDGET_SECONDS,
+        margin=settings.RESERVE_MARGIN_SECONDS,
+        latency=args.latency,
+        max_attempts=settings.MAX_ATTEMPTS,
     )
