@@ -10,16 +10,21 @@ message that echoes a header is masked too.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import logging.handlers
 import os
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from kernel.env_file import ensure_env_file
+from kernel.errors import ConfigError
 from kernel.masking import mask_secret, redact
 
 _configured = False
@@ -86,6 +91,8 @@ def configure_logging(
     global _configured
     if _configured and not force:
         return
+    with contextlib.suppress(ConfigError):  # a malformed .env: Settings.from_env() says where
+        ensure_env_file()
     level_name = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
     # The console renderer prints the exception text format_exc_info rendered (and masked); its
     # own pretty formatter would re-render the traceback, unmasked and with local variables.
@@ -115,6 +122,10 @@ def configure_logging(
     )
     _install_handler(formatter, level_name, force=force)
     _configured = True
+    try:
+        install_log_file(level_name)
+    except ConfigError as exc:  # logging goes on without the file, saying why
+        structlog.get_logger("kernel.log").error("log file not written", error=str(exc))
 
 
 def _install_handler(formatter: logging.Formatter, level_name: str, *, force: bool) -> None:
@@ -131,6 +142,53 @@ def _install_handler(formatter: logging.Formatter, level_name: str, *, force: bo
         handler._llm_router = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.setLevel(level_name)
+
+
+def install_log_file(level_name: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    """With ``LOG_FILE`` set: the masked JSON log also goes to that file, rotated at
+    ``LOG_FILE_MAX_BYTES`` keeping ``LOG_FILE_BACKUPS`` old files (``.1`` the newest), its
+    directory created. An explicit setting: installed even when the application configured
+    logging itself. Answers the file, or None when ``LOG_FILE`` is unset."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_llm_router_file", False)]:
+        root.removeHandler(old)
+        old.close()
+    options = log_file_options(os.environ if environ is None else environ)
+    if options is None:
+        return None
+    path, max_bytes, backups = options
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot open the log file: {exc.strerror}", field="LOG_FILE") from None
+    handler.setFormatter(json_formatter())
+    handler.setLevel(level_name)
+    handler._llm_router_file = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    return path
+
+
+def log_file_options(env: Mapping[str, str]) -> tuple[Path, int, int] | None:
+    """(path, max bytes, backups) from ``LOG_FILE``, ``LOG_FILE_MAX_BYTES``, ``LOG_FILE_BACKUPS``
+    (the defaults of kernel/settings.py), or None when LOG_FILE is unset."""
+    name = env.get("LOG_FILE", "").strip()
+    if not name:
+        return None
+    sizes = []
+    limits = (("LOG_FILE_MAX_BYTES", 10 * 1024 * 1024, 1024), ("LOG_FILE_BACKUPS", 5, 0))
+    for variable, default, low in limits:
+        raw = env.get(variable, "").strip()
+        try:
+            value = int(raw) if raw else default
+        except ValueError:
+            raise ConfigError("expected an integer", source="environment", field=variable) from None
+        if value < low:
+            raise ConfigError(f"expected at least {low}", source="environment", field=variable)
+        sizes.append(value)
+    return Path(name.replace("{pid}", str(os.getpid()))), sizes[0], sizes[1]
 
 
 def json_formatter() -> logging.Formatter:

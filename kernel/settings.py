@@ -14,6 +14,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from kernel.env_file import ensure_env_file
 from kernel.errors import ConfigError
 
 #: How a key is chosen among those with room (keys/engine.py, lua/lib_pool.lua).
@@ -144,6 +145,13 @@ class Settings(BaseModel):
     # Logging
     LOG_LEVEL: str = "INFO"
     LOG_FORMAT: Literal["auto", "json", "console"] = "auto"
+    #: Also write the (masked, JSON) log to this file, rotated by size (document 004's
+    #: ``logs/llm_router.log``); ``{pid}`` in the name is the process id. Unset: stderr only.
+    LOG_FILE: str | None = None
+    LOG_FILE_MAX_BYTES: int = Field(10 * 1024 * 1024, ge=1024)
+    LOG_FILE_BACKUPS: int = Field(5, ge=0, le=1000)
+    #: The ``.env`` file read at start (kernel/env_file.py); unset: ``./.env`` when present.
+    ROUTER_ENV_FILE: str | None = None
 
     # Secret stores (documents 000, 003, 004)
     VAULT_ADDR: str | None = None
@@ -172,7 +180,10 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Settings from ``environ`` (default ``os.environ``), with keyword overrides on top."""
+        """Settings from ``environ`` (default ``os.environ``, after the ``.env`` file is read
+        into it: kernel/env_file.py), with keyword overrides on top."""
+        if environ is None:
+            ensure_env_file()
         env = os.environ if environ is None else environ
         values: dict[str, object] = {
             name: env[name] for name in cls.model_fields if env.get(name, "").strip() != ""

@@ -11,6 +11,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from kernel.env_file import ensure_env_file
+from kernel.errors import ConfigError
+
 #: Command modules under router.commands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "health",
@@ -58,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        ensure_env_file()  # ./.env or ROUTER_ENV_FILE, under the real environment
+    except ConfigError as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        return 1
     if args.health_check:
         from router.commands.health import run_health_check
 
