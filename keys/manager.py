@@ -35,6 +35,7 @@ from keys.models import APIKey
 from keys.outcomes import OutcomeKind
 from keys.pool import KeyPool
 from keys.pool_admin import PoolAdmin
+from keys.pool_keys import PoolKeys
 from keys.secret_store import SecretStore
 from keys.selection import KeySelection, SelectionRequest, Selector
 from keys.status import StatusView
@@ -66,6 +67,7 @@ class KeyManager:
         self.health = HealthActions(self.pool)
         self.admin = PoolAdmin(self.pool)
         self.status = StatusView(self.pool)
+        self._keys = PoolKeys(lambda: self.pool.keys)
 
     # -- the pool --------------------------------------------------------------------------------
     @property
@@ -89,8 +91,10 @@ class KeyManager:
         return self.pool.config
 
     @property
-    def keys(self) -> dict[str, APIKey]:
-        return self.pool.keys
+    def keys(self) -> PoolKeys:
+        """The pool's keys by id, read-only: ``keys[id] = key`` raises, naming ``put_key``
+        (keys/pool_keys.py); the blocking facade (keys/sync.py) takes the assignment."""
+        return self._keys
 
     async def start(self) -> None:
         """Load every key source, index the pool, start the secrets' background refresh."""
@@ -225,6 +229,11 @@ class KeyManager:
     async def add_key(self, key: APIKey, *, persist: bool = False) -> APIKey:
         """Add a key to the pool of every process (its secret comes from the secret store)."""
         return await self.admin.add_key(key, persist=persist)
+
+    async def put_key(self, key: APIKey, *, persist: bool = False) -> APIKey:
+        """Add ``key``, or replace the key of that id, in the pool of every process (document
+        003's ``manager.keys[id] = key``); ``persist`` also writes keys.json."""
+        return await self.admin.put_key(key, persist=persist)
 
     async def update_key(self, key_id: str, *, persist: bool = False, **changes: Any) -> APIKey:
         """Change a key's metadata (limits, models, tags, active ...) without restart."""

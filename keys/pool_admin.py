@@ -36,6 +36,12 @@ class PoolAdmin:
             )
         return await self._put(key, persist, "key added")
 
+    async def put_key(self, key: APIKey, *, persist: bool = False) -> APIKey:
+        """Add ``key``, or replace the key of its id (document 003's ``keys[id] = key``)."""
+        await self.pool.ready()
+        replaced = key.key_id in self.pool.keys
+        return await self._put(key, persist, "key replaced" if replaced else "key added")
+
     async def update_key(self, key_id: str, *, persist: bool = False, **changes: Any) -> APIKey:
         """Change a key's metadata (limits, models, tags, active ...) without restart."""
         await self.pool.ready()

@@ -10,7 +10,7 @@ request never pays for a scan of a large pool.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from kernel.lru import LRU
@@ -39,7 +39,7 @@ class ModelCatalog:
     """Served models and aliases of one router, kept fresh cheaply."""
 
     def __init__(
-        self, keys: Callable[[], dict[str, APIKey]], routing: Callable[[], RoutingTable]
+        self, keys: Callable[[], Mapping[str, APIKey]], routing: Callable[[], RoutingTable]
     ) -> None:
         self._keys = keys
         self._routing = routing

@@ -25,6 +25,7 @@ SURFACE = {
     "get_tpm_usage": "key_id",
     "health_check": "",
     "mark_key_unhealthy": "key_id cooldown_seconds=None reason='manual'",
+    "put_key": "key *persist=False",
     "masked": "key_id",
     "record_failure": "selection error actual_tokens=None *provider_limits='' *cost_nanos=0",
     "record_success": "selection actual_tokens=None *provider_limits='' *hold=0.0 *provider_room=(None, None) *provider_tolerance=(1.0, 1.0) *cost_nanos=None *usage=None",
