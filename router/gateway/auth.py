@@ -1,7 +1,8 @@
 """Who is calling: a virtual key for the OpenAI routes, the master key for the admin routes.
 
 Both come as ``Authorization: Bearer <key>`` (OpenAI's SDKs send the ``api_key`` so). The master key
-(``ROUTER_MASTER_KEY``) is compared in constant time and opens only the admin routes; a virtual key
+(``ROUTER_MASTER_KEY``) is compared in constant time and opens only the admin routes (the read-only
+``DASHBOARD_TOKEN`` opens their GET routes: document 001's read role); a virtual key
 opens only the OpenAI routes; ``METRICS_TOKEN``, when set, only ``GET /metrics``. With
 ``GATEWAY_ALLOW_ANONYMOUS=true`` (local development) a request with no key at all is served as the
 user ``anonymous``, still under the per-user and global limits.
@@ -13,6 +14,7 @@ import hmac
 from dataclasses import dataclass
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from kernel.errors import GatewayError
 from kernel.settings import Settings
@@ -84,18 +86,42 @@ def require_metrics_token(request: web.Request, settings: Settings) -> None:
         )
 
 
-def require_master(request: web.Request, settings: Settings) -> None:
-    """Let the request through only with the master key; anything else is refused."""
+#: The admin API's roles (document 001's per-deployment roles): the master key is ``admin``
+#: (everything), ``DASHBOARD_TOKEN`` is ``read`` (GET routes: stats, status, usage; no change).
+ADMIN_ROLE, READ_ROLE = "admin", "read"
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def _same(given: str, secret: SecretStr | None) -> bool:
+    value = secret.get_secret_value() if secret is not None else ""
+    return bool(value) and hmac.compare_digest(given.encode(), value.encode())
+
+
+def require_master(request: web.Request, settings: Settings) -> str:
+    """The caller's admin role, or a refusal: the master key opens every admin route (``admin``);
+    the read-only token (``DASHBOARD_TOKEN``) opens the GET routes (``read``) and gets a 403
+    naming its role on the others; anything else a 401."""
     master = settings.ROUTER_MASTER_KEY
     if master is None or not master.get_secret_value():
         raise forbidden(
             "The admin API is disabled: set ROUTER_MASTER_KEY to enable it.", code="admin_disabled"
         )
     token = bearer(request)
-    if token is None or not hmac.compare_digest(token.encode(), master.get_secret_value().encode()):
-        raise GatewayError(
-            401,
-            "Admin routes need the master key (ROUTER_MASTER_KEY) as 'Authorization: Bearer <key>'.",
-            type="authentication_error",
-            code="invalid_master_key",
+    if token is not None and _same(token, master):
+        return ADMIN_ROLE
+    if token is not None and _same(token, settings.DASHBOARD_TOKEN):
+        if request.method in READ_METHODS:
+            return READ_ROLE
+        raise forbidden(
+            f"The read-only role (DASHBOARD_TOKEN) may read stats, status and usage but not "
+            f"change anything: {request.method} {request.path} needs the admin role "
+            "(ROUTER_MASTER_KEY).",
+            code="read_only",
         )
+    raise GatewayError(
+        401,
+        "Admin routes need the master key (ROUTER_MASTER_KEY) as 'Authorization: Bearer <key>' "
+        "(GET routes: the read-only DASHBOARD_TOKEN too).",
+        type="authentication_error",
+        code="invalid_master_key",
+    )
