@@ -1,6 +1,7 @@
 """The health report of ``python -m router --health-check`` (and the base of ``health_check()``).
 
-Healthy means: the configuration is valid and the store answers. A pool with no keys is reported
+Healthy means: the configuration is valid, the store answers and the configured secret store gives
+the keys' secrets (router/health_secrets.py, as the gateway's ``/health/ready`` asks it). A pool with no keys is reported
 (with a warning) but is not unhealthy: a fresh install with no configuration must pass. With
 ``STORE_FAILURE_MODE=open`` (the default) an unreachable Redis is ``"status": "degraded"`` with a
 warning, still healthy: the router serves on local limits meanwhile.
@@ -18,6 +19,7 @@ from kernel.settings import Settings
 from kernel.store import Store, create_store
 from keys.config import KeyConfig, env_secret_for, load_key_config
 from keys.manager import KeyManager
+from router.health_secrets import secret_store_health
 
 
 def _keys_section(config: KeyConfig, settings: Settings) -> dict[str, Any]:
@@ -64,8 +66,15 @@ async def health_report(
         report["errors"].append(str(exc))
         return report
     report["keys"] = _keys_section(config, settings)
-    report["secret_store"] = {"type": settings.SECRET_STORE_TYPE}
+    secrets = await secret_store_health(config, settings)
+    report["secret_store"] = secrets.section
+    if secrets.missing is not None:
+        report["keys"]["secrets_missing"] = secrets.missing
     report["warnings"].extend(config.warnings)
+    report["warnings"].extend(secrets.warnings)
+    if secrets.errors:
+        report["healthy"] = False
+        report["errors"].extend(secrets.errors)
     _judge_keys(report, config)
     try:
         store = create_store(settings)
