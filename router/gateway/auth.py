@@ -31,6 +31,13 @@ class Caller:
     vkey: VirtualKey | None
     user_id: str
 
+    @property
+    def named_user(self) -> str | None:
+        """The user the per-user limit (USER_RPM_DEFAULT) counts: the virtual key's ``user_id``,
+        or the anonymous development user; None when the request names no user (it counts
+        against its virtual key's own limits)."""
+        return self.vkey.user_id if self.vkey is not None else self.user_id
+
 
 def bearer(request: web.Request) -> str | None:
     """The bearer token of the request, or None when there is none."""

@@ -5,7 +5,9 @@
     if not decision.allowed:
         ...429 with Retry-After: decision.retry_after...
 
-``USER_RPM_DEFAULT`` applies to every user (document 004's ``rl:user:<user_id>``),
+``USER_RPM_DEFAULT`` applies to every request that names a user (document 004's
+``rl:user:<user_id>``: a virtual key's ``user_id``, or the anonymous development user); a request
+that names none counts against its virtual key's own limits and the global one only,
 ``GLOBAL_RPM_MAX`` to the whole gateway (``rl:global``), and a virtual key's own ``rpm``/``tpm``
 budgets to that key. The script (lua/acquire_limits.lua) charges all of them or none, so a refused
 request never uses up another limit, and it answers when every limit will have room.
@@ -82,23 +84,24 @@ class RequestLimits:
         )
 
     async def acquire(
-        self, *, user_id: str, vkey: VirtualKey | None, tokens: int, now: float | None = None
+        self, *, user_id: str | None, vkey: VirtualKey | None, tokens: int, now: float | None = None
     ) -> LimitDecision:
-        """Charge one request (and ``tokens`` against the key's TPM) on every limit, or none."""
+        """Charge one request (and ``tokens`` against the key's TPM) on every limit, or none.
+        ``user_id`` None: the request names no user, the per-user limit does not apply."""
         vkey_id = vkey.id if vkey else NO_KEY
         rpm = (vkey.rpm or 0) if vkey else 0
         tpm = (vkey.tpm or 0) if vkey else 0
         args = AcquireArgs(
             "" if now is None else repr(now),
             "acquire",
-            self.user_rpm,
+            self.user_rpm if user_id is not None else 0,  # a limit of 0 is not enforced
             self.global_rpm,
             rpm,
             tpm,
             tokens if tpm else 0,
             CALL_TTL_SECONDS,
         )
-        keys, local_args = self._keys(user_id, vkey_id), self._local(args)
+        keys, local_args = self._keys(user_id or NO_KEY, vkey_id), self._local(args)
         reply = await acquire_limits.run(self.store, keys, args, local_args=local_args)
         failover = self.store.failover
         if reply.allowed and failover is not None and failover.holdover:

@@ -66,7 +66,8 @@ async def read_json(request: web.Request) -> Any:
         raise bad_request("The request body is not valid JSON.", param="body") from None
 
 
-def limit_error(decision: LimitDecision, param: str = "max_tokens") -> GatewayError:
+def limit_error(decision: LimitDecision, model: str, param: str = "max_tokens") -> GatewayError:
+    """The refusal of the gateway's limits, naming the limit and the model the caller asked for."""
     if decision.revoked:
         return unauthorized("Incorrect API key provided: the virtual key was revoked.")
     what = {
@@ -77,12 +78,12 @@ def limit_error(decision: LimitDecision, param: str = "max_tokens") -> GatewayEr
     }.get(decision.limit, decision.limit)
     if decision.retry_after is None:
         return bad_request(
-            f"The request needs more tokens than {what} allows at all.",
+            f"The request for model '{model}' needs more tokens than {what} allows at all.",
             param=param,
             code="request_too_large",
         )
     return limited(
-        f"Rate limit reached: {what}; retry in {decision.retry_after:.2f}s.",
+        f"Rate limit reached for model '{model}': {what}; retry in {decision.retry_after:.2f}s.",
         decision.retry_after,
         code=f"{decision.limit}_limit_exceeded",
     )
@@ -144,10 +145,10 @@ async def admit_model(
             param="model",
         )
     tokens = await estimate() if vkey is not None and vkey.tpm else 0
-    decision = await gateway.limits.acquire(user_id=caller.user_id, vkey=vkey, tokens=tokens)
+    decision = await gateway.limits.acquire(user_id=caller.named_user, vkey=vkey, tokens=tokens)
     if not decision.allowed:
         gateway.metrics.limited.labels(decision.limit).inc()
-        raise limit_error(decision, param)
+        raise limit_error(decision, model, param)
     return tokens
 
 
