@@ -45,6 +45,12 @@ class AnswerToolCall(TypedDict):
     arguments: str
 
 
+#: Why an answer came from another model than the one asked for (README "Python API" table):
+#: ``fallback`` (the asked model failed, had no room or no key: a model of its fallback chain
+#: served), ``context_window`` (the prompt did not fit its window: a larger-window model served).
+FallbackReason = Literal["fallback", "context_window"]
+
+
 class Answer(TypedDict):
     """The answer of ``send_one_shot``/``send_chat``/``complete`` (README "Python API" table)."""
 
@@ -66,6 +72,9 @@ class Answer(TypedDict):
     attempts: int
     rotations: int
     fallback_used: bool
+    #: Set when a fallback or larger-window model served instead of the one asked for (an
+    #: alias's own target is not a fallback); None otherwise.
+    fallback_reason: FallbackReason | None
     no_room: int
     waited_ms: float
     request_id: str
@@ -146,6 +155,8 @@ class CallSummary:
     started: float = field(default_factory=time.monotonic)
     #: USD, None when the price is unknown (set once the call's cost is known).
     cost: float | None = None
+    #: Set by dispatch when a fallback or larger-window model served (see FallbackReason).
+    fallback_reason: FallbackReason | None = None
     #: The call's usage record was written (with its settle): nothing left to record.
     recorded: bool = False
     #: The record made at the settle (also when the settle could not write it).
@@ -189,14 +200,29 @@ def success_answer(result: ChatResult, summary: CallSummary) -> Answer:
     return answer
 
 
+#: Failures about limits: their message names the model the caller asked for.
+LIMIT_ERROR_TYPES = frozenset(
+    {"rate_limited", "no_keys_available", "budget_exceeded", "request_too_large"}
+)
+
+
+def _naming_the_model(message: str, error_type: str, requested: str) -> str:
+    """A limits failure's message with the model the caller asked for named (the limit may have
+    bound a fallback or alias target: the caller knows the model by the name it gave)."""
+    if error_type not in LIMIT_ERROR_TYPES or not requested or f"'{requested}'" in message:
+        return message
+    return f"{message} (model asked for: '{requested}')"
+
+
 def failure_answer(error: BaseException, summary: CallSummary) -> Answer:
     retry_after = getattr(error, "retry_after", None)
+    error_type = error_type_of(error)
     return _answer(
         summary,
         success=False,
         model=summary.model or summary.requested_model,
-        error=redact(str(error)),
-        error_type=error_type_of(error),
+        error=redact(_naming_the_model(str(error), error_type, summary.requested_model)),
+        error_type=error_type,
         retry_after=round(retry_after, 3) if isinstance(retry_after, int | float) else None,
     )
 
@@ -227,6 +253,7 @@ def _answer(
         "attempts": len(summary.attempts),
         "rotations": summary.rotations,
         "fallback_used": summary.fallback_used,
+        "fallback_reason": summary.fallback_reason if success else None,
         "no_room": summary.no_room,
         "waited_ms": round(summary.waited * 1000, 3),
         "request_id": summary.request_id,

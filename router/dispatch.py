@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kernel.errors import (
     AllKeysExhaustedError,
@@ -85,6 +85,8 @@ class _Request:
     summary: CallSummary
     deadline: float
     stream: bool
+    #: Larger-window models put into the chain because the prompt did not fit (FallbackReason).
+    context_models: set[str] = field(default_factory=set)
 
 
 class Dispatcher:
@@ -195,11 +197,16 @@ class Dispatcher:
                     )
                 )
             completion = self._completion_tokens(request.plan, model)
-            return await self._rotate(request, model, messages, completion, prompt_tokens, found)
+            done = await self._rotate(request, model, messages, completion, prompt_tokens, found)
         except NextModel as step:
             found.other(step.args[0])
-            self._add_context_fallbacks(models, at, model, prompt_tokens)
+            added = self._add_context_fallbacks(models, at, model, prompt_tokens)
+            request.context_models.update(added)
             return None
+        if done is not None and done.error is None and at > 1:  # not the chain's first model
+            context = model in request.context_models
+            request.summary.fallback_reason = "context_window" if context else "fallback"
+        return done
 
     async def _rotate(
         self,
@@ -316,8 +323,10 @@ class Dispatcher:
             return plan.max_tokens
         return plan.expected_completion or self.settings.EXPECTED_COMPLETION_TOKENS
 
-    def _add_context_fallbacks(self, models: list[str], at: int, model: str, tokens: int) -> None:
-        """Put the larger-window models for ``model`` next in the chain."""
+    def _add_context_fallbacks(
+        self, models: list[str], at: int, model: str, tokens: int
+    ) -> list[str]:
+        """Put the larger-window models for ``model`` next in the chain; answers those put."""
         provider = provider_of_model(model) or next(
             (k.provider for k, _, _ in self.manager.engine.serving(model)), ""
         )
@@ -327,8 +336,11 @@ class Dispatcher:
             for b in k.bindings
             if not b.is_pattern
         ]
+        added = []
         for offset, name in enumerate(
             self.routing.context_fallbacks(model, tokens, served, provider)
         ):
             if name not in models:
                 models.insert(at + offset, name)
+                added.append(name)
+        return added

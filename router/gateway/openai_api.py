@@ -187,6 +187,9 @@ def _headers(answer: Answer) -> dict[str, str]:
     }
     if answer["degraded"]:  # served on local limits: Redis was unreachable
         headers["x-router-degraded"] = "true"
+    if answer["fallback_reason"] is not None:  # another model served than the one asked for
+        headers["x-router-fallback"] = f"{answer['requested_model']} -> {answer['model']}"
+        headers["x-router-fallback-reason"] = answer["fallback_reason"]
     if answer["cost"] is not None:
         headers["x-router-cost-usd"] = f"{answer['cost']:.9f}".rstrip("0").rstrip(".") or "0"
     return headers

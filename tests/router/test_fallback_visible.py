@@ -1,0 +1,82 @@
+"""Silent model substitution made visible: an answer served by a fallback or a larger-window model
+says so (``fallback_reason``, with ``model`` and ``requested_model``), an alias's own target is no
+fallback, and a failure about limits names the model the caller asked for. The library against
+the provider simulator on real Redis (the gateway's header: tests/router/gateway)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import settings_for
+from tests.router.pool import PoolKey, sim_router
+
+FLASH, EXP = "gemini-2.0-flash", "gemini-2.0-flash-exp"
+
+
+def settings(request: pytest.FixtureRequest, **overrides: Any) -> Any:
+    overrides.setdefault("RESERVE_WAIT_SECONDS", 0)
+    return settings_for("redis", request, **overrides)
+
+
+async def test_a_fallback_model_says_so_and_an_alias_target_does_not(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    keys = [
+        PoolKey("g1", "gemini", rpm=2, models=[FLASH]),
+        PoolKey("g3", "gemini", rpm=50, models=[EXP]),
+    ]
+    routing = {"aliases": {"gpt-4": FLASH}, "fallbacks": {FLASH: [EXP]}}
+    async with sim_router(settings(request), tmp_path, keys, routing=routing) as (router, _):
+        first = await router.send_one_shot("hi", FLASH)
+        aliased = await router.send_one_shot("hi", "gpt-4")
+        fell_back = await router.send_one_shot("hi", FLASH)
+        alias_fell_back = await router.send_one_shot("hi", "gpt-4")
+    assert first["model"] == FLASH and first["fallback_reason"] is None
+    assert not first["fallback_used"]
+    # the alias's target: what the operator configured, not a substitution
+    assert aliased["model"] == FLASH and aliased["fallback_reason"] is None
+    assert fell_back["success"] and fell_back["model"] == EXP
+    assert fell_back["requested_model"] == FLASH and fell_back["fallback_reason"] == "fallback"
+    assert fell_back["fallback_used"]
+    assert alias_fell_back["model"] == EXP and alias_fell_back["fallback_reason"] == "fallback"
+
+
+async def test_a_larger_window_model_says_so(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    keys = [PoolKey("tiny", models=["sim-tiny"]), PoolKey("big", models=["gpt-4o-mini"])]
+    routing = {"context_fallbacks": {"sim-tiny": ["gpt-4o-mini"]}}
+    options = {"context_windows": {"sim-tiny": 100}}
+    async with sim_router(
+        settings(request), tmp_path, keys, routing=routing, sim_options=options
+    ) as (router, _):
+        short = await router.send_one_shot("hi", "sim-tiny")
+        long = await router.send_one_shot("word " * 300, "sim-tiny")
+        streamed = [e async for e in router.stream_one_shot("word " * 300, "sim-tiny")][-1]
+    assert short["model"] == "sim-tiny" and short["fallback_reason"] is None
+    assert long["success"] and long["model"] == "gpt-4o-mini"
+    assert long["requested_model"] == "sim-tiny" and long["fallback_reason"] == "context_window"
+    assert streamed["type"] == "done" and streamed["fallback_reason"] == "context_window"
+
+
+async def test_a_failure_about_limits_names_the_model_asked_for(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    keys = [PoolKey("g1", "gemini", rpm=1, models=[FLASH])]
+    routing = {"aliases": {"gpt-4": FLASH}}
+    budgets = json.dumps({"user:cara": {"limit_usd": 0.000001, "period": "day"}})
+    async with sim_router(settings(request, BUDGETS=budgets), tmp_path, keys, routing=routing) as (
+        router,
+        _,
+    ):
+        assert (await router.send_one_shot("hi", "gpt-4"))["success"]
+        limited = await router.send_one_shot("hi", "gpt-4")
+        refused = await router.send_one_shot("hi", FLASH, max_tokens=16, user="cara")
+    assert limited["error_type"] == "rate_limited" and "'gpt-4'" in (limited["error"] or "")
+    assert limited["fallback_reason"] is None
+    assert refused["error_type"] == "budget_exceeded"
+    assert f"(model asked for: '{FLASH}')" in (refused["error"] or "")
