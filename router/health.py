@@ -87,6 +87,8 @@ async def health_report(
     finally:
         await store.close()
     _judge_store(report, settings)
+    if not report["healthy"]:  # the keys or the secret store: not "ok" whatever the store says
+        report["status"] = "unhealthy"
     return report
 
 

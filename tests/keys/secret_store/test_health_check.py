@@ -63,7 +63,8 @@ def test_a_vault_that_stops_fails_the_probe_naming_the_store(tmp_path: Path) -> 
         server.server.stop()  # the store goes down
         code, report, err = run_health(tmp_path, env)
     assert code == 1
-    assert report["healthy"] is False and report["secret_store"]["ok"] is False
+    assert report["healthy"] is False and report["status"] == "unhealthy"
+    assert report["secret_store"]["ok"] is False
     line = next(line for line in err.splitlines() if line.startswith("unhealthy: "))
     assert "secret store vault: " in line and "unreachable" in line
     for text in (json.dumps(report), err):
