@@ -141,6 +141,11 @@ class KeyPool:
             async with self.lock:
                 await self.load(enable_auth_disabled=False)
 
+    async def resync(self) -> None:
+        """Catch up with run-time key changes now (not at the next once-a-second check)."""
+        self._version_checked = 0.0
+        await self.ready()
+
     def _reload_on_recovery(self) -> None:
         """Back on the shared store after degraded mode: reload from it at the next request (its
         run-time key changes, and every model's records synced there again)."""

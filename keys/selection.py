@@ -120,12 +120,13 @@ class Selector:
         """One reservation on a key still in the pool and within the holdover's local limits;
         raises AllKeysExhaustedError when none has room."""
         engine = self.pool.engine
+        unknown: list[str] = []  # reserved keys this pool does not know, even after a resync
         while True:
             reservation = await engine.reserve(
                 request.model,
                 request.tokens,
                 strategy=request.strategy,
-                exclude=[*request.exclude, *(h.key_id for h in held)],
+                exclude=[*request.exclude, *(h.key_id for h in held), *unknown],
                 tags=request.tags,
                 margin=request.margin,
                 budgets=request.budgets,
@@ -134,8 +135,13 @@ class Selector:
             if await self._again(reservation, request, held):
                 continue
             key = engine.key(reservation.key_id)
-            if key is None:  # removed while we reserved: give it back, pick again
+            if key is None:  # removed while we reserved, or added by another process since
+                # this pool last looked: give it back, catch up with the pool's changes, and
+                # leave it out if it is still unknown (picking it again would loop for ever)
                 await engine.release(reservation)
+                await self.pool.resync()
+                if engine.key(reservation.key_id) is None:
+                    unknown.append(reservation.key_id)
                 continue
             selection = KeySelection(
                 reservation, key, self.pool.masked(key.key_id), request.strategy

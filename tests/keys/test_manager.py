@@ -323,6 +323,21 @@ async def test_changes_made_by_one_process_reach_the_others(make: Factory, store
     assert {(await first.select_key("gpt-4o")).key_id for _ in range(4)} == {"a"}
 
 
+async def test_a_key_another_process_just_added_is_never_picked_in_a_loop(make: Factory) -> None:
+    """The store offers a key this process has not loaded yet (added by another process less
+    than a second ago): the selection catches up with the change at once, instead of giving the
+    key back and picking it again for ever."""
+    from tests.conftest import unique_prefix
+
+    prefix = unique_prefix()
+    first = await make(keys=[spec("a", rpm=1)], prefix=prefix)
+    second = await make(keys=[spec("a", rpm=1)], prefix=prefix, env={"API_KEY_B": fake_secret()})
+    assert (await second.select_key("gpt-4o")).key_id == "a"  # a is full now
+    await first.add_key(APIKey(key_id="b", model_name="gpt-4o", provider="openai", rpm=1000))
+    picked = await asyncio.wait_for(second.select_key("gpt-4o"), timeout=30)
+    assert picked.key_id == "b" and "b" in second.keys
+
+
 @local_stores
 async def test_status_answers_have_the_documents_shapes(make: Factory, store: Any) -> None:
     secret = fake_secret("sk-proj-")
