@@ -12,6 +12,8 @@ Modules:
     outcomes     what a provider's answer does to a key (cooldown, disable, settle)
     overrides    key changes made at run time (admin API, add_key/remove_key), in Redis
     manager      ``KeyManager``: the pool as the request path sees it
+    pool_keys    ``KeyManager.keys``: read-only (``keys[id] = key`` names ``put_key``)
+    sync         ``SyncKeyManager``: the same methods, blocking; ``keys[id] = key`` works there
     status       status answers for operators
 
 ``keys`` stands on :mod:`kernel` (and :mod:`lua`) only; it never imports ``router`` or
