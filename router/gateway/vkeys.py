@@ -122,7 +122,8 @@ class VirtualKey:
 
     @property
     def user(self) -> str:
-        """Whom the per-user limit counts: the key's user, else the key itself."""
+        """Whom the call is attributed to: the key's user, else the key itself (the per-user
+        limit counts only a key's own user_id: router/gateway/auth.py, Caller.named_user)."""
         return self.user_id or f"vk:{self.id}"
 
     def allows(self, model: str) -> bool:
