@@ -3,7 +3,7 @@
 With ``REDIS_URL`` set and ``STORE_FAILURE_MODE=open`` (the default), every :class:`~kernel.store.Store`
 gets a :class:`Failover`. The first command that cannot reach the shared store (at start or
 mid-run) switches the store to *degraded*: ``Store.run`` and ``Store.call`` then go to a private
-in-process fakeredis server of this Store, running the same Lua scripts, and ``store.client`` is its
+in-process embedded server of this Store, running the same Lua scripts, and ``store.client`` is its
 client. Key limits synced to it are divided by ``ROUTER_PROCESSES`` (keys/engine.py), so the
 processes together stay within each key's limits without sharing state.
 

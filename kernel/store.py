@@ -6,8 +6,9 @@
   connection instead of failing at the pool's size); with ``REDIS_CLUSTER=true`` (or a
   ``redis+cluster://`` URL) a ``RedisCluster``. On a standalone Redis, scripts (the request path)
   share one automatically pipelined connection (kernel/script_lane.py).
-* ``REDIS_URL`` unset or empty: the embedded store, fakeredis with real Lua (lupa) in this process.
-  It runs the very same scripts, but only this process sees it: logged once as single-process only.
+* ``REDIS_URL`` unset or empty: the embedded store (kernel/embedded/): the very same Lua scripts
+  run by lupa against an in-process keyspace, behind redis-py's command API. Only this process sees
+  it: logged once as single-process only.
 
 Every module gets a :class:`Store` and uses ``store.client`` (the redis-py command API, identical on
 all three) and :meth:`Store.run` (EVALSHA with transparent NOSCRIPT reload); none knows which
@@ -34,7 +35,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from kernel.embedded_store import compile_once, embedded_client
+from kernel.embedded_store import embedded_client, private_client
 from kernel.embedded_store import reset_embedded_store as reset_embedded_store  # public path
 from kernel.errors import StoreError
 from kernel.failover import UNREACHABLE, Failover, Replay, is_unreachable
@@ -64,13 +65,14 @@ def mask_url(url: str) -> str:
 class Store:
     """A connected store and the key names under its prefix."""
 
-    client: Any  # redis.asyncio.Redis | RedisCluster | fakeredis.FakeAsyncRedis: one command API
+    client: Any  # redis.asyncio.Redis | RedisCluster | EmbeddedClient: one command API
     kind: StoreKind
     keys: RedisKeys
     url: str = ""
-    #: Bounds commands in flight. redis-py's RedisCluster (and fakeredis) raise MaxConnectionsError
-    #: instead of waiting when the pool is full, so their callers queue here (the standalone client
-    #: waits in its BlockingConnectionPool). Commands should go through run() or call().
+    #: Bounds commands in flight. redis-py's RedisCluster raises MaxConnectionsError instead of
+    #: waiting when the pool is full, so its callers queue here (the standalone client waits in its
+    #: BlockingConnectionPool; the embedded store has no connections). Commands should go through
+    #: run() or call().
     limiter: asyncio.Semaphore | None = field(default=None, repr=False)
     #: Standalone Redis: scripts run on connections of their own (kernel/script_lane.py).
     lane: ScriptLane | None = field(default=None, repr=False)
@@ -300,9 +302,7 @@ def create_store(settings: Settings | None = None, *, url: str | None = None) ->
     keys = RedisKeys(settings.REDIS_KEY_PREFIX)
     url = url if url is not None else settings.REDIS_URL
     if not url:
-        # fakeredis's pool also refuses instead of waiting past its size
-        limiter = asyncio.Semaphore(settings.REDIS_MAX_CONNECTIONS)
-        return Store(client=embedded_client(), kind="embedded", keys=keys, limiter=limiter)
+        return Store(client=embedded_client(), kind="embedded", keys=keys)
     cluster = settings.REDIS_CLUSTER or url.startswith(("redis+cluster://", "rediss+cluster://"))
     url = url.replace("+cluster://", "://", 1)
     try:
@@ -366,13 +366,7 @@ def _with_failover(store: Store, settings: Settings) -> Store:
 
     def new_local() -> Store:
         """A private in-process server (not the process-wide embedded one), the same scripts."""
-        import fakeredis
-
-        server = fakeredis.FakeServer(version=(7, 2))
-        compile_once(server)
-        client = fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
-        limiter = asyncio.Semaphore(settings.REDIS_MAX_CONNECTIONS)
-        return Store(client=client, kind="embedded", keys=store.keys, limiter=limiter)
+        return Store(client=private_client(), kind="embedded", keys=store.keys)
 
     store.failover = Failover(
         store.client,

@@ -1,0 +1,120 @@
+"""The embedded store's keyspace: one process's keys, their values and their TTLs.
+
+Values are Python objects by type: ``bytes`` (string), ``dict`` (hash), :class:`~.zsets.ZSet`
+(sorted set), ``list`` (list), ``set`` (set), :class:`~.streams.Stream` (stream). A key's TTL is an
+absolute deadline in milliseconds of ``clock`` (injectable: tests drive time by hand); an expired
+key is removed when it is next looked up, as Redis does lazily. While a script runs, the time keys
+expire at is frozen at the script's start (Redis 7 semantics).
+
+Commands are registered in :data:`COMMANDS` (name, arity as Redis counts it, function) by the
+modules beside this one; :meth:`Keyspace.execute` runs one. A command not registered answers an
+error naming it: the embedded store never guesses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kernel.embedded.replies import WRONGTYPE, ReplyError, wrong_args
+
+Handler = Callable[["Keyspace", list[bytes]], Any]
+#: Upper-case command name -> (arity, handler). Arity as Redis counts it (the name included):
+#: positive = exactly, negative = at least.
+COMMANDS: dict[bytes, tuple[int, Handler]] = {}
+
+
+def command(name: str, arity: int) -> Callable[[Handler], Handler]:
+    """Register a command handler (``handler(keyspace, args)``, args after the name)."""
+
+    def register(handler: Handler) -> Handler:
+        COMMANDS[name.encode()] = (arity, handler)
+        return handler
+
+    return register
+
+
+def unknown(name: bytes) -> ReplyError:
+    shown = name.decode("utf-8", "replace")
+    return ReplyError(
+        f"ERR unknown command '{shown}': the embedded store does not implement it "
+        "(set REDIS_URL to use a Redis server)".encode()
+    )
+
+
+class Keyspace:
+    """The keys of one embedded server."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.data: dict[bytes, Any] = {}
+        self.expires: dict[bytes, int] = {}
+        self.frozen_ms: int | None = None
+
+    # -- time -----------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        """What keys expire against: the script's start while one runs, else the clock."""
+        if self.frozen_ms is not None:
+            return self.frozen_ms
+        return int(self.clock() * 1000)
+
+    # -- lookups --------------------------------------------------------------------------------
+    def get(self, key: bytes) -> Any:
+        """The live value at ``key`` (None when missing or expired; expired keys are removed)."""
+        if key in self.expires and self.expires[key] <= self.now_ms():
+            self.delete(key)
+            return None
+        return self.data.get(key)
+
+    def typed(self, key: bytes, kind: type) -> Any:
+        """The value at ``key`` when it has type ``kind``; None when missing; WRONGTYPE else."""
+        value = self.get(key)
+        if value is not None and type(value) is not kind:
+            raise ReplyError(WRONGTYPE)
+        return value
+
+    def create(self, key: bytes, kind: type) -> Any:
+        """The value at ``key`` of type ``kind``, created empty when missing."""
+        value = self.typed(key, kind)
+        if value is None:
+            value = self.data[key] = kind()
+        return value
+
+    def drop_if_empty(self, key: bytes, value: Any) -> None:
+        """Redis deletes a hash, set, list or sorted set left empty."""
+        if not value:
+            self.delete(key)
+
+    def delete(self, key: bytes) -> bool:
+        self.expires.pop(key, None)
+        return self.data.pop(key, None) is not None
+
+    def set_value(self, key: bytes, value: Any, *, keep_ttl: bool = False) -> None:
+        self.data[key] = value
+        if not keep_ttl:
+            self.expires.pop(key, None)
+
+    def live_keys(self) -> list[bytes]:
+        """Every key that has not expired (removing the ones that have)."""
+        now = self.now_ms()
+        for key in [k for k, at in self.expires.items() if at <= now]:
+            self.delete(key)
+        return list(self.data)
+
+    def flush(self) -> None:
+        self.data.clear()
+        self.expires.clear()
+
+    # -- commands -------------------------------------------------------------------------------
+    def execute(self, args: list[bytes]) -> Any:
+        """Run one command (``args[0]`` its name); ReplyError for an error reply."""
+        name = args[0]
+        entry = COMMANDS.get(name) or COMMANDS.get(name.upper())
+        if entry is None:
+            raise unknown(name)
+        arity, handler = entry
+        count = len(args)
+        if (arity >= 0 and count != arity) or (arity < 0 and count < -arity):
+            raise wrong_args(name)
+        return handler(self, args[1:])
