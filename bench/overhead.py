@@ -12,6 +12,8 @@ calls in flight for ``--seconds``:
 
 * ``direct``: the router's own OpenAI adapter straight to the simulator, keys in turn: the baseline;
 * ``router``: ``RequestRouter.complete`` in-process on the embedded store (no Redis: the default);
+* ``router-fakeredis``: ``router`` on the embedded store before issue 18 (fakeredis running the
+  scripts; bench/fakeredis_store.py), to compare the old store with the new one in one run;
 * ``router-redis``: the same on a real redis-server (what several processes share);
 * ``gateway``: the adapter pointed at ``python -m router serve`` (HTTP hop + router, Redis store)
   with a virtual key; skipped while the gateway does not exist in this checkout;
@@ -65,13 +67,14 @@ MAX_TOKENS = 16
 ALL_MODES = (
     "direct",
     "router",
+    "router-fakeredis",
     "router-redis",
     "gateway",
     "litellm",
     "litellm-usage",
     "litellm-direct",
 )
-IN_PROCESS_ROUTERS = ("router", "router-redis")
+IN_PROCESS_ROUTERS = ("router", "router-fakeredis", "router-redis")
 LITELLM_ROUTERS = ("litellm", "litellm-usage")
 
 Call = Callable[[], Awaitable[None]]
@@ -206,6 +209,10 @@ async def _router(
     from router.request_router import RequestRouter
 
     overrides: dict[str, Any] = {"REDIS_KEY_PREFIX": f"ovh{os.getpid()}", "LOG_LEVEL": "WARNING"}
+    if spec["mode"] == "router-fakeredis":
+        from bench.fakeredis_store import install
+
+        install()
     if redis_url:
         overrides["REDIS_URL"] = redis_url
     settings = Settings.from_env({}, **overrides)

@@ -49,6 +49,7 @@ COMPONENTS = (
     ("asyncio/streams.py", "socket writes (asyncio streams over uvloop)"),
     ("redis/", "redis-py"),
     ("fakeredis/", "fakeredis (embedded store)"),
+    ("kernel/embedded/", "embedded store (kernel/embedded, Lua included)"),
     ("aiohttp/", "aiohttp"),
     ("yarl/", "aiohttp"),
     ("multidict/", "aiohttp"),

@@ -75,6 +75,21 @@ class EmbeddedClient(aioredis.Redis):
         callback = self.response_callbacks.get(head)
         return callback(reply, **options) if callback is not None else reply
 
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:  # type: ignore[override]
+        """EVALSHA straight to the scripts (the request path: no command table, no callback)."""
+        return self._script(self.server.scripting.evalsha, sha, numkeys, keys_and_args)
+
+    async def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any:  # type: ignore[override]
+        return self._script(self.server.scripting.eval, script, numkeys, keys_and_args)
+
+    def _script(self, run: Any, head: str, numkeys: int, keys_and_args: tuple[Any, ...]) -> Any:
+        encode = self._encode
+        try:
+            reply = run(encode(head), [encode(numkeys), *[encode(a) for a in keys_and_args]])
+        except ReplyError as exc:
+            raise _exception(exc.message) from None
+        return _decode(reply) if self._decoding else _plain(reply)
+
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Any:
         return EmbeddedPipeline(self)
 

@@ -17,6 +17,7 @@ NOT_FLOAT = b"ERR value is not a valid float"
 SYNTAX = b"ERR syntax error"
 OVERFLOW = b"ERR increment or decrement would overflow"
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+_SPACES = frozenset(b" \t\n\r\x0b\x0c")
 _INTEGER = re.compile(rb"(0|-?[1-9][0-9]*)\Z")
 
 
@@ -41,6 +42,8 @@ def wrong_args(name: bytes) -> ReplyError:
 
 def to_int(raw: bytes, error: bytes = NOT_INTEGER) -> int:
     """A Redis integer argument (no spaces, no sign on zero's leading digits, 64 bits)."""
+    if raw.isdigit() and len(raw) < 19 and (raw[0] != 48 or len(raw) == 1):  # the common case
+        return int(raw)
     if _INTEGER.match(raw) is None:
         raise ReplyError(error)
     value = int(raw)
@@ -55,7 +58,7 @@ def to_float(raw: bytes, error: bytes = NOT_FLOAT) -> float:
         value = float(raw)
     except ValueError:
         raise ReplyError(error) from None
-    if math.isnan(value) or raw[:1].isspace() or raw[-1:].isspace() or b"_" in raw:
+    if value != value or raw[0] in _SPACES or raw[-1] in _SPACES or b"_" in raw:
         raise ReplyError(error)
     return value
 

@@ -189,13 +189,18 @@ def _reply(pairs: list[tuple[float, bytes]], scores: bool) -> list[bytes]:
     return out
 
 
+_RANGE_WORDS = frozenset((b"WITHSCORES", b"BYSCORE", b"REV", b"LIMIT"))
+
+
 def _range_options(words: list[bytes]) -> tuple[bool, bool, bool, tuple[int, int] | None]:
     """(withscores, byscore, rev, limit) of ZRANGE's / ZRANGEBYSCORE's trailing words."""
     scores = byscore = rev = False
     limit = None
     i = 0
     while i < len(words):
-        word = words[i].upper()
+        word = words[i]
+        if word not in _RANGE_WORDS:
+            word = word.upper()
         if word == b"WITHSCORES":
             scores = True
         elif word == b"BYSCORE":
@@ -244,8 +249,10 @@ def _range(ks: Keyspace, key: bytes, low: bytes, high: bytes, words: list[bytes]
         )
     z = ks.typed(key, ZSet)
     if byscore:
-        _bound(low), _bound(high)
-        return [] if z is None else _reply(_by_score(z, low, high, rev, limit), scores)
+        if z is None:
+            _bound(low), _bound(high)
+            return []
+        return _reply(_by_score(z, low, high, rev, limit), scores)
     start, stop = to_int(low), to_int(high)
     return [] if z is None else _reply(_by_index(z, start, stop, rev), scores)
 
