@@ -45,7 +45,7 @@ class EmbeddedClient(aioredis.Redis):
         super().__init__(decode_responses=decode_responses, protocol=2)  # RESP2 replies
         self.server = server
         self._decoding = decode_responses
-        self._encode = self.connection_pool.get_encoder().encode
+        self._encode = self.connection_pool.get_encoder().encode  # type: ignore[no-untyped-call]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} (embedded store)>"
@@ -75,11 +75,11 @@ class EmbeddedClient(aioredis.Redis):
         callback = self.response_callbacks.get(head)
         return callback(reply, **options) if callback is not None else reply
 
-    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:  # type: ignore[override]
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
         """EVALSHA straight to the scripts (the request path: no command table, no callback)."""
         return self._script(self.server.scripting.evalsha, sha, numkeys, keys_and_args)
 
-    async def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any:  # type: ignore[override]
+    async def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any:
         return self._script(self.server.scripting.eval, script, numkeys, keys_and_args)
 
     def _script(self, run: Any, head: str, numkeys: int, keys_and_args: tuple[Any, ...]) -> Any:
@@ -99,12 +99,12 @@ class EmbeddedClient(aioredis.Redis):
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         """Nothing to close: the server's data stays (the process-wide store outlives clients)."""
 
-    async def close(self, close_connection_pool: bool | None = None) -> None:  # type: ignore[override]
+    async def close(self, close_connection_pool: bool | None = None) -> None:
         await self.aclose()
 
 
 def _exception(message: bytes) -> ResponseError:
-    error: ResponseError = BaseParser.parse_error(message.decode("utf-8", "replace"))
+    error: ResponseError = BaseParser.parse_error(message.decode("utf-8", "replace"))  # type: ignore[no-untyped-call]
     return error
 
 
@@ -115,7 +115,7 @@ class EmbeddedPipeline(EmbeddedClient):
         super().__init__(client.server, decode_responses=client._decoding)
         self.command_stack: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
 
-    def execute_command(self, *args: Any, **options: Any) -> Any:  # type: ignore[override]
+    def execute_command(self, *args: Any, **options: Any) -> Any:
         self.command_stack.append((args, options))
         return self
 
@@ -128,7 +128,7 @@ class EmbeddedPipeline(EmbeddedClient):
     async def __aexit__(self, *exc: object) -> None:
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # type: ignore[override]  # Pipeline.reset, not RESET
         self.command_stack = []
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:

@@ -89,7 +89,9 @@ def _expire(ks: Keyspace, args: list[bytes], unit: int, name: bytes) -> int:
     key, amount = args[0], to_int(args[1])
     flags = {a.upper() for a in args[2:]}
     if not flags <= {b"NX", b"XX", b"GT", b"LT"}:
-        raise ReplyError(b"ERR Unsupported option " + sorted(flags - {b"NX", b"XX", b"GT", b"LT"})[0])
+        raise ReplyError(
+            b"ERR Unsupported option " + sorted(flags - {b"NX", b"XX", b"GT", b"LT"})[0]
+        )
     if ks.get(key) is None:
         return 0
     now = ks.now_ms()

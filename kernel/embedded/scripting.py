@@ -111,7 +111,9 @@ class Scripting:
     def _call(self, *args: Any) -> Any:
         try:
             if not args:
-                raise ReplyError(b"ERR Please specify at least one argument for this redis lib call")
+                raise ReplyError(
+                    b"ERR Please specify at least one argument for this redis lib call"
+                )
             command = [a if type(a) is bytes else _argument(a) for a in args]
             reply = self.keyspace.execute(command)
         except ReplyError as exc:

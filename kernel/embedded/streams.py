@@ -20,7 +20,7 @@ BAD_ID = b"ERR Invalid stream ID specified as stream command argument"
 
 
 class Stream:
-    __slots__ = ("ids", "entries", "last")
+    __slots__ = ("entries", "ids", "last")
 
     def __init__(self) -> None:
         self.ids: list[Id] = []

@@ -49,13 +49,21 @@ class ZSet:
         lo, lo_open = _bound(low)
         hi, hi_open = _bound(high)
         if lo_open:
-            start = len(self.order) if lo == math.inf else _first_at(self.order, math.nextafter(lo, math.inf))
+            start = (
+                len(self.order)
+                if lo == math.inf
+                else _first_at(self.order, math.nextafter(lo, math.inf))
+            )
         else:
             start = _first_at(self.order, lo)
         if hi_open:
             end = _first_at(self.order, hi)
         else:
-            end = len(self.order) if hi == math.inf else _first_at(self.order, math.nextafter(hi, math.inf))
+            end = (
+                len(self.order)
+                if hi == math.inf
+                else _first_at(self.order, math.nextafter(hi, math.inf))
+            )
         return start, max(start, end)
 
 
@@ -240,7 +248,9 @@ def _by_score(z: ZSet, low: bytes, high: bytes, rev: bool, limit: tuple[int, int
     return found
 
 
-def _range(ks: Keyspace, key: bytes, low: bytes, high: bytes, words: list[bytes], **fixed: bool) -> Any:
+def _range(
+    ks: Keyspace, key: bytes, low: bytes, high: bytes, words: list[bytes], **fixed: bool
+) -> Any:
     scores, byscore, rev, limit = _range_options(words)
     byscore, rev = byscore or fixed.get("byscore", False), rev or fixed.get("rev", False)
     if limit is not None and not byscore:
