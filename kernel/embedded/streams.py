@@ -1,7 +1,9 @@
 """Stream commands of the embedded store: XADD, XTRIM, XRANGE, XREVRANGE, XLEN, XDEL.
 
 A :class:`Stream` keeps its entries in ID order, each ``((ms, seq), [field, value, ...])``.
-Trimming with ``~`` trims exactly (Redis may keep a few more entries; never fewer).
+Trimming with ``~`` removes whole hundreds of entries only (Redis removes whole nodes of up to 100
+entries: a stream shorter than that is never trimmed approximately); ``=`` (the scripts') trims
+exactly.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from kernel.embedded.replies import SYNTAX, ReplyError, to_int, wrong_args
 Id = tuple[int, int]
 MAX_SEQ = 2**64 - 1
 _ID = re.compile(rb"(\d+)(?:-(\d+|\*))?\Z")
+NODE = 100  # entries per node of a Redis stream (stream-node-max-entries)
 BAD_ID = b"ERR Invalid stream ID specified as stream command argument"
 
 
@@ -54,11 +57,14 @@ def parse_id(raw: bytes, *, missing_seq: int = 0) -> Id:
     return ms, seq
 
 
-def _trim_spec(words: list[bytes], i: int) -> tuple[bytes, bytes, int]:
-    """(strategy, threshold, next index) of ``MAXLEN|MINID [=|~] threshold [LIMIT n]``."""
+def _trim_spec(words: list[bytes], i: int) -> tuple[tuple[bytes, bytes, bool], int]:
+    """((strategy, threshold, approximate), next index) of ``MAXLEN|MINID [=|~] threshold
+    [LIMIT n]``."""
     strategy = words[i].upper()
+    approximate = False
     i += 1
     if i < len(words) and words[i] in (b"=", b"~"):
+        approximate = words[i] == b"~"
         i += 1
     if i >= len(words):
         raise ReplyError(SYNTAX)
@@ -69,16 +75,19 @@ def _trim_spec(words: list[bytes], i: int) -> tuple[bytes, bytes, int]:
             raise ReplyError(SYNTAX)
         to_int(words[i + 1])
         i += 2
-    return strategy, threshold, i
+    return (strategy, threshold, approximate), i
 
 
-def _trim(stream: Stream, strategy: bytes, threshold: bytes) -> int:
+def _trim(stream: Stream, spec: tuple[bytes, bytes, bool]) -> int:
+    strategy, threshold, approximate = spec
     if strategy == b"MAXLEN":
         keep = to_int(threshold)
         if keep < 0:
             raise ReplyError(b"ERR The MAXLEN argument must be >= 0.")
-        return stream.trim_before(max(0, len(stream.ids) - keep))
-    return stream.trim_before(bisect_left(stream.ids, parse_id(threshold)))
+        count = max(0, len(stream.ids) - keep)
+    else:
+        count = bisect_left(stream.ids, parse_id(threshold))
+    return stream.trim_before(count - count % NODE if approximate else count)
 
 
 def _next_id(ks: Keyspace, stream: Stream, raw: bytes) -> Id:
@@ -107,8 +116,7 @@ def xadd(ks: Keyspace, args: list[bytes]) -> Any:
         if args[i].upper() == b"NOMKSTREAM":
             nomk, i = True, i + 1
         else:
-            strategy, threshold, i = _trim_spec(args, i)
-            trim = (strategy, threshold)
+            trim, i = _trim_spec(args, i)
     fields = args[i + 1 :]
     if i >= len(args) or not fields or len(fields) % 2:
         raise wrong_args(b"xadd")
@@ -123,7 +131,7 @@ def xadd(ks: Keyspace, args: list[bytes]) -> Any:
     stream.entries.append(list(fields))
     stream.last = entry_id
     if trim is not None:
-        _trim(stream, *trim)
+        _trim(stream, trim)
     return format_id(entry_id)
 
 
@@ -131,13 +139,13 @@ def xadd(ks: Keyspace, args: list[bytes]) -> Any:
 def xtrim(ks: Keyspace, args: list[bytes]) -> Any:
     if args[1].upper() not in (b"MAXLEN", b"MINID"):
         raise ReplyError(SYNTAX)
-    strategy, threshold, end = _trim_spec(args, 1)
+    spec, end = _trim_spec(args, 1)
     if end != len(args):
         raise ReplyError(SYNTAX)
     stream = ks.typed(args[0], Stream)
     if stream is None:
         return 0
-    return _trim(stream, strategy, threshold)
+    return _trim(stream, spec)
 
 
 @command("XLEN", 2)
