@@ -14,6 +14,7 @@ contracts in pyproject.toml)::
     lua                        the Redis scripts and their loader
 
 Modules: errors, settings, log, masking, text, jsonio, lru, providers, tokens, redis_keys, store,
-script_lane, failover, redis_check. The kernel imports nothing from ``keys``, ``conversation`` or
+script_lane, failover, redis_check, embedded_store and the package embedded (the in-process store:
+keyspace, Lua bridge, redis-py client). The kernel imports nothing from ``keys``, ``conversation`` or
 ``router``; ``router.errors``, ``router.settings`` ... remain as re-exports for compatibility.
 """
