@@ -85,9 +85,12 @@ def type_(ks: Keyspace, args: list[bytes]) -> Any:
     return Status(b"none" if value is None else TYPE_NAMES[type(value)])
 
 
+_NO_FLAGS: frozenset[bytes] = frozenset()
+
+
 def _expire(ks: Keyspace, args: list[bytes], unit: int, name: bytes) -> int:
     key, amount = args[0], to_int(args[1])
-    flags = {a.upper() for a in args[2:]}
+    flags = {a.upper() for a in args[2:]} if len(args) > 2 else _NO_FLAGS
     if not flags <= {b"NX", b"XX", b"GT", b"LT"}:
         raise ReplyError(
             b"ERR Unsupported option " + sorted(flags - {b"NX", b"XX", b"GT", b"LT"})[0]
@@ -108,7 +111,7 @@ def _expire(ks: Keyspace, args: list[bytes], unit: int, name: bytes) -> int:
     return 1
 
 
-def _expire_allowed(flags: set[bytes], current: int | None, at: int) -> bool:
+def _expire_allowed(flags: set[bytes] | frozenset[bytes], current: int | None, at: int) -> bool:
     if b"NX" in flags and current is not None:
         return False
     if b"XX" in flags and current is None:

@@ -62,7 +62,8 @@ class Keyspace:
     # -- lookups --------------------------------------------------------------------------------
     def get(self, key: bytes) -> Any:
         """The live value at ``key`` (None when missing or expired; expired keys are removed)."""
-        if key in self.expires and self.expires[key] <= self.now_ms():
+        at = self.expires.get(key)
+        if at is not None and at <= self.now_ms():
             self.delete(key)
             return None
         return self.data.get(key)
@@ -110,11 +111,13 @@ class Keyspace:
     def execute(self, args: list[bytes]) -> Any:
         """Run one command (``args[0]`` its name); ReplyError for an error reply."""
         name = args[0]
-        entry = COMMANDS.get(name) or COMMANDS.get(name.upper())
+        entry = COMMANDS.get(name)
         if entry is None:
-            raise unknown(name)
+            entry = COMMANDS.get(name.upper())
+            if entry is None:
+                raise unknown(name)
         arity, handler = entry
         count = len(args)
-        if (arity >= 0 and count != arity) or (arity < 0 and count < -arity):
+        if count != arity and (arity >= 0 or count < -arity):
             raise wrong_args(name)
         return handler(self, args[1:])

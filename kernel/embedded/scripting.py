@@ -118,6 +118,9 @@ class Scripting:
             reply = self.keyspace.execute(command)
         except ReplyError as exc:
             return self._err(exc.message)
+        kind = type(reply)
+        if kind is bytes or kind is int:  # most replies: as they are
+            return reply
         return self._to_lua(reply)
 
     def _to_lua(self, reply: Any) -> Any:
