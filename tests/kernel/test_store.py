@@ -62,7 +62,4 @@ def test_embedded_store_is_shared_within_the_process() -> None:
     a = create_store(Settings.from_env({}))
     b = create_store(Settings.from_env({}))
     assert a.kind == b.kind == "embedded"
-    assert (
-        a.client.connection_pool.connection_kwargs["server"]
-        is b.client.connection_pool.connection_kwargs["server"]
-    )
+    assert a.client.server is b.client.server
