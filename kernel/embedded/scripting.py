@@ -80,6 +80,9 @@ def lua_module() -> Any:
         return importlib.import_module("lupa.lua51")
 
 
+LUA = lua_module()
+
+
 def _argument(value: Any) -> bytes:
     """A redis.call argument that is not a string: a number as Redis 7.0 formats it."""
     if type(value) is int or type(value) is float:
@@ -93,7 +96,7 @@ class Scripting:
     def __init__(self, keyspace: Keyspace) -> None:
         self.keyspace = keyspace
         self.scripts: dict[str, Any] = {}
-        self.lua = lua_module().LuaRuntime(
+        self.lua = LUA.LuaRuntime(
             encoding=None, register_eval=False, register_builtins=False
         )
         g = self.lua.globals()
@@ -182,13 +185,16 @@ class Scripting:
 
 
 def _failure(error: Any) -> bytes:
-    """The error reply of a script that raised ``error`` (a redis.call error table or text)."""
+    """The error reply of a script that raised ``error`` (a redis.call error table, text, or a
+    Python exception from the bridge itself)."""
     if isinstance(error, bytes):
         return error if error.startswith(b"ERR ") else b"ERR " + error
-    if error is not None and not isinstance(error, (int, float, bool)):
+    if LUA.lua_type(error) == "table":
         message = error[b"err"]
         if isinstance(message, bytes):
             return message
+    if isinstance(error, BaseException):
+        return f"ERR embedded store: {type(error).__name__}: {error}".encode()
     return b"ERR script raised a non-string error"
 
 
