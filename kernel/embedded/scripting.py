@@ -96,9 +96,7 @@ class Scripting:
     def __init__(self, keyspace: Keyspace) -> None:
         self.keyspace = keyspace
         self.scripts: dict[str, Any] = {}
-        self.lua = LUA.LuaRuntime(
-            encoding=None, register_eval=False, register_builtins=False
-        )
+        self.lua = LUA.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
         g = self.lua.globals()
         compile_, run, run_table, ok, err = self.lua.execute(
             PRELUDE, self._call, g.unpack, g.type, g.error, g.select, g.pcall, g.loadstring
