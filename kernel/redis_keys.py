@@ -5,6 +5,10 @@ only touch keys of one slot, so every key one script touches carries the same ta
 
 * ``{<prefix>}`` — the whole key pool (limits, usage, health, selection indexes, reservations).
   The reserve script chooses among all keys of a model atomically, so they must share one slot.
+* ``{<prefix>:s<n>}`` — with ``POOL_SHARDS`` > 1, shard ``n`` of the pool: the same pool keys for
+  the keys whose quota group hashes to it (:func:`shard_of`); a reservation runs on one shard.
+  Run-time overrides, budgets and their spend stay under ``{<prefix>}``; usage records are written
+  in the slot of the script that writes them (a shard's, or ``{<prefix>}``'s) and read from all.
 * ``{<conv_id>}`` — the keys of one conversation (messages and metadata), appended atomically.
 * ``{<prefix>:rl}`` — per-user and global request limits of the gateway, checked together.
 * ``{<prefix>:vk}`` — virtual keys of the gateway (hashed), listed and revoked together.
@@ -21,19 +25,52 @@ Per-request keys (reservations, gateway limits, conversations) expire.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, replace
+
+
+def shard_of(group: str, shards: int) -> int:
+    """The shard of a quota group among ``shards``: a stable hash (CRC-32 of the group), the same
+    in every process and release, so the keys of one group always share one shard."""
+    if shards <= 1:
+        return 0
+    return zlib.crc32(group.encode("utf-8")) % shards
 
 
 @dataclass(frozen=True)
 class RedisKeys:
-    """Key names under one prefix (``REDIS_KEY_PREFIX``, default ``llmr``)."""
+    """Key names under one prefix (``REDIS_KEY_PREFIX``, default ``llmr``).
+
+    ``shards`` (``POOL_SHARDS``): how many shards the pool is split into; ``shard``: which one
+    these names are of (None: the pool's own tag, all of it when ``shards`` is 1).
+    """
 
     prefix: str = "llmr"
+    shards: int = 1
+    shard: int | None = None
 
-    # -- key pool: one slot ------------------------------------------------------------------
+    # -- key pool: one slot (per shard) ------------------------------------------------------
     @property
     def pool_tag(self) -> str:
-        return "{" + self.prefix + "}"
+        if self.shard is None:
+            return "{" + self.prefix + "}"
+        return "{" + self.prefix + ":s" + str(self.shard) + "}"
+
+    def shard_view(self, shard: int) -> RedisKeys:
+        """The names of one shard's pool keys (``{<prefix>:s<shard>}``)."""
+        return replace(self, shard=shard)
+
+    def pool_views(self) -> list[RedisKeys]:
+        """The names of every shard (just these when the pool is not sharded)."""
+        if self.shards <= 1:
+            return [self]
+        return [self.shard_view(i) for i in range(self.shards)]
+
+    def usage_views(self) -> list[RedisKeys]:
+        """Every slot usage records are written in: the pool's tag (records without a settle),
+        then each shard's when the pool is sharded. Readers merge them."""
+        base = replace(self, shard=None)
+        return [base] if self.shards <= 1 else [base, *self.pool_views()]
 
     @property
     def pool_config(self) -> str:
@@ -127,6 +164,12 @@ class RedisKeys:
         """Hash: ``<scope>:<id>`` -> the current period's spend: period, reserved, spent, alerted,
         requests (lua.usage_records.SpendRecord)."""
         return f"{self.pool_tag}:spend"
+
+    def budget_hold(self, reservation_id: str) -> str:
+        """String: with ``POOL_SHARDS`` > 1, what one reservation holds on the budgets
+        (``<field>|<period>|<estimate>;...``), in the budgets' slot; settled or refunded by
+        lua/budget_hold.lua, expires after the reservation's TTL."""
+        return "{" + self.prefix + "}:bhold:" + reservation_id
 
     # -- conversations: one slot per conversation ----------------------------------------------
     def conv_messages(self, conv_id: str) -> str:
@@ -233,4 +276,15 @@ def describe(keys: RedisKeys | None = None) -> list[tuple[str, str, str]]:
         (k.vkey("<sha256>"), "hash", "a virtual key (hashed)"),
         (k.vkey_index, "hash", "virtual key id -> digest"),
         (k.ui_session("<sha256>"), "string", "a dashboard session (hashed cookie); expires"),
+        (
+            "{" + k.prefix + ":s<n>}:...",
+            "various",
+            "POOL_SHARDS > 1: shard n's cfg, state, win, health, stats, cursor, models, ready, "
+            "order, share, res and usage keys (the keys whose quota group hashes to n)",
+        ),
+        (
+            k.budget_hold("<reservation_id>"),
+            "string",
+            "POOL_SHARDS > 1: the budgets one reservation holds; expires after its TTL",
+        ),
     ]

@@ -35,6 +35,10 @@ class Settings(BaseModel):
     REDIS_MAX_CONNECTIONS: int = Field(64, ge=1)
     REDIS_TIMEOUT_SECONDS: float = Field(5.0, gt=0)
     REDIS_KEY_PREFIX: str = Field("llmr", pattern=r"^[A-Za-z0-9_.:-]+$")
+    #: Shards the key pool is split into (kernel/redis_keys.py): each quota group lives in one,
+    #: under its own hash tag, so a Redis Cluster spreads reservations over its masters. 1 = one
+    #: slot (today's key names). Every process sharing a pool must use the same value.
+    POOL_SHARDS: int = Field(1, ge=1, le=1024)
     #: What a process does when the shared store (REDIS_URL) is unreachable: ``open`` serves on a
     #: local in-process store with every limit divided by ROUTER_PROCESSES (answers say
     #: ``degraded: true``); ``closed`` answers ``store_unavailable``.

@@ -299,7 +299,7 @@ class Store:
 def create_store(settings: Settings | None = None, *, url: str | None = None) -> Store:
     """A Store for ``settings`` (``REDIS_URL`` / ``REDIS_CLUSTER``), or for an explicit ``url``."""
     settings = settings or Settings.from_env()
-    keys = RedisKeys(settings.REDIS_KEY_PREFIX)
+    keys = RedisKeys(settings.REDIS_KEY_PREFIX, shards=settings.POOL_SHARDS)
     url = url if url is not None else settings.REDIS_URL
     if not url:
         return Store(client=embedded_client(), kind="embedded", keys=keys)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kernel.errors import AllKeysExhaustedError, KeyUnavailability
+from kernel.redis_keys import RedisKeys
 from kernel.settings import STRATEGIES
 from kernel.store import Store
 from keys.layout import SERVING_CACHE_MODELS, ModelLayout, PoolLayout
@@ -91,6 +92,11 @@ class Reservation:
     degraded: bool = False
     #: Budget fields whose alert share this reservation crossed (once per budget and period).
     alerts: tuple[str, ...] = ()
+    #: The pool shard the key lives in (POOL_SHARDS > 1: keys/shards.py); 0 when not sharded.
+    shard: int = 0
+    #: Its budgets are held in their own slot (lua/budget_hold.lua): a sharded pool's call
+    #: under a budget; settled or refunded with it.
+    budget_hold: bool = False
 
     @property
     def index_name(self) -> str:
@@ -131,8 +137,9 @@ class CapacityEngine(PoolHealth):
         policy: HealthPolicy | None = None,
         clock: Callable[[], float] | None = None,
         margin: float = 0.0,
+        names: RedisKeys | None = None,
     ) -> None:
-        super().__init__(store, clock=clock)
+        super().__init__(store, clock=clock, names=names)
         #: Seconds past a rate limit's exact room a request is admitted (see lua/lib_pool.lua).
         self.margin = margin
         self.reservation_ttl = reservation_ttl

@@ -109,9 +109,16 @@ def _check_groups(keys: Iterable[APIKey]) -> None:
 class PoolLayout:
     """The configured keys and the per-index layouts of one store."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] | None = None,
+        names: RedisKeys | None = None,
+    ) -> None:
         self.store = store
-        self.names: RedisKeys = store.keys
+        #: The pool's key names: the store's, or one shard's (keys/shards.py).
+        self.names: RedisKeys = names or store.keys
         self._clock = clock
         self._keys: dict[str, APIKey] = {}
         #: serving(model) and index_of(model) per requested name, rebuilt after every change of the

@@ -30,6 +30,7 @@ from keys.engine import SERVING_CACHE_MODELS, CapacityEngine, HealthPolicy
 from keys.models import APIKey
 from keys.overrides import Overrides
 from keys.secret_store import SecretChanges, SecretStore, create_secret_store
+from keys.shards import create_engine
 
 log = get_logger("keys.manager")
 
@@ -69,8 +70,9 @@ class KeyPool:
         self.settings = settings or Settings.from_env(environ)
         self.key_store_path = key_store_path
         self.store = store or create_store(self.settings)
-        self.engine = CapacityEngine(
+        self.engine: CapacityEngine = create_engine(
             self.store,
+            self.settings.POOL_SHARDS,
             reservation_ttl=self.settings.RESERVATION_TTL_SECONDS,
             policy=health_policy(self.settings),
             clock=clock,

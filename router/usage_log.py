@@ -62,7 +62,7 @@ class UsageLog:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.names = RedisKeys(settings.REDIS_KEY_PREFIX)
+        self.names = RedisKeys(settings.REDIS_KEY_PREFIX, shards=settings.POOL_SHARDS)
         self._prices = prices
         self._clock = clock or time.time
         self.spans = spans

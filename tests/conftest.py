@@ -27,6 +27,7 @@ for _name in list(os.environ):  # the tests decide which keys exist, never the d
 
 from kernel.settings import Settings  # noqa: E402
 from kernel.store import Store, create_store  # noqa: E402
+from tests.helpers import PoolShards  # noqa: E402
 from tests.servers import RedisCluster, RedisServer, redis_cluster, redis_server  # noqa: E402
 
 
@@ -75,6 +76,8 @@ def unique_prefix() -> str:
 def settings_for(kind: str, request: pytest.FixtureRequest, **overrides: object) -> Settings:
     """Settings pointing at the ``kind`` backend with a fresh key prefix."""
     values: dict[str, object] = {"REDIS_KEY_PREFIX": unique_prefix()}
+    if PoolShards.value != 1:
+        values["POOL_SHARDS"] = PoolShards.value
     if kind == "redis":
         values["REDIS_URL"] = request.getfixturevalue("redis_url")
     elif kind == "cluster":
@@ -84,6 +87,17 @@ def settings_for(kind: str, request: pytest.FixtureRequest, **overrides: object)
         raise ValueError(f"unknown store kind {kind!r}")
     values.update(overrides)
     return Settings.from_env({}, **values)
+
+
+@pytest.fixture(autouse=True)
+def pool_shards(request: pytest.FixtureRequest) -> Iterator[int]:
+    """POOL_SHARDS for the test's stores, settings and engines: 1 unless the test is
+    parametrised (tests.helpers.both_pool_shards)."""
+    PoolShards.value = int(getattr(request, "param", 1))
+    try:
+        yield PoolShards.value
+    finally:
+        PoolShards.value = 1
 
 
 @pytest.fixture

@@ -16,6 +16,16 @@ import structlog
 all_stores = pytest.mark.parametrize("store", ["redis", "cluster", "embedded"], indirect=True)
 #: Real Redis and the embedded store (cheaper; for tests that do not exercise slot placement).
 local_stores = pytest.mark.parametrize("store", ["redis", "embedded"], indirect=True)
+#: Run a test with the pool in one slot and split into three shards (POOL_SHARDS, keys/shards.py):
+#: the autouse ``pool_shards`` fixture (tests/conftest.py) makes the stores, settings and engines
+#: the test builds use it.
+both_pool_shards = pytest.mark.parametrize("pool_shards", [1, 3], indirect=True)
+
+
+class PoolShards:
+    """POOL_SHARDS of the running test (set by the ``pool_shards`` fixture)."""
+
+    value = 1
 
 
 @contextlib.contextmanager

@@ -9,6 +9,8 @@ from kernel.errors import AllKeysExhaustedError
 from kernel.store import Store
 from keys.engine import CapacityEngine, HealthPolicy, Reservation
 from keys.models import APIKey
+from keys.shards import create_engine
+from tests.helpers import PoolShards
 
 T0 = 1_800_000_000.0  # a fixed start (2027-01-15T08:00:00Z); tests move time by hand
 
@@ -30,8 +32,9 @@ def make_key(key_id: str, model: str = "gpt-4o", **fields: Any) -> APIKey:
 
 
 def engine_for(store: Store, clock: ManualClock | None = None, **kw: Any) -> CapacityEngine:
+    """The engine a pool of POOL_SHARDS shards uses (the test's ``pool_shards``)."""
     kw.setdefault("policy", HealthPolicy())
-    return CapacityEngine(store, clock=clock, **kw)
+    return create_engine(store, PoolShards.value, clock=clock, **kw)
 
 
 async def drain(

@@ -11,10 +11,11 @@ import pytest
 
 from kernel.errors import AllKeysExhaustedError, ConfigError, RequestTooLargeError
 from kernel.store import Store
-from tests.helpers import all_stores
+from tests.helpers import all_stores, both_pool_shards
 from tests.keys.engine_helpers import ManualClock, drain, engine_for, make_key
 
 
+@both_pool_shards
 @all_stores
 async def test_burst_capacity_is_exact_then_refills_continuously(store: Store) -> None:
     clock = ManualClock()
@@ -27,6 +28,7 @@ async def test_burst_capacity_is_exact_then_refills_continuously(store: Store) -
     assert len(await drain(engine, "gpt-4o")) == 18
 
 
+@both_pool_shards
 @all_stores
 async def test_tokens_bind_when_they_run_out_first(store: Store) -> None:
     clock = ManualClock()
@@ -42,6 +44,7 @@ async def test_tokens_bind_when_they_run_out_first(store: Store) -> None:
     await engine.reserve("gpt-4o", 300)
 
 
+@both_pool_shards
 @all_stores
 async def test_request_larger_than_any_burst_never_fits(store: Store) -> None:
     engine = engine_for(store, ManualClock())
@@ -52,6 +55,7 @@ async def test_request_larger_than_any_burst_never_fits(store: Store) -> None:
     assert (await engine.reserve("gpt-4o", 1500)).key_id == "b"
 
 
+@both_pool_shards
 @all_stores
 async def test_exhausted_error_says_when_and_why(store: Store) -> None:
     clock = ManualClock()
@@ -67,6 +71,7 @@ async def test_exhausted_error_says_when_and_why(store: Store) -> None:
     assert all(k.reason == "rpm" for k in err.keys)
 
 
+@both_pool_shards
 @all_stores
 async def test_no_key_for_model(store: Store) -> None:
     engine = engine_for(store, ManualClock())
@@ -76,6 +81,7 @@ async def test_no_key_for_model(store: Store) -> None:
     assert info.value.retry_at is None
 
 
+@both_pool_shards
 @all_stores
 async def test_reservation_id_is_idempotent(store: Store) -> None:
     engine = engine_for(store, ManualClock())
@@ -89,6 +95,7 @@ async def test_reservation_id_is_idempotent(store: Store) -> None:
         await engine.reserve("gpt-4o", 5)
 
 
+@both_pool_shards
 @all_stores
 async def test_settle_refunds_and_charges_once(store: Store) -> None:
     clock = ManualClock()
@@ -106,6 +113,7 @@ async def test_settle_refunds_and_charges_once(store: Store) -> None:
     await engine.reserve("gpt-4o", 600)
 
 
+@both_pool_shards
 @all_stores
 async def test_settle_with_more_tokens_than_reserved_charges_the_extra(store: Store) -> None:
     clock = ManualClock()
@@ -118,6 +126,7 @@ async def test_settle_with_more_tokens_than_reserved_charges_the_extra(store: St
         await engine.reserve("gpt-4o", 200)
 
 
+@both_pool_shards
 @all_stores
 async def test_refund_never_returns_capacity_that_already_refilled(store: Store) -> None:
     clock = ManualClock()
@@ -132,6 +141,7 @@ async def test_refund_never_returns_capacity_that_already_refilled(store: Store)
         await engine.reserve("gpt-4o", 1)
 
 
+@both_pool_shards
 @all_stores
 async def test_release_gives_everything_back_at_once(store: Store) -> None:
     engine = engine_for(store, ManualClock())
@@ -149,6 +159,7 @@ async def test_release_gives_everything_back_at_once(store: Store) -> None:
     assert (stats["requests"], stats["released"]) == (1, 1)
 
 
+@both_pool_shards
 @all_stores
 async def test_requests_per_day_follow_the_providers_calendar(store: Store) -> None:
     pacific = ZoneInfo("America/Los_Angeles")
@@ -170,6 +181,7 @@ async def test_requests_per_day_follow_the_providers_calendar(store: Store) -> N
         await engine.reserve("gpt-4o", 1)
 
 
+@both_pool_shards
 @all_stores
 async def test_strict_mode_never_exceeds_a_sixty_second_window(store: Store) -> None:
     clock = ManualClock()
@@ -190,6 +202,7 @@ async def test_strict_mode_never_exceeds_a_sixty_second_window(store: Store) -> 
     assert len(times) >= 10 * 4 * 60 / 61 - 1  # and the limit is still used, window after window
 
 
+@both_pool_shards
 @all_stores
 async def test_changed_limits_apply_on_the_next_reservation_without_losing_state(
     store: Store,
@@ -204,6 +217,7 @@ async def test_changed_limits_apply_on_the_next_reservation_without_losing_state
     assert [r.key_id for r in await drain(engine, "gpt-4o")] == ["b"]
 
 
+@both_pool_shards
 @all_stores
 async def test_store_flush_rebuilds_the_pool_on_the_next_reservation(store: Store) -> None:
     engine = engine_for(store, ManualClock())
@@ -215,6 +229,7 @@ async def test_store_flush_rebuilds_the_pool_on_the_next_reservation(store: Stor
     assert (await engine.reserve("gpt-4o", 1)).key_id == "a"
 
 
+@both_pool_shards
 @all_stores
 async def test_quota_group_shares_one_budget(store: Store) -> None:
     engine = engine_for(store, ManualClock())
@@ -237,6 +252,7 @@ def test_quota_group_members_must_agree_on_limits() -> None:
         )
 
 
+@both_pool_shards
 @all_stores
 async def test_priority_tiers_spill_only_when_the_first_has_no_room(store: Store) -> None:
     from keys.models import ModelBinding
@@ -279,6 +295,7 @@ async def test_least_used_evens_counts(store: Store) -> None:
     assert max(total.values()) - min(total.values()) <= 1
 
 
+@both_pool_shards
 @all_stores
 async def test_weights_are_proportional(store: Store) -> None:
     from keys.models import ModelBinding
@@ -318,6 +335,7 @@ async def test_capacity_strategy_prefers_the_emptiest_key(store: Store) -> None:
     assert picks["idle"] >= 5
 
 
+@both_pool_shards
 @all_stores
 async def test_tags_filter_candidates(store: Store) -> None:
     engine = engine_for(store, ManualClock())
@@ -333,6 +351,7 @@ async def test_tags_filter_candidates(store: Store) -> None:
     assert picks == {"eu"}
 
 
+@both_pool_shards
 @all_stores
 async def test_rate_limited_cools_the_bucket_for_what_the_provider_said(store: Store) -> None:
     clock = ManualClock()
@@ -346,6 +365,7 @@ async def test_rate_limited_cools_the_bucket_for_what_the_provider_said(store: S
     assert "a" in set([(await engine.reserve("gpt-4o", 1)).key_id for _ in range(5)])
 
 
+@both_pool_shards
 @all_stores
 async def test_a_success_whose_provider_bucket_is_empty_holds_the_bucket(store: Store) -> None:
     """settle(..., hold=s): the provider said its own bucket needs s seconds; no process admits
@@ -370,6 +390,7 @@ async def test_a_success_whose_provider_bucket_is_empty_holds_the_bucket(store: 
     assert result.until - clock.now == pytest.approx(60, abs=1e-3)
 
 
+@both_pool_shards
 @all_stores
 async def test_after_a_hold_no_more_goes_out_than_the_provider_has_room_for(store: Store) -> None:
     """Configured 120 rpm, the provider really allows 60: when it reports its bucket empty, the
@@ -389,6 +410,7 @@ async def test_after_a_hold_no_more_goes_out_than_the_provider_has_room_for(stor
     assert info.value.retry_after == pytest.approx(0.5, abs=1e-3)
 
 
+@both_pool_shards
 @all_stores
 async def test_the_providers_room_never_adds_room(store: Store) -> None:
     clock = ManualClock()
@@ -403,6 +425,7 @@ async def test_the_providers_room_never_adds_room(store: Store) -> None:
     assert info.value.retry_after == pytest.approx(1.0, abs=1e-3)
 
 
+@both_pool_shards
 @all_stores
 async def test_less_than_one_unit_apart_is_agreement(store: Store) -> None:
     """Rounding in a provider's reset never costs room: the bucket is only brought down when
@@ -420,6 +443,7 @@ async def test_less_than_one_unit_apart_is_agreement(store: Store) -> None:
     assert len(await drain(engine, "gpt-4o")) == 1
 
 
+@both_pool_shards
 @all_stores
 async def test_a_hold_never_shortens_a_cooldown(store: Store) -> None:
     clock = ManualClock()
@@ -433,6 +457,7 @@ async def test_a_hold_never_shortens_a_cooldown(store: Store) -> None:
     assert info.value.retry_after == pytest.approx(30, abs=1e-3)
 
 
+@both_pool_shards
 @all_stores
 async def test_default_cooldown_grows_exponentially_and_is_capped(store: Store) -> None:
     from keys.engine import HealthPolicy
@@ -457,6 +482,7 @@ async def test_default_cooldown_grows_exponentially_and_is_capped(store: Store) 
     assert round((await engine.settle(r, outcome="rate_limited")).until - clock.now) == 60
 
 
+@both_pool_shards
 @all_stores
 async def test_daily_quota_exhaustion_cools_until_the_day_resets(store: Store) -> None:
     clock = ManualClock(datetime(2027, 5, 4, 12, 0, tzinfo=ZoneInfo("UTC")).timestamp())
@@ -467,6 +493,7 @@ async def test_daily_quota_exhaustion_cools_until_the_day_resets(store: Store) -
     assert result.until == datetime(2027, 5, 5, tzinfo=ZoneInfo("UTC")).timestamp()
 
 
+@both_pool_shards
 @all_stores
 async def test_auth_failure_disables_until_enabled(store: Store) -> None:
     clock = ManualClock()
@@ -484,6 +511,7 @@ async def test_auth_failure_disables_until_enabled(store: Store) -> None:
     assert "bad" in set([(await engine.reserve("gpt-4o", 1)).key_id for _ in range(6)])
 
 
+@both_pool_shards
 @all_stores
 async def test_circuit_opens_after_three_failures_and_half_opens_with_one_probe(
     store: Store,
@@ -511,6 +539,7 @@ async def test_circuit_opens_after_three_failures_and_half_opens_with_one_probe(
     assert (await engine.health("flaky"))["fails"] == 0
 
 
+@both_pool_shards
 @all_stores
 async def test_success_lowers_the_failure_count(store: Store) -> None:
     engine = engine_for(store, ManualClock())
@@ -521,6 +550,7 @@ async def test_success_lowers_the_failure_count(store: Store) -> None:
     assert (health["state"], health["fails"]) == ("ok", 2)
 
 
+@both_pool_shards
 @all_stores
 async def test_manual_cooldown_and_clear(store: Store) -> None:
     clock = ManualClock()
@@ -534,6 +564,7 @@ async def test_manual_cooldown_and_clear(store: Store) -> None:
     await engine.reserve("gpt-4o", 1)
 
 
+@both_pool_shards
 @all_stores
 async def test_thousands_of_concurrent_reservations_admit_exactly_the_capacity(
     store: Store,

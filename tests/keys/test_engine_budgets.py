@@ -11,7 +11,7 @@ from kernel.errors import BudgetExceededError
 from kernel.store import Store
 from lua.usage_records import BudgetRecord, SpendRecord, UsageArgs, budget_field, usd_to_nanos
 from router.error_types import error_type_of
-from tests.helpers import all_stores, local_stores
+from tests.helpers import all_stores, both_pool_shards, local_stores
 from tests.keys.engine_helpers import T0, ManualClock, engine_for, make_key
 
 ALICE = budget_field("user", "alice")
@@ -23,6 +23,7 @@ async def spend(store: Store) -> SpendRecord:
     return SpendRecord.decode(await store.call(store.client.hget(store.keys.budget_spend, ALICE)))
 
 
+@both_pool_shards
 @all_stores
 async def test_a_budget_refusal_says_which_how_much_and_when_it_resets(store: Store) -> None:
     clock = ManualClock()
@@ -50,6 +51,7 @@ async def test_a_budget_refusal_says_which_how_much_and_when_it_resets(store: St
     assert unknown.value.used_usd is None
 
 
+@both_pool_shards
 @local_stores
 async def test_settle_charges_the_real_cost_and_writes_the_record(store: Store) -> None:
     clock = ManualClock()
@@ -67,12 +69,17 @@ async def test_settle_charges_the_real_cost_and_writes_the_record(store: Store) 
     clock.advance(90)  # the record counts in the rollup of the settle's minute
     assert (await engine.settle(held, 8, cost_nanos=450, usage=usage)).settled
     assert ((await spend(store)).reserved, (await spend(store)).spent) == (0, 450)
-    entries = await store.call(store.client.xrange(store.keys.usage_stream))
-    assert [fields["r"] for _, fields in entries] == [usage.record]
-    rollup = store.keys.usage_rollup(int(clock.now // 60))
-    assert await store.call(store.client.hget(rollup, "model|gpt-4o")) == "1\t5\t2\t450\t0"
+    records, rolled = [], []
+    for names in store.keys.usage_views():  # the shard's, when the pool is sharded
+        entries = await store.call(store.client.xrange(names.usage_stream))
+        records += [fields["r"] for _, fields in entries]
+        rollup = names.usage_rollup(int(clock.now // 60))
+        rolled.append(await store.call(store.client.hget(rollup, "model|gpt-4o")))
+    assert records == [usage.record]
+    assert [r for r in rolled if r] == ["1\t5\t2\t450\t0"]
 
 
+@both_pool_shards
 @local_stores
 async def test_a_budgets_time_zone_is_passed_to_the_scripts(store: Store) -> None:
     clock = ManualClock(T0 + 9 * 3600)  # 17:00 UTC, 09:00 in Los Angeles
