@@ -276,6 +276,13 @@ def describe(keys: RedisKeys | None = None) -> list[tuple[str, str, str]]:
         (k.vkey("<sha256>"), "hash", "a virtual key (hashed)"),
         (k.vkey_index, "hash", "virtual key id -> digest"),
         (k.ui_session("<sha256>"), "string", "a dashboard session (hashed cookie); expires"),
+        *_shard_rows(k),
+    ]
+
+
+def _shard_rows(k: RedisKeys) -> list[tuple[str, str, str]]:
+    """The keys of a sharded pool (POOL_SHARDS > 1)."""
+    return [
         (
             "{" + k.prefix + ":s<n>}:...",
             "various",

@@ -33,6 +33,11 @@ class Held:
     alerts: tuple[str, ...] = ()
 
 
+async def run(runner: Runner, keys: HoldKeys, args: Sequence[object]) -> list[str]:
+    """Run budget_hold with ``args`` (action first); its raw reply (see :func:`hold`, :func:`settle`)."""
+    return list(await runner.run(SCRIPT, keys.encode(), args))
+
+
 async def hold(
     runner: Runner,
     keys: HoldKeys,
@@ -46,8 +51,7 @@ async def hold(
     """Hold ``cost_nanos`` (None: unknown, refused wherever a budget applies) on the budgets of
     ``fields``; idempotent per hold key."""
     cost = "" if cost_nanos is None else max(0, int(cost_nanos))
-    args = ["hold", now, offsets, ",".join(fields), cost, int(ttl)]
-    reply = await runner.run(SCRIPT, keys.encode(), args)
+    reply = await run(runner, keys, ["hold", now, offsets, ",".join(fields), cost, int(ttl)])
     if reply[0] == "ok":
         alerts = str(reply[1]) if len(reply) > 1 else ""
         return Held(tuple(a for a in alerts.split(",") if a))
@@ -69,6 +73,5 @@ async def settle(
     """Settle the hold to ``cost_nanos`` (None: its estimate), or give it all back (``refund``);
     idempotent: False when nothing was held any more."""
     cost = "" if cost_nanos is None else max(0, int(cost_nanos))
-    args = ["refund" if refund else "settle", now, offsets, cost]
-    reply = await runner.run(SCRIPT, keys.encode(), args)
+    reply = await run(runner, keys, ["refund" if refund else "settle", now, offsets, cost])
     return bool(reply[0] == "ok")

@@ -9,3 +9,6 @@ from kernel.redis_keys import (
 from kernel.redis_keys import (
     describe as describe,
 )
+from kernel.redis_keys import (
+    shard_of as shard_of,
+)
