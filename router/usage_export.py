@@ -104,10 +104,34 @@ def _id_key(stream_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-async def _read(store: Store, stream: str, start: str, end: str, count: int) -> list[Any]:
+async def _read(store: Store, names: RedisKeys, start: str, end: str, count: int) -> list[Any]:
+    return await read_merged(store, names, start, end, count)
+
+
+def _stream_order(entry: Any) -> tuple[int, int]:
+    ms, _, seq = str(entry[0]).partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def read_merged(
+    store: Store, names: RedisKeys, low: str, high: str, count: int, *, newest: bool = False
+) -> list[Any]:
+    """Up to ``count`` records between stream ids ``low`` and ``high`` (oldest first, or newest
+    first), over every stream usage records are written to (kernel.redis_keys.usage_views: one,
+    or one per pool shard and the pool's own), merged by id."""
     store.require_shared("read the usage log")
-    command = store.shared_client.xrange(stream, start, end, count=count)
-    return list(await store.call(command, shared_only=True) or [])
+    client = store.shared_client
+    merged: list[Any] = []
+    for view in names.usage_views():
+        stream = view.usage_stream
+        if newest:
+            command = client.xrevrange(stream, high, low, count=count)
+        else:
+            command = client.xrange(stream, low, high, count=count)
+        merged.extend(await store.call(command, shared_only=True) or [])
+    if len(names.usage_views()) > 1:
+        merged.sort(key=_stream_order, reverse=newest)
+    return merged[:count]
 
 
 def _decode(stream_id: str, fields: Mapping[str, str]) -> dict[str, Any] | None:
@@ -137,7 +161,7 @@ async def records(
     page, scanned = RecordPage(), 0
     while len(page.records) < limit and scanned < limit * SCAN_PAGES:
         count = limit - len(page.records) if not wanted else limit
-        entries = await _read(store, names.usage_stream, start, end, count)
+        entries = await _read(store, names, start, end, count)
         scanned += len(entries)
         consumed = _take(entries, page, wanted, limit)
         if consumed == len(entries) and len(entries) < count:
@@ -173,7 +197,7 @@ async def export(
     wanted = parse_filters(filters or {})
     start, end = _bounds(since, until, None)
     while True:
-        entries = await _read(store, names.usage_stream, start, end, page_size)
+        entries = await _read(store, names, start, end, page_size)
         for stream_id, fields in entries:
             if not wanted:
                 if fields.get("r"):

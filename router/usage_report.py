@@ -134,9 +134,8 @@ async def summary(
     if last - first > MAX_DAYS * 1440:
         raise ClientRequestError(f"since: a summary covers at most {MAX_DAYS} days", "since")
     total, groups = Rollup(), dict[str, Rollup]()
-    async for minute in read_rollups(
-        store, [names.usage_rollup(m) for m in range(first, last + 1)]
-    ):
+    rollups = [v.usage_rollup(m) for v in names.usage_views() for m in range(first, last + 1)]
+    async for minute in read_rollups(store, rollups):
         for field, raw in minute.items():
             dim, name = parse_rollup_field(field)
             if dim == "all":

@@ -13,7 +13,7 @@ from typing import Any
 
 from kernel.store import Store
 from lua.usage_records import Rollup, rollup_field
-from router.usage_export import _decode, matches
+from router.usage_export import _decode, matches, read_merged
 
 #: Records read per round trip.
 PAGE = 500
@@ -46,13 +46,11 @@ async def newest(
     """Up to ``limit`` records, newest first, written after ``since`` (unix seconds) and matching
     ``filters`` (usage_export.matches) and ``outcome``; at most ``scan`` records are read."""
     store.require_shared("read the usage log")
-    stream = store.keys.usage_stream
     low = f"{int(since * 1000)}-0" if since is not None else "-"
     high, out, read = "+", list[dict[str, Any]](), 0
     while len(out) < limit and read < scan:
         count = min(PAGE, scan - read)
-        command = store.shared_client.xrevrange(stream, high, low, count=count)
-        entries = list(await store.call(command, shared_only=True) or [])
+        entries = await read_merged(store, store.keys, low, high, count, newest=True)
         read += len(entries)
         for stream_id, fields in entries:
             record = _decode(stream_id, fields)
@@ -75,7 +73,9 @@ async def find_request(store: Store, request_id: str, scan: int = 20000) -> dict
 async def minutes(store: Store, first: int, last: int) -> list[tuple[int, Rollup]]:
     """(minute, total rollup) of every minute from ``first`` to ``last`` (one round trip)."""
     store.require_shared("read the usage rollups")
-    names = [store.keys.usage_rollup(m) for m in range(first, last + 1)]
+    span = last - first + 1
+    views = store.keys.usage_views()  # one, or the pool's and each shard's (summed)
+    names = [v.usage_rollup(m) for v in views for m in range(first, last + 1)]
 
     def read(client: Any) -> Any:
         pipe = client.pipeline(transaction=False)
@@ -84,4 +84,7 @@ async def minutes(store: Store, first: int, last: int) -> list[tuple[int, Rollup
         return pipe.execute()
 
     replies = await store.call(read, shared_only=True)
-    return [(first + i, Rollup.decode(raw)) for i, raw in enumerate(replies)]
+    totals = [Rollup() for _ in range(span)]
+    for i, raw in enumerate(replies):
+        totals[i % span] = totals[i % span] + Rollup.decode(raw)
+    return [(first + i, total) for i, total in enumerate(totals)]

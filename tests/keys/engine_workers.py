@@ -7,7 +7,7 @@ import asyncio
 from kernel.errors import AllKeysExhaustedError
 from kernel.settings import Settings
 from kernel.store import create_store
-from keys.engine import CapacityEngine
+from keys.shards import create_engine
 from tests.keys.engine_helpers import ManualClock, make_key
 
 
@@ -19,12 +19,15 @@ async def _attempts(
     attempts: int,
     concurrency: int,
     rpm: int,
+    shards: int = 1,
 ) -> int:
     store = create_store(
-        Settings.from_env({}, REDIS_URL=url, REDIS_CLUSTER=cluster, REDIS_KEY_PREFIX=prefix)
+        Settings.from_env(
+            {}, REDIS_URL=url, REDIS_CLUSTER=cluster, REDIS_KEY_PREFIX=prefix, POOL_SHARDS=shards
+        )
     )
     clock = ManualClock(fixed_time) if fixed_time is not None else None
-    engine = CapacityEngine(store, clock=clock)
+    engine = create_engine(store, shards, clock=clock)
     # every process configures the same pool at the same time, as replicas starting together do
     await engine.configure([make_key(f"k{i}", rpm=rpm, tpm=1_000_000, rpd=100) for i in range(5)])
     sem = asyncio.Semaphore(concurrency)
@@ -51,6 +54,10 @@ def reserve_many(
     attempts: int,
     concurrency: int,
     rpm: int,
+    shards: int = 1,
 ) -> int:
-    """Admitted reservations out of ``attempts`` made by this process (5 keys, rpd 100 each)."""
-    return asyncio.run(_attempts(url, cluster, prefix, fixed_time, attempts, concurrency, rpm))
+    """Admitted reservations out of ``attempts`` made by this process (5 keys, rpd 100 each;
+    ``shards``: POOL_SHARDS)."""
+    return asyncio.run(
+        _attempts(url, cluster, prefix, fixed_time, attempts, concurrency, rpm, shards)
+    )

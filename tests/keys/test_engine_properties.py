@@ -26,6 +26,7 @@ from kernel.errors import AllKeysExhaustedError, CapacityError
 from kernel.settings import Settings
 from kernel.store import create_store
 from keys.engine import CapacityEngine, Reservation
+from keys.shards import create_engine
 from tests.keys.engine_helpers import ManualClock, make_key
 
 EPS = 1e-6
@@ -55,6 +56,7 @@ class Admitted:
     estimate: int
     used: int | None = None  # None: never settled (charged at the estimate)
     released: bool = False
+    key_id: str = "k"
 
 
 ops = st.builds(
@@ -78,20 +80,31 @@ limits = st.builds(
 
 
 async def run_scenario(
-    url: str | None, cluster: bool, lim: Limits, steps: list[Op], extra: bool
+    url: str | None,
+    cluster: bool,
+    lim: Limits,
+    steps: list[Op],
+    extra: bool,
+    shards: int = 1,
+    keys: tuple[str, ...] = ("k",),
 ) -> tuple[list[Admitted], Limits]:
+    """``shards`` > 1: a sharded pool (keys/shards.py) of ``keys``, each its own quota group."""
     values: dict[str, object] = {"REDIS_KEY_PREFIX": f"p{uuid.uuid4().hex[:10]}"}
     if url:
         values.update(REDIS_URL=url, REDIS_CLUSTER=cluster)
-    store = create_store(Settings.from_env({}, **values))
+    store = create_store(Settings.from_env({}, POOL_SHARDS=shards, **values))
     clock = ManualClock()
-    engine = CapacityEngine(store, clock=clock)
+    engine = create_engine(store, shards, clock=clock)
     burst_r = min(lim.rpm_burst, lim.rpm) if lim.rpm_burst else None
     burst_t = min(lim.tpm_burst, lim.tpm) if lim.tpm_burst else None
-    key = make_key(
-        "k", rpm=lim.rpm, tpm=lim.tpm, rpm_burst=burst_r, tpm_burst=burst_t, strict=lim.strict
+    await engine.configure(
+        [
+            make_key(
+                k, rpm=lim.rpm, tpm=lim.tpm, rpm_burst=burst_r, tpm_burst=burst_t, strict=lim.strict
+            )
+            for k in keys
+        ]
     )
-    await engine.configure([key])
     admitted: list[Admitted] = []
     pending: list[tuple[Reservation, Admitted, float]] = []
 
@@ -109,7 +122,7 @@ async def run_scenario(
                 res = await engine.reserve("gpt-4o", step.tokens)
             except CapacityError:
                 continue
-            rec = Admitted(at=clock.now, estimate=step.tokens)
+            rec = Admitted(at=clock.now, estimate=step.tokens, key_id=res.key_id)
             admitted.append(rec)
             used = step.used * (1.5 if extra and step.used == 1.0 else 1.0)
             if step.fate == "settle_now":
@@ -181,6 +194,26 @@ def test_admissions_stay_within_the_limit_model(
     url, cluster = backend(kind, request)
     admitted, effective = asyncio.run(run_scenario(url, cluster, lim, steps, extra=False))
     check_envelopes(admitted, effective)
+
+
+#: Keys whose quota groups (their ids) fall in shards 0, 1 and 2 of three (kernel.redis_keys.shard_of).
+SHARDED_KEYS = ("k2", "k", "k3")
+
+
+@pytest.mark.parametrize("kind", ["redis", "cluster"])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(lim=limits, steps=st.lists(ops, min_size=1, max_size=60))
+def test_a_sharded_pools_keys_each_stay_within_the_limit_model(
+    kind: str, request: pytest.FixtureRequest, lim: Limits, steps: list[Op]
+) -> None:
+    url, cluster = backend(kind, request)
+    admitted, effective = asyncio.run(
+        run_scenario(url, cluster, lim, steps, extra=False, shards=3, keys=SHARDED_KEYS)
+    )
+    for key_id in SHARDED_KEYS:
+        check_envelopes([a for a in admitted if a.key_id == key_id], effective)
 
 
 @pytest.mark.parametrize("kind", ["redis", "embedded"])
