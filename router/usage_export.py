@@ -33,7 +33,9 @@ MAX_LIMIT = 1000
 #: A filtered page reads at most this many times ``limit`` records.
 SCAN_PAGES = 10
 EXPORT_PAGE = 1000
-_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+#: A record's id: its stream id, and with a sharded pool (POOL_SHARDS > 1) ``.<n>``, the
+#: slot it was written in (kernel.redis_keys.usage_views), so ids are unique across streams.
+_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}(\.\d{1,4})?$")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -100,7 +102,7 @@ def _bounds(since: float, until: float, cursor: str | None) -> tuple[str, str]:
 
 
 def _id_key(stream_id: str) -> tuple[int, int]:
-    ms, _, seq = stream_id.partition("-")
+    ms, _, seq = stream_id.partition(".")[0].partition("-")
     return int(ms), int(seq or 0)
 
 
@@ -108,9 +110,20 @@ async def _read(store: Store, names: RedisKeys, start: str, end: str, count: int
     return await read_merged(store, names, start, end, count)
 
 
-def _stream_order(entry: Any) -> tuple[int, int]:
-    ms, _, seq = str(entry[0]).partition("-")
-    return int(ms), int(seq or 0)
+def _merged_order(entry: Any) -> tuple[int, int, int]:
+    stream_id, _, view = str(entry[0]).partition(".")
+    return (*_id_key(stream_id), int(view or 0))
+
+
+def _view_bound(bound: str, view: int, *, newest: bool) -> str:
+    """One stream's bound of a merged read: a bound past a record ``(<id>.<n>`` excludes that
+    id in the streams ordered at or before ``n`` (after it when reading newest first) and
+    includes it in the others, where the same id is a different, later record."""
+    if not bound.startswith("(") or "." not in bound:
+        return bound
+    stream_id, _, mark = bound[1:].partition(".")
+    passed = view >= int(mark) if newest else view <= int(mark)
+    return ("(" if passed else "") + stream_id
 
 
 async def read_merged(
@@ -118,19 +131,22 @@ async def read_merged(
 ) -> list[Any]:
     """Up to ``count`` records between stream ids ``low`` and ``high`` (oldest first, or newest
     first), over every stream usage records are written to (kernel.redis_keys.usage_views: one,
-    or one per pool shard and the pool's own), merged by id."""
+    or the pool's and one per shard, merged by id; each record's id then says its stream)."""
     store.require_shared("read the usage log")
     client = store.shared_client
+    views = names.usage_views()
     merged: list[Any] = []
-    for view in names.usage_views():
-        stream = view.usage_stream
+    for v, view in enumerate(views):
+        lo, hi = _view_bound(low, v, newest=False), _view_bound(high, v, newest=True)
         if newest:
-            command = client.xrevrange(stream, high, low, count=count)
+            command = client.xrevrange(view.usage_stream, hi, lo, count=count)
         else:
-            command = client.xrange(stream, low, high, count=count)
-        merged.extend(await store.call(command, shared_only=True) or [])
-    if len(names.usage_views()) > 1:
-        merged.sort(key=_stream_order, reverse=newest)
+            command = client.xrange(view.usage_stream, lo, hi, count=count)
+        entries = await store.call(command, shared_only=True) or []
+        if len(views) == 1:
+            return list(entries)
+        merged.extend((f"{stream_id}.{v}", fields) for stream_id, fields in entries)
+    merged.sort(key=_merged_order, reverse=newest)
     return merged[:count]
 
 

@@ -22,7 +22,7 @@ from kernel.errors import (
 from keys.manager import KeyManager, KeySelection
 from keys.models import APIKey
 from tests.conftest import settings_for
-from tests.helpers import eventually, local_stores, log_events
+from tests.helpers import both_pool_shards, eventually, local_stores, log_events
 from tests.keys.engine_helpers import ManualClock
 from tests.keys.manager_helpers import fake_secret, manager_for
 
@@ -61,6 +61,7 @@ async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         await manager.close()
 
 
+@both_pool_shards
 @local_stores
 async def test_zero_configuration_single_key_works(make: Factory, store: Any) -> None:
     secret = fake_secret("sk-proj-")
@@ -83,6 +84,7 @@ async def test_document_001_environment_keys_rotate_round_robin(make: Factory, s
     assert picks[:3] == picks[3:6] == picks[6:] and len(set(picks[:3])) == 3
 
 
+@both_pool_shards
 @local_stores
 async def test_configured_strategy_wins(make: Factory, store: Any) -> None:
     manager = await make(keys=[spec("a"), spec("b")], OPENAI_KEY_ROTATION_STRATEGY="least_used")
@@ -91,6 +93,7 @@ async def test_configured_strategy_wins(make: Factory, store: Any) -> None:
     assert other.strategy_for_model("gpt-4o") == "capacity"
 
 
+@both_pool_shards
 @local_stores
 async def test_rate_limit_uses_what_the_provider_said_then_backs_off(
     make: Factory, store: Any
@@ -113,6 +116,7 @@ async def test_rate_limit_uses_what_the_provider_said_then_backs_off(
     assert (await manager.get_key_status("a"))["until"] is not None
 
 
+@both_pool_shards
 @local_stores
 async def test_auth_failure_disables_until_reload(
     make: Factory, store: Any, caplog: pytest.LogCaptureFixture
@@ -131,6 +135,7 @@ async def test_auth_failure_disables_until_reload(
     assert "a" in {(await manager.select_key("gpt-4o")).key_id for _ in range(6)}
 
 
+@both_pool_shards
 @local_stores
 async def test_breaker_opens_after_three_then_half_opens_with_one_probe(
     make: Factory, store: Any, caplog: pytest.LogCaptureFixture
@@ -151,6 +156,7 @@ async def test_breaker_opens_after_three_then_half_opens_with_one_probe(
     assert (await manager.get_key_status("a"))["state"] == "healthy"
 
 
+@both_pool_shards
 @local_stores
 async def test_an_unreachable_endpoint_gives_the_request_back_and_cools_the_key_with_backoff(
     make: Factory, store: Any, caplog: pytest.LogCaptureFixture
@@ -181,6 +187,7 @@ async def test_an_unreachable_endpoint_gives_the_request_back_and_cools_the_key_
     assert (stats["requests"], stats["released"], stats["failures"]) == (0, 3, 3)
 
 
+@both_pool_shards
 @local_stores
 async def test_all_keys_exhausted_says_which_why_and_until_when(make: Factory, store: Any) -> None:
     clock = ManualClock()
@@ -198,6 +205,7 @@ async def test_all_keys_exhausted_says_which_why_and_until_when(make: Factory, s
     assert info.value.retry_after == pytest.approx(120)
 
 
+@both_pool_shards
 @local_stores
 async def test_every_key_open_answers_the_upstream_failure_at_once_and_never_resets(
     make: Factory, store: Any
@@ -228,6 +236,7 @@ async def test_every_key_open_answers_the_upstream_failure_at_once_and_never_res
     assert info.value.reason == "probing" and isinstance(info.value.upstream, ServerError)
 
 
+@both_pool_shards
 @local_stores
 async def test_a_cancelled_probe_frees_the_probe_without_closing_the_circuit(
     make: Factory, store: Any
@@ -247,6 +256,7 @@ async def test_a_cancelled_probe_frees_the_probe_without_closing_the_circuit(
     assert (await manager.get_key_status("a"))["state"] == "healthy"
 
 
+@both_pool_shards
 @local_stores
 async def test_waits_for_room_up_to_the_bound(make: Factory, store: Any) -> None:
     manager = await make(keys=[spec("a", rpm=600, rpm_burst=1)])
@@ -256,6 +266,7 @@ async def test_waits_for_room_up_to_the_bound(make: Factory, store: Any) -> None
     await manager.select_key("gpt-4o", wait=1.0)  # room returns after 0.1 s
 
 
+@both_pool_shards
 @local_stores
 async def test_live_add_update_remove(make: Factory, store: Any) -> None:
     manager = await make(keys=[spec("a")], env={"API_KEY_NEW": fake_secret()})
@@ -274,6 +285,7 @@ async def test_live_add_update_remove(make: Factory, store: Any) -> None:
     assert "new" not in manager.keys
 
 
+@both_pool_shards
 @local_stores
 async def test_live_removal_while_requests_run_loses_nothing(make: Factory, store: Any) -> None:
     manager = await make(keys=[spec(f"k{i}", rpm=100_000) for i in range(4)])
@@ -303,6 +315,7 @@ async def test_live_removal_while_requests_run_loses_nothing(make: Factory, stor
     assert done == 8 * 60 and late == []
 
 
+@both_pool_shards
 @local_stores
 async def test_changes_made_by_one_process_reach_the_others(make: Factory, store: Any) -> None:
     from tests.conftest import unique_prefix
@@ -338,6 +351,7 @@ async def test_a_key_another_process_just_added_is_never_picked_in_a_loop(make: 
     assert picked.key_id == "b" and "b" in second.keys
 
 
+@both_pool_shards
 @local_stores
 async def test_status_answers_have_the_documents_shapes(make: Factory, store: Any) -> None:
     secret = fake_secret("sk-proj-")
@@ -375,6 +389,7 @@ async def test_status_answers_have_the_documents_shapes(make: Factory, store: An
     assert secret not in everything
 
 
+@both_pool_shards
 @local_stores
 async def test_save_keys_writes_metadata_only(make: Factory, store: Any, tmp_path: Path) -> None:
     env_secret = fake_secret("sk-")

@@ -24,10 +24,12 @@ from router.request_router import RequestRouter
 from router.simulator import FaultConfig
 from router.usage_budgets import ALERTS
 from tests.conftest import settings_for
-from tests.helpers import eventually, local_stores
+from tests.helpers import both_pool_shards, eventually, local_stores
 from tests.router.pool import PoolKey, sim_router
 
 MODEL = "gpt-4o-mini"
+#: The same records, costs and budgets with the pool in one slot and in three shards.
+pytestmark = both_pool_shards
 
 
 def settings(request: pytest.FixtureRequest, **overrides: Any) -> Settings:
@@ -42,8 +44,12 @@ def _text(value: Any) -> str:
 
 
 async def records_of(router: RequestRouter) -> list[UsageRecord]:
+    """Every record, from each slot usage is written in (one, or a sharded pool's)."""
     store = router.key_manager.store
-    entries = await store.client.xrange(store.keys.usage_stream)
+    entries = []
+    for view in store.keys.usage_views():
+        entries += await store.client.xrange(view.usage_stream)
+    entries.sort(key=lambda entry: tuple(int(p) for p in _text(entry[0]).split("-")))
     out = []
     for _, fields in entries:
         raw = {_text(k): _text(v) for k, v in fields.items()}
@@ -106,7 +112,8 @@ async def test_text_is_stored_only_when_enabled(
             raw = json.dumps(
                 [
                     [_text(v) for v in f.values()]
-                    for _, f in await store.client.xrange(store.keys.usage_stream)
+                    for view in store.keys.usage_views()
+                    for _, f in await store.client.xrange(view.usage_stream)
                 ]
             )
             records = await records_of(router)

@@ -3,17 +3,36 @@ settle script writes them (kernel/usage_record.py, lua/usage_records.py)."""
 
 from __future__ import annotations
 
+import itertools
+import zlib
 from collections.abc import Mapping
 
+from kernel.redis_keys import RedisKeys
 from kernel.store import Store
 from kernel.usage_record import UsageRecord
 from lua.usage_records import Rollup, rollup_field, usd_to_nanos
 
 
+_turn = itertools.count()
+
+
+def _slot(store: Store, seed: str) -> int:
+    """Where a record goes: the pool's slot, or (POOL_SHARDS > 1) one of the slots usage is
+    written in, spread as a sharded pool's settles spread them (readers must merge them all)."""
+    return zlib.crc32(seed.encode()) % len(store.keys.usage_views())
+
+
+def _view(store: Store, seed: str) -> RedisKeys:
+    return store.keys.usage_views()[_slot(store, seed)]
+
+
 async def add_record(store: Store, record: UsageRecord, stream_id: str = "*") -> str:
-    """XADD one record (field ``r``); answers its stream id."""
-    added = await store.client.xadd(store.keys.usage_stream, {"r": record.to_json()}, id=stream_id)
-    return str(added)
+    """XADD one record (field ``r``); answers its id as readers give it (the stream id, and
+    ``.<slot>`` when the pool is sharded: router/usage_export.py)."""
+    slot = _slot(store, record.request_id)
+    stream = store.keys.usage_views()[slot].usage_stream
+    added = str(await store.client.xadd(stream, {"r": record.to_json()}, id=stream_id))
+    return added if len(store.keys.usage_views()) == 1 else f"{added}.{slot}"
 
 
 def record(ts: float, n: int, **fields: object) -> UsageRecord:
@@ -32,7 +51,7 @@ async def add_call(
     error: bool = False,
 ) -> None:
     """Count one call in a minute's rollup: under ``all|`` and under each of its names."""
-    key = store.keys.usage_rollup(minute)
+    key = _view(store, str(next(_turn))).usage_rollup(minute)
     call = Rollup(1, tokens_in, tokens_out, usd_to_nanos(cost_usd), int(error))
     for field in [rollup_field("all", ""), *(rollup_field(d, n) for d, n in names.items())]:
         current = Rollup.decode(await store.client.hget(key, field))
