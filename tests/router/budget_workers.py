@@ -21,11 +21,13 @@ async def _drive(
     calls: int,
     start_at: float,
     model: str,
+    shards: int = 1,
 ) -> list[dict[str, Any]]:
     settings = Settings.from_env(
         {},
         REDIS_URL=redis_url,
         REDIS_KEY_PREFIX=prefix,
+        POOL_SHARDS=shards,
         RESERVE_WAIT_SECONDS=0,
         BUDGETS=budgets,
     )
@@ -59,6 +61,10 @@ def drive(
     calls: int,
     start_at: float,
     model: str,
+    shards: int = 1,
 ) -> list[dict[str, Any]]:
-    """``calls`` concurrent send_one_shot calls for user alice; their answers' essentials."""
-    return asyncio.run(_drive(redis_url, prefix, keys_path, env, budgets, calls, start_at, model))
+    """``calls`` concurrent send_one_shot calls for user alice; their answers' essentials
+    (``shards``: POOL_SHARDS)."""
+    return asyncio.run(
+        _drive(redis_url, prefix, keys_path, env, budgets, calls, start_at, model, shards)
+    )

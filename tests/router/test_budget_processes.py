@@ -38,11 +38,14 @@ def _worst_case() -> int:
 
 
 @pytest.mark.integration
-async def test_four_processes_never_spend_past_a_budget(redis_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("shards", [1, 3])
+async def test_four_processes_never_spend_past_a_budget(
+    redis_url: str, tmp_path: Path, shards: int
+) -> None:
     estimate = _worst_case()
     limit = 20 * estimate
     budgets = json.dumps({"user:alice": {"limit_usd": limit / NANOS, "period": "day"}})
-    keys = [PoolKey(f"k{i}", rpm=10_000, tpm=10_000_000) for i in range(2)]
+    keys = [PoolKey(f"k{i}", rpm=10_000, tpm=10_000_000) for i in range(2)]  # shards 0 and 1
     prefix = unique_prefix()
     async with ProviderSimulator(
         SimulatorConfig(
@@ -53,17 +56,17 @@ async def test_four_processes_never_spend_past_a_budget(redis_url: str, tmp_path
     ) as sim:
         path, env = pool_files(tmp_path, sim, keys)
         start_at = time.time() + 8.0  # every process started and warm by then
-        args = (redis_url, prefix, str(path), env, budgets, CALLS, start_at, MODEL)
+        args = (redis_url, prefix, str(path), env, budgets, CALLS, start_at, MODEL, shards)
         with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
             pending = [pool.apply_async(drive, args) for _ in range(PROCESSES)]
             loop = asyncio.get_running_loop()
             results = [await loop.run_in_executor(None, p.get, 120) for p in pending]
     answers = [a for result in results for a in result]
-    names = RedisKeys(prefix)
+    names = RedisKeys(prefix, shards=shards)
     client = aioredis.from_url(redis_url)
     try:
         raw = await client.hget(names.budget_spend, budget_field("user", "alice"))
-        entries = await client.xrange(names.usage_stream)
+        entries = [e for v in names.usage_views() for e in await client.xrange(v.usage_stream)]
     finally:
         await client.aclose()
     spend = SpendRecord.decode(raw.decode() if raw else None)
