@@ -9,8 +9,10 @@ reserve to one shard that serves the model and, when that shard has no room, to 
 ``fallbacks`` others, answering no room with the earliest retry time over the shards it asked.
 Settle, release, extend and health actions go to the reservation's (or the key's) shard.
 
-Choosing the shard: the shards that serve the model, starting at a random one, those that
-answered no room lately (until the retry time they gave) last. Never a round trip of its own.
+Choosing the shard: round robin over the shards that serve the model (each process from a random
+start), those that answered no room lately (until the retry time they gave) last. Never a round
+trip of its own. Within a shard the strategy (capacity, round robin, ...) chooses the key, so
+round robin and least used are exact per shard, not over the whole pool.
 
 Budgets live in one slot (``{<prefix>}``), which no shard's reserve script can reach: a call
 under a budget first holds its worst-case cost there (lua/budget_hold.lua, the same checks and
@@ -81,6 +83,8 @@ class ShardedEngine(CapacityEngine):
         #: (index, shard) -> the time (_hint_now) until which that shard said it had no room (a hint
         #: for the order shards are asked in; bounded by the configuration's indexes).
         self._busy: dict[tuple[str, int], float] = {}
+        #: index -> this process's round-robin turn over the shards that serve it.
+        self._turns: dict[str, int] = {}
 
     # -- which shard ---------------------------------------------------------------------------
     def shard_of_group(self, group: str) -> int:
@@ -104,7 +108,13 @@ class ShardedEngine(CapacityEngine):
         return [i for i, shard in enumerate(self.shards) if shard._index_bindings(index)]
 
     def _order(self, index: str, candidates: list[int]) -> list[int]:
-        start = self._random.randrange(len(candidates))
+        """The shards to ask, in order: round robin over ``candidates`` (from a random start per
+        process and index), those that answered no room lately last."""
+        turn = self._turns.get(index)
+        if turn is None:
+            turn = self._random.randrange(len(candidates))
+        self._turns[index] = turn + 1
+        start = turn % len(candidates)
         rotated = candidates[start:] + candidates[:start]
         now = self._hint_now()
         return sorted(rotated, key=lambda i: self._busy.get((index, i), 0.0) > now)

@@ -12,7 +12,7 @@ from lua.usage_records import OTHER
 from router.usage_export import export, records
 from router.usage_report import parse_time, summary, time_window
 from tests.helpers import all_stores, both_pool_shards
-from tests.router.usage_data import add_call, add_record, record
+from tests.router.usage_data import add_call, add_record, id_order, record
 
 #: Records and rollups spread over the slots of a sharded pool too (tests/router/usage_data.py).
 pytestmark = both_pool_shards
@@ -106,11 +106,6 @@ def test_times_parse_from_durations_iso_and_unix() -> None:
 
 
 # -- records -------------------------------------------------------------------------------------
-def id_order(record_id: str) -> tuple[int, ...]:
-    """The order of the ids readers give: ``ms-seq`` and, in a sharded pool, ``.slot``."""
-    return tuple(int(part) for part in record_id.replace("-", ".").split("."))
-
-
 async def seed(store: Store, n: int, start_ms: int) -> list[str]:
     """n records, one millisecond apart from ``start_ms`` (ids given explicitly)."""
     ids = []

@@ -12,7 +12,6 @@ from kernel.store import Store
 from kernel.usage_record import UsageRecord
 from lua.usage_records import Rollup, rollup_field, usd_to_nanos
 
-
 _turn = itertools.count()
 
 
@@ -33,6 +32,11 @@ async def add_record(store: Store, record: UsageRecord, stream_id: str = "*") ->
     stream = store.keys.usage_views()[slot].usage_stream
     added = str(await store.client.xadd(stream, {"r": record.to_json()}, id=stream_id))
     return added if len(store.keys.usage_views()) == 1 else f"{added}.{slot}"
+
+
+def id_order(record_id: str) -> tuple[int, ...]:
+    """The order of the ids readers give: ``ms-seq`` and, in a sharded pool, ``.slot``."""
+    return tuple(int(part) for part in record_id.replace("-", ".").split("."))
 
 
 def record(ts: float, n: int, **fields: object) -> UsageRecord:

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import both_pool_shards
 from tests.router.dashboard.browser import APIS, PAGES, DashboardClient
 from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import MODEL, GatewayHarness, PoolKey, chat_body
 
-pytestmark = pytest.mark.integration
+#: The same with the pool in one slot and in three shards (POOL_SHARDS).
+pytestmark = [pytest.mark.integration, both_pool_shards]
 PROMPT = "the-prompt-text-never-shown-4242"
 READ_TOKEN = "dashboard-read-token-5f1e0c7a9b"
 

@@ -23,6 +23,7 @@ from keys.manager import KeyManager
 from router.gateway import Gateway, GatewayServer, VirtualKeySpec
 from router.request_router import RequestRouter
 from router.simulator import ProviderSimulator, SimKey, SimulatorConfig
+from tests.helpers import PoolShards
 from tests.keygen import openai_project_key
 
 MODEL = "gpt-4o-mini"
@@ -103,6 +104,8 @@ class GatewayHarness:
         }
         if redis_url:
             values["REDIS_URL"] = redis_url
+        if PoolShards.value != 1:  # the test's pool_shards (tests/conftest.py)
+            values["POOL_SHARDS"] = PoolShards.value
         values.update(overrides)
         self.settings = Settings.from_env({}, **values)
         self.sim: ProviderSimulator | None = None

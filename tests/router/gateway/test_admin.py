@@ -9,6 +9,7 @@ import pytest
 
 from router.gateway.openapi import build_openapi
 from router.simulator import SimKey
+from tests.helpers import both_pool_shards
 from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import (
     MODEL,
@@ -19,7 +20,8 @@ from tests.router.gateway.harness import (
     env_name,
 )
 
-pytestmark = pytest.mark.integration
+#: The same with the pool in one slot and in three shards (POOL_SHARDS).
+pytestmark = [pytest.mark.integration, both_pool_shards]
 MASKED = re.compile(r"^sk-proj-[A-Za-z0-9_-]{3}\.\.\.[A-Za-z0-9_-]{4}$")
 
 

@@ -12,13 +12,15 @@ from kernel.store import Store
 from keys.budgets import BudgetBook
 from lua.usage_records import BudgetRecord, SpendRecord, budget_field, usd_to_nanos
 from router.metrics import MAX_BUDGET_SERIES, BudgetCollector
+from tests.helpers import both_pool_shards
 from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import GatewayHarness, assert_error_shape
 from tests.router.gateway.processes import run_cli
 from tests.router.gateway.test_ops import samples, value
-from tests.router.usage_data import add_call, add_record, record
+from tests.router.usage_data import add_call, add_record, id_order, record
 
-pytestmark = pytest.mark.integration
+#: The same with the pool in one slot and in three shards (POOL_SHARDS).
+pytestmark = [pytest.mark.integration, both_pool_shards]
 
 
 def store_of(gw: GatewayHarness) -> Store:
@@ -71,7 +73,7 @@ async def test_usage_records_paged(gw: GatewayHarness) -> None:
         cursor = body["data"]["next_cursor"]
         if cursor is None:
             break
-    assert seen == ids
+    assert seen == sorted(ids, key=id_order)  # one millisecond's records: in their slots' order
     status, body = await gw.admin("GET", "/usage/records?user=alice&limit=1000")
     assert [r["request_id"] for r in body["data"]["records"]] == ["req-1", "req-3", "req-5"]
     assert await error_param(gw, "GET", "/usage/records?limit=1001") == "limit"
@@ -205,8 +207,7 @@ async def test_the_commands_ask_a_gateway_on_the_embedded_store(
     store = store_of(gw)
     now = await store.server_time()
     await add_call(store, int(now // 60), {"model": "gpt-4o"}, 10, 1, 0.125)
-    for n in range(3):
-        await add_record(store, record(now, n))
+    written = {await add_record(store, record(now, n)): f"req-{n}" for n in range(3)}
     await BudgetBook(store, store.keys).set("global", BudgetRecord(usd_to_nanos(7)))
     remote = ["--url", gw.url, "--master-key", gw.master]
     env = {"REDIS_URL": ""}
@@ -217,9 +218,7 @@ async def test_the_commands_ask_a_gateway_on_the_embedded_store(
     code, out, err = await run_cli(["usage", *remote, "export", "--since", "1h"], env, tmp_path)
     assert code == 0, err
     assert [json.loads(line)["request_id"] for line in out.splitlines()] == [
-        "req-0",
-        "req-1",
-        "req-2",
+        written[i] for i in sorted(written, key=id_order)
     ]
     code, out, err = await run_cli(["budgets", *remote, "--format", "json"], env, tmp_path)
     assert code == 0, err
