@@ -7,6 +7,8 @@ only touch keys of one slot, so every key one script touches carries the same ta
   The reserve script chooses among all keys of a model atomically, so they must share one slot.
 * ``{<prefix>:s<n>}`` — with ``POOL_SHARDS`` > 1, shard ``n`` of the pool: the same pool keys for
   the keys whose quota group hashes to it (:func:`shard_of`); a reservation runs on one shard.
+  (``{<prefix>:s<n>.<j>}`` when needed to put shard n in the n-th equal range of slots:
+  :func:`shard_tag`, so the shards spread evenly over a cluster's masters.)
   Run-time overrides, budgets and their spend stay under ``{<prefix>}``; usage records are written
   in the slot of the script that writes them (a shard's, or ``{<prefix>}``'s) and read from all.
 * ``{<conv_id>}`` — the keys of one conversation (messages and metadata), appended atomically.
@@ -27,6 +29,9 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, replace
+from functools import cache
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 
 def shard_of(group: str, shards: int) -> int:
@@ -35,6 +40,23 @@ def shard_of(group: str, shards: int) -> int:
     if shards <= 1:
         return 0
     return zlib.crc32(group.encode("utf-8")) % shards
+
+
+@cache
+def shard_tag(prefix: str, shard: int, shards: int) -> str:
+    """The hash tag of shard ``shard`` of ``shards``: ``{<prefix>:s<shard>}``, or when its slot
+    falls outside the shard's share of the slots ``{<prefix>:s<shard>.<j>}`` with the first ``j``
+    whose slot does. Shard n's slot is then in the n-th of ``shards`` equal ranges of the 16,384
+    slots, so a cluster whose masters hold equal ranges (``redis-cli --cluster create``) runs an
+    equal number of shards on each when ``shards`` is a multiple of its masters."""
+    low = shard * REDIS_CLUSTER_HASH_SLOTS // shards
+    high = (shard + 1) * REDIS_CLUSTER_HASH_SLOTS // shards
+    tag = f"{prefix}:s{shard}"
+    j = 0
+    while not low <= key_slot(tag.encode()) < high:
+        j += 1
+        tag = f"{prefix}:s{shard}.{j}"
+    return "{" + tag + "}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +76,7 @@ class RedisKeys:
     def pool_tag(self) -> str:
         if self.shard is None:
             return "{" + self.prefix + "}"
-        return "{" + self.prefix + ":s" + str(self.shard) + "}"
+        return shard_tag(self.prefix, self.shard, max(self.shards, self.shard + 1))
 
     def shard_view(self, shard: int) -> RedisKeys:
         """The names of one shard's pool keys (``{<prefix>:s<shard>}``)."""
@@ -287,7 +309,8 @@ def _shard_rows(k: RedisKeys) -> list[tuple[str, str, str]]:
             "{" + k.prefix + ":s<n>}:...",
             "various",
             "POOL_SHARDS > 1: shard n's cfg, state, win, health, stats, cursor, models, ready, "
-            "order, share, res and usage keys (the keys whose quota group hashes to n)",
+            "order, share, res and usage keys (the keys whose quota group hashes to n); the tag "
+            "is `{llmr:s<n>.<j>}` with the first j that puts it in the n-th equal range of slots",
         ),
         (
             k.budget_hold("<reservation_id>"),

@@ -12,3 +12,6 @@ from kernel.redis_keys import (
 from kernel.redis_keys import (
     shard_of as shard_of,
 )
+from kernel.redis_keys import (
+    shard_tag as shard_tag,
+)

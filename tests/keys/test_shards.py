@@ -8,12 +8,14 @@ import pytest
 
 from kernel.errors import AllKeysExhaustedError
 from kernel.redis_keys import shard_of
-from kernel.store import Store
+from kernel.settings import Settings
+from kernel.store import Store, create_store
 from keys.shards import ShardedEngine
 from lua.records import key_field
 from lua.usage_records import BudgetRecord, SpendRecord, budget_field, usd_to_nanos
 from tests.helpers import all_stores, local_stores
 from tests.keys.engine_helpers import ManualClock, engine_for, make_key
+from tests.servers import RedisCluster
 
 #: One quota group per shard of three (their shard_of): ``GROUPS[i]`` lives in shard i.
 GROUPS = ("k2", "k", "k3")
@@ -127,3 +129,26 @@ async def test_a_sharded_call_under_a_budget_holds_it_in_the_budgets_slot(store:
     assert ((await spend()).reserved, (await spend()).spent) == (0, 40)
     assert (await engine.settle(held[0], 1, cost_nanos=40)).settled is False  # idempotent
     assert ((await spend()).reserved, (await spend()).spent) == (0, 40)
+
+
+async def test_three_shards_run_on_three_masters(cluster_instance: RedisCluster) -> None:
+    """Each shard's tag falls in its third of the slots (kernel.redis_keys.shard_tag), so a
+    three-master cluster runs one shard on each, whatever the prefix."""
+    for prefix in ("llmr", "b1234", "t0", "pool.x"):
+        settings = Settings.from_env(
+            {},
+            REDIS_URL=cluster_instance.url,
+            REDIS_CLUSTER=True,
+            REDIS_KEY_PREFIX=prefix,
+            POOL_SHARDS=3,
+        )
+        store = create_store(settings)
+        try:
+            await store.server_time()  # the client has read the cluster's slots
+            client = store.shared_client
+            masters = {
+                client.get_node_from_key(v.pool_config).port for v in store.keys.pool_views()
+            }
+        finally:
+            await store.close()
+        assert len(masters) == 3, prefix
