@@ -2,7 +2,7 @@
 
     python bench/goodput.py [--seconds 180] [--processes 1 4] [--limits gcra strict]
                             [--systems router litellm] [--keys 4] [--rpm 60]
-                            [--configured-rpm N] [--out PATH]
+                            [--configured-rpm N] [--shards 1 3] [--out PATH]
 
 The provider simulator (its own process) enforces per-key limits exactly as configured: token
 buckets of ``--rpm`` requests per minute, refilled continuously (``gcra``, how OpenAI and Anthropic
@@ -35,7 +35,11 @@ Target (DESIGN.md): goodput >= 99% of rated capacity with zero 429s, also from 4
 
 ``--configured-rpm N`` configures the router and LiteLLM with ``N`` requests per minute per key
 while the simulator still enforces ``--rpm``: a key configured above what its provider really
-allows, or half used by another application. Only the provider's own answers (its rate-limit
+allows, or half used by another application.
+
+``--shards 1 3`` runs the router with each POOL_SHARDS (the pool split into shards, each key in
+one by its quota group: issue 18), on the same one Redis: goodput and 429s against the
+single-shard pool (LiteLLM runs once). Only the provider's own answers (its rate-limit
 headers, its 429s) can tell a router so; capacity and the load stay based on ``--rpm``.
 """
 
@@ -109,7 +113,11 @@ async def _router(spec: dict[str, Any]) -> tuple[Any, Any]:
     from router.request_router import RequestRouter
 
     settings = Settings.from_env(
-        {}, REDIS_URL=spec["redis_url"], REDIS_KEY_PREFIX=spec["prefix"], LOG_LEVEL="WARNING"
+        {},
+        REDIS_URL=spec["redis_url"],
+        REDIS_KEY_PREFIX=spec["prefix"],
+        LOG_LEVEL="WARNING",
+        POOL_SHARDS=spec.get("shards", 1),
     )
     manager = KeyManager(key_store_path=spec["keys_path"], settings=settings, environ=spec["env"])
     router = RequestRouter(manager, settings=settings)
@@ -167,7 +175,9 @@ async def _litellm(spec: dict[str, Any]) -> tuple[Any, Any]:
 
 
 # -- one run -------------------------------------------------------------------------------------------
-def run(system: str, limits: str, processes: int, args: argparse.Namespace) -> dict[str, Any]:
+def run(
+    system: str, limits: str, processes: int, args: argparse.Namespace, shards: int = 1
+) -> dict[str, Any]:
     from router.simulator import SimulatorProcess
 
     strict = limits == "strict"
@@ -197,6 +207,7 @@ def run(system: str, limits: str, processes: int, args: argparse.Namespace) -> d
             "start_at": start_at,
             "seconds": seconds,
             "rate": 2 * capacity_rate / processes,
+            "shards": shards,
         }
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(processes) as pool:
@@ -216,6 +227,7 @@ def run(system: str, limits: str, processes: int, args: argparse.Namespace) -> d
         "system": system,
         "limits": limits,
         "processes": processes,
+        "shards": shards,
         "seconds": seconds,
         "keys": args.keys,
         "rpm_per_key": args.rpm,
@@ -256,24 +268,30 @@ def main() -> None:
         type=int,
         help="what the router and LiteLLM are told each key allows (default: --rpm)",
     )
+    parser.add_argument(
+        "--shards", type=int, nargs="+", default=[1], help="POOL_SHARDS of the router's runs"
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
     rows = []
     for limits in args.limits:
         for system in args.systems:
-            for processes in args.processes:
-                print(
-                    f"{system}, {limits} limits, {processes} process(es), {args.seconds:.0f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                rows.append(run(system, limits, processes, args))
+            for shards in args.shards if system == "router" else [1]:
+                for processes in args.processes:
+                    print(
+                        f"{system}, {limits} limits, {processes} process(es), "
+                        f"{shards} shard(s), {args.seconds:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    rows.append(run(system, limits, processes, args, shards))
     print_table(
         rows,
         [
             ("system", "system", ""),
             ("limits", "limits", ""),
             ("processes", "procs", "d"),
+            ("shards", "shards", "d"),
             ("offered", "offered", "d"),
             ("rated_capacity", "capacity", ".0f"),
             ("successes_in_run", "served", "d"),
