@@ -25,11 +25,12 @@ from keys.models import APIKey
 from router.metrics import RouterMetrics
 from router.simulator import FaultConfig
 from tests import keygen
-from tests.helpers import log_events
+from tests.helpers import PoolShards, both_pool_shards, log_events
 from tests.router.pool import PoolKey, sim_router, unstarted_router
 from tests.servers import RedisServer, free_port
 
-pytestmark = pytest.mark.integration
+#: Degraded mode and the return to Redis with the pool in one slot and in three shards.
+pytestmark = [pytest.mark.integration, both_pool_shards]
 
 MODEL = "gpt-4o-mini"
 TRANSITION = "shared store unreachable: serving in degraded mode"
@@ -42,6 +43,8 @@ def settings(url: str, **overrides: Any) -> Settings:
         "RESERVE_WAIT_SECONDS": 0,
     }
     values.update(overrides)
+    if PoolShards.value != 1:  # the test's pool_shards (tests/conftest.py)
+        values["POOL_SHARDS"] = PoolShards.value
     return Settings.from_env({}, **values)
 
 
@@ -135,9 +138,8 @@ async def test_redis_killed_mid_run_then_restarted_resumes_shared_state_and_keep
             selection = await router.key_manager.select_key(MODEL)
             raw = aioredis.from_url(server.url, decode_responses=True)
             try:
-                reserved = await raw.exists(
-                    store.keys.reservation(selection.reservation.reservation_id)
-                )
+                shard = store.keys.pool_views()[selection.reservation.shard]  # its shard's slot
+                reserved = await raw.exists(shard.reservation(selection.reservation.reservation_id))
             finally:
                 await raw.aclose()
             await router.key_manager.release(selection)
