@@ -140,6 +140,12 @@ class RedisKeys:
         return f"{self.pool_tag}:version"
 
     @property
+    def pool_shards(self) -> str:
+        """String: POOL_SHARDS of a sharded pool (set by its first process; absent: one slot).
+        A process started with another value refuses to start (keys/shards.py)."""
+        return "{" + self.prefix + "}:shards"
+
+    @property
     def pool_models(self) -> str:
         """Set: indexes (models, pattern indexes) that have selection sets in the store."""
         return f"{self.pool_tag}:models"
@@ -312,6 +318,7 @@ def _shard_rows(k: RedisKeys) -> list[tuple[str, str, str]]:
             "order, share, res and usage keys (the keys whose quota group hashes to n); the tag "
             "is `{llmr:s<n>.<j>}` with the first j that puts it in the n-th equal range of slots",
         ),
+        (k.pool_shards, "string", "POOL_SHARDS of a sharded pool; processes must agree"),
         (
             k.budget_hold("<reservation_id>"),
             "string",

@@ -30,7 +30,7 @@ from keys.engine import SERVING_CACHE_MODELS, CapacityEngine, HealthPolicy
 from keys.models import APIKey
 from keys.overrides import Overrides
 from keys.secret_store import SecretChanges, SecretStore, create_secret_store
-from keys.shards import create_engine
+from keys.shards import check_pool_shards, create_engine
 
 log = get_logger("keys.manager")
 
@@ -107,6 +107,7 @@ class KeyPool:
             await self.store.check()  # open failure mode: an unreachable Redis means degraded
             if not self.store.degraded:
                 await check_redis_settings(self.store)
+                await check_pool_shards(self.store, self.settings.POOL_SHARDS)
             if self.store.failover is not None and self._reload_on_recovery not in (
                 self.store.failover.on_recover
             ):

@@ -29,7 +29,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from kernel.errors import AllKeysExhaustedError, KeyUnavailability, RequestTooLargeError
+from kernel.errors import (
+    AllKeysExhaustedError,
+    ConfigError,
+    KeyUnavailability,
+    RequestTooLargeError,
+)
 from kernel.redis_keys import shard_of
 from kernel.store import Store
 from keys.engine import CapacityEngine, HealthPolicy, Reservation, SettleResult
@@ -340,6 +345,25 @@ def _best_refusal(
         keys=notes,
         upstream=best.upstream,
     )
+
+
+async def check_pool_shards(store: Store, shards: int) -> None:
+    """Refuse a POOL_SHARDS other than the pool's in the store: processes that split one pool
+    differently would keep a key's limits in two places and together exceed them. The first
+    process of a sharded pool records its value; a pool in one slot records nothing."""
+    name = store.keys.pool_shards
+    if shards > 1:
+        await store.call(lambda c: c.set(name, shards, nx=True))
+    raw = await store.call(lambda c: c.get(name))
+    stored = int(raw) if raw else 1
+    if stored != shards:
+        raise ConfigError(
+            f"POOL_SHARDS is {shards} but the pool in this Redis (prefix "
+            f"{store.keys.prefix!r}) is split into {stored}: every process sharing a pool must "
+            f"use the same value (to change it, stop them all and delete {name})",
+            source="environment",
+            field="POOL_SHARDS",
+        )
 
 
 def create_engine(store: Store, shards: int, **options: Any) -> CapacityEngine:

@@ -4,17 +4,21 @@ serves, and no room answers the earliest retry time over the shards asked."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from kernel.errors import AllKeysExhaustedError
+from kernel.errors import AllKeysExhaustedError, ConfigError
 from kernel.redis_keys import shard_of
 from kernel.settings import Settings
 from kernel.store import Store, create_store
-from keys.shards import ShardedEngine
+from keys.shards import ShardedEngine, check_pool_shards
 from lua.records import key_field
 from lua.usage_records import BudgetRecord, SpendRecord, budget_field, usd_to_nanos
+from tests.conftest import settings_for
 from tests.helpers import all_stores, local_stores
 from tests.keys.engine_helpers import ManualClock, engine_for, make_key
+from tests.keys.manager_helpers import manager_for
 from tests.servers import RedisCluster
 
 #: One quota group per shard of three (their shard_of): ``GROUPS[i]`` lives in shard i.
@@ -152,3 +156,24 @@ async def test_three_shards_run_on_three_masters(cluster_instance: RedisCluster)
         finally:
             await store.close()
         assert len(masters) == 3, prefix
+
+
+@local_stores
+async def test_a_process_with_another_pool_shards_refuses_to_start(
+    store: Store, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    await check_pool_shards(store, 1)  # a pool in one slot records nothing
+    assert await store.call(store.client.get(store.keys.pool_shards)) is None
+    await check_pool_shards(store, 3)  # the first process of a sharded pool records it
+    await check_pool_shards(store, 3)
+    for other in (1, 2):
+        with pytest.raises(ConfigError) as caught:
+            await check_pool_shards(store, other)
+        assert caught.value.field == "POOL_SHARDS" and "split into 3" in str(caught.value)
+    kind = request.node.callspec.params["store"]
+    if kind == "redis":  # a KeyManager checks at start (the embedded store is its own)
+        settings = settings_for(kind, request, REDIS_KEY_PREFIX=store.keys.prefix)
+        manager, _ = manager_for(settings, tmp_path, [{"key_id": "k1", "model_name": "gpt-4o"}])
+        with pytest.raises(ConfigError):
+            await manager.start()
+        await manager.close()
