@@ -200,6 +200,19 @@ class ShardedEngine(CapacityEngine):
             "tags": tags,
             "margin": self.margin if margin is None else margin,
         }
+        try:
+            reservation = await self._reserve_on_shards(model, tokens, index, candidates, options)
+        except BaseException:
+            if alerts is not None:  # no key reserved: the budgets get their hold back
+                await self._settle_budgets(rid, None, refund=True)
+            raise
+        return replace(reservation, alerts=alerts or (), budget_hold=alerts is not None)
+
+    async def _reserve_on_shards(
+        self, model: str, tokens: int, index: str, candidates: list[int], options: dict[str, Any]
+    ) -> Reservation:
+        """The first shard asked with room (at most 1 + ``fallbacks`` asked), or the best
+        refusal over those asked."""
         refusals: list[AllKeysExhaustedError | RequestTooLargeError] = []
         for i in self._order(index, candidates)[: 1 + self.fallbacks]:
             try:
@@ -212,10 +225,7 @@ class ShardedEngine(CapacityEngine):
                 refusals.append(exc)
                 continue
             self._busy.pop((index, i), None)
-            held = alerts is not None
-            return replace(reservation, shard=i, alerts=alerts or (), budget_hold=held)
-        if alerts is not None:
-            await self._settle_budgets(rid, None, refund=True)
+            return replace(reservation, shard=i)
         raise _best_refusal(model, refusals)
 
     def _note_busy(self, index: str, shard: int, exc: AllKeysExhaustedError) -> None:
