@@ -17,8 +17,8 @@ round robin and least used are exact per shard, not over the whole pool.
 Budgets live in one slot (``{<prefix>}``), which no shard's reserve script can reach: a call
 under a budget first holds its worst-case cost there (lua/budget_hold.lua, the same checks and
 records as reserve's with one shard), then reserves a key on a shard (given back when no shard
-has room), and its settle or release settles the hold. Calls without a budget make no extra
-round trip.
+has room), and its settle or release settles the hold: two more round trips for such a call,
+none for a call without a budget.
 """
 
 from __future__ import annotations
