@@ -113,7 +113,7 @@ async def _level(
     CPU time too."""
     import psutil  # type: ignore[import-untyped]
 
-    watched = psutil.Process(watch_pid) if watch_pid else None
+    watched = ProcessTree(psutil.Process(watch_pid)) if watch_pid else None
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
@@ -129,11 +129,11 @@ async def _level(
                 continue
             latencies.append(time.perf_counter() - started)
 
-    server0 = sum(watched.cpu_times()[:2]) if watched else 0.0
+    server0 = watched.cpu() if watched else 0.0
     cpu0, began = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu0
-    server = sum(watched.cpu_times()[:2]) - server0 if watched else 0.0
+    server = watched.cpu() - server0 if watched else 0.0
     done = len(latencies)
     extra = {}
     if watched:
@@ -154,12 +154,31 @@ async def _level(
     }
 
 
+class ProcessTree:
+    """A server process and its children (``serve --workers N``, a proxy's workers): their CPU
+    time together (user + system seconds)."""
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+
+    def cpu(self) -> float:
+        import psutil
+
+        total = 0.0
+        for process in [self.root, *self.root.children(recursive=True)]:
+            try:
+                total += sum(process.cpu_times()[:2])
+            except psutil.NoSuchProcess:  # a worker gone between listing and reading
+                continue
+        return total
+
+
 async def _make_call(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
     mode = spec["mode"]
     if mode == "direct":
         return await _direct(spec, spec["sim_url"] + "/v1", [k["secret"] for k in spec["keys"]])
-    if mode == "gateway":
-        return await _direct(spec, spec["gateway_url"] + "/v1", [spec["gateway_key"]])
+    if mode.startswith(("gateway", "litellm-proxy")):  # an HTTP server: its URL and key
+        return await _direct(spec, spec["server_url"] + "/v1", [spec["server_key"]])
     if mode in IN_PROCESS_ROUTERS:
         return await _router(spec, spec["redis_url"] if mode == "router-redis" else None)
     return await _litellm(spec)
@@ -426,7 +445,7 @@ def main() -> None:
         gateway = None
         if "gateway" in modes:
             gateway = GatewayProcess(keys_path, env, settings=gateway_settings(redis_url)).start()
-            spec["gateway_url"], spec["gateway_key"] = gateway.url, gateway.virtual_key
+            spec["server_url"], spec["server_key"] = gateway.url, gateway.virtual_key
             spec["gateway_pid"] = gateway.pid
         try:
             for index in range(args.rounds):

@@ -112,6 +112,8 @@ class Settings(BaseModel):
     #: immediate regardless: the limits script checks it on every request).
     GATEWAY_VKEY_CACHE_SECONDS: float = Field(10.0, ge=0)
     GATEWAY_MAX_BODY_BYTES: int = Field(20 * 1024 * 1024, ge=1024)
+    #: ``serve`` runs on uvloop when it is installed (the ``speed`` extra); false: asyncio's loop.
+    GATEWAY_UVLOOP: bool = True
     #: Hosts a key's base_url may name when set over the admin API (comma list, glob patterns,
     #: ``*`` = any); unset: the providers' official hosts. Origins in keys.json are always allowed.
     ADMIN_ALLOWED_BASE_URL_HOSTS: str | None = None

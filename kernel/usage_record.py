@@ -73,7 +73,9 @@ class UsageRecord:
     completion: str | None = None
 
     def to_json(self) -> str:
-        data = {k: v for k, v in asdict(self).items() if v is not None or k in _KEEP_NULL}
+        # every field is a scalar: read them as they are (``asdict`` deep-copies each value,
+        # which cost ~25 us of a gateway request's CPU)
+        data = {k: v for k, v in vars(self).items() if v is not None or k in _KEEP_NULL}
         return jsonio.dumps(data).decode()
 
     @classmethod

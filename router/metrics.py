@@ -24,10 +24,11 @@ id), at most MAX_BUDGET_SERIES of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from router.answers import Answer
@@ -41,6 +42,32 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 KEY_STATES = ("healthy", "cooldown", "circuit_open", "half_open", "disabled")
 #: Budgets exported as gauges at most (the global one first, then the most used).
 MAX_BUDGET_SERIES = 100
+
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+class Children(Generic[M]):
+    """A labelled metric's children, each bound once per label tuple: ``children(*values)`` is a
+    dict lookup where ``metric.labels(*values)`` validates, locks and formats on every call (a
+    few microseconds, several times per request). The cache holds exactly the label tuples the
+    metric has children for, so it is bounded by the metric's label cardinality (bounded values:
+    see the module's docstring)."""
+
+    __slots__ = ("_bound", "metric")
+
+    def __init__(self, metric: M) -> None:
+        self.metric = metric
+        self._bound: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._bound.get(values)
+        if child is None:
+            child = self._bound[values] = self.metric.labels(*values)
+        return child
+
+    def __len__(self) -> int:
+        return len(self._bound)
 
 
 class RouterMetrics:
@@ -110,6 +137,15 @@ class RouterMetrics:
             registry=reg,
         )
         self._usage_metrics(reg)
+        self._bind()
+
+    def _bind(self) -> None:
+        """The children of the metrics every answer updates, bound once per label tuple."""
+        self.requests_of = Children(self.requests)
+        self.tokens_of = Children(self.tokens)
+        self.latency_of = Children(self.latency)
+        self.attempts_of = Children(self.attempts)
+        self.cost_of = Children(self.cost)
 
     def _usage_metrics(self, reg: CollectorRegistry) -> None:
         self.cost = Counter(
@@ -137,7 +173,7 @@ class RouterMetrics:
         if usd is None or not usd > 0:
             return
         label = model_label or _same
-        self.cost.labels(provider or "none", label(model or "")).inc(usd)
+        self.cost_of(provider or "none", label(model or "")).inc(usd)
 
     def observe_budget_alert(self, scope: str) -> None:
         """Count one soft alert of a budget of ``scope`` (global, user, team, vkey)."""
@@ -149,8 +185,8 @@ class RouterMetrics:
         model = label(answer["model"])
         provider = answer["provider"] or "none"
         outcome = "success" if answer["success"] else answer["error_type"] or "error"
-        self.requests.labels(model, provider, outcome).inc()
-        self.latency.labels(model, provider).observe(answer["latency_ms"] / 1000)
+        self.requests_of(model, provider, outcome).inc()
+        self.latency_of(model, provider).observe(answer["latency_ms"] / 1000)
         self.observe_cost(answer["provider"], answer["model"], answer.get("cost"), model_label)
         if answer["success"]:
             tokens = answer["tokens"]
@@ -160,9 +196,9 @@ class RouterMetrics:
                 ("cached", tokens["cached"]),
             ):
                 if count:
-                    self.tokens.labels(model, provider, kind).inc(count)
+                    self.tokens_of(model, provider, kind).inc(count)
         if answer["attempts"]:
-            self.attempts.labels(model).inc(answer["attempts"])
+            self.attempts_of(model).inc(answer["attempts"])
         if answer["rotations"]:
             self.rotations.labels(model).inc(answer["rotations"])
         if answer["success"] and answer["fallback_used"]:

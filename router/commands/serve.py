@@ -74,14 +74,14 @@ def run(args: argparse.Namespace) -> int:
         from router.gateway.server import supervise
 
         return supervise(host, port, workers, [], settings.GATEWAY_SHUTDOWN_TIMEOUT_SECONDS)
-    return _run_one(host, port, reuse_port=args.worker)
+    return _run_one(host, port, reuse_port=args.worker, uvloop=settings.GATEWAY_UVLOOP)
 
 
-def _run_one(host: str, port: int, *, reuse_port: bool) -> int:
+def _run_one(host: str, port: int, *, reuse_port: bool, uvloop: bool) -> int:
     from router.gateway.server import run_worker
 
     try:
-        run_worker(host, port, reuse_port=reuse_port)
+        run_worker(host, port, reuse_port=reuse_port, uvloop=uvloop)
     except ConfigError as exc:
         return _fail(str(exc))
     except OSError as exc:

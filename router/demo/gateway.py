@@ -58,6 +58,7 @@ class GatewayProcess:
         settings: dict[str, str] | None = None,
         python: str = sys.executable,
         startup_timeout: float = 60.0,
+        workers: int = 1,
     ) -> None:
         self.keys_path = str(keys_path)
         self.master_key = "sk-master-" + secrets.token_urlsafe(24)
@@ -67,6 +68,7 @@ class GatewayProcess:
         self.env["ROUTER_MASTER_KEY"] = self.master_key
         self.python = python
         self.startup_timeout = startup_timeout
+        self.workers = workers
         self.url = ""
         self.pid = 0
         self.virtual_key = ""
@@ -77,6 +79,8 @@ class GatewayProcess:
     def start(self, *, virtual_key: bool = True) -> GatewayProcess:
         command = [self.python, "-m", "router", "serve", "--host", "127.0.0.1", "--port", "0"]
         command += ["--keys", self.keys_path]
+        if self.workers > 1:
+            command += ["--workers", str(self.workers)]
         self._process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=self._log, text=True, env=self.env
         )

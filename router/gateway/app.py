@@ -10,9 +10,9 @@ waits for them), turns every error into OpenAI's error shape and records the HTT
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -45,7 +45,7 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-ID", "")
-    return given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
+    return given if REQUEST_ID_PATTERN.match(given) else os.urandom(16).hex()
 
 
 def _http_error(exc: web.HTTPException) -> GatewayError:
@@ -95,8 +95,9 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         response.headers["x-request-id"] = rid
     route = request.match_info.route.resource
     name = route.canonical if route is not None else "unmatched"
-    gateway.metrics.http.labels(name, request.method, str(response.status)).inc()
-    gateway.metrics.http_latency.labels(name).observe(time.perf_counter() - started)
+    metrics = gateway.metrics
+    metrics.http_of(name, request.method, str(response.status)).inc()
+    metrics.http_latency_of(name).observe(time.perf_counter() - started)
     return response
 
 

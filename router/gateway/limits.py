@@ -23,7 +23,7 @@ charging the limits twice (the script keeps the answer of a charging call for
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass
 
 from kernel.settings import Settings
@@ -80,7 +80,7 @@ class RequestLimits:
             names.rl_vkey(vkey_id, "rpm"),
             names.rl_vkey(vkey_id, "tpm"),
             names.rl_vkey_revoked(vkey_id),
-            names.rl_call(uuid.uuid4().hex),
+            names.rl_call(os.urandom(16).hex()),
         )
 
     async def acquire(

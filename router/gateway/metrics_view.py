@@ -18,7 +18,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from kernel.errors import StoreError
 from kernel.log import get_logger
 from router.gateway.auth import require_metrics_token
-from router.metrics import PREFIX, BudgetCollector, PoolCollector, RouterMetrics, default_metrics
+from router.metrics import (
+    PREFIX,
+    BudgetCollector,
+    Children,
+    PoolCollector,
+    RouterMetrics,
+    default_metrics,
+)
 
 if TYPE_CHECKING:
     from router.gateway.state import Gateway
@@ -61,6 +68,8 @@ class GatewayMetrics:
             multiprocess_mode="livesum",
             registry=reg,
         )
+        self.http_of = Children(self.http)
+        self.http_latency_of = Children(self.http_latency)
 
 
 _default: GatewayMetrics | None = None

@@ -105,13 +105,17 @@ def url_of(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def use_uvloop() -> bool:
-    with contextlib.suppress(ImportError):
+def use_uvloop(enabled: bool = True) -> str:
+    """The event loop ``serve`` runs on: uvloop when ``enabled`` (``GATEWAY_UVLOOP``) and
+    installed, else asyncio's own (whose policy is then left as it is). Answers its name."""
+    if not enabled:
+        return "asyncio"
+    try:
         import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        return True
-    return False
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
 
 
 async def _serve(
@@ -135,12 +139,16 @@ async def _serve(
         await server.stop()
 
 
-def run_worker(host: str, port: int, *, reuse_port: bool = False, openai: bool = True) -> None:
-    """Serve in this process until SIGTERM/SIGINT; prints one JSON line once listening.
-    ``openai=False``: the dashboard, admin and operations routes only."""
-    use_uvloop()
+def run_worker(
+    host: str, port: int, *, reuse_port: bool = False, openai: bool = True, uvloop: bool = True
+) -> None:
+    """Serve in this process until SIGTERM/SIGINT; prints one JSON line once listening (with
+    the event loop's name). ``openai=False``: the dashboard, admin and operations routes only;
+    ``uvloop=False``: asyncio's loop even when uvloop is installed."""
+    loop = use_uvloop(uvloop)
 
     def announce(line: dict[str, Any]) -> None:
+        line["loop"] = loop
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
 

@@ -25,6 +25,7 @@ from kernel.errors import (
     ProviderError,
 )
 from keys.models import APIKey
+from router.providers.lazy_limits import LazySnapshot
 from router.providers.ratelimits import RateLimitSnapshot, parse_rate_limits
 from router.providers.transport import (
     AiohttpTransport,
@@ -91,6 +92,10 @@ class ProviderAdapter(ABC):
     ) -> ProviderError: ...
 
     def snapshot(self, headers: Mapping[str, str], body: Any = None) -> RateLimitSnapshot:
+        """What the answer said of the key's limits: parsed when first read when there is no
+        body to read (router/providers/lazy_limits.py), at once from an error's body."""
+        if body is None:
+            return LazySnapshot(self.provider, headers, time.time())
         return parse_rate_limits(self.provider, headers, body)
 
     def base_url(self, key: APIKey) -> str:

@@ -14,6 +14,7 @@ Every reset becomes an absolute unix time, so snapshots can be stored and compar
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -30,6 +31,7 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
+@functools.lru_cache(maxsize=1024)  # a few distinct texts recur on every answer
 def parse_duration(text: str | None) -> float | None:
     """Seconds in a Go duration (``6m0s``, ``1.5s``, ``12ms``, ``1h2m3s``) or a bare number."""
     if text is None:
@@ -47,6 +49,7 @@ def parse_duration(text: str | None) -> float | None:
     return sum(float(number) * _UNITS[unit] for number, unit in parts)
 
 
+@functools.lru_cache(maxsize=1024)  # a few distinct texts recur on every answer
 def text_precision(text: str | None) -> float:
     """Seconds of rounding a reset written as ``text`` may hide: the last digit's unit
     (``12ms`` 0.001, ``1.5s`` 0.1, ``6m0s`` 1, ``2024-01-01T00:00:30Z`` 1, ``...30.25Z`` 0.01)."""
@@ -68,6 +71,7 @@ def text_precision(text: str | None) -> float:
     return unit * (10.0 ** -len(number.group(1)) if number else 1.0)
 
 
+@functools.lru_cache(maxsize=1024)  # a few distinct texts recur on every answer
 def parse_timestamp(text: str | None) -> float | None:
     """Unix time of an RFC 3339 timestamp (``2024-01-01T00:00:30Z``)."""
     if not text:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -174,3 +175,32 @@ async def test_health_check_url_is_1_when_not_ready(tmp_path: Path) -> None:
         ["--health-check", "--url", "http://127.0.0.1:9"], {}, tmp_path, wait_seconds=30
     )
     assert code == 1 and "unreachable" in err
+
+
+@pytest.mark.parametrize(("setting", "loop"), [(None, "uvloop"), ("false", "asyncio")])
+async def test_serve_runs_on_uvloop_unless_gateway_uvloop_is_false(
+    upstream: tuple[ProviderSimulator, dict[str, str]],
+    tmp_path: Path,
+    setting: str | None,
+    loop: str,
+) -> None:
+    pytest.importorskip("uvloop")  # the speed extra: installed in the test environment
+    _, env = upstream
+    env = {**env, "GATEWAY_ALLOW_ANONYMOUS": "true"}
+    if setting is not None:
+        env["GATEWAY_UVLOOP"] = setting
+    served = await start_serve(["--port", "0"], env, tmp_path)
+    try:
+        assert served.line["loop"] == loop
+        status, body = await fresh_post(served.url + "/v1/chat/completions", chat_body())
+        assert status == 200 and body["model"] == MODEL
+    finally:
+        assert await served.stop() == 0
+
+
+def test_use_uvloop_falls_back_to_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
+    from router.gateway.server import use_uvloop
+
+    assert use_uvloop(enabled=False) == "asyncio"
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as when the speed extra is not installed
+    assert use_uvloop() == "asyncio"
