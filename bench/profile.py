@@ -125,6 +125,7 @@ def component(frame: str) -> str | None:
 def summarise(raw: str, top: int = 25) -> str:
     by_component: collections.Counter[str] = collections.Counter()
     ours: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -138,6 +139,8 @@ def summarise(raw: str, top: int = 25) -> str:
             "other (C extensions, dataclass code)",
         )
         by_component[name] += samples
+        for frame in {re.sub(r":\d+\)$", ")", f) for f in frames}:
+            inclusive[frame] += samples
         for frame in reversed(frames):
             if re.search(r"\((router|keys|lua)/|\((manager|engine)\.py", frame):
                 ours[re.sub(r":\d+\)$", ")", frame)] += samples
@@ -146,6 +149,9 @@ def summarise(raw: str, top: int = 25) -> str:
     lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in by_component.most_common()]
     lines += ["", f"this project's {top} hottest functions (innermost frame of ours):"]
     lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in ours.most_common(top)]
+    lines += ["", f"the {2 * top} functions most often on the stack (inclusive, under 80%):"]
+    below = [(name, n) for name, n in inclusive.most_common() if n < 0.8 * total]
+    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in below[: 2 * top]]
     return "\n".join(lines)
 
 

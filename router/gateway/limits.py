@@ -37,6 +37,8 @@ NO_KEY = "-"
 #: Seconds the script remembers a charging call, so a retry of it charges nothing (the script lane
 #: and redis-py retry for a few seconds at most).
 CALL_TTL_SECONDS = 30
+#: (user, virtual key) pairs whose Redis key names are kept built (the cache starts over past it).
+MAX_NAMED = 10_000
 
 
 @dataclass(frozen=True)
@@ -70,18 +72,24 @@ class RequestLimits:
         self.store = store
         self.user_rpm = settings.USER_RPM_DEFAULT
         self.global_rpm = settings.GLOBAL_RPM_MAX
+        self._names: dict[tuple[str, str], tuple[str, str, str, str, str]] = {}
 
     def _keys(self, user_id: str, vkey_id: str) -> AcquireKeys:
-        """The script's KEYS, with a fresh id for this call (see CALL_TTL_SECONDS)."""
+        """The script's KEYS, with a fresh id for this call (see CALL_TTL_SECONDS); the names
+        of a (user, virtual key) pair are built once (at most MAX_NAMED pairs are kept)."""
         names = self.store.keys
-        return AcquireKeys(
-            names.rl_user(user_id),
-            names.rl_global,
-            names.rl_vkey(vkey_id, "rpm"),
-            names.rl_vkey(vkey_id, "tpm"),
-            names.rl_vkey_revoked(vkey_id),
-            names.rl_call(os.urandom(16).hex()),
-        )
+        fixed = self._names.get((user_id, vkey_id))
+        if fixed is None:
+            if len(self._names) >= MAX_NAMED:
+                self._names.clear()
+            fixed = self._names[(user_id, vkey_id)] = (
+                names.rl_user(user_id),
+                names.rl_global,
+                names.rl_vkey(vkey_id, "rpm"),
+                names.rl_vkey(vkey_id, "tpm"),
+                names.rl_vkey_revoked(vkey_id),
+            )
+        return AcquireKeys(*fixed, names.rl_call(os.urandom(16).hex()))
 
     async def acquire(
         self, *, user_id: str | None, vkey: VirtualKey | None, tokens: int, now: float | None = None

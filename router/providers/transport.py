@@ -18,6 +18,7 @@ through :func:`kernel.masking.redact` and never contain the secret, which travel
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -114,6 +115,7 @@ class AiohttpTransport:
         )
 
 
+@functools.lru_cache(maxsize=64)  # a few distinct (immutable) values, one per call otherwise
 def timeouts(total: float, connect: float, *, stream: bool) -> aiohttp.ClientTimeout:
     """Non-streaming calls get a total timeout; streams a limit on the silence between chunks."""
     if stream:
