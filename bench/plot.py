@@ -2,7 +2,7 @@
 
     python bench/plot.py [--results bench/results] [--out docs]
 
-Reads the JSON each benchmark wrote (overhead, goodput, reserve, memory; missing ones are skipped)
+Reads the JSON each benchmark wrote (overhead, goodput, reserve, memory, proxy; missing ones are skipped)
 and writes one PNG per benchmark (``docs/bench-<name>.png``) with matplotlib's Agg backend (no
 display needed).
 """
@@ -29,6 +29,8 @@ COLORS = {
     "litellm": "#d62728",
     "litellm-usage": "#ff7f0e",
     "litellm-direct": "#e377c2",
+    "gateway-2w": "#1f77b4",
+    "litellm-proxy": "#d62728",
 }
 
 
@@ -170,6 +172,40 @@ def plot_memory(data: dict[str, Any], out: Path) -> Path:
     return save(fig, out / "bench-memory.png")
 
 
+def plot_proxy(data: dict[str, Any], out: Path) -> Path:
+    """Our gateway beside LiteLLM's proxy: requests/s per busy core and added p50 (log)."""
+    rows = [r for r in data["rows"] if r["mode"] != "direct"]
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    levels = sorted({r["concurrency"] for r in rows})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.8 / len(modes)
+    for i, mode in enumerate(modes):
+        mine = {r["concurrency"]: r for r in rows if r["mode"] == mode}
+        xs = [j + i * width for j in range(len(levels))]
+        color = COLORS.get(mode)
+        left.bar(
+            xs, [mine[c].get("per_core_requests_per_s", 0) for c in levels], width, color=color
+        )
+        right.bar(
+            xs,
+            [max(1e-3, mine[c].get("added_p50_ms", 0)) for c in levels],
+            width,
+            label=mode,
+            color=color,
+        )
+    for axis in (left, right):
+        axis.set_xticks([j + 0.4 - width / 2 for j in range(len(levels))])
+        axis.set_xticklabels([f"{c} in flight" for c in levels])
+    left.set_yscale("log")
+    left.set_ylabel("requests/s per busy server core (log)")
+    right.set_yscale("log")
+    right.set_ylabel("added p50 over a direct call (ms, log)")
+    right.legend(fontsize=8)
+    fig.suptitle("Our gateway beside LiteLLM's proxy, same simulator and keys")
+    fig.tight_layout()
+    return save(fig, out / "bench-proxy.png")
+
+
 def save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -188,6 +224,7 @@ def main() -> None:
         "goodput": plot_goodput,
         "reserve": plot_reserve,
         "memory": plot_memory,
+        "proxy": plot_proxy,
     }
     for name, plot in plots.items():
         data = load(results, name)

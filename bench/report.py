@@ -104,6 +104,39 @@ def memory(data: dict[str, Any]) -> str:
     )
 
 
+def proxy(data: dict[str, Any]) -> str:
+    rows = table(
+        data["rows"],
+        [
+            ("mode", "mode", ""),
+            ("concurrency", "in flight", "d"),
+            ("requests_per_s", "req/s", ",.0f"),
+            ("added_p50_ms", "added p50 ms", ".2f"),
+            ("added_p99_ms", "added p99 ms", ".2f"),
+            ("server_cpu_us_per_request", "server CPU µs/req", ",.0f"),
+            ("server_cpu_share", "server cores busy", ".2f"),
+            ("per_core_requests_per_s", "req/s per busy core", ",.0f"),
+        ],
+    )
+    ratios = [
+        {"concurrency": int(level), **entry} for level, entry in data.get("ratios", {}).items()
+    ]
+    return (
+        rows
+        + "\n\n"
+        + table(
+            ratios,
+            [
+                ("concurrency", "in flight", "d"),
+                ("per_core_ratio", "req/s per core: ours / LiteLLM's", ".1f"),
+                ("added_p50_ratio", "added p50: LiteLLM's / ours", ".1f"),
+                ("added_p99_ratio", "added p99: LiteLLM's / ours", ".1f"),
+                ("two_workers_requests_per_s_ratio", "req/s: 2 workers / 1", ".2f"),
+            ],
+        )
+    )
+
+
 def machine(data: dict[str, Any]) -> str:
     m = data["machine"]
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
@@ -124,6 +157,7 @@ def main() -> None:
         ("goodput-overconfigured", goodput),
         ("reserve", reserve),
         ("memory", memory),
+        ("proxy", proxy),
     ):
         path = results / f"{name}.json"
         if not path.exists():
