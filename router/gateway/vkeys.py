@@ -21,6 +21,7 @@ listed or revoked.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fnmatch
 import hashlib
@@ -200,6 +201,9 @@ class VirtualKeyStore:
         #: The store's clock minus this host's, and when (monotonic) it was last read.
         self._offset = 0.0
         self._offset_read = float("-inf")
+        #: reads in flight by digest: requests that find a key's cache entry expired together
+        #: share one read instead of each sending its own
+        self._reading: dict[str, asyncio.Future[VirtualKey | None]] = {}
 
     async def _now(self) -> float:
         """The store's clock, in which creation, expiry and revocation times are kept (every
@@ -297,12 +301,31 @@ class VirtualKeyStore:
             assert cached is not None
             key = cached[1]
         elif cached is None or cached[0] <= now:
-            key = await self._read(digest)
-            ttl = self.cache_seconds if key is not None else NEGATIVE_CACHE_SECONDS
-            self._cache.put(digest, (now + ttl, key))  # kept past its ttl for degraded mode
+            key = await self._read_once(digest, now)
         else:
             key = cached[1]
         return key if key is not None and key.usable(await self._now()) else None
+
+    async def _read_once(self, digest: str, now: float) -> VirtualKey | None:
+        """The key read from the store and cached; callers that ask while a read of the same
+        digest is in flight wait for that one (a caller that goes away does not cancel it)."""
+        reading = self._reading.get(digest)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_and_cache(digest, now))
+            self._reading[digest] = reading
+            reading.add_done_callback(lambda done: self._read_done(digest, done))
+        return await asyncio.shield(reading)
+
+    def _read_done(self, digest: str, done: asyncio.Future[VirtualKey | None]) -> None:
+        self._reading.pop(digest, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: its callers (if any are left) got it
+
+    async def _read_and_cache(self, digest: str, now: float) -> VirtualKey | None:
+        key = await self._read(digest)
+        ttl = self.cache_seconds if key is not None else NEGATIVE_CACHE_SECONDS
+        self._cache.put(digest, (now + ttl, key))  # kept past its ttl for degraded mode
+        return key
 
     async def _read(self, digest: str) -> VirtualKey | None:
         command = self.store.shared_client.hgetall(self.store.keys.vkey(digest))
