@@ -229,7 +229,7 @@ def _tool_choice(value: Any, extras: dict[str, Any]) -> None:
     if kind == "tool":
         name = _string(choice.get("name"), "tool_choice.name", empty=False)
         extras["tool_choice"] = {"type": "function", "function": {"name": name}}
-    elif kind in CHOICES:
+    elif isinstance(kind, str) and kind in CHOICES:
         extras["tool_choice"] = CHOICES[kind]
     else:
         raise _fail("expected 'auto', 'any', 'tool' or 'none'", "tool_choice.type")

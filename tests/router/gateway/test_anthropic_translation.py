@@ -194,6 +194,7 @@ def test_an_openai_answer_comes_back_as_an_anthropic_message() -> None:
         ({"system": 7}, "system"),
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0"),
         ({"tool_choice": {"type": "sometimes"}}, "tool_choice.type"),
+        ({"tool_choice": {"type": ["auto"]}}, "tool_choice.type"),  # was a 500 (the fuzz test)
         ({"thinking": {"type": "maybe"}}, "thinking.type"),
         ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
         ({"messages": [{"role": "user", "content": []}]}, "messages.0.content"),
