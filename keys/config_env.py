@@ -77,6 +77,8 @@ def keys_from_environment(
             "rpm": _env_limit(env, f"{prefix}_RPM"),
             "tpm": _env_limit(env, f"{prefix}_TPM"),
             "rpd": _env_limit(env, f"{prefix}_RPD"),
+            "itpm": _env_limit(env, f"{prefix}_ITPM"),
+            "otpm": _env_limit(env, f"{prefix}_OTPM"),
         }
         base_url = env.get(f"{prefix}_BASE_URL", "").strip() or None
         model = env.get(f"{prefix}_MODEL", "").strip() or DEFAULT_MODELS[provider]

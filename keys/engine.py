@@ -117,6 +117,8 @@ class SettleResult:
     previous_state: str = ""
     #: The store's time of the settle: ``until - now`` is the pause, whatever the host's clock.
     now: float = 0.0
+    #: Limits configured above what the provider just reported, newly (``rpm=120>60;...``).
+    above: str = ""
 
     @property
     def changed(self) -> bool:
@@ -160,13 +162,15 @@ class CapacityEngine(PoolHealth):
         margin: float | None = None,
         budgets: Sequence[str] = (),
         cost_nanos: int | None = None,
+        output: int = 0,
     ) -> Reservation:
         """Reserve 1 request and ``tokens`` tokens on a key of ``model``.
 
         ``margin`` (default: the engine's): seconds a limit-bound request waits past the instant
         its limit has room (lua/lib_pool.lua, GCRA_MARGIN). ``budgets``: the budget fields the
         call counts under (lua.usage_records.budget_field); ``cost_nanos``: its worst-case cost
-        in nano-dollars (None: no price known, refused wherever a budget applies).
+        in nano-dollars (None: no price known, refused wherever a budget applies). ``output``:
+        how many of the tokens are the completion (an output token limit's charge).
 
         Raises AllKeysExhaustedError (with the earliest retry time and why) when no key has room,
         RequestTooLargeError when no key could ever fit the request, BudgetExceededError when a
@@ -181,7 +185,7 @@ class CapacityEngine(PoolHealth):
         rid = reservation_id or os.urandom(16).hex()
         wanted = tags_wanted(tags) if tags else ""
         args = self._reserve_args(index, int(tokens), strategy, rid, exclude, wanted, margin)
-        args.budgets, args.cost_nanos = budgets, cost_nanos
+        args.budgets, args.cost_nanos, args.output = budgets, cost_nanos, output
         name = self.names.reservation(rid)
         reply, local = await lua_reserve.run_where(self.store, layout.reserve, name, args)
         if isinstance(reply, lua_reserve.NoKeys) and layout.tier_of:
@@ -260,6 +264,7 @@ class CapacityEngine(PoolHealth):
             reservation.key_id, f"local limit after degraded mode: {reply.reason}", reply.earliest
         )
 
+    # size: one documented keyword per argument of the settle script, passed through in order
     async def settle(
         self,
         reservation: Reservation,
@@ -275,6 +280,8 @@ class CapacityEngine(PoolHealth):
         provider_tolerance: tuple[float, float] = (1.0, 1.0),
         cost_nanos: int | None = None,
         usage: UsageArgs | None = None,
+        said: str = "",
+        split: tuple[int | None, int | None] = (None, None),
     ) -> SettleResult:
         """Charge the actual tokens (refund or extra) and record the outcome; idempotent.
 
@@ -282,11 +289,12 @@ class CapacityEngine(PoolHealth):
         cools the key down (counting toward the breaker); ``cancelled`` keeps the charge, leaves the
         key's health alone and frees a probe's slot.
 
-        ``provider_limits``: the provider's latest rate-limit headers as JSON, kept for status.
-        On a success, what they said of the provider's own buckets: ``hold``, seconds until
-        another such call fits them, and ``provider_room``, the requests and tokens they will
-        have room for then (lua/settle.lua; ``provider_tolerance``: what the reports may be off
-        by). ``cost_nanos`` (None: the estimate) and ``usage``: the budgets and usage record.
+        ``provider_limits``: the provider's latest rate-limit headers as JSON, for status. On a
+        success, what they said of its own buckets: ``hold`` (seconds until another such call
+        fits), ``provider_room`` (requests and tokens then; ``provider_tolerance``: what the
+        reports may be off by). ``cost_nanos`` (None: the estimate), ``usage``: the budgets and
+        usage record. ``said``: the limits the provider reported (keys/learned.py), adopted by
+        every process; ``split``: the call's actual input and output tokens (None: not known).
         """
         args = lua_settle.SettleArgs(
             actual_tokens,
@@ -304,9 +312,11 @@ class CapacityEngine(PoolHealth):
             reservation.probe,
             cost_nanos,
             usage,
+            said,
+            *split,
         )
-        minute = None if usage is None else usage.minute
-        reply = await lua_settle.run(self.store, self._settle_keys(reservation, minute), args)
+        keys = self._settle_keys(reservation, None if usage is None else usage.minute)
+        reply = await lua_settle.run(self.store, keys, args)
         if isinstance(reply, lua_settle.Settled):
             return _settled(reply)
         return SettleResult(False, reservation.key_id, note=reply.state)
@@ -384,4 +394,5 @@ def _settled(reply: lua_settle.Settled) -> SettleResult:
         charged=reply.charged,
         previous_state=reply.previous_state,
         now=reply.now,
+        above=reply.above,
     )

@@ -37,6 +37,8 @@ class HealthActions:
         provider_tolerance: tuple[float, float] = (1.0, 1.0),
         cost_nanos: int | None = None,
         usage: UsageArgs | None = None,
+        said: str = "",
+        split: tuple[int | None, int | None] = (None, None),
     ) -> bool:
         """Settle a call that worked (``KeyManager.record_success``); True when settled here."""
         try:
@@ -50,6 +52,8 @@ class HealthActions:
                 provider_tolerance=provider_tolerance,
                 cost_nanos=cost_nanos,
                 usage=usage,
+                said=said,
+                split=split,
             )
         except StoreError as exc:
             log.error("could not settle a reservation", key=selection.masked_key, error=str(exc))
@@ -60,6 +64,7 @@ class HealthActions:
                 key=selection.masked_key,
                 model=selection.model,
             )
+        warn_above(selection, result.above)
         if result.changed:
             log.info(
                 "key healthy again",
@@ -77,6 +82,7 @@ class HealthActions:
         *,
         provider_limits: str = "",
         cost_nanos: int | None = 0,
+        said: str = "",
     ) -> OutcomeKind:
         """Record how a call failed; answers the outcome (unreachable, rate_limited, auth, ...)."""
         outcome = outcome_of(error)
@@ -90,10 +96,12 @@ class HealthActions:
                 error_class=outcome.error_class,
                 provider_limits=provider_limits,
                 cost_nanos=None if _maybe_billed(error, outcome.kind) else cost_nanos,
+                said=said,
             )
         except StoreError as exc:
             log.error("could not record a failed call", key=selection.masked_key, error=str(exc))
             return outcome.kind
+        warn_above(selection, result.above)
         if result.settled:  # a repeated or late settle changed nothing: nothing to log
             self._log_transition(selection, outcome.kind, result)
         return outcome.kind
@@ -169,6 +177,22 @@ class HealthActions:
         result = await self.pool.engine.clear_cooldown(key_id)
         log.info("cooldown cleared", key=self.pool.masked(key_id))
         return result
+
+
+def warn_above(selection: KeySelection, above: str) -> None:
+    """Log the figures the key is configured above, as the settle that learned them said
+    (``rpm=120>60;tpm=...``): once per bucket and figure, by the process that learned it."""
+    if not above:
+        return
+    pairs = dict(item.split("=", 1) for item in above.split(";") if "=" in item)
+    log.warning(
+        f"{selection.key.provider} key {selection.masked_key} is configured above the limits its "
+        f"provider reports ({', '.join(f'{k} {v}' for k, v in pairs.items())}): it runs at the "
+        "provider's",
+        key=selection.masked_key,
+        model=selection.model,
+        limits=above,
+    )
 
 
 def _maybe_billed(error: BaseException, kind: OutcomeKind) -> bool:

@@ -77,6 +77,11 @@ def limits_of(key: APIKey, divisor: int = 1) -> Limits:
         tpm_burst=divided(key.tpm_burst or key.tpm, divisor),
         strict=key.strict,
         tz=key.reset_tz,
+        itpm=divided(key.itpm, divisor),
+        otpm=divided(key.otpm, divisor),
+        itpm_burst=divided(key.itpm, divisor),
+        otpm_burst=divided(key.otpm, divisor),
+        learn=key.learn_limits,
     )
 
 
@@ -100,7 +105,8 @@ def _check_groups(keys: Iterable[APIKey]) -> None:
         if other is not key and limits_of(other) != limits_of(key):
             raise ConfigError(
                 f"keys {other.key_id!r} and {key.key_id!r} share quota group {key.group!r} "
-                "but have different limits (rpm, tpm, rpd, bursts, strict, day_reset_tz must match)",
+                "but have different limits (rpm, tpm, rpd, itpm, otpm, bursts, strict, day_reset_tz, "
+                "learn_limits must match)",
                 entry=key.key_id,
                 field="quota_group",
             )

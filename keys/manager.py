@@ -133,6 +133,7 @@ class KeyManager:
         margin: float | None = None,
         budgets: Sequence[str] = (),
         cost_nanos: int | None = None,
+        output_tokens: int = 0,
     ) -> KeySelection:
         """Reserve 1 request and ``tokens_needed`` tokens on a healthy key of the model.
 
@@ -146,12 +147,22 @@ class KeyManager:
         ``budgets``: the budget fields the call counts against (lua.usage_records.budget_field)
         and ``cost_nanos`` its worst-case cost: reserved with the key, atomically, or
         BudgetExceededError (a budget applies and the price is unknown: refused too).
+        ``output_tokens``: how many of ``tokens_needed`` are the completion (charged to an
+        output token limit, the rest to an input one: Anthropic's ``itpm``/``otpm``).
         """
         await self.pool.ready()
         model = model_preference or self.pool.default_model()
         strategy = strategy or self.pool.strategy_for_model(model)
         request = SelectionRequest(
-            model, tokens_needed, strategy, exclude, tags, margin, budgets, cost_nanos
+            model,
+            tokens_needed,
+            strategy,
+            exclude,
+            tags,
+            margin,
+            budgets,
+            cost_nanos,
+            output_tokens,
         )
         return await self.selector.select(request, wait)
 
@@ -167,6 +178,8 @@ class KeyManager:
         provider_tolerance: tuple[float, float] = (1.0, 1.0),
         cost_nanos: int | None = None,
         usage: UsageArgs | None = None,
+        said: str = "",
+        split: tuple[int | None, int | None] = (None, None),
     ) -> bool:
         """Settle a call that worked; True when this settled it. If the store is down the
         answer is not lost: the reservation expires and stays charged at its estimate
@@ -175,7 +188,8 @@ class KeyManager:
 
         ``hold``, ``provider_room`` and ``provider_tolerance``: what the provider's rate-limit
         headers said of its own buckets (``CapacityEngine.settle``); every process honours them
-        at once.
+        at once. ``said``: the limits they reported (keys/learned.py), adopted by every process;
+        ``split``: the call's actual input and output tokens.
         """
         return await self.health.record_success(
             selection,
@@ -186,6 +200,8 @@ class KeyManager:
             provider_tolerance=provider_tolerance,
             cost_nanos=cost_nanos,
             usage=usage,
+            said=said,
+            split=split,
         )
 
     async def record_failure(
@@ -196,12 +212,19 @@ class KeyManager:
         *,
         provider_limits: str = "",
         cost_nanos: int | None = 0,
+        said: str = "",
     ) -> OutcomeKind:
         """Record how a call failed; answers the outcome (unreachable, rate_limited, auth, ...).
         ``cost_nanos``: what it cost its budgets (default nothing: a refused call is not billed;
-        None = its estimate, for a call that may have been billed: cut or cancelled)."""
+        None = its estimate, for a call that may have been billed: cut or cancelled). ``said``:
+        the limits the failure reported (a 429's headers, Gemini's quota details)."""
         return await self.health.record_failure(
-            selection, error, actual_tokens, provider_limits=provider_limits, cost_nanos=cost_nanos
+            selection,
+            error,
+            actual_tokens,
+            provider_limits=provider_limits,
+            cost_nanos=cost_nanos,
+            said=said,
         )
 
     async def release(self, selection: KeySelection) -> bool:

@@ -62,7 +62,9 @@ class APIKey(BaseModel):
     ``models``: the models the key serves with weight and priority; default ``model_name`` with the
     key's own ``weight`` and ``priority``. Patterns (``gpt-4o*``, ``*``) match requested models.
     ``rpm_burst``/``tpm_burst``: how much of a limit may be spent at once (GCRA burst); default the
-    whole limit, refilled continuously. ``strict``: additionally, no 60-second window ever exceeds
+    whole limit, refilled continuously. ``itpm``/``otpm``: separate input and output token limits
+    per minute (Anthropic's). ``learn_limits`` (default on): adopt the limits the provider reports
+    where none is configured or the configured one is higher (keys/learned.py). ``strict``: additionally, no 60-second window ever exceeds
     the limit. ``secret_ref``: the secret's name in the secret store (default: by key id).
     """
 
@@ -74,6 +76,9 @@ class APIKey(BaseModel):
     rpm: int | None = Field(None, ge=1, validation_alias=AliasChoices("rpm", "rpm_limit"))
     tpm: int | None = Field(None, ge=1, validation_alias=AliasChoices("tpm", "tpm_limit"))
     rpd: int | None = Field(None, ge=1, validation_alias=AliasChoices("rpd", "rpd_limit"))
+    itpm: int | None = Field(None, ge=1, validation_alias=AliasChoices("itpm", "itpm_limit"))
+    otpm: int | None = Field(None, ge=1, validation_alias=AliasChoices("otpm", "otpm_limit"))
+    learn_limits: bool = True
     active: bool = True
     tags: dict[str, str] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=_now)
@@ -177,6 +182,8 @@ class APIKey(BaseModel):
             data.pop("models", None)
         if not data.get("tags"):
             data.pop("tags", None)
+        if data.get("learn_limits") is True:  # the default
+            data.pop("learn_limits")
         return data
 
     def __repr__(self) -> str:

@@ -29,6 +29,9 @@ class NoRoom(Generic[A]):
 
     answer: A
     pause: float | None
+    #: The pause is a key's limits being learned from its provider's first answer
+    #: (keys/learned.py): it spends the wait's deadline, not its budget.
+    learning: bool = False
 
 
 @dataclass
@@ -48,10 +51,13 @@ class RoomWait:
         seconds = max(0.0, seconds)
         return cls(seconds, time.monotonic() + seconds, jitter)
 
-    def allows(self, pause: float | None) -> bool:
-        """Whether this wait may still sleep ``pause`` seconds."""
+    def allows(self, pause: float | None, learning: bool = False) -> bool:
+        """Whether this wait may still sleep ``pause`` seconds (``learning``: within its deadline,
+        whatever its budget)."""
         if pause is None:
             return False
+        if learning:
+            return time.monotonic() + max(0.0, pause) + self.jitter <= self.deadline
         # the jitter counts too: a sleep that ended past the deadline would find the budget
         # spent and answer "retry budget exhausted" where "no room, retry in ..." is the truth
         return (
@@ -64,8 +70,9 @@ class RoomWait:
         the pause its NoRoom names; answers that try's result."""
         while True:
             got = await attempt()
-            if not isinstance(got, NoRoom) or not self.allows(got.pause):
+            if not isinstance(got, NoRoom) or not self.allows(got.pause, got.learning):
                 return got
             pause = max(0.0, got.pause or 0.0)
-            self.waited += pause
+            if not got.learning:
+                self.waited += pause
             await asyncio.sleep(pause + random.uniform(0, self.jitter))

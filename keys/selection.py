@@ -10,6 +10,7 @@ unreachable endpoints), that failure, at once: waiting would only postpone the n
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,8 @@ class SelectionRequest:
     #: Budget fields the call counts against, and its worst-case cost (lua/reserve.lua).
     budgets: Sequence[str] = ()
     cost_nanos: int | None = None
+    #: How many of ``tokens`` are the completion (an output token limit's charge).
+    output: int = 0
 
 
 class Selector:
@@ -94,8 +97,12 @@ class Selector:
 
     async def select(self, request: SelectionRequest, wait: float) -> KeySelection:
         """A reservation on a key of the request's model, waiting up to ``wait`` seconds for room;
-        else the explained AllKeysExhaustedError (RequestTooLargeError: it can never fit)."""
-        room = RoomWait.for_seconds(wait)
+        else the explained AllKeysExhaustedError (RequestTooLargeError: it can never fit). A key
+        whose limits are being learned (keys/learned.py) is waited for, whatever ``wait``, until
+        its provider's first answer (at most the probe TTL: the learning call's longest hold)."""
+        wait = max(0.0, wait)
+        learning = max(wait, self.pool.engine.probe_ttl)
+        room = RoomWait(wait, time.monotonic() + learning)
         held: list[KeyUnavailability] = []  # keys refused by the holdover's local limits
 
         async def attempt() -> KeySelection | NoRoom[AllKeysExhaustedError]:
@@ -104,9 +111,12 @@ class Selector:
             except AllKeysExhaustedError as exc:
                 exc = _with_holdover(exc, held)
                 held.clear()
-                pause = exc.retry_after
-                if room.allows(pause) and await self._upstream_failure(request.model, exc) is None:
-                    return NoRoom(exc, pause)
+                pause, learning = exc.retry_after, exc.reason == "learning"
+                if (
+                    room.allows(pause, learning)
+                    and await self._upstream_failure(request.model, exc) is None
+                ):
+                    return NoRoom(exc, pause, learning)
                 return NoRoom(exc, None)
 
         got = await room.until_room(attempt)
@@ -131,6 +141,7 @@ class Selector:
                 margin=request.margin,
                 budgets=request.budgets,
                 cost_nanos=request.cost_nanos,
+                output=request.output,
             )
             if await self._again(reservation, request, held):
                 continue

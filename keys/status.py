@@ -71,6 +71,7 @@ def key_status(key: APIKey, snap: dict[str, Any], masked: str) -> dict[str, Any]
         "tpm_usage": primary.get("tpm", {"used": 0, "limit": key.tpm, "available": None}),
         "rpd_usage": primary.get("rpd", {"count": 0, "limit": key.rpd, "tokens": 0}),
         "usage_by_model": snap["usage"],
+        "limits": primary.get("limits", {}),
         "requests": stats["requests"],
         "successes": stats["successes"],
         "failures": stats["failures"],

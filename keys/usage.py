@@ -12,8 +12,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from keys.layout import PoolLayout
+from keys.learned import limits_status
 from keys.models import APIKey
-from lua.records import Health, State, bucket_name, gcra_level, rolled
+from lua.records import Health, Learned, State, bucket_name, gcra_level, learned_field, rolled
 
 STAT_FIELDS = (
     "requests",
@@ -38,7 +39,10 @@ class UsageReader(PoolLayout):
         """Usage of one bucket: sliding-minute requests/tokens, the day's, room left, blocks."""
         now = await self.now() if now is None else now
         raw = await self.store.call(lambda c: c.hget(self.names.pool_state, bucket))
-        return usage_from_state(raw, key, now)
+        learned = await self.store.call(
+            lambda c: c.hget(self.names.pool_config, learned_field(bucket))
+        )
+        return usage_from_state(raw, key, now, learned)
 
     async def health(self, key_id: str) -> dict[str, Any]:
         raw = await self.store.call(lambda c: c.hget(self.names.pool_health, key_id))
@@ -70,6 +74,12 @@ class UsageReader(PoolLayout):
         state_raw = (
             await self.store.call(lambda c: c.hmget(self.names.pool_state, names)) if names else []
         )
+        fields = [learned_field(b) for b in names]
+        learned_raw = (
+            await self.store.call(lambda c: c.hmget(self.names.pool_config, fields))
+            if names
+            else []
+        )
         out: dict[str, dict[str, Any]] = {}
         width = len(STAT_FIELDS)
         for i, key_id in enumerate(key_ids):
@@ -80,8 +90,8 @@ class UsageReader(PoolLayout):
                 "usage": {},
                 "now": now,
             }
-        for (key_id, model, _), raw in zip(buckets, state_raw, strict=True):
-            out[key_id]["usage"][model] = usage_from_state(raw, self._keys[key_id], now)
+        for (key_id, model, _), raw, learned in zip(buckets, state_raw, learned_raw, strict=True):
+            out[key_id]["usage"][model] = usage_from_state(raw, self._keys[key_id], now, learned)
         return out
 
 
@@ -106,25 +116,53 @@ def _room(tat: float, now: float, limit: int | None, burst: int | None) -> float
     return max(0.0, (burst or limit) - gcra_level(tat, now, limit))
 
 
-def usage_from_state(raw: str | None, key: APIKey, now: float) -> dict[str, Any]:
-    """A bucket's usage at ``now`` as status shows it, from its state record."""
+def usage_from_state(
+    raw: str | None, key: APIKey, now: float, learned_raw: str | None = None
+) -> dict[str, Any]:
+    """A bucket's usage at ``now`` as status shows it, from its state record, against the limits
+    it runs at (configured and learned: keys/learned.py)."""
     s = rolled(State.decode(raw), now, _day(now, key.reset_tz))
+    limits = limits_status(key, Learned.decode(learned_raw))
+    rpm, rpm_burst = _limit(limits, "rpm", key.rpm_burst)
+    tpm, tpm_burst = _limit(limits, "tpm", key.tpm_burst)
     weight = 1.0 - (now % 60) / 60.0  # share of the previous minute inside the sliding minute
     return {
         "rpm": {
             "count": round(s.prev_req * weight + s.min_req),
-            "limit": key.rpm,
-            "available": _room(s.tat_r, now, key.rpm, key.rpm_burst),
+            "limit": rpm,
+            "available": _room(s.tat_r, now, rpm, rpm_burst),
         },
         "tpm": {
             "used": round(s.prev_tok * weight + s.min_tok),
-            "limit": key.tpm,
-            "available": _room(s.tat_t, now, key.tpm, key.tpm_burst),
+            "limit": tpm,
+            "available": _room(s.tat_t, now, tpm, tpm_burst),
         },
-        "rpd": {"count": s.day_req, "limit": key.rpd, "tokens": s.day_tok},
+        "rpd": {"count": s.day_req, "limit": _limit(limits, "rpd", None)[0], "tokens": s.day_tok},
+        **_io_usage(limits, s, now),
+        "limits": limits,
         "blocked_until": s.blocked if s.blocked > now else None,
         "backoff_level": s.level,
     }
+
+
+def _limit(limits: dict[str, Any], name: str, burst: int | None) -> tuple[int | None, int | None]:
+    """A limit the bucket runs at (None: none), and its burst: the configured one unless the
+    provider's figure is lower (then at most that figure)."""
+    entry = limits.get(name)
+    if entry is None:
+        return None, None
+    value = int(entry["limit"])
+    return value, min(burst, value) if burst and entry["source"] != "learned" else value
+
+
+def _io_usage(limits: dict[str, Any], s: State, now: float) -> dict[str, Any]:
+    """Room left in the input and output token limits (Anthropic's), when the bucket has them."""
+    out: dict[str, Any] = {}
+    for name, tat in (("itpm", s.tat_i), ("otpm", s.tat_o)):
+        value = _limit(limits, name, None)[0]
+        if value:
+            out[f"{name}_usage"] = {"limit": value, "available": _room(tat, now, value, value)}
+    return out
 
 
 def parse_stats(raw: dict[str, str | None]) -> dict[str, Any]:

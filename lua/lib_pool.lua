@@ -7,7 +7,12 @@
 -- for microsecond unix timestamps.
 --
 --   cfg    k:<key>            group, active (1/0), tags (";k=v;k=v;")
---   cfg    b:<group>|<model>  rpm, tpm, rpd, rpm_burst, tpm_burst, strict (1/0), tz name (0 = no limit)
+--   cfg    b:<group>|<model>  rpm, tpm, rpd, rpm_burst, tpm_burst, strict (1/0), tz name[, itpm, otpm,
+--                             itpm_burst, otpm_burst, learn (1/0)] (0 = no limit): the configured
+--                             limits, and whether the provider's figures are adopted
+--   cfg    p:<group>|<model>  learned from the provider: rpm, tpm, rpd, itpm, otpm (0 = not said),
+--                             when it last answered (0 = never), until when the call sent to
+--                             learn them is in flight (see read_limits)
 --   cfg    m:<model>          max tpm burst of the model's keys (-1: some key has no tpm limit), tiers
 --   cfg    w:<key>|<model>    weight[, TAB, the pattern the key's bucket is under]
 --   state  <group>|<model>    see read_state
@@ -127,38 +132,97 @@ local function write_model(cfg, index, max_burst, tiers)
 end
 
 local LIMITS_PATTERN = '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$'
+local LIMITS_PATTERN_12 = '^' .. string.rep('([^\t]*)\t', 11) .. '([^\t]*)$'
+local LEARNED_PATTERN = '^' .. string.rep('([^\t]*)\t', 6) .. '([^\t]*)$'
+local FIGURES = {'rpm', 'tpm', 'rpd', 'itpm', 'otpm'}
+-- Seconds a request waits, at most, before looking again at a key whose limits are being learned.
+local LEARN_POLL = 0.2
+
+-- p:<bucket>: what the provider reported of the bucket's limits (0 = not said), when it last
+-- answered a call (0 = never: nothing is known yet), until when the one call sent to learn them
+-- may still be in flight.
+local function read_learned(cfg, bucket)
+  local raw = redis.call('HGET', cfg, 'p:' .. bucket)
+  local P = {rpm = 0, tpm = 0, rpd = 0, itpm = 0, otpm = 0, at = 0, flight = 0}
+  if raw then
+    local a, b, c, d, e, f, g = string.match(raw, LEARNED_PATTERN)
+    if a then
+      P.rpm, P.tpm, P.rpd = tonumber(a) or 0, tonumber(b) or 0, tonumber(c) or 0
+      P.itpm, P.otpm, P.at, P.flight = tonumber(d) or 0, tonumber(e) or 0, tonumber(f) or 0, tonumber(g) or 0
+    end
+  end
+  return P
+end
+
+local function write_learned(cfg, bucket, P)
+  redis.call('HSET', cfg, 'p:' .. bucket, string.format('%d\t%d\t%d\t%d\t%d\t%.6f\t%.6f',
+    P.rpm, P.tpm, P.rpd, P.itpm, P.otpm, P.at, P.flight))
+end
+
+-- A configured limit (0 = none) and its burst beside the provider's figure (0 = not said): the
+-- provider's when nothing is configured or when it is lower (a key configured above its real
+-- limit runs at the real one); the configured one otherwise (the operator's choice).
+local function adopt(configured, burst, learned)
+  if learned <= 0 then return configured, burst end
+  if configured <= 0 then return learned, learned end
+  if learned < configured then return learned, math.min(burst, learned) end
+  return configured, burst
+end
+
+-- The limits a bucket runs at: its configured ones (L.c) merged with what its provider reported
+-- (L.P), when the record says to adopt them (a record of 7 fields does not). L.learning: nothing
+-- is configured and the provider has not answered yet, so one call at a time goes out until it
+-- does (reserve, settle).
+local function merge_limits(L)
+  local c, P = L.c, L.P
+  if not c.learn then P = {rpm = 0, tpm = 0, rpd = 0, itpm = 0, otpm = 0, at = 1, flight = 0} end
+  L.rpm, L.br = adopt(c.rpm, c.br, P.rpm)
+  L.tpm, L.bt = adopt(c.tpm, c.bt, P.tpm)
+  L.rpd = adopt(c.rpd, c.rpd, P.rpd)
+  L.itpm, L.bi = adopt(c.itpm, c.bi, P.itpm)
+  L.otpm, L.bo = adopt(c.otpm, c.bo, P.otpm)
+  L.learning = P.at == 0 and c.rpm == 0 and c.tpm == 0 and c.itpm == 0 and c.otpm == 0
+  return L
+end
 
 local function read_limits(cfg, bucket)
   local raw = redis.call('HGET', cfg, 'b:' .. bucket)
   if not raw then return nil end
-  local rpm, tpm, rpd, br, bt, strict, tz = string.match(raw, LIMITS_PATTERN)
-  return {
+  local rpm, tpm, rpd, br, bt, strict, tz, itpm, otpm, bi, bo, learn = string.match(raw, LIMITS_PATTERN_12)
+  if not rpm then rpm, tpm, rpd, br, bt, strict, tz = string.match(raw, LIMITS_PATTERN) end
+  local c = {
     rpm = tonumber(rpm) or 0, tpm = tonumber(tpm) or 0, rpd = tonumber(rpd) or 0,
-    br = tonumber(br) or 0, bt = tonumber(bt) or 0, strict = strict == '1', tz = tz or 'UTC',
+    br = tonumber(br) or 0, bt = tonumber(bt) or 0, itpm = tonumber(itpm) or 0,
+    otpm = tonumber(otpm) or 0, bi = tonumber(bi) or 0, bo = tonumber(bo) or 0, learn = learn == '1',
   }
+  return merge_limits({c = c, P = read_learned(cfg, bucket), strict = strict == '1', tz = tz or 'UTC'})
 end
 
 -- Bucket state: GCRA times of both limits, day and minute counters (for RPD and status), a
--- provider-imposed block (429) with its backoff level, and the time of the last admission (see
+-- provider-imposed block (429) with its backoff level, the time of the last admission (see
 -- GCRA_MARGIN; a record written before it has 12 fields and no known last admission, so the
--- margin applies to it).
+-- margin applies to it), and the GCRA times of the input and output token limits (a record
+-- written before them has 13 fields: both buckets full).
+local STATE_PATTERN_15 = '^' .. string.rep('([^\t]*)\t', 14) .. '([^\t]*)$'
 local STATE_PATTERN = '^' .. string.rep('([^\t]*)\t', 12) .. '([^\t]*)$'
 local STATE_PATTERN_12 = '^' .. string.rep('([^\t]*)\t', 11) .. '([^\t]*)$'
-local STATE_FORMAT = '%.6f\t%.6f\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.6f\t%d\t%.6f'
+local STATE_FORMAT = '%.6f\t%.6f\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.6f\t%d\t%.6f\t%.6f\t%.6f'
 
 local function read_state(state_key, bucket)
   local raw = redis.call('HGET', state_key, bucket)
   if not raw then
     return {tat_r = 0, tat_t = 0, day = -1, day_req = 0, day_tok = 0, minute = -1, min_req = 0,
-            min_tok = 0, prev_req = 0, prev_tok = 0, blocked = 0, level = 0, last = 0}
+            min_tok = 0, prev_req = 0, prev_tok = 0, blocked = 0, level = 0, last = 0, tat_i = 0,
+            tat_o = 0}
   end
-  local a, b, c, d, e, f, g, h, i, j, k, l, m = string.match(raw, STATE_PATTERN)
+  local a, b, c, d, e, f, g, h, i, j, k, l, m, n, o = string.match(raw, STATE_PATTERN_15)
+  if not a then a, b, c, d, e, f, g, h, i, j, k, l, m = string.match(raw, STATE_PATTERN) end
   if not a then a, b, c, d, e, f, g, h, i, j, k, l = string.match(raw, STATE_PATTERN_12) end
   return {
     tat_r = tonumber(a), tat_t = tonumber(b), day = tonumber(c), day_req = tonumber(d),
     day_tok = tonumber(e), minute = tonumber(f), min_req = tonumber(g), min_tok = tonumber(h),
     prev_req = tonumber(i), prev_tok = tonumber(j), blocked = tonumber(k), level = tonumber(l),
-    last = tonumber(m) or 0,
+    last = tonumber(m) or 0, tat_i = tonumber(n) or 0, tat_o = tonumber(o) or 0,
   }
 end
 
@@ -166,7 +230,8 @@ local function write_state(state_key, bucket, s)
   redis.call('HSET', state_key, bucket, string.format(STATE_FORMAT, s.tat_r, s.tat_t,
     math.floor(s.day), math.floor(s.day_req + 0.5), math.floor(s.day_tok + 0.5), math.floor(s.minute),
     math.floor(s.min_req + 0.5), math.floor(s.min_tok + 0.5), math.floor(s.prev_req + 0.5),
-    math.floor(s.prev_tok + 0.5), s.blocked, math.floor(s.level), s.last or 0))
+    math.floor(s.prev_tok + 0.5), s.blocked, math.floor(s.level), s.last or 0, s.tat_i or 0,
+    s.tat_o or 0))
 end
 
 -- Low-water marks: "seq\tcut\tseq:level,seq:level,..." (see push_low); read by the one bucket
@@ -216,6 +281,16 @@ end
 local function gcra_charge(tat, now, cost, limit)
   if limit <= 0 then return tat end
   return math.max(tat, now) + cost * (60.0 / limit)
+end
+
+-- Charge `amount` more units to a limit (amount < 0: give them back, never past a full bucket).
+-- The input and output token limits are corrected this way: like the provider's own buckets,
+-- which refund the unused part of a reservation up to their capacity.
+local function gcra_adjust(tat, now, amount, limit)
+  if limit <= 0 or amount == 0 then return tat end
+  if amount > 0 then return gcra_charge(tat, now, amount, limit) end
+  if tat <= now then return tat end
+  return math.max(now, tat + amount * (60.0 / limit))
 end
 
 -- Units of a limit in use at `now` (0 = the bucket is full of room).
@@ -337,8 +412,9 @@ local function window_add(w, slot, req, tok)
   end
 end
 
--- Earliest time a request of (1 request, `tokens`) fits the limits, and the binding limit.
-local function limits_at(L, S, W, tokens, next_day)
+-- Earliest time a request of (1 request, `tokens`) fits the limits, and the binding limit; `out`
+-- of the tokens are its completion (output limit), the rest its prompt (input limit).
+local function limits_at(L, S, W, tokens, next_day, out)
   local at, why = 0, nil
   local function bound(t, reason)
     if t > at then at, why = t, reason end
@@ -359,6 +435,8 @@ local function limits_at(L, S, W, tokens, next_day)
   end
   bound(r_at, 'rpm')
   bound(t_at, 'tpm')
+  if L.itpm > 0 then bound(gcra_at(S.tat_i, tokens - (out or 0), L.itpm, L.bi), 'itpm') end
+  if L.otpm > 0 then bound(gcra_at(S.tat_o, out or 0, L.otpm, L.bo), 'otpm') end
   if W then
     bound(window_at(W, 2, 1, L.rpm), 'rpm')
     bound(window_at(W, 3, tokens, L.tpm), 'tpm')
@@ -398,8 +476,12 @@ end
 -- Give back what a reservation holds, its call never having reached the provider: the request
 -- and tokens come back, never more than is still outstanding (capacity that already refilled is
 -- not handed out twice). The caller marks the reservation released (release, settle 'unreachable').
-local function give_back(CFG, STATE, WIN, STATS, READY, now, offsets, key, bucket, tokens, at, rseq)
+local function give_back(CFG, STATE, WIN, STATS, READY, now, offsets, key, bucket, tokens, at, rseq, out)
   local L = read_limits(CFG, bucket)
+  if L and L.learning and L.P.flight > 0 then
+    L.P.flight = 0  -- the call sent to learn the limits never left: the next one may go
+    write_learned(CFG, bucket, L.P)
+  end
   if L then
     local S = read_state(STATE, bucket)
     local day, next_day = day_of(now, offsets[L.tz] or 0)
@@ -415,6 +497,9 @@ local function give_back(CFG, STATE, WIN, STATS, READY, now, offsets, key, bucke
       if L.tpm > 0 then S.tat_t = S.tat_t - back * (60.0 / L.tpm) end
       push_low(marks, gcra_level(S.tat_t, now, L.tpm))
       write_lows(STATE, bucket, marks)
+      local o = math.min(out or 0, tokens)
+      S.tat_i = gcra_adjust(S.tat_i, now, -(tokens - o), L.itpm)
+      S.tat_o = gcra_adjust(S.tat_o, now, -o, L.otpm)
     end
     if L.strict then
       local W = read_window(WIN, bucket, now)

@@ -7,10 +7,13 @@ and one reader and one writer in lib_pool.lua; tests/lua/test_records.py runs ea
 the other wrote (real Redis, the cluster and the embedded store).
 
     cfg    k:<key>            group, active (1/0), tags (";k=v;k=v;")     key_record / KeyRecord
-    cfg    b:<bucket>         rpm, tpm, rpd, rpm_burst, tpm_burst, strict, tz      Limits
+    cfg    b:<bucket>         rpm, tpm, rpd, rpm_burst, tpm_burst, strict, tz[, itpm, otpm,
+                              itpm_burst, otpm_burst, learn]                     Limits
+    cfg    p:<bucket>         learned rpm, tpm, rpd, itpm, otpm, at, in flight   Learned
     cfg    m:<index>          max tpm burst (-1: a key has no tpm limit), tiers   ModelRecord
     cfg    w:<key>|<index>    weight[, TAB, the pattern the key's bucket is under]  WeightRecord
-    state  <bucket>           GCRA times, day/minute counters, block, level, last  State
+    state  <bucket>           GCRA times, day/minute counters, block, level, last,
+                              input and output GCRA times                         State
     state  <bucket>#lows      seq, cut, "seq:level,..." (low-water marks)         Lows
     win    <bucket>           "slot:req:tok;..." per second (strict mode)        decode_window
     health <key>              state, until, reason, level, fails                   Health
@@ -73,6 +76,10 @@ def limits_field(bucket: str) -> str:
     return f"b:{bucket}"
 
 
+def learned_field(bucket: str) -> str:
+    return f"p:{bucket}"
+
+
 def key_field(key_id: str) -> str:
     return f"k:{key_id}"
 
@@ -114,7 +121,9 @@ def key_record(group: str, active: bool, tags: str) -> str:
 
 @dataclass(frozen=True)
 class Limits:
-    """``b:<bucket>``: a bucket's limits (0 = no limit) and its day-reset calendar."""
+    """``b:<bucket>``: a bucket's configured limits (0 = no limit), its day-reset calendar, its
+    input and output token limits (Anthropic's) and whether the limits its provider reports are
+    adopted (``learn``; a 7-field record, written before them, does not learn)."""
 
     rpm: int
     tpm: int
@@ -123,15 +132,61 @@ class Limits:
     tpm_burst: int
     strict: bool
     tz: str
+    itpm: int = 0
+    otpm: int = 0
+    itpm_burst: int = 0
+    otpm_burst: int = 0
+    learn: bool = False
 
     def encode(self) -> str:
         values = (self.rpm, self.tpm, self.rpd, self.rpm_burst, self.tpm_burst)
-        return TAB.join([*map(str, values), "1" if self.strict else "0", self.tz])
+        more = (self.itpm, self.otpm, self.itpm_burst, self.otpm_burst)
+        strict, learn = "1" if self.strict else "0", "1" if self.learn else "0"
+        return TAB.join([*map(str, values), strict, self.tz, *map(str, more), learn])
 
     @classmethod
     def decode(cls, raw: str) -> Limits:
-        rpm, tpm, rpd, br, bt, strict, tz = raw.split(TAB)
-        return cls(int(rpm), int(tpm), int(rpd), int(br), int(bt), strict == "1", tz)
+        p = raw.split(TAB)
+        rpm, tpm, rpd, br, bt, strict, tz = p[:7]
+        base = (int(rpm), int(tpm), int(rpd), int(br), int(bt), strict == "1", tz)
+        if len(p) == 7:
+            return cls(*base)
+        itpm, otpm, bi, bo, learn = p[7:12]
+        return cls(*base, int(itpm), int(otpm), int(bi), int(bo), learn == "1")
+
+
+#: The figures a provider may report of a bucket's limits, in the order settle takes them.
+FIGURES = ("rpm", "tpm", "rpd", "itpm", "otpm")
+
+
+@dataclass(frozen=True)
+class Learned:
+    """``p:<bucket>``: the limits the provider reported (0 = not said), when it last answered a
+    call (0 = never: nothing known yet) and until when the one call sent to learn them may be in
+    flight (lib_pool.lua's read_learned/write_learned)."""
+
+    rpm: int = 0
+    tpm: int = 0
+    rpd: int = 0
+    itpm: int = 0
+    otpm: int = 0
+    at: float = 0.0
+    flight: float = 0.0
+
+    @classmethod
+    def decode(cls, raw: str | None) -> Learned:
+        if not raw:
+            return cls()
+        p = raw.split(TAB)
+        rpm, tpm, rpd, itpm, otpm = (int(v) for v in p[:5])
+        return cls(rpm, tpm, rpd, itpm, otpm, float(p[5]), float(p[6]))
+
+    def encode(self) -> str:
+        counts = (self.rpm, self.tpm, self.rpd, self.itpm, self.otpm)
+        return TAB.join([*map(str, counts), f"{self.at:.6f}", f"{self.flight:.6f}"])
+
+    def figure(self, name: str) -> int:
+        return int(getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -178,7 +233,8 @@ class WeightRecord:
 class State:
     """A bucket's state (lib_pool.lua's read_state/write_state): the GCRA times of the request and
     token limits, the day and minute counters (for RPD and status), a provider-imposed block with
-    its backoff level, and the time of the last admission (0: unknown, a 12-field record)."""
+    its backoff level, the time of the last admission (0: unknown, a 12-field record), and the
+    GCRA times of the input and output token limits (0 when a 12- or 13-field record)."""
 
     tat_r: float = 0.0
     tat_t: float = 0.0
@@ -193,18 +249,21 @@ class State:
     blocked: float = 0.0
     level: int = 0
     last: float = 0.0
+    tat_i: float = 0.0
+    tat_o: float = 0.0
 
     @classmethod
     def decode(cls, raw: str | None) -> State:
         if not raw:
             return cls()
         p = raw.split(TAB)
-        if len(p) not in (12, 13):
+        if len(p) not in (12, 13, 15):
             raise ValueError(f"state record with {len(p)} fields: {raw!r}")
         c = [int(v) for v in p[2:10]]
-        last = float(p[12]) if len(p) == 13 else 0.0
+        last = float(p[12]) if len(p) >= 13 else 0.0
+        io = (float(p[13]), float(p[14])) if len(p) == 15 else (0.0, 0.0)
         tats, block = (float(p[0]), float(p[1])), (float(p[10]), int(p[11]))
-        return cls(*tats, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], *block, last)
+        return cls(*tats, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], *block, last, *io)
 
     def encode(self) -> str:
         counters = [self.day, self.day_req, self.day_tok, self.minute, self.min_req]
@@ -217,6 +276,8 @@ class State:
                 f"{self.blocked:.6f}",
                 str(int(self.level)),
                 f"{self.last:.6f}",
+                f"{self.tat_i:.6f}",
+                f"{self.tat_o:.6f}",
             ]
         )
 

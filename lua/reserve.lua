@@ -11,7 +11,13 @@
 --       random number in [0,1), excluded key ids (comma list), required tags (comma list of k=v),
 --       tiers (comma list, one per triple of KEYS), probe ttl, jitter margin in seconds
 --       (optional, default 0: see GCRA_MARGIN in lib_pool), budget fields (comma list, e.g.
---       'global,user:alice'; '' = none), the call's worst-case cost in nano-dollars ('' = unknown).
+--       'global,user:alice'; '' = none), the call's worst-case cost in nano-dollars ('' = unknown),
+--       how many of the tokens are its completion (charged to an output token limit, the rest to
+--       an input one; '' = 0).
+--
+-- A bucket whose limits are being learned (lib_pool's read_limits: nothing configured, the
+-- provider has not answered yet) takes one call at a time until its first answer: the call marks
+-- it in flight (for at most the probe ttl) and the others look again every LEARN_POLL seconds.
 --
 -- Answers one of:
 --   {'ok', key, tokens, at, tier, 'new'|'probe'|'dup', bucket, alerts}
@@ -52,6 +58,7 @@ local probe_ttl = tonumber(ARGV[12]) or 60
 GCRA_MARGIN = math.max(0, tonumber(ARGV[13]) or 0)
 local budget_fields = ARGV[14] or ''
 local estimate = tonumber(ARGV[15] or '')
+local out_tokens = math.min(tonumber(ARGV[16] or '') or 0, tokens)
 
 local BATCH, MAX_SCAN = 8, 32
 local CHOICES = 2   -- capacity-aware: the better of the two least recently busy keys
@@ -97,9 +104,14 @@ local function evaluate(key)
   roll(S, now, day)
   local W = nil
   if L.strict then W = read_window(WIN, ev.bucket, now) end
-  local at, why = limits_at(L, S, W, tokens, next_day)
+  local at, why = limits_at(L, S, W, tokens, next_day, out_tokens)
   local at_min = limits_at(L, S, W, math.min(tokens, 1), next_day)
-  if at >= NEVER and why == 'tpm' then why = 'too_large' end
+  if at >= NEVER and (why == 'tpm' or why == 'itpm' or why == 'otpm') then why = 'too_large' end
+  if L.learning and L.P.flight > now then
+    local poll = math.min(L.P.flight, now + LEARN_POLL)
+    if poll > at then at, why = poll, 'learning' end
+    if poll > at_min then at_min = poll end
+  end
   if h_at > at then at, why = h_at, h_why end
   if h_at > at_min then at_min = h_at end
   ev.h, ev.L, ev.S, ev.W, ev.next_day = h, L, S, W, next_day
@@ -144,6 +156,12 @@ local function commit(ev, t)
   write_lows(STATE, ev.bucket, marks)
   S.tat_r = gcra_charge(S.tat_r, now, 1, L.rpm)
   S.tat_t = gcra_charge(S.tat_t, now, tokens, L.tpm)
+  S.tat_i = gcra_adjust(S.tat_i, now, tokens - out_tokens, L.itpm)
+  S.tat_o = gcra_adjust(S.tat_o, now, out_tokens, L.otpm)
+  if L.learning then
+    L.P.flight = now + probe_ttl
+    write_learned(CFG, ev.bucket, L.P)
+  end
   S.day_req, S.day_tok = S.day_req + 1, S.day_tok + tokens
   S.min_req, S.min_tok = S.min_req + 1, S.min_tok + tokens
   S.last = now
@@ -176,7 +194,7 @@ local function commit(ev, t)
   redis.call('HINCRBY', STATS, ev.key .. ':requests', 1)
   redis.call('HSET', STATS, ev.key .. ':last_used', f6(now))
   redis.call('HSET', RES, 'key', ev.key, 'bucket', ev.bucket, 'tokens', int(tokens), 'at', f6(now),
-    'tier', t.tier, 'state', 'reserved', 'model', model, 'seq', int(seq))
+    'tier', t.tier, 'state', 'reserved', 'model', model, 'seq', int(seq), 'out', int(out_tokens))
   local alerts = ''
   if estimate then
     local held

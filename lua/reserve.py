@@ -72,7 +72,8 @@ class ReserveArgs:
     ``now`` '' = the store's clock; ``offsets`` the day-reset calendars (``name=seconds;...``;
     a budget's time zone is looked up there too, default UTC). ``budgets``: the budget fields
     the call counts under (lua.usage_records.budget_field); ``cost_nanos`` its worst-case cost
-    in nano-dollars (None = no price known: refused wherever a budget applies)."""
+    in nano-dollars (None = no price known: refused wherever a budget applies). ``output``: how
+    many of ``tokens`` are the completion (an output token limit's charge; the rest is input)."""
 
     index: str
     tokens: int
@@ -88,6 +89,7 @@ class ReserveArgs:
     margin: float = 0.0
     budgets: Sequence[str] = ()
     cost_nanos: int | None = None
+    output: int = 0
 
     def encode(self, tiers: str) -> list[object]:
         return [
@@ -106,6 +108,7 @@ class ReserveArgs:
             self.margin,
             ",".join(self.budgets),
             "" if self.cost_nanos is None else max(0, int(self.cost_nanos)),
+            max(0, int(self.output)),
         ]
 
 

@@ -16,9 +16,12 @@
 --       they will have when the hold ends, and the units each room may be off by (default 1;
 --       see "The provider's own word" below), '1' when the reservation is its key's half-open
 --       probe, then the unreachable cooldown's base and max seconds, the call's actual cost in
---       nano-dollars ('' = the reservation's estimate), then the usage segment (10 entries:
---       lua.usage_records.UsageArgs; an empty record writes none).
--- Answers {'settled', key, tokens, state, until, tokens still charged, state before, now}
+--       nano-dollars ('' = the reservation's estimate), the limits the provider reported
+--       ('rpm,tpm,rpd,itpm,otpm', each '' when not said; '' = none said: see "Learned limits"
+--       below), the call's actual input and output tokens ('' = not known), then the usage
+--       segment (10 entries: lua.usage_records.UsageArgs; an empty record writes none).
+-- Answers {'settled', key, tokens, state, until, tokens still charged, state before, now,
+--       figures configured above what the provider reported, newly ('rpm=120>60;...', '')}
 --       | {'noop', state} | {'expired'}. Times are the store's; the caller measures durations
 --       against the `now` answered, never against its own clock.
 --
@@ -35,6 +38,16 @@
 -- left alone: the estimate was held in a period that ended, the new one never held it (and the
 -- call's cost counts in neither). The usage record and its rollups are written by every settle
 -- that settles (in this same run), never by a noop or an expired one.
+--
+-- Learned limits (lib_pool's read_limits): a figure the provider reported is kept in the bucket's
+-- p: record when it differs from the one kept (every process adopts it on its next reservation);
+-- the bucket's usage in units is kept (its GCRA times rescaled, as sync_model does), and a limit
+-- that was open before and is learned from a 429 starts drained. A bucket being learned is no
+-- longer in flight after any settle, and has learned once its provider answered a call (even
+-- when the answer said nothing: Gemini tells its limits only in its 429s).
+--
+-- Input and output token limits (itpm, otpm: Anthropic's) are corrected to the call's actual
+-- input and output tokens (when only the total is known, its difference goes to the output).
 
 local RES, CFG, STATE, WIN, HEALTH, STATS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local SPEND, USAGE, ROLLUP = KEYS[7], KEYS[8], KEYS[9]
@@ -50,14 +63,74 @@ local room_r, room_t = tonumber(ARGV[15] or ''), tonumber(ARGV[16] or '')
 local tol_r, tol_t = tonumber(ARGV[17] or '') or 1, tonumber(ARGV[18] or '') or 1
 local is_probe = ARGV[19] == '1'
 local un_base, un_max = tonumber(ARGV[20] or '') or 5, tonumber(ARGV[21] or '') or 60
+local said_text = ARGV[23] or ''
+local actual_in, actual_out = tonumber(ARGV[24] or ''), tonumber(ARGV[25] or '')
+local USAGE_AT = 26
 
-local r = redis.call('HMGET', RES, 'state', 'key', 'bucket', 'tokens', 'at', 'seq', 'budgets', 'cost')
+-- 'rpm,tpm,rpd,itpm,otpm' as the provider said them (nil: not said).
+local function parse_said(text)
+  local out, i = {}, 1
+  for _, v in ipairs(split(text, ',')) do
+    local f = FIGURES[i]
+    if f then out[f] = tonumber(v) end
+    i = i + 1
+  end
+  return out
+end
+
+-- A limit's GCRA time when its figure changes from `old` to `new` (0 = open). A limit that was
+-- open starts drained when learned from a refusal (the provider's bucket is empty now), else
+-- holding what the bucket counted in the sliding minute (`used`).
+local function rescale(tat, old, new, burst, used)
+  if new <= 0 then return tat end
+  if old <= 0 then
+    if outcome == 'rate_limited' then used = burst end
+    return math.max(tat, now + math.min(used, burst) * (60.0 / new))
+  end
+  if tat <= now then return tat end
+  return now + (tat - now) * old / new
+end
+
+-- Adopt what the provider said of the bucket's limits (see "Learned limits"); answers the
+-- figures configured above what it said, newly ('' none).
+local function learn(L, S, bucket)
+  if not L.c.learn then return '' end
+  local P, said, changed, above = L.P, parse_said(said_text), false, {}
+  for _, f in ipairs(FIGURES) do
+    local v = said[f]
+    if v and v > 0 and v ~= P[f] then
+      if L.c[f] > 0 and v < L.c[f] then above[#above + 1] = f .. '=' .. int(L.c[f]) .. '>' .. int(v) end
+      P[f], changed = math.floor(v), true
+    end
+  end
+  local write = changed or P.flight > 0 or (P.at == 0 and outcome == 'success')
+  if not write then return '' end
+  if changed or P.at == 0 and outcome == 'success' then P.at = now end
+  P.flight = 0
+  write_learned(CFG, bucket, P)
+  if changed then
+    local old = {rpm = L.rpm, tpm = L.tpm, itpm = L.itpm, otpm = L.otpm}
+    merge_limits(L)
+    local w = 1 - (now % 60) / 60  -- the previous minute's share of the sliding minute
+    local reqs, toks = S.min_req + S.prev_req * w, S.min_tok + S.prev_tok * w
+    S.tat_r = rescale(S.tat_r, old.rpm, L.rpm, L.br, reqs)
+    S.tat_t = rescale(S.tat_t, old.tpm, L.tpm, L.bt, toks)
+    S.tat_i = rescale(S.tat_i, old.itpm, L.itpm, L.bi, toks)
+    S.tat_o = rescale(S.tat_o, old.otpm, L.otpm, L.bo, toks)
+  else
+    merge_limits(L)
+  end
+  return table.concat(above, ';')
+end
+
+local r = redis.call('HMGET', RES, 'state', 'key', 'bucket', 'tokens', 'at', 'seq', 'budgets', 'cost', 'out')
 if not r[1] then return {'expired'} end
 if r[1] ~= 'reserved' then return {'noop', r[1]} end
 local key, bucket, reserved, at, rseq = r[2], r[3], tonumber(r[4]), tonumber(r[5]), tonumber(r[6]) or 0
 local cost = tonumber(ARGV[22] or '') or tonumber(r[8]) or 0
 settle_budgets(SPEND, r[7], math.max(0, cost), outcome == 'unreachable')
-write_usage(USAGE, ROLLUP, ARGV, 23)
+write_usage(USAGE, ROLLUP, ARGV, USAGE_AT)
+local reserved_out = math.min(tonumber(r[9]) or 0, reserved)
 
 -- a state that ran out is 'ok' to the caller's eyes
 local function state_before(h)
@@ -79,7 +152,7 @@ local function penalise_unreachable(h)
 end
 
 if outcome == 'unreachable' then
-  give_back(CFG, STATE, WIN, STATS, KEYS[READY], now, offsets, key, bucket, reserved, at, rseq)
+  give_back(CFG, STATE, WIN, STATS, KEYS[READY], now, offsets, key, bucket, reserved, at, rseq, reserved_out)
   local h = read_health(HEALTH, key)
   local before = state_before(h)
   if h.state ~= 'disabled' then
@@ -89,16 +162,22 @@ if outcome == 'unreachable' then
   redis.call('HINCRBY', STATS, key .. ':failures', 1)
   redis.call('HSET', STATS, key .. ':last_error', error_class, key .. ':last_error_at', f6(now))
   redis.call('HSET', RES, 'state', 'released')
-  return {'settled', key, '0', h.state, f6(h.till), f6(0), before, f6(now)}
+  return {'settled', key, '0', h.state, f6(h.till), f6(0), before, f6(now), ''}
 end
 
 local actual = reserved
 if ARGV[1] ~= '' then actual = math.max(0, math.floor(tonumber(ARGV[1]))) end
 
-local L = read_limits(CFG, bucket) or {rpm = 0, tpm = 0, rpd = 0, br = 0, bt = 0, strict = false, tz = 'UTC'}
+local L = read_limits(CFG, bucket)
 local S = read_state(STATE, bucket)
+local above = ''
+if not L then
+  L = merge_limits({c = {rpm = 0, tpm = 0, rpd = 0, br = 0, bt = 0, itpm = 0, otpm = 0, bi = 0, bo = 0},
+    P = {rpm = 0, tpm = 0, rpd = 0, itpm = 0, otpm = 0, at = now, flight = 0}, strict = false, tz = 'UTC'})
+end
 local day, next_day = day_of(now, offsets[L.tz] or 0)
 roll(S, now, day)
+above = learn(L, S, bucket)
 
 -- tokens: the difference between what was reserved and what the provider counted
 local diff = actual - reserved
@@ -130,6 +209,13 @@ if diff ~= 0 then
   end
 end
 redis.call('HINCRBY', STATS, key .. ':tokens', actual)
+if L.itpm > 0 or L.otpm > 0 then
+  local reserved_in = reserved - reserved_out
+  local a_in = actual_in or reserved_in
+  local a_out = actual_out or math.max(0, actual - a_in)
+  S.tat_i = gcra_adjust(S.tat_i, now, a_in - reserved_in, L.itpm)
+  S.tat_o = gcra_adjust(S.tat_o, now, a_out - reserved_out, L.otpm)
+end
 if provider_limits ~= '' then redis.call('HSET', STATS, key .. ':provider_limits', provider_limits) end
 
 -- outcome: health of the key, and the provider's own verdict on the bucket
@@ -221,4 +307,4 @@ if diff < 0 and outcome ~= 'auth' then
 end
 write_state(STATE, bucket, S)
 redis.call('HSET', RES, 'state', 'settled', 'actual', int(actual))
-return {'settled', key, int(actual), result_state, f6(result_until), f6(charged), before, f6(now)}
+return {'settled', key, int(actual), result_state, f6(result_until), f6(charged), before, f6(now), above}

@@ -62,7 +62,10 @@ class SettleArgs:
     word: ``hold`` seconds, the room in requests and tokens after it (None = not said) and the
     units each may be off by; ``probe``: the reservation is its key's half-open probe.
     ``cost_nanos``: the call's actual cost in nano-dollars (None = the reservation's estimate);
-    ``usage``: the call's usage record and what its rollups count (None = no record)."""
+    ``usage``: the call's usage record and what its rollups count (None = no record).
+    ``said``: the limits the provider reported (``rpm,tpm,rpd,itpm,otpm``, each "" when not
+    said; "" = none: lua/settle.lua "Learned limits"); ``actual_input``/``actual_output``: the
+    call's input and output tokens (None = not known: the total's difference goes to output)."""
 
     actual_tokens: int | None
     outcome: str
@@ -81,6 +84,9 @@ class SettleArgs:
     probe: bool = False
     cost_nanos: int | None = None
     usage: UsageArgs | None = None
+    said: str = ""
+    actual_input: int | None = None
+    actual_output: int | None = None
 
     def encode(self) -> list[object]:
         p, retry_after = self.policy, self.retry_after
@@ -107,6 +113,9 @@ class SettleArgs:
             p.unreachable_seconds,
             p.unreachable_max_seconds,
             "" if self.cost_nanos is None else max(0, int(self.cost_nanos)),
+            self.said,
+            "" if self.actual_input is None else max(0, int(self.actual_input)),
+            "" if self.actual_output is None else max(0, int(self.actual_output)),
             *(NO_USAGE if self.usage is None else self.usage.encode()),
         ]
 
@@ -118,7 +127,8 @@ NO_USAGE: tuple[object, ...] = ("",) * USAGE_ARGC
 @dataclass(slots=True)  # per call: a frozen dataclass costs ~1 us more to build
 class Settled:
     """The reservation was settled: the tokens recorded, the key's state after (and before) with
-    its end, the tokens the reservation still holds, the store's time."""
+    its end, the tokens the reservation still holds, the store's time, and the limits configured
+    above what the provider reported, newly (``rpm=120>60;...``; "" none: warn once)."""
 
     key_id: str
     tokens: int
@@ -127,6 +137,7 @@ class Settled:
     charged: float
     previous_state: str
     now: float
+    above: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +153,11 @@ SettleReply = Settled | NotSettled
 
 def decode(reply: Sequence[str]) -> SettleReply:
     if reply[0] == "settled":
-        _, key_id, tokens, state, until, charged, before, now = reply
-        return Settled(key_id, int(tokens), state, float(until), float(charged), before, float(now))
+        key_id, tokens, state, until, charged, before, now = reply[1:8]
+        above = reply[8] if len(reply) > 8 else ""
+        return Settled(
+            key_id, int(tokens), state, float(until), float(charged), before, float(now), above
+        )
     return NotSettled(reply[-1])
 
 

@@ -28,7 +28,7 @@ from keys.manager import KeyManager, KeySelection
 from lua.usage_records import nanos_to_usd
 from router.answers import AttemptRecord, CallSummary
 from router.dispatch_types import CallPlan, Dispatched, Messages
-from router.provider_limits import limits_json, provider_room
+from router.provider_limits import figures, limits_json, provider_room
 from router.providers import (
     ChatRequest,
     ProviderAdapter,
@@ -152,7 +152,10 @@ class KeyCaller:
         self, selection: KeySelection, record: AttemptRecord, exc: ProviderError
     ) -> Failed:
         kind = await self.manager.record_failure(
-            selection, exc, provider_limits=limits_json(exc.rate_limits)
+            selection,
+            exc,
+            provider_limits=limits_json(exc.rate_limits),
+            said=figures(exc.rate_limits),
         )
         record.outcome, record.error_type = kind, exc.error_type
         if isinstance(exc, ContextLengthExceededError):
@@ -210,6 +213,10 @@ class KeyCaller:
             provider_limits=self._success_limits(selection.key.key_id, snapshot),
             cost_nanos=cost,
             usage=args,
+            said=figures(snapshot),
+            split=(usage.prompt_tokens, usage.completion_tokens)
+            if usage_reported
+            else (None, None),
             **provider_room(snapshot, usage),
         )
         summary.recorded = settled and args is not None

@@ -144,7 +144,8 @@ class Dispatcher:
             outcome, earliest = await self._pass(request)
             if outcome.error is None or earliest is None:
                 return outcome
-            return NoRoom(outcome, earliest - time.monotonic())
+            learning = getattr(outcome.error, "reason", "") == "learning"
+            return NoRoom(outcome, earliest - time.monotonic(), learning)
 
         try:
             got = await room.until_room(attempt)
@@ -229,7 +230,11 @@ class Dispatcher:
                 return Dispatched(summary, messages, error=found.out_of_budget())
             try:
                 selection = await self._select(
-                    request, model, estimate, exclude, self._cost(model, prompt_tokens, completion)
+                    request,
+                    model,
+                    (estimate, completion),
+                    exclude,
+                    self._cost(model, prompt_tokens, completion),
                 )
             except AllKeysExhaustedError as exc:
                 summary.no_room += 1
@@ -254,16 +259,18 @@ class Dispatcher:
         self,
         request: _Request,
         model: str,
-        estimate: int,
+        tokens: tuple[int, int],
         exclude: list[str],
         cost_nanos: int | None,
     ) -> KeySelection:
-        """Reserve a key of ``model`` (not in ``exclude``) and the call's worst-case cost on its
-        budgets; too large for every key: NextModel; a budget spent: BudgetExceededError."""
+        """Reserve a key of ``model`` (not in ``exclude``) for ``tokens`` (the estimate, and how
+        much of it is the completion) and the call's worst-case cost on its budgets; too large
+        for every key: NextModel; a budget spent: BudgetExceededError."""
         try:
             selection = await self.manager.select_key(
                 model,
-                estimate,
+                tokens[0],
+                output_tokens=tokens[1],
                 exclude=exclude,
                 tags=request.plan.tags,
                 margin=self.settings.RESERVE_MARGIN_SECONDS,

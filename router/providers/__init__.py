@@ -23,6 +23,7 @@ from router.providers.catalog import (
     models_fitting,
 )
 from router.providers.gemini import GeminiAdapter
+from router.providers.gemini_quota import parse_gemini_error
 from router.providers.openai import AZURE_DEFAULT_API_VERSION, AzureOpenAIAdapter, OpenAIAdapter
 from router.providers.ratelimits import (
     LimitState,
@@ -30,7 +31,6 @@ from router.providers.ratelimits import (
     RateLimitSnapshot,
     parse_anthropic_headers,
     parse_duration,
-    parse_gemini_error,
     parse_openai_headers,
     parse_rate_limits,
 )

@@ -27,7 +27,8 @@ from kernel.errors import (
     RateLimitedError,
     ServerError,
 )
-from router.providers.ratelimits import RateLimitSnapshot, gemini_quota_details, parse_duration
+from router.providers.gemini_quota import gemini_quota_details
+from router.providers.ratelimits import RateLimitSnapshot, parse_duration
 from router.providers.transport import CallContext
 
 _TRY_AGAIN = re.compile(r"(?:try again|retry) in ([0-9][0-9hmsuµn.]*)", re.IGNORECASE)

@@ -191,10 +191,17 @@ class RateLimitSnapshot:
     output_tokens: LimitState | None = None
     retry_after: float | None = None
     per_day: bool = False
+    #: A per-day request limit (Gemini's ``...PerDay...`` quota)
+    day_requests: LimitState | None = None
 
     @property
     def empty(self) -> bool:
-        return not (self.requests.known or self.tokens.known or self.retry_after is not None)
+        return not (
+            self.requests.known
+            or self.tokens.known
+            or self.retry_after is not None
+            or self.day_requests is not None
+        )
 
     def room_for(
         self, prompt_tokens: int, completion_tokens: int, now: float | None = None
@@ -238,10 +245,13 @@ class RateLimitSnapshot:
             out["input_tokens"] = self.input_tokens.as_dict()
         if self.output_tokens is not None:
             out["output_tokens"] = self.output_tokens.as_dict()
+        if self.day_requests is not None:
+            out["day_requests"] = self.day_requests.as_dict()
         return out
 
 
-def _int(value: str | None) -> int | None:
+def as_int(value: str | None) -> int | None:
+    """A whole number from a header or body field (None: absent or not a number)."""
     if value is None:
         return None
     try:
@@ -265,8 +275,8 @@ def parse_openai_headers(
         text = h.get(f"x-ratelimit-reset-{scope}")
         reset = parse_duration(text)
         return LimitState(
-            _int(h.get(f"x-ratelimit-limit-{scope}")),
-            _int(h.get(f"x-ratelimit-remaining-{scope}")),
+            as_int(h.get(f"x-ratelimit-limit-{scope}")),
+            as_int(h.get(f"x-ratelimit-remaining-{scope}")),
             at + reset if reset is not None else None,
             text_precision(text),
         )
@@ -287,8 +297,8 @@ def parse_anthropic_headers(
         prefix = f"anthropic-ratelimit-{family}-"
         text = h.get(prefix + "reset")
         return LimitState(
-            _int(h.get(prefix + "limit")),
-            _int(h.get(prefix + "remaining")),
+            as_int(h.get(prefix + "limit")),
+            as_int(h.get(prefix + "remaining")),
             parse_timestamp(text),
             text_precision(text),
         )
@@ -305,44 +315,6 @@ def parse_anthropic_headers(
     )
 
 
-def gemini_quota_details(body: Any) -> tuple[float | None, bool, list[dict[str, Any]]]:
-    """(retry delay in seconds, per-day?, quota violations) from a Gemini error body."""
-    error = body.get("error") if isinstance(body, dict) else None
-    details = error.get("details") if isinstance(error, dict) else None
-    delay: float | None = None
-    violations: list[dict[str, Any]] = []
-    for detail in details if isinstance(details, list) else []:
-        if not isinstance(detail, dict):
-            continue
-        kind = str(detail.get("@type", ""))
-        if kind.endswith("google.rpc.RetryInfo"):
-            delay = parse_duration(str(detail.get("retryDelay", "")))
-        elif kind.endswith("google.rpc.QuotaFailure"):
-            violations.extend(v for v in detail.get("violations") or [] if isinstance(v, dict))
-    per_day = any("perday" in str(v.get("quotaId", "")).lower() for v in violations)
-    return delay, per_day, violations
-
-
-def parse_gemini_error(body: Any, now: float | None = None) -> RateLimitSnapshot:
-    """What a Gemini 429 body says: the limit (``quotaValue``), retry delay and whether per-day."""
-    at = time.time() if now is None else now
-    delay, per_day, violations = gemini_quota_details(body)
-    reset = at + delay if delay is not None else None
-    requests, tokens = LimitState(), LimitState()
-    for violation in violations:
-        quota_id = str(violation.get("quotaId", "")).lower()
-        state = LimitState(
-            _int(str(violation.get("quotaValue"))) if violation.get("quotaValue") else None,
-            0,
-            reset,
-        )
-        if "token" in quota_id:
-            tokens = state
-        else:
-            requests = state
-    return RateLimitSnapshot("gemini", at, requests, tokens, retry_after=delay, per_day=per_day)
-
-
 def parse_rate_limits(
     provider: str, headers: Mapping[str, str], body: Any = None, now: float | None = None
 ) -> RateLimitSnapshot:
@@ -350,6 +322,8 @@ def parse_rate_limits(
     if provider == "anthropic":
         return parse_anthropic_headers(headers, now)
     if provider == "gemini":
+        from router.providers.gemini_quota import parse_gemini_error  # it builds on this module
+
         snapshot = (
             parse_gemini_error(body, now)
             if body is not None
@@ -363,6 +337,8 @@ def parse_rate_limits(
                 snapshot.requests,
                 snapshot.tokens,
                 retry_after=retry,
+                per_day=snapshot.per_day,
+                day_requests=snapshot.day_requests,
             )
         return snapshot
     return parse_openai_headers(headers, now, provider)

@@ -107,6 +107,8 @@ class ModelLimits(BaseModel):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     rpd: int | None = Field(default=None, ge=1)
+    itpm: int | None = Field(default=None, ge=1)
+    otpm: int | None = Field(default=None, ge=1)
 
 
 class SimKey(BaseModel):
@@ -125,6 +127,8 @@ class SimKey(BaseModel):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     rpd: int | None = Field(default=None, ge=1)
+    itpm: int | None = Field(default=None, ge=1)
+    otpm: int | None = Field(default=None, ge=1)
     quota_group: str | None = None
     strict: bool = False
     models: list[str] | None = None
@@ -160,7 +164,9 @@ class SimKey(BaseModel):
 
     def limits_for(self, model: str) -> ModelLimits:
         specific = self.model_limits.get(model)
-        return specific or ModelLimits(rpm=self.rpm, tpm=self.tpm, rpd=self.rpd)
+        return specific or ModelLimits(
+            rpm=self.rpm, tpm=self.tpm, rpd=self.rpd, itpm=self.itpm, otpm=self.otpm
+        )
 
     def __repr__(self) -> str:  # the secret never appears in a repr
         limits = f"rpm={self.rpm}, tpm={self.tpm}, rpd={self.rpd}"

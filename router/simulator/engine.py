@@ -236,25 +236,23 @@ class Engine:
 
     def _quota(self, key: SimKey, call: Call) -> QuotaState | None:
         limits = key.limits_for(call.model)
-        if limits.rpm is None and limits.tpm is None and limits.rpd is None:
+        if not (limits.rpm or limits.tpm or limits.rpd or limits.itpm or limits.otpm):
             return None
         slot = (key.group, call.model)
         quota = self.quotas.get(slot)
         if quota is None:
             tz = key.day_reset_tz or DAY_RESET_TZ.get(call.provider, "UTC")
             quota = QuotaState(
-                Limits(limits.rpm, limits.tpm, limits.rpd),
+                Limits(limits.rpm, limits.tpm, limits.rpd, limits.itpm, limits.otpm),
                 now=self.clock(),
                 window=self.config.window_seconds,
                 strict=key.strict,
                 tz=tz,
             )
             self.quotas[slot] = quota
-            self.stats.group_limits[slot] = {
-                "rpm": limits.rpm,
-                "tpm": limits.tpm,
-                "rpd": limits.rpd,
-            }
+            shown = {"rpm": limits.rpm, "tpm": limits.tpm, "rpd": limits.rpd}
+            shown.update({k: v for k, v in (("itpm", limits.itpm), ("otpm", limits.otpm)) if v})
+            self.stats.group_limits[slot] = shown
         return quota
 
     def _admit(
@@ -273,7 +271,7 @@ class Engine:
             ticket = Ticket(None, charge)
             view = None
         else:
-            result = quota.admit(now, self.wall_clock(), charge)
+            result = quota.admit(now, self.wall_clock(), charge, call.max_tokens or 0)
             if isinstance(result, Rejection):
                 stats.rejected_429[result.scope] += 1
                 return Limited(result, quota.view(now))
@@ -338,11 +336,13 @@ class Engine:
             return
         ticket.settled = True
         final: float = admitted.prompt_tokens + completion_tokens
+        final_output: float = completion_tokens
         if not self.config.refund_unused:
             final = max(final, ticket.charged)
+            final_output = max(final_output, ticket.charged_output)
         now = self.clock()
         if ticket.state is not None:
-            ticket.state.settle(ticket, final, now)
+            ticket.state.settle(ticket, final, now, final_output)
         for stats, index in (
             (admitted.key_stats, admitted.window_index[0]),
             (admitted.group_stats, admitted.window_index[1]),

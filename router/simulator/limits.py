@@ -8,7 +8,9 @@ Requests per day count per calendar day in the provider's time zone.
 
 Token accounting follows the providers: admission charges the prompt plus ``max_tokens`` (when
 given); :meth:`QuotaState.settle` then charges the actual total, refunding the unused part of
-``max_tokens`` when ``refund_unused`` is on, or only adding any excess when it is off.
+``max_tokens`` when ``refund_unused`` is on, or only adding any excess when it is off. Separate
+input and output token limits (``itpm``/``otpm``, Anthropic's) are buckets of their own: the
+prompt is charged to the input one, ``max_tokens`` to the output one, each corrected at settle.
 """
 
 from __future__ import annotations
@@ -107,15 +109,18 @@ class Limits:
     rpm: int | None = None
     tpm: int | None = None
     rpd: int | None = None
+    itpm: int | None = None
+    otpm: int | None = None
 
     @property
     def empty(self) -> bool:
-        return self.rpm is None and self.tpm is None and self.rpd is None
+        return not (self.rpm or self.tpm or self.rpd or self.itpm or self.otpm)
 
 
 @dataclass(frozen=True)
 class Rejection:
-    """Why an admission failed. ``scope``: ``requests``, ``tokens`` or ``requests_per_day``."""
+    """Why an admission failed. ``scope``: ``requests``, ``tokens``, ``input_tokens``,
+    ``output_tokens`` or ``requests_per_day``."""
 
     scope: str
     retry_after: float
@@ -137,6 +142,8 @@ class Ticket:
     charged: float
     entry: list[float] | None = None
     settled: bool = False
+    #: the part of ``charged`` that is output (``max_tokens``)
+    charged_output: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,12 @@ class LimitView:
     tokens_limit: int | None
     tokens_remaining: int | None
     tokens_reset: float
+    input_limit: int | None = None
+    input_remaining: int | None = None
+    input_reset: float = 0.0
+    output_limit: int | None = None
+    output_remaining: int | None = None
+    output_reset: float = 0.0
 
 
 class QuotaState:
@@ -159,6 +172,8 @@ class QuotaState:
         self.window = window
         self.requests = TokenBucket(limits.rpm, now, window) if limits.rpm else None
         self.tokens = TokenBucket(limits.tpm, now, window) if limits.tpm else None
+        self.input = TokenBucket(limits.itpm, now, window) if limits.itpm else None
+        self.output = TokenBucket(limits.otpm, now, window) if limits.otpm else None
         self.strict = SlidingWindow(window) if strict and (limits.rpm or limits.tpm) else None
         self.tz = ZoneInfo(tz)
         self.day = ""
@@ -167,8 +182,9 @@ class QuotaState:
     def _refill(self, now: float) -> None:
         if self.requests is not None:
             self.requests.refill(now)
-        if self.tokens is not None:
-            self.tokens.refill(now)
+        for bucket in (self.tokens, self.input, self.output):
+            if bucket is not None:
+                bucket.refill(now)
         if self.strict is not None:
             self.strict.prune(now)
 
@@ -206,32 +222,67 @@ class QuotaState:
                 return Rejection("tokens", wait, limits.tpm, used, cost)
         return None
 
-    def admit(self, now: float, wall: float, cost: float) -> Ticket | Rejection:
-        """Charge one request of ``cost`` tokens, or say which limit refuses it and for how long."""
+    def _check_io(self, prompt: float, output: float) -> Rejection | None:
+        for scope, bucket, cost in (
+            ("input_tokens", self.input, prompt),
+            ("output_tokens", self.output, output),
+        ):
+            if bucket is None or cost <= 0:
+                continue
+            wait = bucket.wait_for(cost)
+            if wait > 0:
+                limit, used = int(bucket.capacity), bucket.capacity - bucket.level
+                if wait == INF:
+                    return Rejection(scope, self.window, limit, used, cost, too_large=True)
+                return Rejection(scope, wait, limit, used, cost)
+        return None
+
+    def admit(
+        self, now: float, wall: float, cost: float, output: float = 0.0
+    ) -> Ticket | Rejection:
+        """Charge one request of ``cost`` tokens (``output`` of them its ``max_tokens``), or say
+        which limit refuses it and for how long."""
         self._refill(now)
-        refused = self._check_day(wall) or self._check_minute(now, cost)
+        refused = (
+            self._check_day(wall)
+            or self._check_minute(now, cost)
+            or self._check_io(cost - output, output)
+        )
         if refused is not None:
             return refused
         if self.requests is not None:
             self.requests.level -= 1
         if self.tokens is not None:
             self.tokens.level -= cost
+        if self.input is not None:
+            self.input.level -= cost - output
+        if self.output is not None:
+            self.output.level -= output
         self.day_count += 1
         entry = self.strict.add(now, cost) if self.strict is not None else None
-        return Ticket(self, cost, entry)
+        return Ticket(self, cost, entry, charged_output=output)
 
-    def settle(self, ticket: Ticket, final: float, now: float) -> None:
-        """Replace the admission charge by ``final`` tokens (the caller applies the policy)."""
+    def settle(
+        self, ticket: Ticket, final: float, now: float, final_output: float | None = None
+    ) -> None:
+        """Replace the admission charge by ``final`` tokens, ``final_output`` of them output
+        (None: the output charged at admission; the caller applies the policy)."""
         delta = final - ticket.charged
         if self.tokens is not None and delta:
             self.tokens.refill(now)
             self.tokens.level = min(self.tokens.capacity, self.tokens.level - delta)
+        out = ticket.charged_output if final_output is None else final_output
+        out_delta = out - ticket.charged_output
+        for bucket, change in ((self.input, delta - out_delta), (self.output, out_delta)):
+            if bucket is not None and change:
+                bucket.refill(now)
+                bucket.level = min(bucket.capacity, bucket.level - change)
         if self.strict is not None and ticket.entry is not None:
             self.strict.adjust(ticket.entry, final)
 
     def view(self, now: float) -> LimitView:
         self._refill(now)
-        req, tok = self.requests, self.tokens
+        req, tok, inp, out = self.requests, self.tokens, self.input, self.output
         return LimitView(
             requests_limit=self.limits.rpm,
             requests_remaining=max(0, math.floor(req.level)) if req else None,
@@ -239,4 +290,10 @@ class QuotaState:
             tokens_limit=self.limits.tpm,
             tokens_remaining=max(0, math.floor(tok.level)) if tok else None,
             tokens_reset=tok.full_in() if tok else 0.0,
+            input_limit=self.limits.itpm,
+            input_remaining=max(0, math.floor(inp.level)) if inp else None,
+            input_reset=inp.full_in() if inp else 0.0,
+            output_limit=self.limits.otpm,
+            output_remaining=max(0, math.floor(out.level)) if out else None,
+            output_reset=out.full_in() if out else 0.0,
         )

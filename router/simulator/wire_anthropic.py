@@ -60,6 +60,8 @@ _RATE_DOCS = (
 _SCOPE_WORDS = {
     "requests": "requests per minute",
     "tokens": "input tokens per minute",
+    "input_tokens": "input tokens per minute",
+    "output_tokens": "output tokens per minute",
     "requests_per_day": "requests per day",
 }
 
@@ -196,8 +198,8 @@ class AnthropicWire(Wire):
         if rejection.too_large:
             text = (
                 "This request would exceed the rate limit for your organization of "
-                f"{rejection.limit} input "
-                f"tokens per minute. {_RATE_DOCS}"
+                f"{rejection.limit} "
+                f"{_SCOPE_WORDS[rejection.scope]}. {_RATE_DOCS}"
             )
         else:
             text = (
@@ -224,10 +226,7 @@ class AnthropicWire(Wire):
         if view is None:
             return headers
         now = time.time()
-        families = [("requests", view.requests_limit, view.requests_remaining, view.requests_reset)]
-        for family in ("tokens", "input-tokens", "output-tokens"):
-            families.append((family, view.tokens_limit, view.tokens_remaining, view.tokens_reset))
-        for family, limit, remaining, reset in families:
+        for family, limit, remaining, reset in _families(view):
             if limit is not None and remaining is not None:
                 headers[f"anthropic-ratelimit-{family}-limit"] = str(limit)
                 headers[f"anthropic-ratelimit-{family}-remaining"] = str(remaining)
@@ -352,3 +351,25 @@ def _content_block_events(reply: Reply, index: int) -> tuple[list[bytes], list[b
                 )
             )
     return start, content
+
+
+def _families(view: LimitView) -> list[tuple[str, int | None, int | None, float]]:
+    """The ``anthropic-ratelimit-*`` families of a key's limits. With separate input and output
+    limits (``itpm``/``otpm``) each has its own, and ``tokens`` is the most restrictive of them
+    (as Anthropic reports it); a key with one token limit reports it as ``tokens`` only (a
+    client must not take it for two limits of that size)."""
+    families = [("requests", view.requests_limit, view.requests_remaining, view.requests_reset)]
+    tokens = (view.tokens_limit, view.tokens_remaining, view.tokens_reset)
+    if view.input_limit is None and view.output_limit is None:
+        return [*families, ("tokens", *tokens)]
+    io = [
+        ("input-tokens", view.input_limit, view.input_remaining, view.input_reset),
+        ("output-tokens", view.output_limit, view.output_remaining, view.output_reset),
+    ]
+    known = [f for f in io if f[1] is not None and f[2] is not None]
+    if view.tokens_limit is not None:
+        families.append(("tokens", *tokens))
+    elif known:
+        tightest = min(known, key=lambda f: (f[2] or 0) / (f[1] or 1))
+        families.append(("tokens", *tightest[1:]))
+    return families + io

@@ -202,7 +202,7 @@ class GeminiWire(Wire):
         return body
 
     def _limited(self, call: Call, rejection: Rejection) -> Answer:
-        metric, quota_id = _QUOTA[rejection.scope]
+        metric, quota_id = _QUOTA.get(rejection.scope, _QUOTA["tokens"])
         delay = max(1, math.ceil(rejection.retry_after))
         violation = {
             "quotaMetric": f"generativelanguage.googleapis.com/{metric}",

@@ -185,7 +185,7 @@ class OpenAIWire(Wire):
         }
 
     def _limited(self, call: Call, rejection: Rejection, view: LimitView | None) -> Answer:
-        what, type_ = _SCOPES[rejection.scope]
+        what, type_ = _SCOPES.get(rejection.scope, _SCOPES["tokens"])
         org = "org-simulator"
         if rejection.too_large:
             message = (

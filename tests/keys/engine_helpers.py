@@ -27,7 +27,10 @@ class ManualClock:
 
 
 def make_key(key_id: str, model: str = "gpt-4o", **fields: Any) -> APIKey:
+    """A key of the limits given; it learns none from its provider unless ``learn_limits``
+    (these tests settle no provider's figures: tests/keys/test_learned.py does)."""
     fields.setdefault("provider", "openai")
+    fields.setdefault("learn_limits", False)
     return APIKey(key_id=key_id, model_name=model, **fields)
 
 

@@ -95,7 +95,7 @@ async def test_state_records_written_before_the_margin_still_read(store: Store) 
     names = store.keys
     raw = await store.call(store.client.hget(names.pool_state, "k|gpt-4o"))
     fields = raw.split("\t")
-    assert len(fields) == 13
+    assert len(fields) == 15  # and the input and output limits' GCRA times
     # the 12-field record of an older version: no last admission known, so the margin applies
     await store.call(store.client.hset(names.pool_state, "k|gpt-4o", "\t".join(fields[:12])))
     with pytest.raises(AllKeysExhaustedError) as info:

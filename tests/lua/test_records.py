@@ -14,6 +14,7 @@ from kernel.store import Store
 from lua.records import (
     Health,
     KeyRecord,
+    Learned,
     Limits,
     Lows,
     ModelRecord,
@@ -26,6 +27,7 @@ from lua.records import (
     encode_window,
     gcra_level,
     key_field,
+    learned_field,
     limits_field,
     lows_field,
     model_field,
@@ -113,6 +115,7 @@ local now = tonumber(ARGV[4]) or 0
 if kind == 'state' then write_state(H, to, read_state(H, from))
 elseif kind == 'lows' then write_lows(H, to, read_lows(H, from))
 elseif kind == 'health' then write_health(H, to, read_health(H, from))
+elseif kind == 'learned' then write_learned(H, to, read_learned(H, from))
 elseif kind == 'window' then write_window(H, to, read_window(H, from, now))
 elseif kind == 'key' then
   local group, active, tags = read_key(H, from)
@@ -122,7 +125,9 @@ elseif kind == 'model' then
   write_model(H, to, burst, tiers)
 elseif kind == 'limits' then
   local L = read_limits(H, from)
-  return {L.rpm, L.tpm, L.rpd, L.br, L.bt, L.strict and 1 or 0, L.tz}
+  local c = L.c
+  return {c.rpm, c.tpm, c.rpd, c.br, c.bt, L.strict and 1 or 0, L.tz, c.itpm, c.otpm, c.bi, c.bo,
+          c.learn and 1 or 0}
 elseif kind == 'weight' then
   local weight, pattern = read_weight(H, from, to)
   return {string.format('%.17g', weight), pattern or '',
@@ -151,6 +156,7 @@ STATES = [
     State(),
     State(1_800_000_012.5, 1_800_000_030.000001, 20833, 7, 9000, 30000000, 3, 1200, 5, 800, 0.0, 0),
     State(1.25, 2.5, 1, 2, 3, 4, 5, 6, 7, 8, 1_800_000_999.123456, 4, 1_800_000_000.654321),
+    State(1.25, 2.5, 1, 2, 3, 4, 5, 6, 7, 8, 0.0, 0, 3.5, 1_800_000_001.25, 1_800_000_002.5),
 ]
 
 
@@ -168,6 +174,20 @@ async def test_state_records_round_trip(store: Store) -> None:
     await echo(store, "state", "old", "new")
     assert State.decode(await get(store, "new")) == replace(STATES[2], last=0.0)
     assert State.decode(old) == replace(STATES[2], last=0.0)
+    # 13 fields, written before the input and output limits: both read as full (0)
+    old = "\t".join(STATES[3].encode().split("\t")[:13])
+    await put(store, "old13", old)
+    await echo(store, "state", "old13", "new13")
+    assert State.decode(await get(store, "new13")) == replace(STATES[3], tat_i=0.0, tat_o=0.0)
+
+
+@all_stores
+async def test_learned_records_round_trip(store: Store) -> None:
+    for i, learned in enumerate([Learned(), Learned(60, 150_000, 1500, 40_000, 8000, 1.5, 2.25)]):
+        await put(store, learned_field(f"g|a{i}"), learned.encode())
+        await echo(store, "learned", f"g|a{i}", f"g|b{i}")
+        assert await get(store, learned_field(f"g|b{i}")) == learned.encode()
+        assert Learned.decode(learned.encode()) == learned
 
 
 @all_stores
@@ -221,12 +241,21 @@ async def test_key_and_model_records_round_trip(store: Store) -> None:
 
 @all_stores
 async def test_limits_weights_and_bucket_names_read_alike(store: Store) -> None:
-    limits = Limits(60, 100_000, 1000, 90, 150_000, True, "America/Los_Angeles")
-    await put(store, limits_field("grp|m"), limits.encode())
-    rpm, tpm, rpd, br, bt, strict, tz = await echo(store, "limits", "grp|m", "")
-    assert (
-        Limits(rpm, tpm, rpd, br, bt, strict == 1, tz) == limits == Limits.decode(limits.encode())
-    )
+    for limits in (
+        Limits(60, 100_000, 1000, 90, 150_000, True, "America/Los_Angeles"),
+        Limits(60, 0, 0, 60, 0, False, "UTC", 40_000, 8000, 30_000, 6000, True),
+    ):
+        await put(store, limits_field("grp|m"), limits.encode())
+        rpm, tpm, rpd, br, bt, strict, tz, itpm, otpm, bi, bo, learn = await echo(
+            store, "limits", "grp|m", ""
+        )
+        read = Limits(rpm, tpm, rpd, br, bt, strict == 1, tz, itpm, otpm, bi, bo, learn == 1)
+        assert read == limits == Limits.decode(limits.encode())
+    # a record of 7 fields (written before learned limits) is read as not learning
+    old = Limits(5, 6, 7, 8, 9, False, "UTC")
+    await put(store, limits_field("grp|old"), "\t".join(old.encode().split("\t")[:7]))
+    assert (await echo(store, "limits", "grp|old", ""))[-1] == 0
+    assert Limits.decode("\t".join(old.encode().split("\t")[:7])) == old
     for weight in (WeightRecord(0.1), WeightRecord(2.5, "gpt-4o*")):
         await put(store, weight_field("k1", "gpt-4o-mini"), weight.encode())
         read, pattern, bucket = await echo(store, "weight", "k1", "gpt-4o-mini")

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from router.providers.gemini_quota import parse_gemini_error
 from router.providers.ratelimits import (
     LimitState,
     RateLimitBook,
     RateLimitSnapshot,
     parse_anthropic_headers,
     parse_duration,
-    parse_gemini_error,
     parse_openai_headers,
     parse_rate_limits,
     parse_retry_after,
@@ -157,7 +157,8 @@ def test_gemini_429_body() -> None:
         }
     }
     snap = parse_rate_limits("gemini", {}, daily, NOW)
-    assert snap.per_day and snap.requests.limit == 200
+    assert snap.per_day and snap.day_requests is not None and snap.day_requests.limit == 200
+    assert snap.requests.limit is None  # not a per-minute figure
 
 
 def test_retry_after_as_http_date() -> None:

@@ -53,11 +53,30 @@ async def test_success_and_rate_limit_headers(
     assert body["type"] == "message" and body["stop_reason"] == "end_turn"
     assert body["content"][0]["text"].startswith("Simulated anthropic reply to 2 message(s).")
     assert body["usage"]["output_tokens"] == 24
-    for family in ("requests", "tokens", "input-tokens", "output-tokens"):
+    for family in ("requests", "tokens"):
         assert f"anthropic-ratelimit-{family}-limit" in headers
         reset = headers[f"anthropic-ratelimit-{family}-reset"]
         assert datetime.fromisoformat(reset.replace("Z", "+00:00")).tzinfo is not None
     assert headers["anthropic-ratelimit-requests-remaining"] == "49"
+    # one token limit: reported once, never as input and output limits of that size each
+    assert "anthropic-ratelimit-input-tokens-limit" not in headers
+
+
+async def test_input_and_output_token_limits_are_buckets_of_their_own(
+    make_sim: SimFactory, http: aiohttp.ClientSession
+) -> None:
+    sim = await make_sim(key={"rpm": 50, "itpm": 1000, "otpm": 300})
+    status, headers, _ = await post(http, sim.base_url, request(max_tokens=200))
+    assert status == 200
+    assert headers["anthropic-ratelimit-input-tokens-limit"] == "1000"
+    assert headers["anthropic-ratelimit-output-tokens-limit"] == "300"
+    # the unused part of max_tokens came back at settle: 300 - 24 completion tokens
+    assert int(headers["anthropic-ratelimit-output-tokens-remaining"]) <= 300 - 200
+    status, headers, body = await post(http, sim.base_url, request(max_tokens=290))
+    assert status == 429 and "output tokens per minute" in body["error"]["message"]
+    assert headers["anthropic-ratelimit-output-tokens-limit"] == "300"
+    assert int(headers["anthropic-ratelimit-input-tokens-remaining"]) < 1000
+    assert headers["anthropic-ratelimit-tokens-limit"] == "300"
 
 
 async def test_rate_limit_error_and_retry_after(

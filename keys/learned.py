@@ -1,0 +1,75 @@
+"""Limits learned from the provider: what status shows of them, and the warning of a key
+configured above them.
+
+OpenAI and Anthropic report a key's limits on every answer (``x-ratelimit-limit-*``,
+``anthropic-ratelimit-*-limit``), Gemini in its 429s (``QuotaFailure``); router/provider_limits.py
+turns them into the figures settle takes (``rpm,tpm,rpd,itpm,otpm``). lua/settle.lua keeps them in
+the bucket's ``p:`` record (lua/records.py ``Learned``), shared by every process and kept across
+restarts, and every reservation runs at (lua/lib_pool.lua ``read_limits``):
+
+    nothing configured         the provider's figure ("learned")
+    configured, not reported   the configured one ("configured")
+    both                       the lower ("both"; a configured figure above the provider's is
+                               logged once per bucket and figure: the key runs at the provider's)
+
+A key with no limit configured takes one call at a time until its provider first answers; an
+answer that reports nothing (Gemini's successes) leaves it without limits until a 429 says them.
+``learn_limits: false`` on a key keeps its configured limits only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keys.models import APIKey
+from lua.records import FIGURES, Learned
+
+#: The source of a limit in status: configured only, learned only, both (the lower applies).
+CONFIGURED, LEARNED, BOTH = "configured", "learned", "both"
+
+
+def configured_figure(key: APIKey, name: str) -> int:
+    return int(getattr(key, name) or 0)
+
+
+def effective(key: APIKey, learned: Learned) -> dict[str, Any]:
+    """Each limit the key's bucket runs at, its source and both figures (status)."""
+    out: dict[str, Any] = {}
+    for name in FIGURES:
+        mine = configured_figure(key, name)
+        theirs = learned.figure(name) if key.learn_limits else 0
+        if mine and theirs:
+            value, source = min(mine, theirs), BOTH
+        elif theirs:
+            value, source = theirs, LEARNED
+        else:
+            value, source = mine, CONFIGURED
+        if value:
+            out[name] = {"limit": value, "source": source, "configured": mine or None}
+            out[name]["learned"] = theirs or None
+    return out
+
+
+def limits_status(key: APIKey, learned: Learned) -> dict[str, Any]:
+    """The ``limits`` entry of a key's status: the limits it runs at with their source, the
+    source of them all (``configured``, ``learned``, ``both``; ``none``: no limit known), and
+    whether they are still being learned (no limit configured, the provider not answered yet)."""
+    limits = effective(key, learned)
+    sources = {entry["source"] for entry in limits.values()}
+    if not sources:
+        source = "none"
+    elif len(sources) == 1:
+        source = sources.pop()
+    else:
+        source = BOTH
+    learning = (
+        key.learn_limits
+        and not learned.at
+        and not any(configured_figure(key, n) for n in ("rpm", "tpm", "itpm", "otpm"))
+    )
+    return {
+        **limits,
+        "source": source,
+        "learning": learning,
+        "learned_at": learned.at or None,
+    }
