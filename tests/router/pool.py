@@ -34,6 +34,10 @@ class PoolKey:
     rpm: int | None = None
     tpm: int | None = None
     rpd: int | None = None
+    itpm: int | None = None  # separate input and output token limits (Anthropic's)
+    otpm: int | None = None
+    #: False: the router is not told the limits (the simulator keeps them; keys/learned.py)
+    told: bool = True
     strict: bool = False
     models: list[str] | None = None  # router-side bindings (default: the provider's model)
     faults: dict[str, Any] | None = None  # simulator-side faults for this key
@@ -52,8 +56,8 @@ class PoolKey:
             "base_url": self.base_url or sim.base_url_for(self.provider),
             "strict": self.strict,
         }
-        for name in ("rpm", "tpm", "rpd"):
-            if getattr(self, name) is not None:
+        for name in ("rpm", "tpm", "rpd", "itpm", "otpm"):
+            if getattr(self, name) is not None and self.told:
                 out[name] = getattr(self, name)
         out.update(self.extra)  # router-side fields, limits included (the simulator keeps its own)
         return out
@@ -66,6 +70,8 @@ class PoolKey:
             rpm=self.rpm,
             tpm=self.tpm,
             rpd=self.rpd,
+            itpm=self.itpm,
+            otpm=self.otpm,
             strict=self.strict,
             faults=self.faults,
             revoked=self.revoked,
