@@ -283,20 +283,22 @@ local function gcra_charge(tat, now, cost, limit)
   return math.max(tat, now) + cost * (60.0 / limit)
 end
 
--- Charge `amount` more units to a limit (amount < 0: give them back, never past a full bucket).
--- The input and output token limits are corrected this way: like the provider's own buckets,
--- which refund the unused part of a reservation up to their capacity.
-local function gcra_adjust(tat, now, amount, limit)
-  if limit <= 0 or amount == 0 then return tat end
-  if amount > 0 then return gcra_charge(tat, now, amount, limit) end
-  if tat <= now then return tat end
-  return math.max(now, tat + amount * (60.0 / limit))
-end
-
 -- Units of a limit in use at `now` (0 = the bucket is full of room).
 local function gcra_level(tat, now, limit)
   if limit <= 0 then return 0 end
   return math.max(0, tat - now) / (60.0 / limit)
+end
+
+-- Charge `amount` more units to a limit (amount < 0: give them back) for a reservation made at
+-- `since`. The input and output token limits are corrected this way: a refund gives back at most
+-- what has not refilled since the reservation (the bucket would otherwise hold room it never
+-- had: the provider refunded the call when it ended, long before a late settle), and never more
+-- than is in use.
+local function gcra_adjust(tat, now, amount, limit, since)
+  if limit <= 0 or amount == 0 then return tat end
+  if amount > 0 then return gcra_charge(tat, now, amount, limit) end
+  local back = math.min(-amount, math.max(0, -amount - (now - (since or now)) * limit / 60.0))
+  return tat - math.min(back, gcra_level(tat, now, limit)) * (60.0 / limit)
 end
 
 -- Share of a limit's burst still free after charging `cost` (1 = untouched).
@@ -498,8 +500,8 @@ local function give_back(CFG, STATE, WIN, STATS, READY, now, offsets, key, bucke
       push_low(marks, gcra_level(S.tat_t, now, L.tpm))
       write_lows(STATE, bucket, marks)
       local o = math.min(out or 0, tokens)
-      S.tat_i = gcra_adjust(S.tat_i, now, -(tokens - o), L.itpm)
-      S.tat_o = gcra_adjust(S.tat_o, now, -o, L.otpm)
+      S.tat_i = gcra_adjust(S.tat_i, now, -(tokens - o), L.itpm, at)
+      S.tat_o = gcra_adjust(S.tat_o, now, -o, L.otpm, at)
     end
     if L.strict then
       local W = read_window(WIN, bucket, now)

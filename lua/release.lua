@@ -16,11 +16,11 @@ local SPEND = KEYS[7]
 local now = pool_now(ARGV[1])
 local offsets = parse_offsets(ARGV[2])
 
-local r = redis.call('HMGET', RES, 'state', 'key', 'bucket', 'tokens', 'at', 'seq', 'budgets')
+local r = redis.call('HMGET', RES, 'state', 'key', 'bucket', 'tokens', 'at', 'seq', 'budgets', 'out')
 if not r[1] then return {'expired'} end
 if r[1] ~= 'reserved' then return {'noop', r[1]} end
 local key, bucket, tokens, at, rseq = r[2], r[3], tonumber(r[4]), tonumber(r[5]), tonumber(r[6]) or 0
-give_back(CFG, STATE, WIN, STATS, READY, now, offsets, key, bucket, tokens, at, rseq)
+give_back(CFG, STATE, WIN, STATS, READY, now, offsets, key, bucket, tokens, at, rseq, tonumber(r[8]) or 0)
 settle_budgets(SPEND, r[7], 0, true)
 redis.call('HSET', RES, 'state', 'released')
 return {'released', key}

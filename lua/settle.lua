@@ -213,8 +213,8 @@ if L.itpm > 0 or L.otpm > 0 then
   local reserved_in = reserved - reserved_out
   local a_in = actual_in or reserved_in
   local a_out = actual_out or math.max(0, actual - a_in)
-  S.tat_i = gcra_adjust(S.tat_i, now, a_in - reserved_in, L.itpm)
-  S.tat_o = gcra_adjust(S.tat_o, now, a_out - reserved_out, L.otpm)
+  S.tat_i = gcra_adjust(S.tat_i, now, a_in - reserved_in, L.itpm, at)
+  S.tat_o = gcra_adjust(S.tat_o, now, a_out - reserved_out, L.otpm, at)
 end
 if provider_limits ~= '' then redis.call('HSET', STATS, key .. ':provider_limits', provider_limits) end
 
