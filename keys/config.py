@@ -51,7 +51,7 @@ from keys.config_env import env_secret_names as env_secret_names
 from keys.config_env import env_secrets_of
 from keys.config_env import fingerprint as fingerprint
 from keys.config_env import keys_from_environment as keys_from_environment
-from keys.models import APIKey
+from keys.models import DEFAULT_MODELS, APIKey
 from keys.price_config import price_table, prices_of
 
 if TYPE_CHECKING:
@@ -275,6 +275,8 @@ def parse_key_entry(
             and "model" in models[0]
         ):
             data["model_name"] = models[0]["model"]
+        elif data.get("provider") in DEFAULT_MODELS:  # only an id and a provider: its default
+            data["model_name"] = DEFAULT_MODELS[str(data["provider"])]
     try:
         return APIKey.model_validate(data)
     except ValidationError as exc:

@@ -19,10 +19,12 @@ answer that reports nothing (Gemini's successes) leaves it without limits until 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from kernel.store import Store
 from keys.models import APIKey
-from lua.records import FIGURES, Learned
+from lua.records import FIGURES, Learned, bucket_name, learned_field
 
 #: The source of a limit in status: configured only, learned only, both (the lower applies).
 CONFIGURED, LEARNED, BOTH = "configured", "learned", "both"
@@ -73,3 +75,14 @@ def limits_status(key: APIKey, learned: Learned) -> dict[str, Any]:
         "learning": learning,
         "learned_at": learned.at or None,
     }
+
+
+async def limits_report(store: Store, keys: Iterable[APIKey]) -> dict[str, dict[str, Any]]:
+    """Per key, the limits its first model runs at and their source, as the pool's records hold
+    them (``python -m router --health-check``); one read."""
+    listed = list(keys)
+    fields = [learned_field(bucket_name(k.group, k.bindings[0].model)) for k in listed]
+    if not fields:
+        return {}
+    raw = await store.call(lambda c: c.hmget(store.keys.pool_config, fields))
+    return {k.key_id: limits_status(k, Learned.decode(r)) for k, r in zip(listed, raw, strict=True)}

@@ -18,6 +18,7 @@ from kernel.errors import ConfigError, StoreError
 from kernel.settings import Settings
 from kernel.store import Store, create_store
 from keys.config import KeyConfig, env_secret_for, load_key_config
+from keys.learned import limits_report
 from keys.manager import KeyManager
 from router.health_secrets import secret_store_health
 
@@ -84,6 +85,10 @@ async def health_report(
         return report
     try:
         report["store"] = await store_health(store)
+        if report["store"]["ok"]:
+            report["limits"] = await limits_report(store, config.keys)
+    except StoreError as exc:  # the store went away between the two reads
+        report["warnings"].append(f"limits not read: {exc}")
     finally:
         await store.close()
     _judge_store(report, settings)

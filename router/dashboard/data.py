@@ -60,6 +60,8 @@ def key_row(status: dict[str, Any]) -> dict[str, Any]:
         "rpm": _limit_use(rpm.get("count"), rpm.get("limit")),
         "tpm": _limit_use(tpm.get("used"), tpm.get("limit")),
         "rpd": _limit_use(rpd.get("count"), rpd.get("limit")),
+        # configured, learned (from the provider's answers), both, none: keys/learned.py
+        "limits_source": status.get("limits", {}).get("source"),
     }
 
 

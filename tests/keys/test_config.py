@@ -153,6 +153,37 @@ def test_provider_limits_endpoint_and_model_variables_apply_to_env_keys(empty_di
     assert anthropic.model_name == "claude-3-5-haiku-latest"
 
 
+def test_input_and_output_limit_variables_apply_to_env_keys(empty_dir: Path) -> None:
+    env = {
+        "ANTHROPIC_API_KEY": keygen.anthropic_key(),
+        "ANTHROPIC_ITPM": "40000",
+        "ANTHROPIC_OTPM": "8000",
+    }
+    (key,) = load_key_config(environ=env).keys
+    assert (key.itpm, key.otpm, key.tpm, key.learn_limits) == (40_000, 8000, None, True)
+    with pytest.raises(ConfigError) as info:
+        load_key_config(environ={**env, "ANTHROPIC_OTPM": "lots"})
+    assert "ANTHROPIC_OTPM" in str(info.value)
+
+
+def test_a_keys_json_of_ids_and_providers_only_is_a_pool(empty_dir: Path) -> None:
+    write_json(
+        empty_dir / "keys.json",
+        {
+            "keys": [
+                {"key_id": "o1", "provider": "openai"},
+                {"key_id": "a1", "provider": "anthropic", "itpm": 40000, "otpm": 8000},
+                {"key_id": "g1", "provider": "gemini", "learn_limits": False, "rpm": 15},
+            ]
+        },
+    )
+    o1, a1, g1 = load_key_config(environ={}).keys
+    assert (o1.model_name, o1.rpm, o1.tpm, o1.learn_limits) == ("gpt-4o-mini", None, None, True)
+    assert (a1.model_name, a1.itpm, a1.otpm) == ("claude-3-5-haiku-latest", 40_000, 8000)
+    assert (g1.model_name, g1.learn_limits, g1.rpm) == ("gemini-2.0-flash", False, 15)
+    assert "learn_limits" not in o1.metadata() and g1.metadata()["learn_limits"] is False
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -421,7 +452,8 @@ def test_a_file_that_is_not_utf8(empty_dir: Path) -> None:
     ("entry", "entry_name", "field", "reason"),
     [
         (
-            {k: v for k, v in key_entry("k1").items() if k != "model_name"},
+            # (with a provider, a key with no model serves the provider's default model)
+            {k: v for k, v in key_entry("k1").items() if k not in ("model_name", "provider")},
             "k1",
             "model_name",
             "required field is missing",

@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from kernel.redis_keys import RedisKeys
+from lua.records import Learned, learned_field
 from tests import keygen
+from tests.conftest import unique_prefix
 from tests.servers import free_port
 
 
@@ -148,6 +152,44 @@ def test_a_real_redis_is_healthy(workdir: Path, redis_url: str) -> None:
     assert report["healthy"] is True
     assert report["store"]["kind"] == "redis" and report["store"]["ok"] is True
     assert report["store"]["latency_ms"] >= 0
+
+
+def test_the_health_check_shows_where_each_keys_limits_come_from(
+    workdir: Path, redis_url: str
+) -> None:
+    write_keys(
+        workdir / "keys.json",
+        {
+            "keys": [
+                {"key_id": "told", "provider": "openai", "rpm": 500},
+                {"key_id": "untold", "provider": "openai"},
+                {"key_id": "learnt", "provider": "openai", "rpm": 900},
+            ]
+        },
+    )
+    prefix = unique_prefix()
+    learned = Learned(rpm=600, tpm=200_000, at=1_800_000_000.0).encode()
+    names = RedisKeys(prefix)
+    client = redis.Redis.from_url(redis_url)
+    try:  # what a settle keeps of the provider's headers (lua/settle.lua)
+        client.hset(names.pool_config, learned_field("learnt|gpt-4o-mini"), learned)
+    finally:
+        client.close()
+    env = {"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix}
+    env.update({f"API_KEY_{k}": keygen.openai_project_key() for k in ("TOLD", "UNTOLD", "LEARNT")})
+    code, report, stderr = run_health(workdir, env)
+    assert code == 0, stderr
+    limits = report["limits"]
+    assert limits["told"]["source"] == "configured" and not limits["told"]["learning"]
+    assert limits["untold"]["source"] == "none" and limits["untold"]["learning"]
+    assert limits["learnt"]["source"] == "both"
+    assert limits["learnt"]["rpm"] == {
+        "limit": 600,
+        "source": "both",
+        "configured": 900,
+        "learned": 600,
+    }
+    assert limits["learnt"]["tpm"]["source"] == "learned"
 
 
 def write_keys(path: Path, entries: Any) -> Path:

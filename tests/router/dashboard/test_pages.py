@@ -88,6 +88,10 @@ async def test_the_pages_show_the_pool_and_its_traffic(make_gateway: GatewayFact
         keys = {k["key_id"]: k for k in (await _json(ui, "/ui/api/keys"))["keys"]}
         assert sum(k["requests"] for k in keys.values()) == 5
         assert keys["pool-b"]["rpm"]["limit"] == 300 and keys["pool-a"]["state"] == "healthy"
+        # where the limits come from: configured, and also reported by the provider ("both")
+        # once the key has answered a call
+        sources = [keys[k.key_id]["limits_source"] for k in gw.pool]
+        assert "both" in sources and set(sources) <= {"configured", "both"}
         for key in gw.pool:
             masked = keys[key.key_id]["masked"]
             assert "..." in masked and masked[:6] == key.secret[:6] and key.secret not in masked
