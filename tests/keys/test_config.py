@@ -413,7 +413,11 @@ def test_the_shipped_keys_json_example_loads() -> None:
     config = load_key_config(example, environ={})
     providers = {k.provider for k in config.keys}
     assert providers == {"openai", "anthropic", "gemini"}
-    assert all(k.rpm and k.tpm for k in config.keys)
+    told = [k for k in config.keys if k.rpm]
+    assert all(k.tpm or (k.itpm and k.otpm) for k in told)
+    assert any(k.itpm and k.otpm for k in told)  # Anthropic's input and output limits
+    # and one key told nothing: it runs at the limits its provider reports
+    assert any(not (k.rpm or k.tpm) and k.learn_limits for k in config.keys)
     assert any(k.rpd for k in config.keys)
     assert any(k.quota_group for k in config.keys)
     assert any(len(k.bindings) > 1 for k in config.keys)
