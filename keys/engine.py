@@ -33,6 +33,7 @@ from kernel.redis_keys import RedisKeys
 from kernel.settings import STRATEGIES
 from kernel.store import Store
 from keys.layout import SERVING_CACHE_MODELS, ModelLayout, PoolLayout
+from keys.learned import divided_figures
 from keys.outcomes import OutcomeKind
 from keys.pool_health import PoolHealth
 from keys.refusals import NO_KEYS, refusal
@@ -296,6 +297,8 @@ class CapacityEngine(PoolHealth):
         usage record. ``said``: the limits the provider reported (keys/learned.py), adopted by
         every process; ``split``: the call's actual input and output tokens (None: not known).
         """
+        if reservation.degraded:  # the local store: this process's share of what was said
+            said = divided_figures(said, self.store.local_divisor)
         args = lua_settle.SettleArgs(
             actual_tokens,
             outcome,

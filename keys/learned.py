@@ -30,6 +30,14 @@ from lua.records import FIGURES, Learned, bucket_name, learned_field
 CONFIGURED, LEARNED, BOTH = "configured", "learned", "both"
 
 
+def divided_figures(said: str, divisor: int) -> str:
+    """The figures a provider reported, as one of ``divisor`` processes adopts them on degraded
+    mode's local store (each its share, like the configured limits there: keys/layout.py)."""
+    if divisor <= 1 or not said:
+        return said
+    return ",".join(str(max(1, int(v) // divisor)) if v else "" for v in said.split(","))
+
+
 def configured_figure(key: APIKey, name: str) -> int:
     return int(getattr(key, name) or 0)
 

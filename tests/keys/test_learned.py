@@ -11,6 +11,7 @@ import pytest
 from kernel.errors import AllKeysExhaustedError
 from kernel.store import Store
 from keys.engine import CapacityEngine
+from keys.learned import divided_figures
 from keys.models import APIKey
 from tests.helpers import all_stores
 from tests.keys.engine_helpers import ManualClock, drain, engine_for, make_key
@@ -196,3 +197,9 @@ async def test_a_limit_learned_from_a_429_starts_drained_and_per_day_blocks_the_
     with pytest.raises(AllKeysExhaustedError) as day:
         await engine.reserve("gpt-4o", 1)
     assert day.value.retry_after is not None and day.value.retry_after > 3600
+
+
+def test_degraded_mode_adopts_each_processs_share_of_the_providers_figures() -> None:
+    assert divided_figures("60,100000,,40000,7", 4) == "15,25000,,10000,1"
+    assert divided_figures("60,,,,", 1) == "60,,,,"
+    assert divided_figures("", 4) == ""
