@@ -1,5 +1,5 @@
-"""Limits learned from the provider: what status shows of them, and the warning of a key
-configured above them.
+"""Limits learned from the provider: what status and the health check show of them (the
+warning of a key configured above them is logged by keys/health_actions.py ``warn_above``).
 
 OpenAI and Anthropic report a key's limits on every answer (``x-ratelimit-limit-*``,
 ``anthropic-ratelimit-*-limit``), Gemini in its 429s (``QuotaFailure``); router/provider_limits.py
