@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from kernel.redis_keys import shard_of
 from kernel.store import Store
 from keys.models import APIKey
 from lua.records import FIGURES, Learned, bucket_name, learned_field
@@ -87,10 +88,16 @@ def limits_status(key: APIKey, learned: Learned) -> dict[str, Any]:
 
 async def limits_report(store: Store, keys: Iterable[APIKey]) -> dict[str, dict[str, Any]]:
     """Per key, the limits its first model runs at and their source, as the pool's records hold
-    them (``python -m router --health-check``); one read."""
-    listed = list(keys)
-    fields = [learned_field(bucket_name(k.group, k.bindings[0].model)) for k in listed]
-    if not fields:
-        return {}
-    raw = await store.call(lambda c: c.hmget(store.keys.pool_config, fields))
-    return {k.key_id: limits_status(k, Learned.decode(r)) for k, r in zip(listed, raw, strict=True)}
+    them (``python -m router --health-check``); one read per pool shard."""
+    names = store.keys
+    by_hash: dict[str, list[APIKey]] = {}
+    for key in keys:
+        where = names if names.shards <= 1 else names.shard_view(shard_of(key.group, names.shards))
+        by_hash.setdefault(where.pool_config, []).append(key)
+    out: dict[str, dict[str, Any]] = {}
+    for config, listed in by_hash.items():
+        fields = [learned_field(bucket_name(k.group, k.bindings[0].model)) for k in listed]
+        raw = await store.call(lambda c, h=config, f=fields: c.hmget(h, f))
+        for key, record in zip(listed, raw, strict=True):
+            out[key.key_id] = limits_status(key, Learned.decode(record))
+    return out

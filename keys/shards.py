@@ -185,6 +185,7 @@ class ShardedEngine(CapacityEngine):
         margin: float | None = None,
         budgets: Sequence[str] = (),
         cost_nanos: int | None = None,
+        output: int = 0,
     ) -> Reservation:
         """CapacityEngine.reserve over the shards that serve ``model`` (see the module)."""
         index = self.index_of(model)
@@ -199,6 +200,7 @@ class ShardedEngine(CapacityEngine):
             "exclude": exclude,
             "tags": tags,
             "margin": self.margin if margin is None else margin,
+            "output": output,
         }
         try:
             reservation = await self._reserve_on_shards(model, tokens, index, candidates, options)

@@ -22,7 +22,7 @@ from kernel.errors import AllKeysExhaustedError, CapacityError
 from kernel.settings import Settings
 from kernel.store import Store, create_store
 from keys.engine import CapacityEngine, Reservation
-from tests.helpers import all_stores
+from tests.helpers import all_stores, both_pool_shards
 from tests.keys.engine_helpers import ManualClock, engine_for, make_key
 
 EPS = 1e-6
@@ -140,6 +140,7 @@ def test_neither_the_input_nor_the_output_limit_is_ever_exceeded(
 
 
 @all_stores
+@both_pool_shards
 async def test_each_limit_binds_on_its_own_part_of_the_call(store: Store) -> None:
     clock = ManualClock()
     engine = engine_for(store, clock)

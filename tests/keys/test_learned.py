@@ -13,7 +13,7 @@ from kernel.store import Store
 from keys.engine import CapacityEngine
 from keys.learned import divided_figures
 from keys.models import APIKey
-from tests.helpers import all_stores
+from tests.helpers import all_stores, both_pool_shards
 from tests.keys.engine_helpers import ManualClock, drain, engine_for, make_key
 
 
@@ -27,6 +27,7 @@ async def limits(engine: CapacityEngine, key_id: str) -> dict[str, Any]:
 
 
 @all_stores
+@both_pool_shards
 async def test_a_key_with_no_limits_takes_one_call_until_its_provider_answers(
     store: Store,
 ) -> None:
@@ -89,6 +90,7 @@ async def test_a_call_never_settled_blocks_learning_for_the_probe_ttl_only(store
 
 
 @all_stores
+@both_pool_shards
 async def test_configured_above_the_provider_runs_at_the_provider_and_says_so_once(
     store: Store,
 ) -> None:
@@ -141,6 +143,7 @@ async def test_a_refreshed_figure_replaces_the_learned_one(store: Store) -> None
 
 
 @all_stores
+@both_pool_shards
 async def test_keys_of_one_quota_group_learn_one_figure(store: Store) -> None:
     engine = engine_for(store, ManualClock())
     await engine.configure([learner("a", quota_group="org"), learner("b", quota_group="org")])
@@ -152,6 +155,7 @@ async def test_keys_of_one_quota_group_learn_one_figure(store: Store) -> None:
 
 
 @all_stores
+@both_pool_shards
 async def test_learned_limits_survive_a_restart_and_are_shared(store: Store) -> None:
     clock = ManualClock()
     engine = engine_for(store, clock)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from kernel.redis_keys import RedisKeys
+from kernel.redis_keys import RedisKeys, shard_of
 from lua.records import Learned, learned_field
 from tests import keygen
 from tests.conftest import unique_prefix
@@ -154,8 +154,9 @@ def test_a_real_redis_is_healthy(workdir: Path, redis_url: str) -> None:
     assert report["store"]["latency_ms"] >= 0
 
 
+@pytest.mark.parametrize("shards", [1, 3])
 def test_the_health_check_shows_where_each_keys_limits_come_from(
-    workdir: Path, redis_url: str
+    workdir: Path, redis_url: str, shards: int
 ) -> None:
     write_keys(
         workdir / "keys.json",
@@ -169,13 +170,15 @@ def test_the_health_check_shows_where_each_keys_limits_come_from(
     )
     prefix = unique_prefix()
     learned = Learned(rpm=600, tpm=200_000, at=1_800_000_000.0).encode()
-    names = RedisKeys(prefix)
+    names = RedisKeys(prefix, shards=shards)
+    if shards > 1:  # the key's quota group's shard
+        names = names.shard_view(shard_of("learnt", shards))
     client = redis.Redis.from_url(redis_url)
     try:  # what a settle keeps of the provider's headers (lua/settle.lua)
         client.hset(names.pool_config, learned_field("learnt|gpt-4o-mini"), learned)
     finally:
         client.close()
-    env = {"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix}
+    env = {"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix, "POOL_SHARDS": str(shards)}
     env.update({f"API_KEY_{k}": keygen.openai_project_key() for k in ("TOLD", "UNTOLD", "LEARNT")})
     code, report, stderr = run_health(workdir, env)
     assert code == 0, stderr
