@@ -297,8 +297,6 @@ class CapacityEngine(PoolHealth):
         usage record. ``said``: the limits the provider reported (keys/learned.py), adopted by
         every process; ``split``: the call's actual input and output tokens (None: not known).
         """
-        if reservation.degraded:  # the local store: this process's share of what was said
-            said = divided_figures(said, self.store.local_divisor)
         args = lua_settle.SettleArgs(
             actual_tokens,
             outcome,
@@ -315,7 +313,8 @@ class CapacityEngine(PoolHealth):
             reservation.probe,
             cost_nanos,
             usage,
-            said,
+            # degraded mode's local store: this process's share of what the provider said
+            divided_figures(said, self.store.local_divisor) if reservation.degraded else said,
             *split,
         )
         keys = self._settle_keys(reservation, None if usage is None else usage.minute)
