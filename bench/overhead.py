@@ -1,8 +1,8 @@
 """Router overhead: what a call costs through the router compared with a direct call, and with LiteLLM.
 
     python bench/overhead.py [--seconds 4] [--rounds 3] [--concurrency 1 16 64] [--keys 10]
-                             [--modes direct router router-redis gateway litellm litellm-usage
-                              litellm-direct]
+                             [--modes direct router router-redis router-redis-inline gateway
+                              litellm litellm-usage litellm-direct]
 
 One provider simulator (its own process, zero latency, OpenAI wire format) serves every mode;
 a pool of ``--keys`` keys with limits far above the load (so capacity is reserved and settled on
@@ -15,6 +15,7 @@ calls in flight for ``--seconds``:
 * ``router-fakeredis``: ``router`` on the embedded store before issue 18 (fakeredis running the
   scripts; bench/fakeredis_store.py), to compare the old store with the new one in one run;
 * ``router-redis``: the same on a real redis-server (what several processes share);
+* ``router-redis-inline``: the same with ``SETTLE_MODE=inline`` (each settle on its answer's path);
 * ``gateway``: the adapter pointed at ``python -m router serve`` (HTTP hop + router, Redis store)
   with a virtual key; skipped while the gateway does not exist in this checkout;
 * ``litellm``: LiteLLM's ``Router`` in-process, default ``simple-shuffle`` strategy, no Redis;
@@ -69,12 +70,13 @@ ALL_MODES = (
     "router",
     "router-fakeredis",
     "router-redis",
+    "router-redis-inline",
     "gateway",
     "litellm",
     "litellm-usage",
     "litellm-direct",
 )
-IN_PROCESS_ROUTERS = ("router", "router-fakeredis", "router-redis")
+IN_PROCESS_ROUTERS = ("router", "router-fakeredis", "router-redis", "router-redis-inline")
 LITELLM_ROUTERS = ("litellm", "litellm-usage")
 
 Call = Callable[[], Awaitable[None]]
@@ -180,7 +182,8 @@ async def _make_call(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable
     if mode.startswith(("gateway", "litellm-proxy")):  # an HTTP server: its URL and key
         return await _direct(spec, spec["server_url"] + "/v1", [spec["server_key"]])
     if mode in IN_PROCESS_ROUTERS:
-        return await _router(spec, spec["redis_url"] if mode == "router-redis" else None)
+        redis_url = spec["redis_url"] if mode.startswith("router-redis") else None
+        return await _router(spec, redis_url, inline=mode.endswith("-inline"))
     return await _litellm(spec)
 
 
@@ -221,7 +224,7 @@ async def _direct(
 
 
 async def _router(
-    spec: dict[str, Any], redis_url: str | None
+    spec: dict[str, Any], redis_url: str | None, *, inline: bool = False
 ) -> tuple[Call, Callable[[], Awaitable[None]]]:
     from kernel.settings import Settings
     from keys.manager import KeyManager
@@ -234,6 +237,8 @@ async def _router(
         install()
     if redis_url:
         overrides["REDIS_URL"] = redis_url
+    if inline:  # the settle on the answer's path, as before issue 18
+        overrides["SETTLE_MODE"] = "inline"
     settings = Settings.from_env({}, **overrides)
     manager = KeyManager(key_store_path=spec["keys_path"], settings=settings, environ=spec["env"])
     router = RequestRouter(manager, settings=settings)
@@ -411,7 +416,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--keys", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=200, help="calls before measuring")
-    parser.add_argument("--modes", nargs="+", default=list(ALL_MODES), choices=ALL_MODES)
+    parser.add_argument(  # router-redis-inline on demand: the before of issue 18's settle
+        "--modes",
+        nargs="+",
+        default=[m for m in ALL_MODES if m != "router-redis-inline"],
+        choices=ALL_MODES,
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
     modes: list[str] = list(args.modes)

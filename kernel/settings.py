@@ -48,6 +48,9 @@ class Settings(BaseModel):
     ROUTER_PROCESSES: int = Field(1, ge=1)
     #: Conversation turns kept while degraded, written to the shared store when it returns.
     DEGRADED_CONVERSATION_BUFFER: int = Field(5000, ge=0)
+    #: When a call's settle is sent (keys/settle_queue.py): ``deferred`` queues it and answers
+    #: at once; ``inline`` waits for it before answering.
+    SETTLE_MODE: Literal["deferred", "inline"] = "deferred"
 
     # Keys and secrets
     KEY_STORE_PATH: str | None = None

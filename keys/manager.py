@@ -7,7 +7,7 @@
     await manager.record_success(selection, actual_tokens=830)   # or record_failure(selection, error)
 
 The manager is a facade over one pool of keys (keys/pool.py: sources, secrets, the capacity engine)
-and four parts that work on it, each named for what it does:
+and the parts that work on it, each named for what it does:
 
     keys/selection.py       select_key: reserve on a key with room, wait for room, explain none
     keys/health_actions.py  record_success / record_failure / release / extend_reservation, and
@@ -15,6 +15,7 @@ and four parts that work on it, each named for what it does:
     keys/pool_admin.py      add / update / (de)activate / remove keys, reload_keys, save_keys
     keys/status.py          get_key_status, get_all_key_statuses, get_health_status, get_stats,
                             health_check
+    keys/settle_queue.py    ``settles``: the router's settles, sent off the answers' path; flush
 
 Health lives in Redis (keys/engine.py, lua/settle.lua): a cooldown set by one process is honoured
 by every other at once. The README's "Keys and health" section documents the states.
@@ -38,6 +39,7 @@ from keys.pool_admin import PoolAdmin
 from keys.pool_keys import PoolKeys
 from keys.secret_store import SecretStore
 from keys.selection import KeySelection, SelectionRequest, Selector
+from keys.settle_queue import SettleQueue
 from keys.status import StatusView
 from lua.usage_records import UsageArgs
 
@@ -68,6 +70,11 @@ class KeyManager:
         self.admin = PoolAdmin(self.pool)
         self.status = StatusView(self.pool)
         self._keys = PoolKeys(lambda: self.pool.keys)
+        #: The calls' settles, sent off their answers' path (keys/settle_queue.py).
+        self.settles = SettleQueue(
+            deferred=self.pool.settings.SETTLE_MODE == "deferred",
+            ordered=self.pool.store.lane is not None,
+        )
 
     # -- the pool --------------------------------------------------------------------------------
     @property
@@ -100,7 +107,13 @@ class KeyManager:
         """Load every key source, index the pool, start the secrets' background refresh."""
         await self.pool.start()
 
+    async def flush(self) -> None:
+        """Wait until every settle queued so far has landed (``SETTLE_MODE=deferred``): status
+        read after it shows every call made before it."""
+        await self.settles.flush()
+
     async def close(self) -> None:
+        await self.settles.flush()
         await self.pool.close()
 
     def masked(self, key_id: str) -> str:

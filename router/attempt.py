@@ -1,6 +1,7 @@
 """One call on one key, and its outcome: the secret fetched, the provider called, the attempt
 recorded, the key's reservation settled (success) or its failure recorded (router/dispatch.py
-decides what comes next from the answer).
+decides what comes next from the answer). Settles go through the key manager's settle queue
+(keys/settle_queue.py): a success's is sent after the answer returns, a failure's is waited for.
 
     secret unusable   -> the key is disabled, rotate at once
     provider error    -> recorded; 429 / 401 / unreachable rotate at once, others back off
@@ -25,7 +26,7 @@ from kernel.errors import (
 from kernel.log import get_logger
 from kernel.settings import Settings
 from keys.manager import KeyManager, KeySelection
-from lua.usage_records import nanos_to_usd
+from lua.usage_records import UsageArgs, nanos_to_usd
 from router.answers import AttemptRecord, CallSummary
 from router.dispatch_types import CallPlan, Dispatched, Messages
 from router.provider_limits import figures, limits_json, provider_room
@@ -121,9 +122,7 @@ class KeyCaller:
         except BaseException:
             # cancelled (client went away) or a bug: the call may have reached the provider, and
             # says nothing of the key (a probe's slot is freed for the next caller)
-            await asyncio.shield(
-                self.manager.record_failure(selection, asyncio.CancelledError(), cost_nanos=None)
-            )
+            await asyncio.shield(self._settle_cancelled(selection))
             raise
         record.latency_ms = (time.monotonic() - started) * 1000
         summary.model, summary.provider = selection.model, key.provider
@@ -148,14 +147,24 @@ class KeyCaller:
             log.warning("key without a usable secret disabled", key=key.key_id, cause=exc.cause)
             return Failed(exc, True)
 
+    async def _settle_cancelled(self, selection: KeySelection) -> None:
+        """Queued (the settle queue owns it from here): nothing waits for it."""
+        await self.manager.settles.submit(
+            selection.key.key_id,
+            lambda: self.manager.record_failure(
+                selection, asyncio.CancelledError(), cost_nanos=None
+            ),
+        )
+
     async def _failed(
         self, selection: KeySelection, record: AttemptRecord, exc: ProviderError
     ) -> Failed:
-        kind = await self.manager.record_failure(
-            selection,
-            exc,
-            provider_limits=limits_json(exc.rate_limits),
-            said=figures(exc.rate_limits),
+        # in order behind the key's earlier settles, and waited for: what comes next (rotation,
+        # another caller's pick) must see the key's new health
+        limits, said = limits_json(exc.rate_limits), figures(exc.rate_limits)
+        kind = await self.manager.settles.run(
+            selection.key.key_id,
+            lambda: self.manager.record_failure(selection, exc, provider_limits=limits, said=said),
         )
         record.outcome, record.error_type = kind, exc.error_type
         if isinstance(exc, ContextLengthExceededError):
@@ -167,7 +176,12 @@ class KeyCaller:
 
     async def _no_event(self, selection: KeySelection, record: AttemptRecord) -> Failed:
         """A stream that ended before its first event."""
-        await self.manager.record_failure(selection, ProviderError("stream ended before any event"))
+        await self.manager.settles.run(
+            selection.key.key_id,
+            lambda: self.manager.record_failure(
+                selection, ProviderError("stream ended before any event")
+            ),
+        )
         record.outcome = "transient"
         error = ProviderError(
             "the provider closed the stream without an answer", provider=selection.key.provider
@@ -189,37 +203,63 @@ class KeyCaller:
         in the same script run, its usage record (router/usage_log.py)."""
         selection, summary = done.selection, done.summary
         assert selection is not None
-        cost, args = None, None
-        if self.usage is not None:
-            cost = self.usage.cost_nanos(selection.model, usage)
-            summary.cost = None if cost is None else nanos_to_usd(cost)
-            summary.degraded = selection.reservation.degraded
-            if self.usage.enabled and not selection.reservation.degraded:
-                if content is None and done.result is not None:
-                    content = done.result.content
-                record = self.usage.record(
-                    summary,
-                    success=True,
-                    usage=usage,
-                    usage_reported=usage_reported,
-                    prompt=last_user_text(done.messages),
-                    completion=content,
-                )
-                summary.usage_record = record
-                args = self.usage.args(record, cost)
-        settled = await self.manager.record_success(
-            selection,
-            actual_tokens,
-            provider_limits=self._success_limits(selection.key.key_id, snapshot),
-            cost_nanos=cost,
-            usage=args,
-            said=figures(snapshot),
-            split=(usage.prompt_tokens, usage.completion_tokens)
-            if usage_reported
-            else (None, None),
-            **provider_room(snapshot, usage),
+        cost, args = self._success_record(done, usage, content, usage_reported)
+        limits = self._success_limits(selection.key.key_id, snapshot)
+        room = provider_room(snapshot, usage)
+        # the settle writes the record; if it cannot, it goes the background way (settle())
+        summary.recorded = args is not None
+
+        said = figures(snapshot)
+        split = (usage.prompt_tokens, usage.completion_tokens) if usage_reported else (None, None)
+
+        async def settle() -> None:
+            settled = await self.manager.record_success(
+                selection,
+                actual_tokens,
+                provider_limits=limits,
+                cost_nanos=cost,
+                usage=args,
+                said=said,
+                split=split,
+                **room,
+            )
+            if not settled and args is not None and self.usage is not None:
+                assert summary.usage_record is not None
+                self.usage.unsettled(summary.usage_record, summary)
+
+        # SETTLE_MODE=deferred: queued, the answer returns now (keys/settle_queue.py); unless the
+        # provider said its buckets are (nearly) empty: the next reservation must see that
+        if _provider_short(room, usage):
+            await self.manager.settles.run(selection.key.key_id, settle)
+        else:
+            await self.manager.settles.submit(selection.key.key_id, settle)
+
+    def _success_record(
+        self, done: Dispatched, usage: Usage, content: str | None, usage_reported: bool
+    ) -> tuple[int | None, UsageArgs | None]:
+        """The call's cost (nano-dollars, None: unknown) and the usage record its settle
+        writes (None: none, e.g. served degraded: it goes the background way)."""
+        selection, summary = done.selection, done.summary
+        assert selection is not None
+        if self.usage is None:
+            return None, None
+        cost = self.usage.cost_nanos(selection.model, usage)
+        summary.cost = None if cost is None else nanos_to_usd(cost)
+        summary.degraded = selection.reservation.degraded
+        if not self.usage.enabled or selection.reservation.degraded:
+            return cost, None
+        if content is None and done.result is not None:
+            content = done.result.content
+        record = self.usage.record(
+            summary,
+            success=True,
+            usage=usage,
+            usage_reported=usage_reported,
+            prompt=last_user_text(done.messages),
+            completion=content,
         )
-        summary.recorded = settled and args is not None
+        summary.usage_record = record
+        return cost, self.usage.args(record, cost)
 
     def _success_limits(self, key_id: str, snapshot: Any) -> str:
         """The provider's headers as JSON, or "" when this key's were stored less than
@@ -231,6 +271,16 @@ class KeyCaller:
         if limits:
             self._limits_stored[key_id] = now
         return limits
+
+
+def _provider_short(room: dict[str, Any], usage: Usage) -> bool:
+    """The provider's headers say another call like this one must wait, or that at most one more
+    fits: its settle is waited for (it caps what the next reservations may send)."""
+    if room.get("hold", 0.0) > 0:
+        return True
+    requests, tokens = room.get("provider_room", (None, None))
+    total = usage.prompt_tokens + usage.completion_tokens
+    return (requests is not None and requests < 2) or (tokens is not None and tokens < 2 * total)
 
 
 def chat_request(

@@ -10,9 +10,8 @@ Every answer is an ``Answer``, a typed dict (router/answers.py), and a stream yi
 ``StreamEvent`` s; failures do not raise unless ``raise_on_error=True`` (then the RouterError is
 raised). A conversation's turn is stored after a successful call (``conversation_saved``).
 
-Its parts: router/plans.py (call plans and their checks), router/dispatch.py (keys, calls, rotation,
-fallbacks), router/turns.py (a conversation's turn), router/streaming.py (streams), router/answers.py
-(the answer), router/usage_log.py (usage records), router/embedding.py and lease_api.py (mixins).
+Its parts in router/: plans.py (call plans, checks), dispatch.py (keys, calls, rotation, fallbacks),
+turns.py, streaming.py, answers.py, usage_log.py; mixins: embedding.py, lease_api.py, settling.py.
 """
 
 from __future__ import annotations
@@ -46,13 +45,14 @@ from router.lease_api import LeaseAPI
 from router.plans import fixed, make_plan, plan_error, summary_of, with_system
 from router.providers import AiohttpTransport, Transport
 from router.routing import RoutingTable
+from router.settling import SettleAPI
 from router.streaming import OnDone, relay
 from router.telemetry import UsageSpans
 from router.turns import history_for, store_turn
 from router.usage_log import UsageLog
 
 
-class RequestRouter(LeaseAPI, EmbedAPI):
+class RequestRouter(LeaseAPI, EmbedAPI, SettleAPI):
     """Token estimation, reservation, provider calls, rotation and fallbacks, conversations."""
 
     def __init__(
@@ -116,7 +116,7 @@ class RequestRouter(LeaseAPI, EmbedAPI):
         return RoutingTable.from_section(self.key_manager.config.routing, source=source)
 
     async def close(self) -> None:
-        await self.usage.flush()
+        await self.flush()
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None

@@ -121,7 +121,10 @@ async def _settle(
             content=end.content or text,
             usage_reported=end.usage is not None,
         )
-    elif error is not None:  # cut after text came: the provider may bill it (at the estimate)
-        await manager.record_failure(selection, error, cost_nanos=None)
-    else:  # the consumer stopped reading: the call reached the provider, keep its charge
-        await manager.record_failure(selection, GeneratorExit(), cost_nanos=None)
+    else:  # cut after text came (the provider may bill it: the estimate), or the consumer
+        # stopped reading (the call reached the provider, keep its charge); queued, nothing waits
+        failure = error if error is not None else GeneratorExit()
+        await manager.settles.submit(
+            selection.key.key_id,
+            lambda: manager.record_failure(selection, failure, cost_nanos=None),
+        )

@@ -1,7 +1,8 @@
 """Each call's usage record: built once the call's outcome is known, written exactly once.
 
     success (the common case)  -> with the settle that already happens: one script run charges the
-                                  real tokens and cost and appends the record (lua/settle.lua)
+                                  real tokens and cost and appends the record (lua/settle.lua);
+                                  a settle that fails for good sends it the background way
     anything else              -> in the background, after the answer (lua/record_usage.lua):
                                   refused before any key, failed after its last settle, degraded
 
@@ -206,6 +207,15 @@ class UsageLog:
         if summary.recorded or not self.enabled:
             return
         summary.recorded = True
+        self._background(record, summary)
+
+    def unsettled(self, record: UsageRecord, summary: CallSummary) -> None:
+        """A settle that was to write ``record`` did not (the store failed it for good, or the
+        reservation had expired): it goes the background way (degraded mode keeps it)."""
+        if self.enabled:
+            self._background(record, summary)
+
+    def _background(self, record: UsageRecord, summary: CallSummary) -> None:
         if len(self._pending) >= MAX_PENDING_WRITES:
             self._drop("too many usage records waiting to be written")
             return

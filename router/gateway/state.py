@@ -105,6 +105,8 @@ class Gateway:
         self.ready = False
         if self.owns_router:
             await self.router.close()
+        else:  # the owner closes it; the settles of the calls served here land now
+            await self.router.flush()
 
     def model_label(self, model: str) -> str:
         """A bounded metrics label: a model a key names or an alias; for a name only a pattern

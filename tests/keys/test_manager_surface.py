@@ -16,6 +16,7 @@ SURFACE = {
     "deactivate_key": "key_id",
     "default_model": "",
     "extend_reservation": "selection",
+    "flush": "",
     "get_all_key_statuses": "",
     "get_health_status": "",
     "get_key_status": "key_id",

@@ -114,7 +114,7 @@ async def test_degraded_processes_spend_their_share_and_every_cost_is_counted_on
 
             await until(back)
             after = [await call(router) for _ in range(2)]
-            await router.usage.flush()
+            await router.flush()
             shared = await shared_spend(server.url, router)
     finally:
         server.cleanup()

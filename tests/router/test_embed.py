@@ -135,7 +135,7 @@ async def test_bad_input_is_refused_naming_the_parameter_and_still_recorded(
         with pytest.raises(ClientRequestError) as raised:
             await router.embed(["ok", 3], model=SMALL, raise_on_error=True)  # type: ignore[list-item]
         chat = await router.embed("x", model="gpt-4o-mini")
-        await router.usage.flush()  # failures are recorded in the background
+        await router.flush()  # failures are recorded in the background
         records = await records_of(router)
         seen = sim.requests()
     assert empty["error_type"] == "invalid_request_error" and "'input'" in str(empty["error"])

@@ -92,6 +92,7 @@ async def test_an_endpoint_that_never_accepts_stops_costing_the_connect_timeout_
                         break
                     await asyncio.sleep(0.1)
                 assert served is not None and served["success"]
+                await router.flush()  # the probe's settle closes the circuit
                 assert (await engine.health("dead"))["state"] == "ok"
                 assert sim.usage("dead", MODEL)["admitted_requests"] >= 1
 
@@ -151,12 +152,14 @@ async def test_a_caller_cancelling_a_probe_frees_it_for_the_next_caller(
         probe.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await probe
+        await router.flush()  # the cancelled call's settle is queued
         health = await engine.health("a")
         assert health["state"] == "open"  # neither closed by the cancel nor held half-open
         assert health["until"] <= await engine.now()  # the next caller may probe at once
         sim.set_faults(FaultConfig())
         answer = await router.send_one_shot("hi", MODEL)
         assert answer["success"] and answer["key_id"] == "a"
+        await router.flush()
         assert (await engine.health("a"))["state"] == "ok"
 
 

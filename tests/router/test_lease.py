@@ -57,7 +57,7 @@ def _text(value: Any) -> str:
 
 
 async def records_of(router: RequestRouter) -> list[UsageRecord]:
-    await router.usage.flush()
+    await router.flush()
     store = router.key_manager.store
     entries = await store.client.xrange(store.keys.usage_stream)
     out = []

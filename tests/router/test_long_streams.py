@@ -52,7 +52,8 @@ def keepers() -> list[asyncio.Task[Any]]:
 
 
 async def reservations(router: RequestRouter) -> dict[str, dict[str, str]]:
-    """Every reservation record in the store, by its Redis key."""
+    """Every reservation record in the store, by its Redis key (once the settles landed)."""
+    await router.flush()
     store = router.key_manager.store
     out = {}
     async for name in store.client.scan_iter(match=store.keys.reservation("*")):

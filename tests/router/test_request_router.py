@@ -268,6 +268,7 @@ async def test_stream_yields_deltas_then_the_answer(
         _sim,
     ):
         events = [e async for e in router.stream_one_shot("stream please", "gpt-4o-mini")]
+        await router.flush()
         status = await router.key_manager.get_key_status("a")
     deltas = [e["content"] for e in events if e["type"] == "delta"]
     done = events[-1]

@@ -71,7 +71,7 @@ async def test_records_made_while_redis_is_down_reach_it_when_it_is_back(tmp_pat
 
             await until(back)
             answers.append(await router.send_one_shot("after", MODEL, max_tokens=8))
-            await router.usage.flush()
+            await router.flush()
 
             async def all_recorded() -> bool:
                 return int(await raw.xlen(stream)) >= len(answers)

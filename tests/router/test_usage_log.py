@@ -45,6 +45,7 @@ def _text(value: Any) -> str:
 
 async def records_of(router: RequestRouter) -> list[UsageRecord]:
     """Every record, from each slot usage is written in (one, or a sharded pool's)."""
+    await router.flush()
     store = router.key_manager.store
     entries = []
     for view in store.keys.usage_views():
@@ -87,7 +88,7 @@ async def test_failures_and_refusals_leave_one_record_each(
         failed = await router.send_one_shot("who am i", MODEL, max_tokens=16)
         refused = await router.send_one_shot("too long", MODEL, max_tokens=10**9)
         unserved = await router.send_one_shot("nobody", "no-such-model", max_tokens=16)
-        await router.usage.flush()
+        await router.flush()
         records = {r.request_id: r for r in await records_of(router)}
     for answer in (failed, refused, unserved):
         assert not answer["success"]
@@ -132,7 +133,7 @@ async def test_the_usage_log_can_be_turned_off_and_cost_is_still_answered(
     ):
         answer = await router.send_one_shot("hello", MODEL, max_tokens=16)
         await router.send_one_shot("too long", MODEL, max_tokens=10**9)
-        await router.usage.flush()
+        await router.flush()
         assert await records_of(router) == []
     assert answer["cost"] is not None and answer["cost"] > 0
 
@@ -167,7 +168,7 @@ async def test_a_budget_refuses_once_spent_says_when_it_resets_and_counts_exactl
         store_ = router.key_manager.store
         raw = await store_.client.hget(store_.keys.budget_spend, budget_field("team", "blue"))
         other = await router.send_one_shot("not blue", MODEL, max_tokens=16, team="green")
-        await router.usage.flush()
+        await router.flush()
         records = await records_of(router)
     spend = SpendRecord.decode(_text(raw))
     served = [a for a in answers if a["success"]]
@@ -224,7 +225,7 @@ async def test_a_caller_that_goes_away_still_leaves_one_record(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await router.usage.flush()
+        await router.flush()
         records = await records_of(router)
     assert len(records) == 2
     assert [(r.success, r.error_type) for r in records] == [(False, "cancelled")] * 2

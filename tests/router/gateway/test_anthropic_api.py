@@ -286,7 +286,7 @@ async def test_one_usage_record_per_call_from_the_gateway(
     async with sdk.messages.stream(model=CLAUDE, max_tokens=64, messages=HELLO) as stream:
         await stream.get_final_message()
     await sdk.messages.count_tokens(model=CLAUDE, messages=HELLO)
-    await claude_gw.gateway.router.usage.flush()
+    await claude_gw.gateway.router.flush()
     names = RedisKeys(claude_gw.settings.REDIS_KEY_PREFIX)
     redis = aioredis.from_url(redis_url)
     try:

@@ -32,7 +32,7 @@ def close(got: list[float], want: list[float]) -> bool:
 
 
 async def records(gw: GatewayHarness) -> list[UsageRecord]:
-    await gw.gateway.router.usage.flush()
+    await gw.gateway.router.flush()
     store = gw.gateway.router.key_manager.store
     entries = await store.client.xrange(store.keys.usage_stream)
     out = []

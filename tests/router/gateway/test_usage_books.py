@@ -120,8 +120,8 @@ async def test_every_call_leaves_one_record_and_the_books_balance(
         gateway_outcomes, answers = await asyncio.gather(
             _gateway_calls(gw, secret), _library_calls(library)
         )
-        await library.usage.flush()
-        await gw.gateway.router.usage.flush()
+        await library.flush()
+        await gw.gateway.router.flush()
     finally:
         await library.close()
     names = RedisKeys(gw.settings.REDIS_KEY_PREFIX)
