@@ -102,17 +102,21 @@ async def _run_mode(spec: dict[str, Any]) -> dict[str, Any]:
             await call()
         levels = []
         for concurrency in spec["concurrency"]:
-            levels.append(await _level(call, concurrency, spec["seconds"], spec.get("watch_pid")))
+            gap = spec.get("gap_ms", 0.0) / 1000
+            levels.append(
+                await _level(call, concurrency, spec["seconds"], spec.get("watch_pid"), gap)
+            )
     finally:
         await close()
     return {"mode": spec["mode"], "levels": levels}
 
 
 async def _level(
-    call: Call, concurrency: int, seconds: float, watch_pid: int | None = None
+    call: Call, concurrency: int, seconds: float, watch_pid: int | None = None, gap: float = 0.0
 ) -> dict[str, Any]:
     """``concurrency`` callers for ``seconds``; with ``watch_pid`` (the gateway), that process's
-    CPU time too."""
+    CPU time too. ``gap``: seconds each caller waits between an answer and its next call (a
+    client's think time; not in the latencies)."""
     import psutil  # type: ignore[import-untyped]
 
     watched = ProcessTree(psutil.Process(watch_pid)) if watch_pid else None
@@ -130,6 +134,8 @@ async def _level(
                 errors += 1
                 continue
             latencies.append(time.perf_counter() - started)
+            if gap:
+                await asyncio.sleep(gap)
 
     server0 = watched.cpu() if watched else 0.0
     cpu0, began = time.process_time(), time.perf_counter()
@@ -416,6 +422,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--keys", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=200, help="calls before measuring")
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=0.0,
+        help="each caller's pause between an answer and its next call",
+    )
     parser.add_argument(  # router-redis-inline on demand: the before of issue 18's settle
         "--modes",
         nargs="+",
@@ -451,6 +463,7 @@ def main() -> None:
             "concurrency": args.concurrency,
             "seconds": args.seconds,
             "warmup": args.warmup,
+            "gap_ms": args.gap_ms,
         }
         gateway = None
         if "gateway" in modes:
