@@ -109,6 +109,9 @@ class SyncKeyManager:
     def extend_reservation(self, selection: KeySelection) -> str:
         return self._run(self.manager.extend_reservation(selection))
 
+    def flush(self) -> None:
+        self._run(self.manager.flush())
+
     # -- health actions and live management ------------------------------------------------------
     def mark_key_unhealthy(self, key_id: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self._run(self.manager.mark_key_unhealthy(key_id, *args, **kwargs))

@@ -165,6 +165,7 @@ async def test_a_budget_refuses_once_spent_says_when_it_resets_and_counts_exactl
             await router.send_one_shot(f"call {i}", MODEL, max_tokens=16, team="blue")
             for i in range(40)
         ]
+        await router.flush()  # the settles (which give the estimates back) landed
         store_ = router.key_manager.store
         raw = await store_.client.hget(store_.keys.budget_spend, budget_field("team", "blue"))
         other = await router.send_one_shot("not blue", MODEL, max_tokens=16, team="green")
