@@ -10,7 +10,9 @@ loses nothing. Settles are started in the order they came, up to ``BATCH`` at on
 the queue holds. On a standalone Redis (``ordered``: the script lane writes the calls in the order
 they are made, on one connection, and Redis runs them in that order) they all go at once, pipelined;
 on other stores one per key at a time, so that a key's settles land in order whatever the backend
-(other keys' go past a slow one). Each retries like an inline
+(other keys' go past a slow one). On the lane, calls retried (a lost connection, a script Redis
+must load again after a restart) may land out of order: settles of different reservations
+commute, except for the order of a key's health counts. Each retries like an inline
 settle (the store's retries, then degraded mode); a job that still fails has handled it itself
 (logged; its usage record goes the background path). When ``size`` settles wait, a submit waits for
 room (back-pressure, never a drop). Until its settle lands a call holds what it reserved; if the
