@@ -75,6 +75,8 @@ class KeyCaller:
         self.usage = usage
         self._adapters: dict[str, ProviderAdapter] = {}
         self._limits_stored: dict[str, float] = {}
+        #: Keys with a success settled by this process (their first one is waited for).
+        self._answered: set[str] = set()
 
     def adapter(self, provider: str) -> ProviderAdapter:
         adapter = self._adapters.get(provider)
@@ -228,8 +230,12 @@ class KeyCaller:
                 self.usage.unsettled(summary.usage_record, summary)
 
         # SETTLE_MODE=deferred: queued, the answer returns now (keys/settle_queue.py); unless the
-        # provider said its buckets are (nearly) empty: the next reservation must see that
-        if _provider_short(room, usage):
+        # provider said its buckets are (nearly) empty, or it is the key's first answer here (a
+        # key whose limits are learned takes one call at a time until then): the next
+        # reservation must see that
+        key_id = selection.key.key_id
+        if key_id not in self._answered or _provider_short(room, usage):
+            self._answered.add(key_id)
             await self.manager.settles.run(selection.key.key_id, settle)
         else:
             await self.manager.settles.submit(selection.key.key_id, settle)

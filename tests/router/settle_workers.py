@@ -16,6 +16,7 @@ async def _answer_then_hang(spec: dict[str, Any], report: Any) -> None:
     manager = KeyManager(key_store_path=spec["keys_path"], settings=settings, environ=spec["env"])
     router = RequestRouter(manager, settings=settings)
     await router.start()
+    await router.send_one_shot("warm", spec["model"], max_tokens=8)  # a key's first is awaited
     answers = await asyncio.gather(
         *(
             router.send_one_shot(f"hi {i}", spec["model"], max_tokens=spec["max_tokens"])

@@ -100,8 +100,10 @@ async def test_the_answer_returns_before_its_settle_lands(tmp_path: Path) -> Non
             router,
             sim,
         ):
+            await router.send_one_shot("warm", MODEL, max_tokens=8)  # a key's first is awaited
+            await router.flush()
             call = asyncio.create_task(router.send_one_shot("hi", MODEL, max_tokens=8))
-            await until(at_provider(sim, 1))  # reserved: from here only its settle needs Redis
+            await until(at_provider(sim, 2))  # reserved: from here only its settle needs Redis
             async with paused(raw):
                 # a bound, not a measure: an inline settle cannot answer before the pause ends
                 await asyncio.wait({call}, timeout=PAUSE_MS / 4000)
@@ -115,12 +117,11 @@ async def test_the_answer_returns_before_its_settle_lands(tmp_path: Path) -> Non
         server.cleanup()
     answer = call.result()
     assert answer["success"] and answer["tokens"]["total"] > 0
-    assert held["reservations"] == {"reserved": 1}
-    assert queued == 1 and held["records"] == []
-    assert landed["reservations"] == {"settled": 1}
-    assert landed["counts"]["successes"] == 1
-    assert landed["counts"]["tokens"] == answer["tokens"]["total"]
-    assert [r.request_id for r in landed["records"]] == [answer["request_id"]]
+    assert held["reservations"] == {"reserved": 1, "settled": 1}
+    assert queued == 1 and len(held["records"]) == 1
+    assert landed["reservations"] == {"settled": 2}
+    assert landed["counts"]["successes"] == 2
+    assert [r.request_id for r in landed["records"]][1:] == [answer["request_id"]]
 
 
 async def _calls_then_close(config: Settings, tmp_path: Path, calls: int) -> list[Any]:
@@ -174,11 +175,13 @@ async def test_a_caller_cancelled_while_its_settle_waits_for_room_loses_nothing(
         ):
             settles = router.key_manager.settles
             settles.batch = settles.size = 1  # one in flight, one waiting: the third waits
+            await router.send_one_shot("warm", MODEL, max_tokens=8)  # a key's first is awaited
+            await router.flush()
             calls = [
                 asyncio.create_task(router.send_one_shot(f"hi {i}", MODEL, max_tokens=8))
                 for i in range(3)
             ]
-            await until(at_provider(sim, 3))
+            await until(at_provider(sim, 4))
             async with paused(raw):
 
                 async def two_answered() -> bool:
@@ -198,9 +201,9 @@ async def test_a_caller_cancelled_while_its_settle_waits_for_room_loses_nothing(
     answered = [c.result() for c in calls if c is not waiting]
     assert all(a["success"] for a in answered)
     assert queued == 3  # the cancelled caller's settle went in all the same
-    assert landed["reservations"] == {"settled": 3}
-    assert landed["counts"]["successes"] == 3
-    assert len(landed["records"]) == 3  # the cancelled call's success too, by its settle
+    assert landed["reservations"] == {"settled": 4}
+    assert landed["counts"]["successes"] == 4
+    assert len(landed["records"]) == 4  # the cancelled call's success too, by its settle
 
 
 async def test_redis_killed_with_settles_queued_loses_no_record_and_leaks_no_reservation(
@@ -216,11 +219,13 @@ async def test_redis_killed_with_settles_queued_loses_no_record_and_leaks_no_res
             sim,
         ):
             store = router.key_manager.store
+            await router.send_one_shot("warm", MODEL, max_tokens=8)  # a key's first is awaited
+            await router.flush()
             calls = [
                 asyncio.create_task(router.send_one_shot(f"hi {i}", MODEL, max_tokens=8))
                 for i in range(3)
             ]
-            await until(at_provider(sim, 3))
+            await until(at_provider(sim, 4))
             await raw.execute_command("CLIENT", "PAUSE", PAUSE_MS, "WRITE")
             answers = await asyncio.gather(*calls)
             queued = router.key_manager.settles.pending
@@ -243,10 +248,11 @@ async def test_redis_killed_with_settles_queued_loses_no_record_and_leaks_no_res
         server.cleanup()
     assert all(a["success"] for a in answers) and queued == 3 and degraded
     # never settled on Redis: held (conservative) until their TTL gives them back, as before
-    assert left["reservations"] == {"reserved": 3}
-    assert len(ttls) == 3 and all(0 < t <= config.RESERVATION_TTL_SECONDS for t in ttls)
+    assert left["reservations"] == {"reserved": 3, "settled": 1}
+    assert len(ttls) == 4 and all(0 < t <= config.RESERVATION_TTL_SECONDS for t in ttls)
     # each usage record went the background way (kept while degraded, written on return)
-    assert sorted(r.request_id for r in left["records"]) == sorted(a["request_id"] for a in answers)
+    got = {r.request_id for r in left["records"]}
+    assert len(left["records"]) == 4 and {a["request_id"] for a in answers} <= got
 
 
 async def test_a_process_killed_with_settles_queued_holds_what_it_reserved_until_it_expires(
@@ -256,7 +262,7 @@ async def test_a_process_killed_with_settles_queued_holds_what_it_reserved_until
     estimates: conservative) until the window passes, and its reservations expire."""
     server = RedisServer().start()
     raw = aioredis.from_url(server.url)
-    keys = [PoolKey("a", rpm=600, tpm=1100)]  # two calls' estimates (~510 each) fill it
+    keys = [PoolKey("a", rpm=600, tpm=1150)]  # a small call, then two of ~510 each fill it
     config = settings(server.url, RESERVATION_TTL_SECONDS=10)
     faults = FaultConfig(latency_ms=PROVIDER_MS)
     context = multiprocessing.get_context("spawn")
@@ -276,7 +282,7 @@ async def test_a_process_killed_with_settles_queued_holds_what_it_reserved_until
             }
             child = context.Process(target=answer_then_hang, args=(spec, report))
             child.start()
-            await until(at_provider(sim, 2), seconds=60)
+            await until(at_provider(sim, 3), seconds=60)  # its warm-up call, then two
             async with paused(raw):
                 loop = asyncio.get_running_loop()
                 answered = await loop.run_in_executor(None, report.get, True, 60)
@@ -297,8 +303,8 @@ async def test_a_process_killed_with_settles_queued_holds_what_it_reserved_until
         server.cleanup()
     assert answered == {"success": [True, True], "queued": 2}
     assert child.exitcode == -signal.SIGKILL
-    assert held["reservations"] == {"reserved": 2} and held["records"] == []
-    assert len(ttls) == 2 and all(0 < t <= 10 for t in ttls)
+    assert held["reservations"] == {"reserved": 2, "settled": 1} and len(held["records"]) == 1
+    assert len(ttls) == 3 and all(0 < t <= 10 for t in ttls)
     assert not now_room  # the estimates stay charged: nothing was refunded
     assert later_room  # the window passed: the capacity is back
 
