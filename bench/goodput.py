@@ -2,7 +2,7 @@
 
     python bench/goodput.py [--seconds 180] [--processes 1 4] [--limits gcra strict]
                             [--systems router litellm] [--keys 4] [--rpm 60]
-                            [--configured-rpm N] [--shards 1 3] [--out PATH]
+                            [--configured-rpm N | --learned] [--shards 1 3] [--out PATH]
 
 The provider simulator (its own process) enforces per-key limits exactly as configured: token
 buckets of ``--rpm`` requests per minute, refilled continuously (``gcra``, how OpenAI and Anthropic
@@ -35,12 +35,16 @@ Target (DESIGN.md): goodput >= 99% of rated capacity with zero 429s, also from 4
 
 ``--configured-rpm N`` configures the router and LiteLLM with ``N`` requests per minute per key
 while the simulator still enforces ``--rpm``: a key configured above what its provider really
-allows, or half used by another application.
+allows, or half used by another application. Only the provider's own answers (its rate-limit
+headers, its 429s) can tell a router so; capacity and the load stay based on ``--rpm``.
+
+``--learned`` tells the router (and LiteLLM) no limits at all (keys.json holds ids, providers and
+models only; "told" is 0): the router learns each key's limits from its first answer (issue 19).
+LiteLLM has no such thing: told nothing, it does not limit (run ``--systems router``).
 
 ``--shards 1 3`` runs the router with each POOL_SHARDS (the pool split into shards, each key in
 one by its quota group: issue 18), on the same one Redis: goodput and 429s against the
-single-shard pool (LiteLLM runs once). Only the provider's own answers (its rate-limit
-headers, its 429s) can tell a router so; capacity and the load stay based on ``--rpm``.
+single-shard pool (LiteLLM runs once).
 """
 
 from __future__ import annotations
@@ -184,9 +188,15 @@ def run(
     keys = [
         BenchKey(f"g{i}", rpm=args.rpm, tpm=10_000_000, strict=strict) for i in range(args.keys)
     ]
-    configured_rpm = args.configured_rpm or args.rpm
-    # what the router and LiteLLM are told (the simulator enforces ``keys``)
-    told = [dataclasses.replace(k, rpm=configured_rpm) for k in keys]
+    configured_rpm = 0 if args.learned else (args.configured_rpm or args.rpm)
+    # what the router and LiteLLM are told (the simulator enforces ``keys``); with --learned
+    # nothing: the router learns each key's limits from the provider's answers (issue 19)
+    told = [
+        dataclasses.replace(k, rpm=None, tpm=None)
+        if args.learned
+        else dataclasses.replace(k, rpm=configured_rpm)
+        for k in keys
+    ]
     capacity_rate = args.keys * args.rpm / 60.0
     seconds = float(args.seconds)
     with (
@@ -271,6 +281,11 @@ def main() -> None:
     parser.add_argument(
         "--shards", type=int, nargs="+", default=[1], help="POOL_SHARDS of the router's runs"
     )
+    parser.add_argument(
+        "--learned",
+        action="store_true",
+        help="tell the router no limits at all: it learns them from the provider's answers",
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
     rows = []
@@ -311,7 +326,7 @@ def main() -> None:
                 "seconds": args.seconds,
                 "keys": args.keys,
                 "rpm": args.rpm,
-                "configured_rpm": args.configured_rpm or args.rpm,
+                "configured_rpm": 0 if args.learned else (args.configured_rpm or args.rpm),
                 "offered_load": "2x rated capacity, open loop",
                 "model": MODEL,
             },

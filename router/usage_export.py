@@ -131,7 +131,9 @@ async def read_merged(
 ) -> list[Any]:
     """Up to ``count`` records between stream ids ``low`` and ``high`` (oldest first, or newest
     first), over every stream usage records are written to (kernel.redis_keys.usage_views: one,
-    or the pool's and one per shard, merged by id; each record's id then says its stream)."""
+    or the pool's and one per shard, merged by id; each record's id then says its stream). Across
+    streams the order is by time to the millisecond: records of one millisecond written to
+    different shards come in stream order, not necessarily in the order they were written."""
     store.require_shared("read the usage log")
     client = store.shared_client
     views = names.usage_views()
