@@ -37,28 +37,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import install_uvloop, print_table, redis_server, write_results
+from bench.reserve import MODEL, pool
 from kernel.settings import Settings
 from kernel.store import create_store
-from keys.models import APIKey
 from keys.shards import create_engine
 
-MODEL = "gpt-4o"
 LOADS = (1_000, 10_000, 100_000)
-
-
-def pool(size: int) -> list[APIKey]:
-    return [
-        APIKey.model_validate(
-            {
-                "key_id": f"k{i:05d}",
-                "model_name": MODEL,
-                "provider": "openai",
-                "rpm": 10**6,
-                "tpm": 10**8,
-            }
-        )
-        for i in range(size)
-    ]
 
 
 # -- one process --------------------------------------------------------------------------------
