@@ -14,6 +14,8 @@
     ├── ModelNotAvailableError          no configured key serves the model; names those served
     ├── BudgetExceededError             a USD budget (global, user, team, virtual key) would be
     │                                   passed; says which, how much, and when it resets
+    ├── AdmissionRefusedError           the gateway's request limits (user, global, virtual
+    │                                   key) refused the call its reservation carried
     ├── ConversationError               conversation history problems
     │   ├── ConversationTooLargeError   a conversation hit its size cap (trimming disabled)
     │   └── ConversationNotSavedError   an answer was produced but the turn could not be stored
@@ -277,6 +279,19 @@ class BudgetExceededError(RouterError):
             reset_at=self.reset_at,
         )
         return out
+
+
+class AdmissionRefusedError(RouterError):
+    """The gateway's request limits, folded into the call's first reservation (keys/admission.py),
+    refused it: nothing was reserved. ``limit`` names the limit (``user``, ``global``,
+    ``key_rpm``, ``key_tpm``; ``revoked``: the virtual key was revoked), ``retry_after`` the
+    seconds until every limit has room (None: the request can never fit)."""
+
+    error_type = "rate_limited"
+
+    def __init__(self, limit: str, retry_after: float | None, *, revoked: bool = False) -> None:
+        self.limit, self.retry_after, self.revoked = limit, retry_after, revoked
+        super().__init__(f"the gateway's {limit} limit refused the request")
 
 
 def _span(seconds: float) -> str:

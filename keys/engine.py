@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kernel.errors import AllKeysExhaustedError, KeyUnavailability
 from kernel.redis_keys import RedisKeys
 from kernel.settings import STRATEGIES
 from kernel.store import Store
+from keys import admission
 from keys.layout import SERVING_CACHE_MODELS, ModelLayout, PoolLayout
 from keys.learned import divided_figures
 from keys.outcomes import OutcomeKind
 from keys.pool_health import PoolHealth
 from keys.refusals import NO_KEYS, refusal
+from keys.reserve_options import ReserveOptions
 from lua import extend_reservation as lua_extend
 from lua import release as lua_release
 from lua import reserve as lua_reserve
@@ -152,43 +155,28 @@ class CapacityEngine(PoolHealth):
 
     # -- the hot path ----------------------------------------------------------------------------
     async def reserve(
-        self,
-        model: str,
-        tokens: int,
-        *,
-        strategy: str = "capacity",
-        reservation_id: str | None = None,
-        exclude: Sequence[str] = (),
-        tags: dict[str, str] | None = None,
-        margin: float | None = None,
-        budgets: Sequence[str] = (),
-        cost_nanos: int | None = None,
-        output: int = 0,
+        self, model: str, tokens: int, options: ReserveOptions | None = None, **given: Any
     ) -> Reservation:
-        """Reserve 1 request and ``tokens`` tokens on a key of ``model``.
-
-        ``margin`` (default: the engine's): seconds a limit-bound request waits past the instant
-        its limit has room (lua/lib_pool.lua, GCRA_MARGIN). ``budgets``: the budget fields the
-        call counts under (lua.usage_records.budget_field); ``cost_nanos``: its worst-case cost
-        in nano-dollars (None: no price known, refused wherever a budget applies). ``output``:
-        how many of the tokens are the completion (an output token limit's charge).
+        """Reserve 1 request and ``tokens`` tokens on a key of ``model``, as ``options`` say
+        (keys/reserve_options.py; its fields may be given as keywords too): strategy, excluded
+        keys, tags, margin, budgets and worst-case cost, completion tokens, the gateway's limits.
 
         Raises AllKeysExhaustedError (with the earliest retry time and why) when no key has room,
         RequestTooLargeError when no key could ever fit the request, BudgetExceededError when a
-        budget would be passed (nothing is charged then).
+        budget would be passed, AdmissionRefusedError when the gateway's limits refuse (nothing
+        is charged then).
         """
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
+        o = ReserveOptions.of(options, given)
+        if o.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {o.strategy!r}; one of {', '.join(STRATEGIES)}")
         if tokens < 0:
             raise ValueError("tokens must be >= 0")
         index = self.index_of(model)
         layout = await self._layout_of(model, index)
-        rid = reservation_id or os.urandom(16).hex()
-        wanted = tags_wanted(tags) if tags else ""
-        args = self._reserve_args(index, int(tokens), strategy, rid, exclude, wanted, margin)
-        args.budgets, args.cost_nanos, args.output = budgets, cost_nanos, output
+        rid = o.reservation_id or os.urandom(16).hex()
+        args = self._reserve_args(index, int(tokens), rid, o)
         name = self.names.reservation(rid)
-        reply, local = await lua_reserve.run_where(self.store, layout.reserve, name, args)
+        reply, local = await admission.reserve(self.store, layout.reserve, name, args, o.admission)
         if isinstance(reply, lua_reserve.NoKeys) and layout.tier_of:
             # The store lost the pool's records (restart without persistence, flush, degraded
             # mode's fresh local store): rebuild them.
@@ -208,28 +196,24 @@ class CapacityEngine(PoolHealth):
         return await self._sync_index(index)
 
     def _reserve_args(
-        self,
-        index: str,
-        tokens: int,
-        strategy: str,
-        rid: str,
-        exclude: Sequence[str],
-        tags: str,
-        margin: float | None,
+        self, index: str, tokens: int, rid: str, o: ReserveOptions
     ) -> lua_reserve.ReserveArgs:
         return lua_reserve.ReserveArgs(
             index,
             tokens,
-            strategy,
+            o.strategy,
             rid,
             self.reservation_ttl,
             self._now_arg(),
             self._offsets(),
             self._random.random(),
-            exclude,
-            tags,
+            o.exclude,
+            tags_wanted(o.tags) if o.tags else "",
             self.probe_ttl,
-            self.margin if margin is None else margin,
+            self.margin if o.margin is None else o.margin,
+            o.budgets,
+            o.cost_nanos,
+            o.output,
         )
 
     async def hold_locally(
@@ -248,15 +232,9 @@ class CapacityEngine(PoolHealth):
         if failover is None or layout is None:
             return None
         others = [key_id for key_id in layout.tier_of if key_id != reservation.key_id]
-        args = self._reserve_args(
-            reservation.index_name,
-            reservation.tokens,
-            strategy,
-            reservation.reservation_id,
-            others,
-            "",
-            margin,
-        )
+        options = ReserveOptions(strategy, exclude=others, margin=margin)
+        rid = reservation.reservation_id
+        args = self._reserve_args(reservation.index_name, reservation.tokens, rid, options)
         name = self.names.reservation(reservation.reservation_id)
         reply = await lua_reserve.run(failover.local, layout.reserve, name, args)
         if not isinstance(reply, lua_reserve.NoRoom):  # no_keys: nothing counted locally

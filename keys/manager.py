@@ -29,6 +29,7 @@ from typing import Any
 
 from kernel.settings import Settings
 from kernel.store import Store
+from keys.admission import Admission
 from keys.config import KeyConfig
 from keys.engine import CapacityEngine
 from keys.health_actions import HealthActions
@@ -37,6 +38,7 @@ from keys.outcomes import OutcomeKind
 from keys.pool import KeyPool
 from keys.pool_admin import PoolAdmin
 from keys.pool_keys import PoolKeys
+from keys.reserve_options import ReserveOptions
 from keys.secret_store import SecretStore
 from keys.selection import KeySelection, SelectionRequest, Selector
 from keys.settle_queue import SettleQueue
@@ -147,6 +149,7 @@ class KeyManager:
         budgets: Sequence[str] = (),
         cost_nanos: int | None = None,
         output_tokens: int = 0,
+        admission: Admission | None = None,
     ) -> KeySelection:
         """Reserve 1 request and ``tokens_needed`` tokens on a healthy key of the model.
 
@@ -162,21 +165,23 @@ class KeyManager:
         BudgetExceededError (a budget applies and the price is unknown: refused too).
         ``output_tokens``: how many of ``tokens_needed`` are the completion (charged to an
         output token limit, the rest to an input one: Anthropic's ``itpm``/``otpm``).
+        ``admission``: the gateway's request limits of the call (keys/admission.py), charged with
+        its first reservation; AdmissionRefusedError (nothing reserved) when they refuse.
         """
         await self.pool.ready()
         model = model_preference or self.pool.default_model()
         strategy = strategy or self.pool.strategy_for_model(model)
-        request = SelectionRequest(
-            model,
-            tokens_needed,
+        options = ReserveOptions(
             strategy,
-            exclude,
-            tags,
-            margin,
-            budgets,
-            cost_nanos,
-            output_tokens,
+            exclude=exclude,
+            tags=tags,
+            margin=margin,
+            budgets=budgets,
+            cost_nanos=cost_nanos,
+            output=output_tokens,
+            admission=admission,
         )
+        request = SelectionRequest(model, tokens_needed, options)
         return await self.selector.select(request, wait)
 
     # -- a call's outcome ------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ from kernel.errors import (
 from keys.engine import Reservation
 from keys.models import APIKey
 from keys.pool import KeyPool, log
+from keys.reserve_options import ReserveOptions
 from keys.room import NoRoom, RoomWait
 from keys.status import key_state
 
@@ -74,19 +74,11 @@ class KeySelection:
 
 @dataclass(frozen=True)
 class SelectionRequest:
-    """What one selection asks for."""
+    """What one selection asks for: the model, the tokens and how to reserve them."""
 
     model: str
     tokens: int
-    strategy: str
-    exclude: Sequence[str]
-    tags: dict[str, str] | None
-    margin: float | None
-    #: Budget fields the call counts against, and its worst-case cost (lua/reserve.lua).
-    budgets: Sequence[str] = ()
-    cost_nanos: int | None = None
-    #: How many of ``tokens`` are the completion (an output token limit's charge).
-    output: int = 0
+    options: ReserveOptions
 
 
 class Selector:
@@ -129,19 +121,12 @@ class Selector:
     ) -> KeySelection:
         """One reservation on a key still in the pool and within the holdover's local limits;
         raises AllKeysExhaustedError when none has room."""
-        engine = self.pool.engine
+        engine, options = self.pool.engine, request.options
         unknown: list[str] = []  # reserved keys this pool does not know, even after a resync
         while True:
+            exclude = [*options.exclude, *(h.key_id for h in held), *unknown]
             reservation = await engine.reserve(
-                request.model,
-                request.tokens,
-                strategy=request.strategy,
-                exclude=[*request.exclude, *(h.key_id for h in held), *unknown],
-                tags=request.tags,
-                margin=request.margin,
-                budgets=request.budgets,
-                cost_nanos=request.cost_nanos,
-                output=request.output,
+                request.model, request.tokens, options, exclude=exclude
             )
             if await self._again(reservation, request, held):
                 continue
@@ -155,7 +140,7 @@ class Selector:
                     unknown.append(reservation.key_id)
                 continue
             selection = KeySelection(
-                reservation, key, self.pool.masked(key.key_id), request.strategy
+                reservation, key, self.pool.masked(key.key_id), options.strategy
             )
             if log.isEnabledFor(logging.DEBUG):
                 log.debug(
@@ -179,8 +164,9 @@ class Selector:
             await engine.release(reservation)
             return True
         if failover is not None and failover.holdover:
+            options = request.options
             refused = await engine.hold_locally(
-                reservation, strategy=request.strategy, margin=request.margin
+                reservation, strategy=options.strategy, margin=options.margin
             )
             if refused is not None:
                 await engine.release(reservation)

@@ -42,6 +42,7 @@ from keys.layout import ModelLayout, _check_groups
 from keys.models import APIKey
 from keys.outcomes import OutcomeKind
 from keys.refusals import NO_KEYS, refusal
+from keys.reserve_options import ReserveOptions
 from lua import budget_hold, set_health
 from lua.extend_reservation import Extended
 
@@ -174,36 +175,24 @@ class ShardedEngine(CapacityEngine):
 
     # -- the hot path --------------------------------------------------------------------------
     async def reserve(
-        self,
-        model: str,
-        tokens: int,
-        *,
-        strategy: str = "capacity",
-        reservation_id: str | None = None,
-        exclude: Sequence[str] = (),
-        tags: dict[str, str] | None = None,
-        margin: float | None = None,
-        budgets: Sequence[str] = (),
-        cost_nanos: int | None = None,
-        output: int = 0,
+        self, model: str, tokens: int, options: ReserveOptions | None = None, **given: Any
     ) -> Reservation:
-        """CapacityEngine.reserve over the shards that serve ``model`` (see the module)."""
+        """CapacityEngine.reserve over the shards that serve ``model`` (see the module). The
+        gateway's limits (``admission``) are charged in a round trip of their own first: no
+        shard's script can reach their slot."""
+        o = ReserveOptions.of(options, given)
         index = self.index_of(model)
         candidates = self.shards_serving(model)
         if not candidates:
             raise AllKeysExhaustedError(model, retry_at=None, now=await self.now(), reason=NO_KEYS)
-        rid = reservation_id or os.urandom(16).hex()
-        alerts = await self._hold_budgets(model, rid, budgets, cost_nanos)
-        options: dict[str, Any] = {
-            "strategy": strategy,
-            "reservation_id": rid,
-            "exclude": exclude,
-            "tags": tags,
-            "margin": self.margin if margin is None else margin,
-            "output": output,
-        }
+        if o.admission is not None:
+            await o.admission.charge(self.store)
+        rid = o.reservation_id or os.urandom(16).hex()
+        alerts = await self._hold_budgets(model, rid, o.budgets, o.cost_nanos)
+        margin = self.margin if o.margin is None else o.margin
+        o = replace(o, reservation_id=rid, margin=margin, budgets=(), cost_nanos=None)
         try:
-            reservation = await self._reserve_on_shards(model, tokens, index, candidates, options)
+            reservation = await self._reserve_on_shards(model, tokens, index, candidates, o)
         except BaseException:
             if alerts is not None:  # no key reserved: the budgets get their hold back
                 await self._settle_budgets(rid, None, refund=True)
@@ -211,14 +200,14 @@ class ShardedEngine(CapacityEngine):
         return replace(reservation, alerts=alerts or (), budget_hold=alerts is not None)
 
     async def _reserve_on_shards(
-        self, model: str, tokens: int, index: str, candidates: list[int], options: dict[str, Any]
+        self, model: str, tokens: int, index: str, candidates: list[int], options: ReserveOptions
     ) -> Reservation:
         """The first shard asked with room (at most 1 + ``fallbacks`` asked), or the best
         refusal over those asked."""
         refusals: list[AllKeysExhaustedError | RequestTooLargeError] = []
         for i in self._order(index, candidates)[: 1 + self.fallbacks]:
             try:
-                reservation = await self.shards[i].reserve(model, tokens, **options)
+                reservation = await self.shards[i].reserve(model, tokens, options)
             except AllKeysExhaustedError as exc:
                 self._note_busy(index, i, exc)
                 refusals.append(exc)

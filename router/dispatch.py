@@ -265,7 +265,9 @@ class Dispatcher:
     ) -> KeySelection:
         """Reserve a key of ``model`` (not in ``exclude``) for ``tokens`` (the estimate, and how
         much of it is the completion) and the call's worst-case cost on its budgets; too large
-        for every key: NextModel; a budget spent: BudgetExceededError."""
+        for every key: NextModel; a budget spent: BudgetExceededError; the gateway's limits
+        (``plan.admission``, charged by the call's first reservation) refused:
+        AdmissionRefusedError, raised to the caller (nothing reserved, nothing recorded)."""
         try:
             selection = await self.manager.select_key(
                 model,
@@ -276,6 +278,7 @@ class Dispatcher:
                 margin=self.settings.RESERVE_MARGIN_SECONDS,
                 budgets=budget_fields(request.plan.attribution),
                 cost_nanos=cost_nanos,
+                admission=request.plan.admission,
             )
         except RequestTooLargeError as exc:
             raise NextModel(exc) from exc

@@ -9,6 +9,7 @@ from typing import Any
 
 from kernel.errors import RouterError
 from kernel.usage_record import Attribution
+from keys.admission import Admission
 from keys.manager import KeySelection
 from router.answers import CallSummary
 from router.providers import ChatResult, StreamEvent
@@ -32,6 +33,8 @@ class CallPlan:
     timeout: float | None = None
     #: Whom the call is for: its usage record's caller fields and the budgets it counts against.
     attribution: Attribution = field(default_factory=Attribution)
+    #: The gateway's request limits of the call, charged with its first reservation.
+    admission: Admission | None = None
 
 
 @dataclass

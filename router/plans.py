@@ -3,7 +3,8 @@ before any provider is asked.
 
 ``send_one_shot``/``complete`` send fixed messages (:func:`fixed`); a conversation's turn sends its
 history, read per model (router/turns.py). ``options`` are the API's keyword arguments:
-``max_tokens``, ``tags``, ``request_id`` and ``timeout`` are the router's, the rest are passed to
+``max_tokens``, ``tags``, ``request_id`` and ``timeout`` are the router's (and the gateway's
+``attribution`` and ``admission``: its request limits, keys/admission.py), the rest are passed to
 the provider (``tools``, ``tool_choice``, ``response_format`` ...).
 """
 
@@ -41,8 +42,9 @@ def make_plan(
         tags=options.pop("tags", None),
         request_id=options.pop("request_id", None) or os.urandom(16).hex(),
         timeout=options.pop("timeout", None),
-        extras=options,
         attribution=who,
+        admission=options.pop("admission", None),
+        extras=options,
     )
 
 

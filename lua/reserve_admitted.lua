@@ -1,0 +1,13 @@
+-- include: lib_pool
+-- include: lib_usage
+-- include: lib_limits
+-- include: lib_admit
+-- include: reserve
+-- reserve_admitted: the gateway's request limits and reserve in one script run (one round trip):
+-- lib_admit.lua's prologue charges the limits (acquire_limits.lua's logic, lib_limits.lua) from
+-- the KEYS and ARGV past reserve's, answering their refusal with nothing reserved; then
+-- reserve.lua's text runs unchanged on its own KEYS and ARGV.
+--
+-- Only on a store where one script may touch both the limits' slot ({<prefix>:rl}) and the
+-- pool's: standalone Redis and the embedded store, a pool in one slot (not Redis Cluster, not
+-- POOL_SHARDS > 1). See keys/admission.py.
