@@ -35,6 +35,7 @@ from router.gateway.errors import STORE_RETRY_SECONDS, bad_request, from_answer,
 from router.gateway.openai_api import (
     REQUEST_ID,
     _admit,
+    _complete,
     _headers,
     _options,
     _settle,
@@ -78,7 +79,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         request, gateway, parse_messages_request, api_key_header=True
     )
     rid = request[REQUEST_ID]
-    options = _options(params, caller, rid)
+    options = _options(params, caller, request)
     if params.stream:
         prompt = await count_message_tokens_async(params.messages, params.model)
 
@@ -86,9 +87,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
             return MessageStreamWriter(response, rid, params.model, prompt)
 
         return await _stream(request, gateway, caller, params, options, estimate, writer)
-    answer = await gateway.router.complete(
-        params.messages, params.model, temperature=params.temperature, **options
-    )
+    answer = await _complete(request, gateway, params, options)
     await _settle(gateway, caller, answer, estimate)
     if not answer["success"]:
         raise from_answer(answer)
@@ -106,10 +105,10 @@ async def count_message_tokens(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     anthropic_version(request.headers.get("anthropic-version"))
     caller, params, estimate = await _admit(
-        request, gateway, parse_count_request, api_key_header=True
+        request, gateway, parse_count_request, api_key_header=True, fold=False
     )
     if estimate and caller.vkey is not None:
-        await gateway.limits.adjust(user_id=caller.user_id, vkey=caller.vkey, delta=-estimate)
+        gateway.limits.adjust_later(user_id=caller.user_id, vkey=caller.vkey, delta=-estimate)
     tokens = await count_message_tokens_async(params.messages, params.model)
     tools = params.extras.get("tools")
     if tools:

@@ -1,8 +1,10 @@
 """The OpenAI-compatible routes: ``POST /v1/chat/completions`` and ``GET /v1/models``.
 
 A chat request goes: virtual key -> body checks -> allowed and known model -> the gateway's limits
-(one Lua call: user, global, the key's RPM/TPM) -> ``RequestRouter.complete`` or
-``stream_complete`` (the same code path as the Python API) -> OpenAI's answer shape. A pool with no
+(user, global, the key's RPM/TPM: router/gateway/limits.py) -> ``RequestRouter.complete`` or
+``stream_complete`` (the same code path as the Python API) -> OpenAI's answer shape. Where the
+store allows it the limits go with the call (``admission``) and its first reservation charges
+them in the same script run; else they are charged in a round trip of their own before it. A pool with no
 room answers 429 with ``Retry-After``; nothing is retried here (the router already rotated keys,
 fell back and waited as configured).
 """
@@ -16,10 +18,11 @@ from typing import Any, Protocol, cast
 from aiohttp import web
 
 from kernel import jsonio
-from kernel.errors import GatewayError
+from kernel.errors import AdmissionRefusedError, GatewayError
 from kernel.log import get_logger
 from kernel.tokens import count_message_tokens_async
 from kernel.usage_record import Attribution
+from keys.admission import Admission
 from router.answers import Answer, DoneEvent, StreamEvent
 from router.gateway.auth import Caller, authenticate
 from router.gateway.chat_request import ChatParams, parse_chat_request
@@ -32,12 +35,14 @@ from router.gateway.errors import (
     unauthorized,
     unavailable,
 )
-from router.gateway.limits import LimitDecision
+from router.gateway.limits import LimitDecision, limit_decision, refused
 from router.gateway.responses import ChunkWriter, completion_body
 from router.gateway.state import GATEWAY, Gateway
 
 log = get_logger("router.gateway")
 REQUEST_ID = web.RequestKey("request_id", str)
+#: The request's limits when the router charges them with its first reservation (``_admit``).
+ADMISSION = web.RequestKey("admission", Admission)
 
 
 def require_ready(gateway: Gateway) -> None:
@@ -100,13 +105,21 @@ async def _admit(
     parse: Callable[[Any], ChatParams] = parse_chat_request,
     *,
     api_key_header: bool = False,
+    fold: bool = True,
 ) -> tuple[Caller, ChatParams, int]:
     """Authenticate, check the body (``parse``: the route's parser, to the chat request the router
-    takes) and the model, charge the limits: (caller, params, tokens). ``api_key_header``: the
-    virtual key may come as ``x-api-key`` too (Anthropic's routes)."""
+    takes) and the model, and the limits: (caller, params, tokens). ``api_key_header``: the
+    virtual key may come as ``x-api-key`` too (Anthropic's routes). ``fold``: the request goes to
+    the router, which charges the limits with its first reservation where the store allows it
+    (the admission is kept on the request for :func:`_options`); else they are charged here."""
     caller = await admit_caller(request, gateway, api_key_header=api_key_header)
     params = parse(await read_json(request))
-    tokens = await admit_model(gateway, caller, params.model, lambda: _estimate(params, gateway))
+    estimate = lambda: _estimate(params, gateway)  # noqa: E731
+    if not (fold and gateway.limits.foldable):
+        return caller, params, await admit_model(gateway, caller, params.model, estimate)
+    tokens = await check_model(gateway, caller, params.model, estimate)
+    vkey, user = caller.vkey, caller.named_user
+    request[ADMISSION] = gateway.limits.admission(user_id=user, vkey=vkey, tokens=tokens)
     return caller, params, tokens
 
 
@@ -131,6 +144,27 @@ async def admit_model(
     """The model allowed to the caller's virtual key and served; the gateway's limits charged
     (``estimate()``: the request's tokens, counted only for a key with a TPM budget; ``param``
     is named when they are more than the key's TPM allows at all). Answers the tokens charged."""
+    tokens = await check_model(gateway, caller, model, estimate)
+    vkey = caller.vkey
+    decision = await gateway.limits.acquire(user_id=caller.named_user, vkey=vkey, tokens=tokens)
+    if not decision.allowed:
+        raise refuse(gateway, decision, model, param)
+    return tokens
+
+
+def refuse(
+    gateway: Gateway, decision: LimitDecision, model: str, param: str = "max_tokens"
+) -> GatewayError:
+    """The limits' refusal counted (``limited``) and answered (:func:`limit_error`)."""
+    gateway.metrics.limited.labels(decision.limit).inc()
+    return limit_error(decision, model, param)
+
+
+async def check_model(
+    gateway: Gateway, caller: Caller, model: str, estimate: Callable[[], Awaitable[int]]
+) -> int:
+    """The model allowed to the caller's virtual key and served: the tokens to charge on the
+    key's TPM (``estimate()``, counted only for a key with a TPM budget; else 0)."""
     vkey = caller.vkey
     if vkey is not None and not vkey.allows(model):
         raise forbidden(
@@ -144,21 +178,46 @@ async def admit_model(
             code="model_not_found",
             param="model",
         )
-    tokens = await estimate() if vkey is not None and vkey.tpm else 0
-    decision = await gateway.limits.acquire(user_id=caller.named_user, vkey=vkey, tokens=tokens)
-    if not decision.allowed:
-        gateway.metrics.limited.labels(decision.limit).inc()
-        raise limit_error(decision, model, param)
-    return tokens
+    return await estimate() if vkey is not None and vkey.tpm else 0
 
 
-def _options(params: ChatParams, caller: Caller, request_id: str) -> dict[str, Any]:
+def _options(params: ChatParams, caller: Caller, request: web.Request) -> dict[str, Any]:
     options: dict[str, Any] = dict(params.extras)
-    options.update(max_tokens=params.max_tokens, request_id=request_id)
+    options.update(max_tokens=params.max_tokens, request_id=request[REQUEST_ID])
     if caller.vkey is not None and caller.vkey.tags:
         options["tags"] = dict(caller.vkey.tags)
     options["attribution"] = attribution_of(caller)
+    admission = request.get(ADMISSION)
+    if admission is not None:
+        options["admission"] = admission
     return options
+
+
+async def _complete(
+    request: web.Request, gateway: Gateway, params: ChatParams, options: dict[str, Any]
+) -> Answer:
+    """``RequestRouter.complete``; the limits' refusal (charged with the reservation) as the
+    429 the gateway answered before the router was asked (:func:`refuse`)."""
+    try:
+        answer = await gateway.router.complete(
+            params.messages, params.model, temperature=params.temperature, **options
+        )
+    except AdmissionRefusedError as exc:
+        raise refuse(gateway, refused(exc), params.model) from None
+    if not answer["success"]:
+        await _charge_unreserved(request, gateway, params.model)
+    return answer
+
+
+async def _charge_unreserved(request: web.Request, gateway: Gateway, model: str) -> None:
+    """The router failed the call before any reservation (a bad request, no key serves the
+    model, ...): its limits are charged now as they were before the router was asked (the
+    limits' refusal comes first, as before)."""
+    admission = request.get(ADMISSION)
+    if admission is not None and admission.pending:
+        reply = await admission.charge_apart(gateway.limits.store)
+        if not reply.allowed:
+            raise refuse(gateway, limit_decision(reply), model)
 
 
 def attribution_of(caller: Caller) -> Attribution:
@@ -173,11 +232,12 @@ def attribution_of(caller: Caller) -> Attribution:
 
 
 async def _settle(gateway: Gateway, caller: Caller, answer: Answer, estimate: int) -> None:
-    """Count the answer; move the key's TPM charge from the estimate to what was used."""
+    """Count the answer; move the key's TPM charge from the estimate to what was used (off the
+    answer's path: RequestLimits.adjust_later)."""
     gateway.metrics.router.record(answer, gateway.model_label)
     if caller.vkey is not None and caller.vkey.tpm:
         used = answer["tokens"]["total"]
-        await gateway.limits.adjust(user_id=caller.user_id, vkey=caller.vkey, delta=used - estimate)
+        gateway.limits.adjust_later(user_id=caller.user_id, vkey=caller.vkey, delta=used - estimate)
 
 
 def _headers(answer: Answer) -> dict[str, str]:
@@ -198,7 +258,7 @@ def _headers(answer: Answer) -> dict[str, str]:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     caller, params, estimate = await _admit(request, gateway)
-    options = _options(params, caller, request[REQUEST_ID])
+    options = _options(params, caller, request)
     if params.stream:
         rid = request[REQUEST_ID]
 
@@ -206,9 +266,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             return ChunkWriter(response, rid, params.model, params.include_usage)
 
         return await _stream(request, gateway, caller, params, options, estimate, chunks)
-    answer = await gateway.router.complete(
-        params.messages, params.model, temperature=params.temperature, **options
-    )
+    answer = await _complete(request, gateway, params, options)
     await _settle(gateway, caller, answer, estimate)
     if not answer["success"]:
         raise from_answer(answer)
@@ -249,8 +307,12 @@ async def _stream(
     response = _sse_response(request)
     done: DoneEvent | None = None
     async with contextlib.aclosing(events):
-        event = await anext(events)
+        try:
+            event = await anext(events)
+        except AdmissionRefusedError as exc:
+            raise refuse(gateway, refused(exc), params.model) from None
         if event["type"] == "done" and not event["success"]:
+            await _charge_unreserved(request, gateway, params.model)
             await _settle(gateway, caller, event, estimate)
             raise from_answer(event)
         writer = make_writer(response)

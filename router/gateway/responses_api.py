@@ -17,7 +17,15 @@ from kernel import jsonio
 from kernel.errors import GatewayError
 from router.answers import Answer
 from router.gateway.errors import from_answer
-from router.gateway.openai_api import REQUEST_ID, _admit, _headers, _options, _settle, _stream
+from router.gateway.openai_api import (
+    REQUEST_ID,
+    _admit,
+    _complete,
+    _headers,
+    _options,
+    _settle,
+    _stream,
+)
 from router.gateway.responses_translate import (
     ResponsesParams,
     call_item,
@@ -35,7 +43,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     caller, checked, estimate = await _admit(request, gateway, parse_responses_request)
     params = cast(ResponsesParams, checked)
     rid = request[REQUEST_ID]
-    options = _options(params, caller, rid)
+    options = _options(params, caller, request)
     if params.stream:
 
         def events(response: web.StreamResponse) -> ResponseEventWriter:
@@ -43,9 +51,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
 
         return await _stream(request, gateway, caller, params, options, estimate, events)
     created = now()
-    answer = await gateway.router.complete(
-        params.messages, params.model, temperature=params.temperature, **options
-    )
+    answer = await _complete(request, gateway, params, options)
     await _settle(gateway, caller, answer, estimate)
     if not answer["success"]:
         raise from_answer(answer)

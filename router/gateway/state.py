@@ -103,6 +103,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retry
         self.ready = False
+        await self.limits.flush()  # the TPM adjustments of the answers sent
         if self.owns_router:
             await self.router.close()
         else:  # the owner closes it; the settles of the calls served here land now
