@@ -238,3 +238,38 @@ async def test_gateways_sharing_a_store_never_pass_the_limits_together(
     refill = int(elapsed * limit / 60)  # GCRA refills continuously: what came back meanwhile
     assert limit <= sum(ok.values()) <= limit + refill
     assert all(ok[token] <= vkey_rpm for token in tokens[:2])
+
+
+@pytest.mark.parametrize("kind", ["redis", "embedded"])
+async def test_streams_and_every_chat_route_answer_the_refusal_as_before(
+    make_gateway: GatewayFactory, request: pytest.FixtureRequest, kind: str
+) -> None:
+    gw = await start(make_gateway, request, kind)
+    token = await gw.vkey(rpm=1)
+    assert (await chat(gw, token))[0] == 200
+    before = await pool_records(gw)
+    stream = await gw.request(
+        "POST", "/v1/chat/completions", token=token, body=chat_body(stream=True)
+    )
+    responses = await gw.request(
+        "POST", "/v1/responses", token=token, body={"model": MODEL, "input": "Hello!"}
+    )
+    for status, body, headers in (stream, responses):
+        assert status == 429 and assert_error_shape(body)["code"] == "key_rpm_limit_exceeded"
+        assert int(headers["retry-after"]) >= 1
+    anthropic_body = {
+        "model": MODEL,
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    for streamed in (False, True):
+        status, body, _ = await gw.request(
+            "POST",
+            "/v1/messages",
+            body={**anthropic_body, "stream": streamed},
+            headers={"x-api-key": token, "anthropic-version": "2023-06-01"},
+        )
+        assert status == 429 and body["type"] == "error", body
+        assert body["error"]["type"] == "rate_limit_error"
+    assert limited(gw, "key_rpm") == 4
+    assert await pool_records(gw) == before
