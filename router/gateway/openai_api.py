@@ -4,9 +4,9 @@ A chat request goes: virtual key -> body checks -> allowed and known model -> th
 (user, global, the key's RPM/TPM: router/gateway/limits.py) -> ``RequestRouter.complete`` or
 ``stream_complete`` (the same code path as the Python API) -> OpenAI's answer shape. Where the
 store allows it the limits go with the call (``admission``) and its first reservation charges
-them in the same script run; else they are charged in a round trip of their own before it. A pool with no
-room answers 429 with ``Retry-After``; nothing is retried here (the router already rotated keys,
-fell back and waited as configured).
+them in the same script run; else they are charged in a round trip of their own before it. A
+pool with no room answers 429 with ``Retry-After``; nothing is retried here (the router already
+rotated keys, fell back and waited as configured).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ SURFACE = {
     "reload_keys": "",
     "remove_key": "key_id *persist=False",
     "save_keys": "path=None",
-    "select_key": "model_preference=None tokens_needed=0 *tags=None *exclude=() *strategy=None *wait=0.0 *margin=None *budgets=() *cost_nanos=None *output_tokens=0",
+    "select_key": "model_preference=None tokens_needed=0 *tags=None *exclude=() *strategy=None *wait=0.0 *margin=None *budgets=() *cost_nanos=None *output_tokens=0 *admission=None",
     "start": "",
     "strategy_for_model": "model",
     "update_key": "key_id *persist=False **changes",
