@@ -307,12 +307,8 @@ async def _stream(
     response = _sse_response(request)
     done: DoneEvent | None = None
     async with contextlib.aclosing(events):
-        try:
-            event = await anext(events)
-        except AdmissionRefusedError as exc:
-            raise refuse(gateway, refused(exc), params.model) from None
+        event = await _first_event(request, gateway, params.model, events)
         if event["type"] == "done" and not event["success"]:
-            await _charge_unreserved(request, gateway, params.model)
             await _settle(gateway, caller, event, estimate)
             raise from_answer(event)
         writer = make_writer(response)
@@ -340,6 +336,20 @@ async def _stream(
     if done is not None:
         await _settle(gateway, caller, done, estimate)
     return response
+
+
+async def _first_event(
+    request: web.Request, gateway: Gateway, model: str, events: AsyncGenerator[StreamEvent, None]
+) -> StreamEvent:
+    """The stream's first event; the limits' refusal and a failure before any reservation as
+    in :func:`_complete`."""
+    try:
+        event = await anext(events)
+    except AdmissionRefusedError as exc:
+        raise refuse(gateway, refused(exc), model) from None
+    if event["type"] == "done" and not event["success"]:
+        await _charge_unreserved(request, gateway, model)
+    return event
 
 
 def _sse_response(request: web.Request) -> web.StreamResponse:
