@@ -91,7 +91,7 @@ async def test_a_revoked_key_is_refused_with_nothing_reserved(
     make_gateway: GatewayFactory, request: pytest.FixtureRequest, kind: str
 ) -> None:
     gw = await start(make_gateway, request, kind)
-    key, token = await gw.gateway.vkeys.create(VirtualKeySpec(name="soon-revoked"))
+    key, token = await gw.gateway.vkeys.create(VirtualKeySpec.parse({"name": "soon-revoked"}))
     assert (await chat(gw, token))[0] == 200
     # revoked by another process: this one still has the key cached, the limits script sees it
     store = gw.gateway.vkeys.store
