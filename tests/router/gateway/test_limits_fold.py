@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from router.gateway import VirtualKeySpec
+from tests.helpers import both_pool_shards
 from tests.router.gateway.conftest import GatewayFactory
 from tests.router.gateway.harness import (
     MODEL,
@@ -102,6 +103,7 @@ async def test_a_revoked_key_is_refused_with_nothing_reserved(
     assert await pool_records(gw) == before
 
 
+@both_pool_shards  # POOL_SHARDS=3: the limits are charged apart, before the shards are asked
 @pytest.mark.parametrize("kind", KINDS)
 async def test_an_admitted_request_is_charged_once_however_many_keys_it_tries(
     make_gateway: GatewayFactory, request: pytest.FixtureRequest, kind: str
