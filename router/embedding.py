@@ -13,7 +13,8 @@ The answer (:class:`EmbedAnswer`) follows the chat answer's conventions: ``succe
 ``embeddings`` (one list of floats per input, in order), ``model``, ``provider``, ``key_id``,
 ``key`` (masked), ``tokens`` ``{prompt, total}``, ``cost``, ``error``, ``error_type``,
 ``retry_after``, ``latency_ms``, ``attempts``, ``request_id``, ``degraded`` (and, as in the chat
-answer, ``requested_model``, ``rotations``, ``fallback_used``, ``no_room``, ``waited_ms``).
+answer, ``requested_model``, ``rotations``, ``fallback_used``, ``fallback_reason``, ``no_room``,
+``waited_ms``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ from kernel.errors import (
 )
 from kernel.tokens import THREAD_COUNT_CHARS, count_tokens
 from keys.manager import KeySelection
-from router.answers import Answer, AttemptRecord, CallSummary, failure_answer, success_answer
+from router.answers import (
+    Answer,
+    AttemptRecord,
+    CallSummary,
+    FallbackReason,
+    failure_answer,
+    success_answer,
+)
 from router.attempt import Failed, KeyCaller, NextModel
 from router.dispatch import Dispatcher, _Request
 from router.dispatch_types import CallPlan, Dispatched, Messages
@@ -78,6 +86,8 @@ class EmbedAnswer(TypedDict):
     requested_model: str
     rotations: int
     fallback_used: bool
+    #: ``fallback`` when a model of the asked one's fallback chain served, else None.
+    fallback_reason: FallbackReason | None
     no_room: int
     waited_ms: float
 
@@ -173,10 +183,13 @@ class EmbedDispatcher(Dispatcher):
             tokens = await _count(plan.inputs, model)
             _check_model(model, tokens)
             messages = [{"role": "user", "content": "\n".join(plan.inputs)}]
-            return await self._rotate(request, model, messages, 0, sum(tokens), found)
+            done = await self._rotate(request, model, messages, 0, sum(tokens), found)
         except NextModel as step:
             found.other(step.args[0])
             return None
+        if done is not None and done.error is None and at > 1:  # not the chain's first model
+            request.summary.fallback_reason = "fallback"
+        return done
 
 
 async def _count(inputs: list[str], model: str) -> list[int]:
@@ -346,6 +359,7 @@ def _embed_answer(answer: Answer, vectors: list[list[float]]) -> EmbedAnswer:
         "requested_model": answer["requested_model"],
         "rotations": answer["rotations"],
         "fallback_used": answer["fallback_used"],
+        "fallback_reason": answer["fallback_reason"],
         "no_room": answer["no_room"],
         "waited_ms": answer["waited_ms"],
     }

@@ -139,7 +139,6 @@ def as_answer(answer: EmbedAnswer) -> Answer:
         "content": None,
         "finish_reason": None,
         "tool_calls": [],
-        "fallback_reason": None,
         "tokens": {
             "prompt": tokens["prompt"],
             "completion": 0,

@@ -164,6 +164,9 @@ async def test_a_5xx_backs_off_to_the_next_key_and_a_full_model_falls_back_to_an
     assert broken and all(r.outcome.startswith("fault:") for r in broken)
     fell_back = [a for a in answers if a["key_id"] == "g1"]
     assert fell_back and all(a["model"] == GEMINI and a["fallback_used"] for a in fell_back)
+    assert [a["fallback_reason"] for a in answers] == [
+        "fallback" if a in fell_back else None for a in answers
+    ]
     assert all(a["requested_model"] == SMALL for a in answers)
     assert fell_back[0]["embeddings"] == [vector(GEMINI, "some text")]
 
