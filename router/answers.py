@@ -99,10 +99,14 @@ class Answer(TypedDict):
 
 
 class DeltaEvent(TypedDict):
-    """A piece of a stream's text, in order."""
+    """A piece of a stream's text, in order; the first also says which model serves it."""
 
     type: Literal["delta"]
     content: str
+    #: The first delta only: the model serving the stream (the pool's name for it) and why it is
+    #: not the one asked for, as the answer's ``fallback_reason`` (the gateway's headers).
+    model: NotRequired[str]
+    fallback_reason: NotRequired[FallbackReason | None]
 
 
 class DoneEvent(Answer):

@@ -1,13 +1,14 @@
 """A dispatched stream relayed to its caller: its deltas, then its answer, settled once.
 
 ``RequestRouter`` dispatches a stream (router/dispatch.py picks the key and gets the first event);
-:func:`relay` hands its text to the caller as ``DeltaEvent`` s and ends with one ``DoneEvent``. A
-stream may outlive ``RESERVATION_TTL_SECONDS``, so its reservation is kept alive while it runs
-(router/keepalive.py). However the stream ends, its reservation is settled exactly once: with the
-usage the provider reported (or counted from the text when it reported none) when it finished, as
-a failure when it was cut, and charged at its estimate when the caller stopped reading. A stream
-that already sent text is never restarted on another key: its answer is a failure with
-``partial`` and the text so far.
+:func:`relay` hands its text to the caller as ``DeltaEvent`` s (the first names the model serving
+it and its ``fallback_reason``: the key and model were chosen before it) and ends with one
+``DoneEvent``. A stream may outlive ``RESERVATION_TTL_SECONDS``, so its reservation is kept alive
+while it runs (router/keepalive.py). However the stream ends, its reservation is settled exactly
+once: with the usage the provider reported (or counted from the text when it reported none) when
+it finished, as a failure when it was cut, and charged at its estimate when the caller stopped
+reading. A stream that already sent text is never restarted on another key: its answer is a
+failure with ``partial`` and the text so far.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from kernel.errors import ProviderError
 from kernel.tokens import count_message_tokens, count_tokens
 from keys.manager import KeyManager
-from router.answers import Answer, StreamEvent, done_event, failure_answer, success_answer
+from router.answers import (
+    Answer,
+    DeltaEvent,
+    StreamEvent,
+    done_event,
+    failure_answer,
+    success_answer,
+)
 from router.dispatch import Dispatched, Dispatcher
 from router.keepalive import ReservationKeeper
 from router.providers import ChatResult, StreamEnd, TextDelta, Usage
@@ -41,8 +49,12 @@ async def relay(
         while True:
             if isinstance(event, TextDelta):
                 parts.append(event.text)
+                delta: DeltaEvent = {"type": "delta", "content": event.text}
+                if len(parts) == 1:  # the first: which model serves (chosen before it came)
+                    delta["model"] = done.summary.model
+                    delta["fallback_reason"] = done.summary.fallback_reason
                 with keeper.paused():
-                    yield {"type": "delta", "content": event.text}
+                    yield delta
             elif isinstance(event, StreamEnd):
                 end = event
                 break

@@ -35,6 +35,7 @@ from router.gateway.errors import (
     unauthorized,
     unavailable,
 )
+from router.gateway.fallback_headers import stream_fallback_headers
 from router.gateway.limits import LimitDecision, limit_decision, refused
 from router.gateway.responses import ChunkWriter, completion_body
 from router.gateway.state import GATEWAY, Gateway
@@ -304,13 +305,13 @@ async def _stream(
             params.messages, params.model, temperature=params.temperature, **options
         ),
     )
-    response = _sse_response(request)
     done: DoneEvent | None = None
     async with contextlib.aclosing(events):
         event = await _first_event(request, gateway, params.model, events)
         if event["type"] == "done" and not event["success"]:
             await _settle(gateway, caller, event, estimate)
             raise from_answer(event)
+        response = _sse_response(request, stream_fallback_headers(params.model, event))
         writer = make_writer(response)
         try:
             await response.prepare(request)
@@ -352,14 +353,15 @@ async def _first_event(
     return event
 
 
-def _sse_response(request: web.Request) -> web.StreamResponse:
-    """An event stream's response, unbuffered by proxies (not prepared yet)."""
+def _sse_response(request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+    """An event stream's response, unbuffered by proxies (not prepared yet); ``headers`` too."""
     return web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
             "x-request-id": request[REQUEST_ID],
+            **headers,
         }
     )
 

@@ -1,7 +1,8 @@
 """Silent model substitution made visible: an answer served by a fallback or a larger-window model
 says so (``fallback_reason``, with ``model`` and ``requested_model``), an alias's own target is no
-fallback, and a failure about limits names the model the caller asked for. The library against
-the provider simulator on real Redis (the gateway's header: tests/router/gateway)."""
+fallback, a stream's first delta says it too, and a failure about limits names the model the
+caller asked for. The library against the provider simulator on real Redis (the gateway's
+header: tests/router/gateway)."""
 
 from __future__ import annotations
 
@@ -56,11 +57,20 @@ async def test_a_larger_window_model_says_so(
     ) as (router, _):
         short = await router.send_one_shot("hi", "sim-tiny")
         long = await router.send_one_shot("word " * 300, "sim-tiny")
-        streamed = [e async for e in router.stream_one_shot("word " * 300, "sim-tiny")][-1]
+        first, second, *_, streamed = [
+            e async for e in router.stream_one_shot("word " * 300, "sim-tiny")
+        ]
+        asked_first, *_ = [e async for e in router.stream_one_shot("hi", "sim-tiny")]
     assert short["model"] == "sim-tiny" and short["fallback_reason"] is None
     assert long["success"] and long["model"] == "gpt-4o-mini"
     assert long["requested_model"] == "sim-tiny" and long["fallback_reason"] == "context_window"
     assert streamed["type"] == "done" and streamed["fallback_reason"] == "context_window"
+    # a stream's first delta says it already (the gateway's headers go out with it), once
+    assert first["type"] == "delta" and first["content"]
+    assert (first.get("model"), first.get("fallback_reason")) == ("gpt-4o-mini", "context_window")
+    assert second["type"] == "delta" and set(second) == {"type", "content"}
+    assert asked_first["type"] == "delta"
+    assert (asked_first.get("model"), asked_first.get("fallback_reason")) == ("sim-tiny", None)
 
 
 async def test_a_failure_about_limits_names_the_model_asked_for(
