@@ -4,6 +4,9 @@ Product code imports :mod:`kernel.errors` directly.
 """
 
 from kernel.errors import (
+    AdmissionRefusedError as AdmissionRefusedError,
+)
+from kernel.errors import (
     AllKeysExhaustedError as AllKeysExhaustedError,
 )
 from kernel.errors import (
