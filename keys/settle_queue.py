@@ -69,6 +69,11 @@ class SettleQueue:
         """Settles queued or being sent."""
         return len(self._waiting) + len(self._running)
 
+    @property
+    def held_back(self) -> int:
+        """Submits waiting for room (the queue is full)."""
+        return sum(not waiter.done() for waiter in self._room)
+
     async def submit(self, key_id: str, job: Job) -> None:
         """Queue ``job`` (inline mode: run it now). Waits only while the queue is full; a caller
         cancelled meanwhile still gets its settle queued."""

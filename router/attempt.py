@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from kernel.errors import (
@@ -229,16 +230,21 @@ class KeyCaller:
                 assert summary.usage_record is not None
                 self.usage.unsettled(summary.usage_record, summary)
 
-        # SETTLE_MODE=deferred: queued, the answer returns now (keys/settle_queue.py); unless the
-        # provider said its buckets are (nearly) empty, or it is the key's first answer here (a
-        # key whose limits are learned takes one call at a time until then): the next
-        # reservation must see that
-        key_id = selection.key.key_id
-        if key_id not in self._answered or _provider_short(room, usage):
+        await self.send_success(selection.key.key_id, settle, short=_provider_short(room, usage))
+
+    async def send_success(
+        self, key_id: str, settle: Callable[[], Awaitable[Any]], *, short: bool = False
+    ) -> None:
+        """Send a success's ``settle`` (a lease's too: router/lease_runner.py). SETTLE_MODE=deferred:
+        queued, the answer returns now (keys/settle_queue.py); unless the provider said its
+        buckets are (nearly) empty (``short``), or it is the key's first answer here (a key whose
+        limits are learned takes one call at a time until then): the next reservation must see
+        that, so it is waited for."""
+        if key_id not in self._answered or short:
             self._answered.add(key_id)
-            await self.manager.settles.run(selection.key.key_id, settle)
+            await self.manager.settles.run(key_id, settle)
         else:
-            await self.manager.settles.submit(selection.key.key_id, settle)
+            await self.manager.settles.submit(key_id, settle)
 
     def _success_record(
         self, done: Dispatched, usage: Usage, content: str | None, usage_reported: bool

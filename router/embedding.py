@@ -158,10 +158,8 @@ class EmbedCaller(KeyCaller):
         except ProviderError as exc:
             record.latency_ms = (time.monotonic() - started) * 1000
             return await self._failed(selection, record, exc)
-        except BaseException:  # cancelled or a bug: as chat (router/attempt.py)
-            await asyncio.shield(
-                self.manager.record_failure(selection, asyncio.CancelledError(), cost_nanos=None)
-            )
+        except BaseException:  # cancelled or a bug: as chat (router/attempt.py), queued
+            await asyncio.shield(self._settle_cancelled(selection))
             raise
         record.latency_ms = result.latency_ms
         return result

@@ -12,6 +12,12 @@
              classification). An exception that is no provider's failure (the caller's code)
              keeps the reservation charged and the key's health untouched.
 
+The settle goes through the key manager's settle queue as a chat call's (keys/settle_queue.py):
+with ``SETTLE_MODE=deferred`` a success's (and a cancelled or failed-by-its-code lease's) is sent
+after the block ends, without the caller waiting, except a key's first success here
+(router/attempt.py ``send_success``); a provider's failure is waited for, so that the next attempt
+sees the key's health. It runs exactly once, shielded from the caller's cancellation.
+
 ``execute_with_retry(fn)`` runs ``fn(lease)`` on a fresh lease per attempt: 429, 401/403,
 unreachable -> the next key at once; 5xx, 529, timeouts -> back off with jitter, next key;
 400s and the caller's own exceptions are raised at once. Bounded by ``MAX_ATTEMPTS`` and
@@ -87,18 +93,26 @@ class LeaseRunner:
         try:
             yield lease
         except BaseException as exc:
-            await keeper.stop()
-            try:
-                await asyncio.shield(self.fail(lease, exc))
+            try:  # shielded from its keeper's stop on: a caller cancelled now loses nothing
+                await asyncio.shield(self._end(keeper, lease, exc))
             except Exception as problem:  # the caller's exception is the one that goes on
                 log.warning("a lease's failure could not be recorded", error=str(problem))
             raise
         else:
-            await keeper.stop()
-            await asyncio.shield(self.succeed(lease))
+            await asyncio.shield(self._end(keeper, lease, None))
         finally:
             await keeper.stop()
             await lease.close_clients()
+
+    async def _end(
+        self, keeper: ReservationKeeper, lease: Lease, exc: BaseException | None
+    ) -> None:
+        """The lease's one settle: its keeper stopped first, then success or failure."""
+        await keeper.stop()
+        if exc is None:
+            await self.succeed(lease)
+        else:
+            await self.fail(lease, exc)
 
     # -- opening ---------------------------------------------------------------------------------
     async def open(
@@ -227,13 +241,19 @@ class LeaseRunner:
         args = None
         if self.usage.enabled and not selection.reservation.degraded:
             args = self.usage.args(record, cost)
-        settled = await self.manager.record_success(
-            selection,
-            usage.prompt_tokens + usage.completion_tokens if reported else None,
-            cost_nanos=cost,
-            usage=args,
-        )
-        summary.recorded = settled and args is not None
+        actual = usage.prompt_tokens + usage.completion_tokens if reported else None
+        # the settle writes the record; if it cannot, it goes the background way
+        summary.recorded = args is not None
+
+        async def settle() -> None:
+            settled = await self.manager.record_success(
+                selection, actual, cost_nanos=cost, usage=args
+            )
+            if not settled and args is not None:
+                self.usage.unsettled(record, summary)
+
+        # as a chat call's: queued (SETTLE_MODE=deferred) unless the key's first answer here
+        await self.dispatcher.caller.send_success(selection.key.key_id, settle)
         self.usage.emit(record, summary)
 
     async def fail(self, lease: Lease, exc: BaseException) -> None:
@@ -243,9 +263,14 @@ class LeaseRunner:
             await self.succeed(lease)
             return
         summary, attempt = lease.summary, _finish_attempt(lease.summary)
-        if error is None:  # may have reached the provider: charged, the key's health untouched
-            await self.manager.record_failure(
-                lease.selection, asyncio.CancelledError(), cost_nanos=None
+        selection, settles = lease.selection, self.manager.settles
+        if error is None:  # may have reached the provider: charged, the key's health untouched;
+            # queued as a cancelled chat call's (nothing waits for it)
+            await settles.submit(
+                selection.key.key_id,
+                lambda: self.manager.record_failure(
+                    selection, asyncio.CancelledError(), cost_nanos=None
+                ),
             )
             attempt.outcome = "cancelled"
             if isinstance(exc, asyncio.CancelledError):
@@ -254,8 +279,12 @@ class LeaseRunner:
                 self.usage.finish(failure_answer(exc, summary), summary)
             return
         lease.error = error
-        kind = await self.manager.record_failure(
-            lease.selection, error, provider_limits=limits_json(error.rate_limits)
+        limits = limits_json(error.rate_limits)
+        # in order behind the key's earlier settles, and waited for: the next attempt (and
+        # every other caller's pick) must see the key's new health
+        kind = await settles.run(
+            selection.key.key_id,
+            lambda: self.manager.record_failure(selection, error, provider_limits=limits),
         )
         attempt.outcome, attempt.error_type = kind, error.error_type
         self.usage.finish(failure_answer(error, summary), summary)

@@ -184,8 +184,9 @@ async def test_a_caller_cancelled_while_its_settle_waits_for_room_loses_nothing(
             await until(at_provider(sim, 4))
             async with paused(raw):
 
-                async def two_answered() -> bool:
-                    return sum(c.done() for c in calls) == 2 and settles.pending == 2
+                async def two_answered() -> bool:  # and the third's settle waits for room
+                    done = sum(c.done() for c in calls)
+                    return done == 2 and settles.pending == 2 and settles.held_back == 1
 
                 await until(two_answered)
                 [waiting] = [c for c in calls if not c.done()]  # back-pressure: not dropped
