@@ -10,9 +10,16 @@ loses nothing. Settles are started in the order they came, up to ``BATCH`` at on
 the queue holds. On a standalone Redis (``ordered``: the script lane writes the calls in the order
 they are made, on one connection, and Redis runs them in that order) they all go at once, pipelined;
 on other stores one per key at a time, so that a key's settles land in order whatever the backend
-(other keys' go past a slow one). On the lane, calls retried (a lost connection, a script Redis
-must load again after a restart) may land out of order: settles of different reservations
-commute, except for the order of a key's health counts. Each retries like an inline
+(other keys' go past a slow one). On the lane, a call retried (a lost connection, a script Redis
+must load again after a restart) may land after one sent behind it. The limits do not mind
+(settles of other processes interleave with these anyway: refunds are bounded, blocks only
+grow), nor do a key's health counts between its successes (each fades the key's failures, resets
+its back-off levels, closes its breaker: in any order, the same). A failure's does not commute
+with a success (one landing after it would take back its count, or close the breaker it opened,
+and the breaker would trip later): so a settle whose result is waited for (``run``: failures, and
+successes the next reservation must see) is fenced within its key, on every store: it starts
+once the key's earlier settles have landed, and the key's later ones once it has (tested in
+tests/keys/test_settle_queue.py). Each retries like an inline
 settle (the store's retries, then degraded mode); a job that still fails has handled it itself
 (logged; its usage record goes the background path). When ``size`` settles wait, a submit waits for
 room (back-pressure, never a drop). Until its settle lands a call holds what it reserved; if the
@@ -59,6 +66,8 @@ class SettleQueue:
         self._waiting: deque[_Item] = deque()
         self._running: set[asyncio.Task[None]] = set()
         self._busy: dict[str, int] = {}
+        #: Keys with a waited-for settle in flight (their next ones wait for it).
+        self._fenced: dict[str, int] = {}
         self._room: deque[asyncio.Future[None]] = deque()
         self._idle: list[asyncio.Future[None]] = []
         #: Settles sent since start (landed or failed for good).
@@ -117,28 +126,39 @@ class SettleQueue:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Start the oldest settles that may go now (unordered stores: not a key's second)."""
+        """Start the oldest settles that may go now (unordered stores: not a key's second; any
+        store: not across a key's fence, module docstring)."""
         loop = asyncio.get_running_loop()
         waiting, later, batch = self._waiting, list[_Item](), self.batch
+        held: set[str] = set()  # keys with a settle left waiting: their later ones wait too
         while waiting and len(self._running) < batch and len(later) < batch:
             key_id, job, result = waiting.popleft()
-            if not self.ordered and key_id in self._busy:
+            if key_id in held or self._must_wait(key_id, result is not None):
                 later.append((key_id, job, result))  # after that key's settle in flight
+                held.add(key_id)
                 continue
             self._busy[key_id] = self._busy.get(key_id, 0) + 1
+            fence = result is not None
+            if fence:
+                self._fenced[key_id] = self._fenced.get(key_id, 0) + 1
             task = loop.create_task(_one(job, result))
             self._running.add(task)
-            task.add_done_callback(partial(self._finished, key_id))
+            task.add_done_callback(partial(self._finished, key_id, fence))
         waiting.extendleft(reversed(later))
         while self._room and len(waiting) < self.size:
             _wake(self._room.popleft())
 
-    def _finished(self, key_id: str, task: asyncio.Task[None]) -> None:
+    def _must_wait(self, key_id: str, fence: bool) -> bool:
+        if key_id not in self._busy:
+            return False
+        return not self.ordered or fence or key_id in self._fenced
+
+    def _finished(self, key_id: str, fence: bool, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self.sent += 1
-        left = self._busy.pop(key_id, 1) - 1
-        if left:
-            self._busy[key_id] = left
+        _count_down(self._busy, key_id)
+        if fence:
+            _count_down(self._fenced, key_id)
         if self._waiting and not task.cancelled():
             self._dispatch()
         if not self._waiting and not self._running:
@@ -157,6 +177,12 @@ async def _one(job: Job, result: asyncio.Future[Any] | None) -> None:
         return
     if result is not None and not result.done():
         result.set_result(value)
+
+
+def _count_down(counts: dict[str, int], key_id: str) -> None:
+    left = counts.pop(key_id, 1) - 1
+    if left:
+        counts[key_id] = left
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

@@ -60,6 +60,42 @@ async def test_on_an_ordered_store_a_keys_settles_go_out_together_in_order() -> 
     assert queue.pending == 0
 
 
+async def until_logged(log: list[str], entry: str) -> None:
+    for _ in range(100):  # loop turns, not time
+        if entry in log:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{entry!r} never logged: {log}")
+
+
+async def test_on_an_ordered_store_a_waited_settle_is_fenced_within_its_key() -> None:
+    """A settle retried on the lane (a lost connection, NOSCRIPT) may land after one sent behind
+    it. A failure's settle (waited for: it moves the key's health, which successes undo) starts
+    once the key's earlier settles have landed, and the key's later ones once it has; other keys'
+    and a key's successes among themselves still go out together."""
+    queue = SettleQueue(ordered=True)
+    log: list[str] = []
+    first, failing = asyncio.Event(), asyncio.Event()
+    await queue.submit("a", job(log, "a1", first))
+    await queue.submit("a", job(log, "a2", first))
+    failure = asyncio.ensure_future(queue.run("a", job(log, "fail", failing)))
+    await asyncio.sleep(0)  # run() queues it
+    await queue.submit("a", job(log, "a3"))
+    await queue.submit("b", job(log, "b1"))
+    await until_logged(log, "b1 landed")
+    assert log == ["a1 started", "a2 started", "b1 started", "b1 landed"]
+    first.set()
+    await until_logged(log, "fail started")
+    assert "a3 started" not in log  # behind the failure
+    failing.set()
+    assert await failure == "fail"
+    await queue.flush()
+    mine = [e for e in log if e.startswith(("a", "fail"))]
+    assert mine[-4:] == ["fail started", "fail landed", "a3 started", "a3 landed"]
+    assert set(mine[:4]) == {"a1 started", "a2 started", "a1 landed", "a2 landed"}
+    assert queue.pending == 0 and queue.sent == 5
+
+
 async def test_a_full_queue_makes_the_caller_wait_and_drops_nothing() -> None:
     queue = SettleQueue(size=1)
     log: list[str] = []
