@@ -1,7 +1,7 @@
 """Our gateway beside LiteLLM's proxy server: requests/s per busy core and added latency.
 
     python bench/proxy.py [--seconds 4] [--rounds 3] [--concurrency 1 16 64] [--keys 10]
-                          [--workers 1 2] [--no-litellm] [--out PATH]
+                          [--workers 1 2] [--no-litellm] [--baseline DIR] [--out PATH]
 
 One provider simulator (its own process, zero latency, OpenAI wire format) behind both servers,
 a pool of ``--keys`` keys with limits far above the load, the same secrets on both sides, and
@@ -12,6 +12,8 @@ and 64 requests in flight for ``--seconds`` each. Modes, interleaved round by ro
 * ``gateway``: ``python -m router serve`` on a redis-server, a virtual key (its per-user and
   global limits on, out of reach), uvloop and orjson when installed (the ``speed`` extra);
 * ``gateway-2w`` (``--workers 1 2``): the same with ``serve --workers 2`` (both cores);
+* ``gateway-baseline`` (``--baseline DIR``): one worker of the gateway of another checkout
+  (``DIR`` first on its ``PYTHONPATH``, run from ``DIR``): an A/B of a change in one run;
 * ``litellm-proxy``: ``litellm --config <generated yaml>``: the same keys as deployments of
   one model (``simple-shuffle``, no retries), its master key, no database, and
   ``LITELLM_LOCAL_MODEL_COST_MAP=True`` so nothing is fetched.
@@ -185,11 +187,24 @@ def _servers(
         stack.enter_context(gateway)
         servers[mode] = {"server_url": gateway.url, "server_key": gateway.virtual_key}
         servers[mode]["watch_pid"] = gateway.pid
+    if args.baseline:
+        servers["gateway-baseline"] = _baseline(args.baseline, stack, keys_path, env, redis_url)
     if args.litellm:
         url, pid = stack.enter_context(litellm_proxy(keys, sim.base_url + "/v1", tmp))
         servers["litellm-proxy"] = {"server_url": url, "server_key": LITELLM_MASTER_KEY}
         servers["litellm-proxy"]["watch_pid"] = pid
     return spec, servers
+
+
+def _baseline(
+    checkout: str, stack: contextlib.ExitStack, keys_path: Path, env: dict[str, str], redis: str
+) -> dict[str, Any]:
+    """One worker of the gateway of the checkout ``checkout`` (its own key prefix)."""
+    root = Path(checkout).resolve()
+    settings = {**gateway_settings(redis), "REDIS_KEY_PREFIX": "gwbase", "PYTHONPATH": str(root)}
+    gateway = GatewayProcess(keys_path, env, settings=settings, cwd=root)
+    stack.enter_context(gateway)
+    return {"server_url": gateway.url, "server_key": gateway.virtual_key, "watch_pid": gateway.pid}
 
 
 def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -233,6 +248,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200, help="calls before measuring")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="gateway workers")
     parser.add_argument("--no-litellm", dest="litellm", action="store_false")
+    parser.add_argument(
+        "--baseline", metavar="DIR", help="also a gateway from this checkout (an A/B in one run)"
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
     rows, rounds = run(args)
@@ -241,6 +259,7 @@ def main() -> None:
     print(json.dumps(checked, indent=2))
     settings = {k: getattr(args, k) for k in ("seconds", "rounds", "concurrency", "keys")}
     settings.update(workers=args.workers, litellm=args.litellm, model=MODEL)
+    settings.update(baseline=args.baseline)
     data = {"settings": settings, "rows": rows, "ratios": checked, "raw_rounds": rounds}
     path = write_results("proxy", data, args.out)
     print(f"wrote {path}", file=sys.stderr)

@@ -59,6 +59,7 @@ class GatewayProcess:
         python: str = sys.executable,
         startup_timeout: float = 60.0,
         workers: int = 1,
+        cwd: str | Path | None = None,
     ) -> None:
         self.keys_path = str(keys_path)
         self.master_key = "sk-master-" + secrets.token_urlsafe(24)
@@ -69,6 +70,9 @@ class GatewayProcess:
         self.python = python
         self.startup_timeout = startup_timeout
         self.workers = workers
+        #: The child's working directory (``python -m`` imports from it first: a benchmark
+        #: running another checkout's gateway sets it there).
+        self.cwd = cwd
         self.url = ""
         self.pid = 0
         self.virtual_key = ""
@@ -82,7 +86,12 @@ class GatewayProcess:
         if self.workers > 1:
             command += ["--workers", str(self.workers)]
         self._process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=self._log, text=True, env=self.env
+            command,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env=self.env,
+            cwd=self.cwd,
         )
         ready = self._read_listening_line()
         self.url = f"http://127.0.0.1:{int(ready['port'])}"
