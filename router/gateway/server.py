@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -101,6 +102,24 @@ class GatewayServer:
         await self.stop()
 
 
+#: The serving process's garbage collector once it is ready: a young generation collected after
+#: 10,000 net allocations instead of 700 (the objects of requests in flight, not garbage, kept
+#: triggering collections that then promoted them), older generations as Python's defaults.
+GC_THRESHOLD = (10_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Collect once, freeze what startup built (the pool, the tokenizer tables, the routes: ~90k
+    objects that every full collection traversed, ~20 ms each) so collections skip it, and
+    collect the young generation less often. In the measured gateway the collector cost ~45 us
+    per request at 64 in flight; after this, a few. Only ``serve``'s processes call it, never a
+    process that embeds the gateway."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+    log.info("garbage collector tuned", frozen=gc.get_freeze_count(), threshold=GC_THRESHOLD)
+
+
 def url_of(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -130,6 +149,7 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = GatewayServer(host=host, port=port, reuse_port=reuse_port, openai=openai)
+    server.gateway.on_ready.append(tune_gc)
     await server.start()
     try:
         announce({"event": "listening", "url": server.url, "port": server.port, "pid": os.getpid()})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -56,6 +57,9 @@ class Gateway:
         self.inflight = 0
         self.started_at = time.time()
         self.startup_error: str | None = None
+        #: Called once the gateway is ready (keys loaded, router started): ``serve`` tunes the
+        #: garbage collector then (router/gateway/server.py).
+        self.on_ready: list[Callable[[], None]] = []
         self._retry: asyncio.Task[None] | None = None
 
     @property
@@ -96,6 +100,8 @@ class Gateway:
         self.ready = True
         self.startup_error = None
         log.info("gateway ready", keys=len(self.router.key_manager.keys))
+        for hook in self.on_ready:
+            hook()
 
     async def close(self) -> None:
         if self._retry is not None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -186,7 +188,7 @@ async def test_serve_runs_on_uvloop_unless_gateway_uvloop_is_false(
 ) -> None:
     pytest.importorskip("uvloop")  # the speed extra: installed in the test environment
     _, env = upstream
-    env = {**env, "GATEWAY_ALLOW_ANONYMOUS": "true"}
+    env = {**env, "GATEWAY_ALLOW_ANONYMOUS": "true", "LOG_LEVEL": "INFO"}
     if setting is not None:
         env["GATEWAY_UVLOOP"] = setting
     served = await start_serve(["--port", "0"], env, tmp_path)
@@ -196,6 +198,23 @@ async def test_serve_runs_on_uvloop_unless_gateway_uvloop_is_false(
         assert status == 200 and body["model"] == MODEL
     finally:
         assert await served.stop() == 0
+    # once ready, the worker froze what startup built and collects the young generation less often
+    tuned = [line for line in served.log.read_text().splitlines() if "collector tuned" in line]
+    frozen = re.search(r"frozen\W{1,3}(\d+)", tuned[0]) if tuned else None
+    assert frozen is not None and int(frozen.group(1)) > 1000
+
+
+def test_tune_gc_freezes_startup_objects_and_raises_the_young_threshold() -> None:
+    from router.gateway.server import GC_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == GC_THRESHOLD and GC_THRESHOLD[0] > before[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 def test_use_uvloop_falls_back_to_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
