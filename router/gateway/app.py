@@ -41,6 +41,10 @@ from router.gateway.state import GATEWAY, Gateway
 
 log = get_logger("router.gateway")
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: The ``method`` label of the HTTP metrics: a client may send other methods (aiohttp's C
+#: parser takes ~35, WebDAV's among them; its pure-Python parser any token), answered 404 or 405
+#: and counted as ``other`` (bounded labels).
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _request_id(request: web.Request) -> str:
@@ -96,7 +100,8 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     route = request.match_info.route.resource
     name = route.canonical if route is not None else "unmatched"
     metrics = gateway.metrics
-    metrics.http_of(name, request.method, str(response.status)).inc()
+    method = request.method if request.method in HTTP_METHODS else "other"
+    metrics.http_of(name, method, str(response.status)).inc()
     metrics.http_latency_of(name).observe(time.perf_counter() - started)
     return response
 

@@ -167,6 +167,27 @@ async def test_metrics(make_gateway: GatewayFactory) -> None:
     assert not any(k.secret in text for k in gw.pool)
 
 
+async def test_http_metrics_count_unknown_methods_as_other(gw: GatewayHarness) -> None:
+    """Any token is a method to HTTP (aiohttp's C parser takes ~35 of them, its Python parser
+    any): the metric's ``method`` label stays bounded."""
+    for method in ("PROPFIND", "MKCOL", "PURGE", "REPORT"):
+        status, _, _ = await gw.request(method, "/nowhere")
+        assert status in (404, 405)
+    await gw.request("GET", "/nowhere")
+    _, text, _ = await gw.request("GET", "/metrics")
+    methods = {
+        s.labels["method"]
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "llm_router_gateway_http_requests_total"
+    }
+    assert "other" in methods and "GET" in methods
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    found = samples(text)
+    name = "llm_router_gateway_http_requests_total"
+    assert value(found, name, route="unmatched", method="other", status="404") == 4
+
+
 async def test_openapi_describes_every_route(gw: GatewayHarness) -> None:
     status, document, _ = await gw.request("GET", "/openapi.json")
     assert status == 200 and document == build_openapi(document["info"]["version"])
