@@ -185,6 +185,8 @@ def profile_router(args: argparse.Namespace, base: dict[str, Any], tmp: Path) ->
 
 
 def profile_gateway(args: argparse.Namespace, base: dict[str, Any], tmp: Path) -> str:
+    import psutil  # type: ignore[import-untyped]
+
     from bench.memory import _load
     from bench.overhead import gateway_settings
     from router.demo.gateway import GatewayProcess
@@ -199,10 +201,21 @@ def profile_gateway(args: argparse.Namespace, base: dict[str, Any], tmp: Path) -
         command = [binary, "record", "-p", str(gateway.pid), "-d", str(int(args.seconds - 1))]
         command += ["-r", "400", "-f", "raw", "-o", str(out)]
         spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = psutil.Process(gateway.pid)
+        before = process.cpu_times()
         load = asyncio.run(_load(gateway.url, gateway.virtual_key, args.seconds, args.concurrency))
+        after = process.cpu_times()
         spy.wait(timeout=120)
         rate = load["served"] / load["elapsed"]
-        return f"{rate:.0f} requests/s while sampled\n" + summarise(out.read_text())
+        served = max(1, load["served"])
+        user = (after.user - before.user) / served * 1e6
+        system = (after.system - before.system) / served * 1e6
+        return (
+            f"{rate:.0f} requests/s while sampled; the gateway's CPU per request: {user:.0f} us "
+            f"user, {system:.0f} us system (py-spy samples wall time of a runnable thread: on a "
+            "busy machine a socket write that wakes another process is over-counted)\n"
+            + summarise(out.read_text())
+        )
 
 
 def main() -> None:
