@@ -6,7 +6,7 @@
 One provider simulator (its own process, zero latency, OpenAI wire format) behind both servers,
 a pool of ``--keys`` keys with limits far above the load, the same secrets on both sides, and
 one client (the router's own OpenAI adapter, a fresh process per mode and round) keeping 1, 16
-and 64 requests in flight for ``--seconds`` each. Modes, interleaved round by round:
+and 64 requests in flight for ``--seconds`` each. Modes, interleaved round by round (the servers in the other order each round):
 
 * ``direct``: the client straight to the simulator: the baseline of "added" latency;
 * ``gateway``: ``python -m router serve`` on a redis-server, a virtual key (its per-user and
@@ -215,7 +215,10 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, 
         modes = ["direct", *servers]
         for index in range(args.rounds):
             results: dict[str, Any] = {}
-            for mode in modes:
+            # the servers in turn, each round in the other order (a machine busier at the start
+            # or the end of a round weighs on each alike); direct first: added latency's base
+            servers_now = list(servers) if index % 2 == 0 else list(servers)[::-1]
+            for mode in ["direct", *servers_now]:
                 print(f"round {index + 1}/{args.rounds}: {mode}", file=sys.stderr, flush=True)
                 results[mode] = measure({**spec, **servers.get(mode, {}), "mode": mode})
             rounds.append(results)
