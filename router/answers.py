@@ -107,6 +107,11 @@ class DeltaEvent(TypedDict):
     #: not the one asked for, as the answer's ``fallback_reason`` (the gateway's headers).
     model: NotRequired[str]
     fallback_reason: NotRequired[FallbackReason | None]
+    #: The first delta only, as the answer's: the provider serving it, the keys tried to get it
+    #: (this one included), and whether it runs on local limits (Redis unreachable).
+    provider: NotRequired[str]
+    attempts: NotRequired[int]
+    degraded: NotRequired[bool]
 
 
 class DoneEvent(Answer):

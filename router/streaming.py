@@ -2,13 +2,14 @@
 
 ``RequestRouter`` dispatches a stream (router/dispatch.py picks the key and gets the first event);
 :func:`relay` hands its text to the caller as ``DeltaEvent`` s (the first names the model serving
-it and its ``fallback_reason``: the key and model were chosen before it) and ends with one
-``DoneEvent``. A stream may outlive ``RESERVATION_TTL_SECONDS``, so its reservation is kept alive
-while it runs (router/keepalive.py). However the stream ends, its reservation is settled exactly
-once: with the usage the provider reported (or counted from the text when it reported none) when
-it finished, as a failure when it was cut, and charged at its estimate when the caller stopped
-reading. A stream that already sent text is never restarted on another key: its answer is a
-failure with ``partial`` and the text so far.
+it, its ``fallback_reason``, ``provider``, ``attempts`` and ``degraded``: the key and model were
+chosen before it) and ends with one ``DoneEvent``. A stream may outlive
+``RESERVATION_TTL_SECONDS``, so its reservation is kept alive while it runs (router/keepalive.py).
+However the stream ends, its reservation is settled exactly once: with the usage the provider
+reported (or counted from the text when it reported none) when it finished, as a failure when it
+was cut, and charged at its estimate when the caller stopped reading. A stream that already sent
+text is never restarted on another key: its answer is a failure with ``partial`` and the text so
+far.
 """
 
 from __future__ import annotations
@@ -49,12 +50,8 @@ async def relay(
         while True:
             if isinstance(event, TextDelta):
                 parts.append(event.text)
-                delta: DeltaEvent = {"type": "delta", "content": event.text}
-                if len(parts) == 1:  # the first: which model serves (chosen before it came)
-                    delta["model"] = done.summary.model
-                    delta["fallback_reason"] = done.summary.fallback_reason
                 with keeper.paused():
-                    yield delta
+                    yield _first_delta(done, event.text) if len(parts) == 1 else _delta(event.text)
             elif isinstance(event, StreamEnd):
                 end = event
                 break
@@ -71,6 +68,25 @@ async def relay(
         finally:
             await _settle(manager, dispatcher, done, end, error, "".join(parts))
     yield done_event(await _answer(done, end, error, "".join(parts), on_done))
+
+
+def _delta(text: str) -> DeltaEvent:
+    return {"type": "delta", "content": text}
+
+
+def _first_delta(done: Dispatched, text: str) -> DeltaEvent:
+    """The first delta: who serves the stream, all chosen before it came (the gateway's headers)."""
+    assert done.selection is not None
+    summary = done.summary
+    return {
+        "type": "delta",
+        "content": text,
+        "model": summary.model,
+        "fallback_reason": summary.fallback_reason,
+        "provider": summary.provider,
+        "attempts": len(summary.attempts),
+        "degraded": done.selection.reservation.degraded,
+    }
 
 
 async def _answer(

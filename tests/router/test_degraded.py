@@ -107,6 +107,7 @@ async def test_past_the_buffer_a_degraded_turn_is_reported_not_saved(tmp_path: P
     assert "DEGRADED_CONVERSATION_BUFFER=1" in refused["conversation_error"]
     assert local == ["one", kept["content"]]  # what was not kept is not shown as history either
     assert streamed[-1]["type"] == "done" and streamed[-1]["success"] and streamed[-1]["degraded"]
+    assert streamed[0]["type"] == "delta" and streamed[0].get("degraded") is True  # said first
 
 
 async def test_redis_killed_mid_run_then_restarted_resumes_shared_state_and_keeps_every_turn(

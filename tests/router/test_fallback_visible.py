@@ -1,8 +1,8 @@
 """Silent model substitution made visible: an answer served by a fallback or a larger-window model
 says so (``fallback_reason``, with ``model`` and ``requested_model``), an alias's own target is no
-fallback, a stream's first delta says it too, and a failure about limits names the model the
-caller asked for. The library against the provider simulator on real Redis (the gateway's
-header: tests/router/gateway)."""
+fallback, a stream's first delta says it too (with its provider and the keys tried), and a failure
+about limits names the model the caller asked for. The library against the provider simulator on
+real Redis (the gateway's header: tests/router/gateway)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,31 @@ async def test_a_larger_window_model_says_so(
     assert second["type"] == "delta" and set(second) == {"type", "content"}
     assert asked_first["type"] == "delta"
     assert (asked_first.get("model"), asked_first.get("fallback_reason")) == ("sim-tiny", None)
+
+
+def tier(priority: int) -> dict[str, Any]:
+    """A key's binding of the openai model in priority tier ``priority`` (1 is tried first)."""
+    return {"models": [{"model": "gpt-4o-mini", "priority": priority}]}
+
+
+async def test_a_streams_first_delta_names_its_provider_and_the_keys_tried(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    keys = [
+        PoolKey("flaky", faults={"spurious_429_rate": 1.0}, extra=tier(1)),  # 429: rotated off
+        PoolKey("steady", extra=tier(2)),
+    ]
+    async with sim_router(settings(request), tmp_path, keys) as (router, sim):
+        rotated = [e async for e in router.stream_one_shot("hi", "gpt-4o-mini")]
+        plain = [e async for e in router.stream_one_shot("hi", "gpt-4o-mini")]  # flaky cools down
+    assert [r.key_id for r in sim.requests()] == ["flaky", "steady", "steady"]
+    for events, attempts in ((rotated, 2), (plain, 1)):
+        first, second, *_, done = events
+        assert done["type"] == "done" and done["success"] and done["attempts"] == attempts
+        assert first["type"] == "delta" and first["content"]
+        served = (first.get("provider"), first.get("attempts"), first.get("degraded"))
+        assert served == ("openai", attempts, False)  # as the answer's, known before any text
+        assert second["type"] == "delta" and set(second) == {"type", "content"}
 
 
 async def test_a_failure_about_limits_names_the_model_asked_for(
