@@ -35,7 +35,7 @@ from router.gateway.errors import (
     unauthorized,
     unavailable,
 )
-from router.gateway.fallback_headers import stream_fallback_headers
+from router.gateway.fallback_headers import served_headers, stream_headers
 from router.gateway.limits import LimitDecision, limit_decision, refused
 from router.gateway.responses import ChunkWriter, completion_body
 from router.gateway.state import GATEWAY, Gateway
@@ -242,12 +242,7 @@ async def _settle(gateway: Gateway, caller: Caller, answer: Answer, estimate: in
 
 
 def _headers(answer: Answer) -> dict[str, str]:
-    headers = {
-        "x-router-provider": answer["provider"] or "",
-        "x-router-attempts": str(answer["attempts"]),
-    }
-    if answer["degraded"]:  # served on local limits: Redis was unreachable
-        headers["x-router-degraded"] = "true"
+    headers = served_headers(answer["provider"], answer["attempts"], answer["degraded"])
     if answer["fallback_reason"] is not None:  # another model served than the one asked for
         headers["x-router-fallback"] = f"{answer['requested_model']} -> {answer['model']}"
         headers["x-router-fallback-reason"] = answer["fallback_reason"]
@@ -311,7 +306,7 @@ async def _stream(
         if event["type"] == "done" and not event["success"]:
             await _settle(gateway, caller, event, estimate)
             raise from_answer(event)
-        response = _sse_response(request, stream_fallback_headers(params.model, event))
+        response = _sse_response(request, stream_headers(params.model, event))
         writer = make_writer(response)
         try:
             await response.prepare(request)

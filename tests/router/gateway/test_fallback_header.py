@@ -120,7 +120,8 @@ async def test_a_stream_with_no_text_before_its_answer_says_so_too(
         model=ASKED, messages=HELLO, tools=tools, tool_choice="required", stream=True
     ) as response:
         headers, body = fallback_of(response.headers), await drained(response.iter_lines())
-    assert headers == FELL_BACK
+        served = [response.headers.get(f"x-router-{name}") for name in ("provider", "attempts")]
+    assert headers == FELL_BACK and served == ["openai", "1"]  # from the answer, as a whole one's
     chunks = [json.loads(line[6:]) for line in body.splitlines() if line[6:].startswith("{")]
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     assert not any(d.get("content") for d in deltas)  # no text: the answer was the first event
