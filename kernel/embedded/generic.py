@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from kernel.embedded.keyspace import Keyspace, command
+from kernel.embedded.luahash import LuaHash
 from kernel.embedded.replies import (
     OK,
     SYNTAX,
@@ -20,7 +21,7 @@ from kernel.embedded.zsets import ZSet
 
 TYPE_NAMES: dict[type, bytes] = {
     bytes: b"string",
-    dict: b"hash",
+    LuaHash: b"hash",
     list: b"list",
     set: b"set",
     ZSet: b"zset",
@@ -107,7 +108,7 @@ def _expire(ks: Keyspace, args: list[bytes], unit: int, name: bytes) -> int:
     if at <= now:
         ks.delete(key)
     else:
-        ks.expires[key] = at
+        ks.set_expire(key, at)
     return 1
 
 
@@ -133,10 +134,9 @@ def pexpire(ks: Keyspace, args: list[bytes]) -> Any:
 
 @command("PERSIST", 2)
 def persist(ks: Keyspace, args: list[bytes]) -> Any:
-    if ks.get(args[0]) is None or args[0] not in ks.expires:
+    if ks.get(args[0]) is None:
         return 0
-    del ks.expires[args[0]]
-    return 1
+    return int(ks.persist(args[0]))
 
 
 def _ttl_ms(ks: Keyspace, key: bytes) -> int:
@@ -249,7 +249,7 @@ def set_(ks: Keyspace, args: list[bytes]) -> Any:
         return old if b"GET" in flags else None
     ks.set_value(key, value, keep_ttl=b"KEEPTTL" in flags)
     if deadline is not None:
-        ks.expires[key] = deadline
+        ks.set_expire(key, deadline)
     return old if b"GET" in flags else OK
 
 

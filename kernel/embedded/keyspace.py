@@ -1,7 +1,8 @@
 """The embedded store's keyspace: one process's keys, their values and their TTLs.
 
-Values are Python objects by type: ``bytes`` (string), ``dict`` (hash), :class:`~.zsets.ZSet`
-(sorted set), ``list`` (list), ``set`` (set), :class:`~.streams.Stream` (stream). A key's TTL is an
+Values are Python objects by type: ``bytes`` (string), :data:`~.luahash.LUA_HASH` (a hash: its
+fields live in a Lua table, kernel/embedded/luahash.py), :class:`~.zsets.ZSet` (sorted set),
+``list`` (list), ``set`` (set), :class:`~.streams.Stream` (stream). A key's TTL is an
 absolute deadline in milliseconds of ``clock`` (injectable: tests drive time by hand); an expired
 key is removed when it is next looked up, as Redis does lazily. While a script runs, the time keys
 expire at is frozen at the script's start (Redis 7 semantics).
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kernel.embedded.luahash import LUA_HASH, LuaHashes, new_runtime
 from kernel.embedded.replies import WRONGTYPE, ReplyError, wrong_args
 
 Handler = Callable[["Keyspace", list[bytes]], Any]
@@ -51,6 +53,9 @@ class Keyspace:
         self.data: dict[bytes, Any] = {}
         self.expires: dict[bytes, int] = {}
         self.frozen_ms: int | None = None
+        #: The Lua runtime the hashes live in (and the scripts run in: kernel/embedded/scripting.py).
+        self.lua = new_runtime()
+        self.hashes = LuaHashes(self, self.lua)
 
     # -- time -----------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -89,12 +94,31 @@ class Keyspace:
 
     def delete(self, key: bytes) -> bool:
         self.expires.pop(key, None)
-        return self.data.pop(key, None) is not None
+        value = self.data.pop(key, None)
+        if value is LUA_HASH:
+            self.hashes.forget(key)
+        return value is not None
 
     def set_value(self, key: bytes, value: Any, *, keep_ttl: bool = False) -> None:
+        if self.data.get(key) is LUA_HASH:
+            self.hashes.forget(key)
         self.data[key] = value
         if not keep_ttl:
             self.expires.pop(key, None)
+
+    def set_expire(self, key: bytes, at: int) -> None:
+        """The key (live) expires at ``at`` ms."""
+        self.expires[key] = at
+        if self.data.get(key) is LUA_HASH:
+            self.hashes.set_ttl(key, at)
+
+    def persist(self, key: bytes) -> bool:
+        """Remove the key's TTL; False when it had none."""
+        if self.expires.pop(key, None) is None:
+            return False
+        if self.data.get(key) is LUA_HASH:
+            self.hashes.set_ttl(key, None)
+        return True
 
     def live_keys(self) -> list[bytes]:
         """Every key that has not expired (removing the ones that have)."""
@@ -106,6 +130,7 @@ class Keyspace:
     def flush(self) -> None:
         self.data.clear()
         self.expires.clear()
+        self.hashes.flush()
 
     # -- commands -------------------------------------------------------------------------------
     def execute(self, args: list[bytes]) -> Any:

@@ -20,30 +20,37 @@ and keys expire against the script's start time while it runs.
 from __future__ import annotations
 
 import hashlib
-import importlib
 from collections.abc import Callable
 from typing import Any
 
 from kernel.embedded.keyspace import Keyspace
-from kernel.embedded.replies import INT_MIN, ReplyError, Status, to_int
+from kernel.embedded.luahash import LUA, to_reply
+from kernel.embedded.replies import ReplyError, Status, to_int
 
 NOSCRIPT = b"NOSCRIPT No matching script. Please use EVAL."
 MAX_VARARGS = 64
 BAD_ARGUMENT = b"ERR Lua redis lib command arguments must be strings or integers"
 
 PRELUDE = """
-local call, unpack, type, error, select, pcall, loadstring = ...
+local call, unpack, type, error, select, pcall, loadstring, upper, lua_commands, set_now = ...
 io, os, loadfile, dofile, debug, package, require, module = nil, nil, nil, nil, nil, nil, nil, nil
 redis = {
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
   REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
 }
+-- commands answered in Lua (the hashes: kernel/embedded/hash_lua.py), the others by Python
+local function dispatch(name, ...)
+  local f = lua_commands[name]
+  if f == nil and type(name) == 'string' then f = lua_commands[upper(name)] end
+  if f ~= nil then return f(name, ...) end
+  return call(name, ...)
+end
 function redis.call(...)
-  local reply = call(...)
+  local reply = dispatch(...)
   if type(reply) == 'table' and reply.err ~= nil then error(reply, 0) end
   return reply
 end
-redis.pcall = call
+redis.pcall = dispatch
 function redis.error_reply(message) return {err = message} end
 function redis.status_reply(message) return {ok = message} end
 function redis.log() end
@@ -59,28 +66,18 @@ local function split(chunk, nkeys, all, n)
   local ok, result = pcall(chunk, KEYS, ARGV)
   return ok, result
 end
-local function run(chunk, nkeys, ...)
+local function run(chunk, nkeys, now, ...)
+  set_now(now)
   return split(chunk, nkeys, {...}, select('#', ...))
 end
-local function run_table(chunk, nkeys, all, n)
+local function run_table(chunk, nkeys, now, all, n)
+  set_now(now)
   return split(chunk, nkeys, all, n)
 end
 local function ok(message) return {ok = message} end
 local function err(message) return {err = message} end
 return compile, run, run_table, ok, err
 """
-
-
-def lua_module() -> Any:
-    """lupa's LuaJIT 2.1 (Lua 5.1 semantics, 3-5x faster on the pool scripts) when its build has
-    it, else lupa's Lua 5.1 (Redis's own Lua)."""
-    try:
-        return importlib.import_module("lupa.luajit21")
-    except ImportError:
-        return importlib.import_module("lupa.lua51")
-
-
-LUA = lua_module()
 
 
 def _argument(value: Any) -> bytes:
@@ -96,10 +93,21 @@ class Scripting:
     def __init__(self, keyspace: Keyspace) -> None:
         self.keyspace = keyspace
         self.scripts: dict[str, Any] = {}
-        self.lua = LUA.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
+        self.lua = keyspace.lua
         g = self.lua.globals()
+        hashes = keyspace.hashes
         compile_, run, run_table, ok, err = self.lua.execute(
-            PRELUDE, self._call, g.unpack, g.type, g.error, g.select, g.pcall, g.loadstring
+            PRELUDE,
+            self._call,
+            g.unpack,
+            g.type,
+            g.error,
+            g.select,
+            g.pcall,
+            g.loadstring,
+            g.string.upper,
+            hashes.commands,
+            hashes.set_now,
         )
         self._compile: Callable[..., Any] = compile_
         self._run: Callable[..., Any] = run
@@ -169,12 +177,14 @@ class Scripting:
         if nkeys < 0:
             raise ReplyError(b"ERR Number of keys can't be negative")
         keyspace = self.keyspace
-        keyspace.frozen_ms = int(keyspace.clock() * 1000)
+        keyspace.frozen_ms = now = int(keyspace.clock() * 1000)
         try:
             if len(args) <= MAX_VARARGS:
-                ok, result = self._run(chunk, nkeys, *args[1:])
+                ok, result = self._run(chunk, nkeys, now, *args[1:])
             else:  # past what the Lua C stack takes as arguments
-                ok, result = self._run_table(chunk, nkeys, self._table(args[1:]), len(args) - 1)
+                ok, result = self._run_table(
+                    chunk, nkeys, now, self._table(args[1:]), len(args) - 1
+                )
         finally:
             keyspace.frozen_ms = None
         if not ok:
@@ -194,38 +204,3 @@ def _failure(error: Any) -> bytes:
     if isinstance(error, BaseException):
         return f"ERR embedded store: {type(error).__name__}: {error}".encode()
     return b"ERR script raised a non-string error"
-
-
-def to_reply(value: Any) -> Any:
-    """A Lua value returned by a script as Redis answers it."""
-    kind = type(value)
-    if kind is bytes or kind is int:
-        return value
-    if value is None or value is False:
-        return None
-    if value is True:
-        return 1
-    if kind is float:
-        return _truncate(value)
-    return _table_reply(value)
-
-
-def _truncate(value: float) -> int:
-    if value != value or value in (float("inf"), float("-inf")):  # C's cast: undefined; x86's
-        return INT_MIN
-    return int(value)
-
-
-def _table_reply(table: Any) -> Any:
-    err = table[b"err"]
-    if isinstance(err, bytes):
-        raise ReplyError(err)
-    status = table[b"ok"]
-    if isinstance(status, bytes):
-        return Status(status)
-    out = []
-    i = 1
-    while (item := table[i]) is not None:
-        out.append(to_reply(item))
-        i += 1
-    return out
