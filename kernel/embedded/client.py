@@ -84,8 +84,14 @@ class EmbeddedClient(aioredis.Redis):
 
     def _script(self, run: Any, head: str, numkeys: int, keys_and_args: tuple[Any, ...]) -> Any:
         encode = self._encode
+        # redis-py's encoding, its two common cases first (str: UTF-8, strict; bytes as they are)
+        args = [
+            a.encode() if type(a) is str else a if type(a) is bytes else encode(a)
+            for a in keys_and_args
+        ]
+        args.insert(0, encode(numkeys))
         try:
-            reply = run(encode(head), [encode(numkeys), *[encode(a) for a in keys_and_args]])
+            reply = run(encode(head), args)
         except ReplyError as exc:
             raise _exception(exc.message) from None
         return _decode(reply) if self._decoding else _plain(reply)

@@ -4,7 +4,7 @@ A hash is ``{v = field -> value, o = field -> insertion number, n = last number}
 reads, ``o`` gives HGETALL/HKEYS/HVALS Redis's order (insertion; a field set again keeps its
 place, one deleted and set again goes last). Every command's semantics and error texts are those
 of the Python implementation it replaced, Redis 7's: arguments checked first (strings, or numbers
-written as ``%.17g``), then the arity, then the command's own errors in Redis's order.
+written as ``%.17g``), then the arity (Redis's error for scripts), then the command's own errors in Redis's order.
 
 Called with the Python hooks (resolve, dropped, argument, int_error, float_error, incrby,
 incrbyfloat); returns the commands by name (what ``redis.call`` dispatches to), the entry for
@@ -19,6 +19,7 @@ local HASH, HEXP = {}, {}
 local NOW = 0
 local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
 local BAD_ARGUMENT = 'ERR Lua redis lib command arguments must be strings or integers'
+local SCRIPT_ARITY = 'ERR Wrong number of args calling Redis command from script'
 
 local function err(m) return {err = m} end
 local function wrong(name) return err("ERR wrong number of arguments for '" .. lower(name) .. "' command") end
@@ -61,7 +62,10 @@ local function small(s)
 end
 
 local function number_arg(v)
-  if v == floor(v) and v > -1e15 and v < 1e15 and (v ~= 0 or 1 / v > 0) then return fmt('%d', v) end
+  if v == floor(v) and v > -1e15 and v < 1e15 then
+    if v == 0 and 1 / v < 0 then return '-0' end  -- what %.17g writes (lupa would hand Python 0)
+    return fmt('%d', v)
+  end
   return argument(v)  -- Redis's %.17g, as the rest of the store writes numbers
 end
 
@@ -227,7 +231,7 @@ local function script_command(spec)
       end
     end
     local count = n + 1
-    if count ~= arity and (arity >= 0 or count < -arity) then return wrong(name) end
+    if count ~= arity and (arity >= 0 or count < -arity) then return err(SCRIPT_ARITY) end
     return impl(a, n, name)
   end
 end

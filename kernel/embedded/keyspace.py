@@ -25,6 +25,7 @@ Handler = Callable[["Keyspace", list[bytes]], Any]
 #: Upper-case command name -> (arity, handler). Arity as Redis counts it (the name included):
 #: positive = exactly, negative = at least.
 COMMANDS: dict[bytes, tuple[int, Handler]] = {}
+SCRIPT_ARITY = b"ERR Wrong number of args calling Redis command from script"
 
 
 def command(name: str, arity: int) -> Callable[[Handler], Handler]:
@@ -133,8 +134,9 @@ class Keyspace:
         self.hashes.flush()
 
     # -- commands -------------------------------------------------------------------------------
-    def execute(self, args: list[bytes]) -> Any:
-        """Run one command (``args[0]`` its name); ReplyError for an error reply."""
+    def execute(self, args: list[bytes], from_script: bool = False) -> Any:
+        """Run one command (``args[0]`` its name); ReplyError for an error reply. A script's
+        command of the wrong arity gets Redis's error for scripts."""
         name = args[0]
         entry = COMMANDS.get(name)
         if entry is None:
@@ -144,5 +146,5 @@ class Keyspace:
         arity, handler = entry
         count = len(args)
         if count != arity and (arity >= 0 or count < -arity):
-            raise wrong_args(name)
+            raise ReplyError(SCRIPT_ARITY) if from_script else wrong_args(name)
         return handler(self, args[1:])

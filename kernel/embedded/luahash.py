@@ -20,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from kernel.embedded.replies import (
+    INT_MAX,
     INT_MIN,
     ReplyError,
     Status,
@@ -168,8 +169,10 @@ class LuaHashes:
 def to_reply(value: Any) -> Any:
     """A Lua value as Redis answers it (the conversion of a script's result)."""
     kind = type(value)
-    if kind is bytes or kind is int:
+    if kind is bytes:
         return value
+    if kind is int:  # a Lua number (a double) lupa handed over as an int
+        return value if INT_MIN <= value <= INT_MAX else INT_MIN
     if value is None or value is False:
         return None
     if value is True:
@@ -182,7 +185,8 @@ def to_reply(value: Any) -> Any:
 def truncate(value: float) -> int:
     if value != value or value in (float("inf"), float("-inf")):  # C's cast: undefined; x86's
         return INT_MIN
-    return int(value)
+    whole = int(value)
+    return whole if INT_MIN <= whole <= INT_MAX else INT_MIN  # past 64 bits: x86's cast too
 
 
 def table_reply(table: Any) -> Any:
@@ -198,5 +202,3 @@ def table_reply(table: Any) -> Any:
         out.append(to_reply(item))
         i += 1
     return out
-
-

@@ -124,7 +124,7 @@ class Scripting:
                     b"ERR Please specify at least one argument for this redis lib call"
                 )
             command = [a if type(a) is bytes else _argument(a) for a in args]
-            reply = self.keyspace.execute(command)
+            reply = self.keyspace.execute(command, True)
         except ReplyError as exc:
             return self._err(exc.message)
         kind = type(reply)
