@@ -8,14 +8,16 @@ written as ``%.17g``), then the arity (Redis's error for scripts), then the comm
 
 Called with the Python hooks (resolve, dropped, argument, int_error, float_error, incrby,
 incrbyfloat); returns the commands by name (what ``redis.call`` dispatches to), the entry for
-Python's commands, and set_now, forget, set_ttl and flush.
+Python's commands, set_now, flush, and the tables the Python keyspace writes: HASH (key -> hash,
+to drop one), EXP (key -> TTL in ms, every key's) and OTHER (key -> true, every key of another
+type).
 """
 
 SOURCE = r"""
 local resolve, dropped, argument, int_error, float_error, incrby, incrbyfloat = ...
 local type, next, pairs, ipairs, select, tonumber = type, next, pairs, ipairs, select, tonumber
 local fmt, match, lower, upper, floor, sort = string.format, string.match, string.lower, string.upper, math.floor, table.sort
-local HASH, HEXP = {}, {}
+local HASH, EXP, OTHER = {}, {}, {}
 local NOW = 0
 local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
 local BAD_ARGUMENT = 'ERR Lua redis lib command arguments must be strings or integers'
@@ -24,18 +26,21 @@ local SCRIPT_ARITY = 'ERR Wrong number of args calling Redis command from script
 local function err(m) return {err = m} end
 local function wrong(name) return err("ERR wrong number of arguments for '" .. lower(name) .. "' command") end
 
--- The live hash at key; nil: no such key; false: a key of another type. Python decides whatever
--- Lua does not hold (expiring the key when due) and, with create, registers a new hash.
+-- The live hash at key; nil: no such key; false: a key of another type. EXP holds every key's TTL
+-- and OTHER every key of another type (the Python keyspace keeps both up to date), so only an
+-- expired key (Python removes it) and a new hash (Python lists it) cross into Python.
 local function hash_at(key, create)
-  local h = HASH[key]
-  if h ~= nil then
-    local at = HEXP[key]
-    if at == nil or at > NOW then return h end
+  local at = EXP[key]
+  if at ~= nil and at <= NOW then
+    resolve(key, false)
+  else
+    local h = HASH[key]
+    if h ~= nil then return h end
+    if OTHER[key] then return false end
   end
-  local kind = resolve(key, create or false)
-  if kind < 0 then return false end
-  if kind == 0 then return nil end
-  h = {v = {}, o = {}, n = 0}
+  if not create then return nil end
+  if resolve(key, true) < 0 then return false end
+  local h = {v = {}, o = {}, n = 0}
   HASH[key] = h
   return h
 end
@@ -175,7 +180,7 @@ C.HDEL = {-3, function(a, n)
     end
   end
   if next(v) == nil then
-    HASH[key], HEXP[key] = nil, nil
+    HASH[key], EXP[key] = nil, nil
     dropped(key)
   end
   return removed
@@ -248,9 +253,8 @@ local function entry(now, a, n)
 end
 
 local function set_now(now) NOW = now end
-local function forget(key) HASH[key], HEXP[key] = nil, nil end
-local function set_ttl(key, at) HEXP[key] = at end
-local function flush() HASH, HEXP = {}, {} end
+local function clear(t) for k in pairs(t) do t[k] = nil end end
+local function flush() clear(HASH) clear(EXP) clear(OTHER) end
 
-return commands, entry, set_now, forget, set_ttl, flush
+return commands, entry, set_now, flush, HASH, EXP, OTHER
 """

@@ -85,8 +85,14 @@ class Keyspace:
         """The value at ``key`` of type ``kind``, created empty when missing."""
         value = self.typed(key, kind)
         if value is None:
-            value = self.data[key] = kind()
+            value = kind()
+            self.add(key, value)
         return value
+
+    def add(self, key: bytes, value: Any) -> None:
+        """A new key (missing until now) of a Python type; Lua learns its name, for WRONGTYPE."""
+        self.data[key] = value
+        self.hashes.other[key] = True
 
     def drop_if_empty(self, key: bytes, value: Any) -> None:
         """Redis deletes a hash, set, list or sorted set left empty."""
@@ -94,31 +100,36 @@ class Keyspace:
             self.delete(key)
 
     def delete(self, key: bytes) -> bool:
-        self.expires.pop(key, None)
+        if self.expires.pop(key, None) is not None:
+            self.hashes.ttls[key] = None
         value = self.data.pop(key, None)
         if value is LUA_HASH:
-            self.hashes.forget(key)
+            self.hashes.tables[key] = None
+        elif value is not None:
+            self.hashes.other[key] = None
         return value is not None
 
     def set_value(self, key: bytes, value: Any, *, keep_ttl: bool = False) -> None:
-        if self.data.get(key) is LUA_HASH:
-            self.hashes.forget(key)
+        """The key's value becomes ``value`` (a string)."""
+        old = self.data.get(key)
+        if old is LUA_HASH:
+            self.hashes.tables[key] = None
+        if old is None or old is LUA_HASH:
+            self.hashes.other[key] = True
         self.data[key] = value
-        if not keep_ttl:
-            self.expires.pop(key, None)
+        if not keep_ttl and self.expires.pop(key, None) is not None:
+            self.hashes.ttls[key] = None
 
     def set_expire(self, key: bytes, at: int) -> None:
-        """The key (live) expires at ``at`` ms."""
+        """The key (live) expires at ``at`` ms (Lua sees the same TTL)."""
         self.expires[key] = at
-        if self.data.get(key) is LUA_HASH:
-            self.hashes.set_ttl(key, at)
+        self.hashes.ttls[key] = at
 
     def persist(self, key: bytes) -> bool:
         """Remove the key's TTL; False when it had none."""
         if self.expires.pop(key, None) is None:
             return False
-        if self.data.get(key) is LUA_HASH:
-            self.hashes.set_ttl(key, None)
+        self.hashes.ttls[key] = None
         return True
 
     def live_keys(self) -> list[bytes]:

@@ -4,14 +4,16 @@ HSET, HMGET, HINCRBY, HEXISTS ...) is answered inside Lua, with no crossing into
 Hashes are most of what the pool scripts touch (39 of a routed call's ~49 ``redis.call``), and a
 crossing plus Python's command path cost ~1.5-2.5 us each where the Lua answer costs a fraction.
 There is one copy of a hash's data: its Lua table. The Python keyspace lists the key (its value
-is :data:`LUA_HASH`, so SCAN, TYPE, DEL, EXISTS and TTLs see every key in one place) and its TTL
-is mirrored into Lua (``HEXP``) so Lua expires it against the same time as Python does. Commands
-from Python (``client.hgetall``, a pipeline) run the same Lua code through :meth:`LuaHashes.run`.
+is :data:`LUA_HASH`, so SCAN, TYPE, DEL, EXISTS and TTLs see every key in one place) and mirrors
+into Lua what a hash command must know of the other keys: every key's TTL (``EXP``, so Lua expires
+a hash against the same time as Python) and the names of the keys of other types (``OTHER``, for
+WRONGTYPE). Commands from Python (``client.hgetall``, a pipeline) run the same Lua code through
+:meth:`LuaHashes.run`.
 
-Lua asks Python only at the edges: a key it does not hold (missing, another type, or expired:
-Python decides, and registers a new hash), a hash emptied by HDEL (Python forgets the key), and
-arithmetic past what a double holds exactly (HINCRBY beyond 15 digits, every HINCRBYFLOAT: done by
-the Python code of replies.py, so the numbers and error texts stay Redis's).
+Lua asks Python only at the edges: an expired key (Python removes it), a new hash (Python lists
+it), a hash emptied by HDEL (Python forgets the key), and arithmetic past what a double holds
+exactly (HINCRBY beyond 15 digits, every HINCRBYFLOAT: done by the Python code of replies.py, so
+the numbers and error texts stay Redis's).
 """
 
 from __future__ import annotations
@@ -84,19 +86,13 @@ class LuaHashes:
             self._incrby,
             self._incrbyfloat,
         )
-        self.commands, self._entry, self.set_now, self._forget, self._set_ttl, self._flush = (
-            exported
-        )
+        self.commands, self._entry, self.set_now, self._flush = exported[:4]
+        #: Lua's tables the Python keyspace writes: a hash to drop (key -> None), every key's TTL
+        #: (key -> ms), every key of another type (key -> True): see Keyspace.add / delete.
+        self.tables, self.ttls, self.other = exported[4:]
         self._err = runtime.eval("function(m) return {err = m} end")
 
     # -- Python's side of the keyspace ------------------------------------------------------------
-    def forget(self, key: bytes) -> None:
-        """The key left the Python keyspace (deleted, expired, overwritten): drop its table."""
-        self._forget(key)
-
-    def set_ttl(self, key: bytes, at: int | None) -> None:
-        self._set_ttl(key, at)
-
     def flush(self) -> None:
         self._flush()
 
@@ -122,7 +118,7 @@ class LuaHashes:
         return -1
 
     def _dropped(self, key: bytes) -> None:
-        """HDEL emptied the hash (Lua already dropped its table): Redis deletes the key."""
+        """HDEL emptied the hash (Lua already dropped its table and TTL): Redis deletes the key."""
         self.keyspace.data.pop(key, None)
         self.keyspace.expires.pop(key, None)
 

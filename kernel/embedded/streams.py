@@ -126,7 +126,8 @@ def xadd(ks: Keyspace, args: list[bytes]) -> Any:
             return None
         stream = Stream()
     entry_id = _next_id(ks, stream, args[i])
-    ks.data.setdefault(key, stream)
+    if key not in ks.data:
+        ks.add(key, stream)
     stream.ids.append(entry_id)
     stream.entries.append(list(fields))
     stream.last = entry_id

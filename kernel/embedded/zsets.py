@@ -103,7 +103,8 @@ def zadd(ks: Keyspace, args: list[bytes]) -> Any:
     if z is None:
         if b"XX" in flags:
             return None if b"INCR" in flags else 0
-        z = ks.data[args[0]] = ZSet()
+        z = ZSet()
+        ks.add(args[0], z)
     added = changed = 0
     result: float | None = None
     for score, member in zip(scores, pairs[1::2], strict=True):

@@ -82,8 +82,14 @@ async def _other_types_are_wrongtype(c: Any, key: str) -> Any:
     await c.set(key + "s", "v")
     await c.zadd(key + "z", {"m": 1})
     await c.hset(key + "h", "f", "v")
+    await c.rpush(key + "l", "x")
+    await c.sadd(key + "t", "x")
+    await c.xadd(key + "x", {"f": "v"}, id="1-0")
     answers = [
         await c.eval("return redis.pcall('HGET', KEYS[1], 'f')", 1, key + "s"),
+        await c.eval("return redis.pcall('HMGET', KEYS[1], 'f')", 1, key + "l"),
+        await c.eval("return redis.pcall('HEXISTS', KEYS[1], 'f')", 1, key + "t"),
+        await c.eval("return redis.pcall('HSET', KEYS[1], 'f', 'v')", 1, key + "x"),
         await c.eval("return redis.pcall('HSET', KEYS[1], 'f', 'v')", 1, key + "z"),
         await c.eval("return redis.pcall('HINCRBY', KEYS[1], 'f', 1)", 1, key + "s"),
         await c.eval("return redis.pcall('GET', KEYS[1])", 1, key + "h"),
@@ -229,3 +235,21 @@ async def test_flush_forgets_the_lua_hashes() -> None:
     await client.flushdb()
     assert await client.eval("return redis.call('HGETALL', KEYS[1])", 1, "h") == []
     assert await client.keys("*") == []
+
+
+async def test_a_key_of_another_type_that_expired_can_become_a_hash() -> None:
+    clock = Clock()
+    client = EmbeddedClient(EmbeddedServer(clock))
+    await client.set("k", "v", px=1000)
+    await client.zadd("z", {"m": 1})
+    await client.expire("z", 2)
+    write = "return redis.call('HSET', KEYS[1], 'f', 'v')"
+    with pytest.raises(ResponseError, match=r"^WRONGTYPE"):
+        await client.eval(write, 1, "k")
+    clock.now += 2
+    assert (await client.eval(write, 1, "k"), await client.eval(write, 1, "z")) == (1, 1)
+    assert (await client.type("k"), await client.ttl("z"), await client.hgetall("z")) == (
+        "hash",
+        -1,
+        {"f": "v"},
+    )
