@@ -1,8 +1,10 @@
 """The Lua code of the embedded store's hashes (kernel/embedded/luahash.py says why and how).
 
-A hash is ``{v = field -> value, o = field -> insertion number, n = last number}``: ``v`` answers
-reads, ``o`` gives HGETALL/HKEYS/HVALS Redis's order (insertion; a field set again keeps its
-place, one deleted and set again goes last). Every command's semantics and error texts are those
+A hash is one Lua table: its fields as string keys (field -> value) and, as its array part, the
+fields in Redis's order (insertion: a field set again keeps its place, one deleted and set again
+goes last), so ``#h`` is its length. One table per hash keeps the garbage collector's work small
+(reservations are hashes that live for their TTL). The commands the pool scripts call most (HGET,
+HSET of one field, HINCRBY, HEXISTS) have a path that builds no argument table. Every command's semantics and error texts are those
 of the Python implementation it replaced, Redis 7's: arguments checked first (strings, or numbers
 written as ``%.17g``), then the arity (Redis's error for scripts), then the command's own errors in Redis's order.
 
@@ -16,7 +18,7 @@ type).
 SOURCE = r"""
 local resolve, dropped, argument, int_error, float_error, incrby, incrbyfloat = ...
 local type, next, pairs, ipairs, select, tonumber = type, next, pairs, ipairs, select, tonumber
-local fmt, match, lower, upper, floor, sort = string.format, string.match, string.lower, string.upper, math.floor, table.sort
+local fmt, match, lower, upper, floor, tremove = string.format, string.match, string.lower, string.upper, math.floor, table.remove
 local HASH, EXP, OTHER = {}, {}, {}
 local NOW = 0
 local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
@@ -40,23 +42,26 @@ local function hash_at(key, create)
   end
   if not create then return nil end
   if resolve(key, true) < 0 then return false end
-  local h = {v = {}, o = {}, n = 0}
+  local h = {}
   HASH[key] = h
   return h
 end
 
 local function put(h, f, value)
-  if h.v[f] == nil then
-    local n = h.n + 1
-    h.n, h.o[f] = n, n
+  if h[f] == nil then h[#h + 1] = f end
+  h[f] = value
+end
+
+local function remove(h, f)
+  h[f] = nil
+  for i = 1, #h do
+    if h[i] == f then tremove(h, i) return end
   end
-  h.v[f] = value
 end
 
 local function fields(h)
-  local o, out = h.o, {}
-  for f in pairs(h.v) do out[#out + 1] = f end
-  sort(out, function(a, b) return o[a] < o[b] end)
+  local out = {}
+  for i = 1, #h do out[i] = h[i] end
   return out
 end
 
@@ -74,19 +79,80 @@ local function number_arg(v)
   return argument(v)  -- Redis's %.17g, as the rest of the store writes numbers
 end
 
+local function hget(key, f)
+  local h = hash_at(key)
+  if h == false then return err(WRONGTYPE) end
+  return h and h[f] or false
+end
+
+local function hexists(key, f)
+  local h = hash_at(key)
+  if h == false then return err(WRONGTYPE) end
+  return (h and h[f] ~= nil) and 1 or 0
+end
+
+local function hset(a, n, name)
+  if n % 2 == 0 then return wrong(name) end
+  local h = hash_at(a[1], true)
+  if h == false then return err(WRONGTYPE) end
+  local added = 0
+  for i = 2, n, 2 do
+    local f = a[i]
+    if h[f] == nil then
+      added = added + 1
+      h[#h + 1] = f
+    end
+    h[f] = a[i + 1]
+  end
+  return added
+end
+
+local function hset1(key, f, value)
+  local h = hash_at(key, true)
+  if h == false then return err(WRONGTYPE) end
+  if h[f] == nil then
+    h[#h + 1] = f
+    h[f] = value
+    return 1
+  end
+  h[f] = value
+  return 0
+end
+
+-- by: the increment as given (a string); small: the same as a number when small() takes it
+local function hincrby(key, f, by, small_by)
+  if small_by == nil then
+    local e = int_error(by)
+    if e then return e end
+  end
+  local h = hash_at(key, true)
+  if h == false then return err(WRONGTYPE) end
+  local old = h[f]
+  if small_by ~= nil then
+    local base = 0
+    if old ~= nil then base = small(old) end
+    if base ~= nil then
+      local value = base + small_by
+      put(h, f, fmt('%d', value))
+      return value
+    end
+  end
+  local new = incrby(old or false, by)  -- past 15 digits: Python's exact integers
+  if type(new) == 'table' then return new end
+  put(h, f, new)
+  return tonumber(new)
+end
+
 local C = {}
 
-C.HGET = {3, function(a)
-  local h = hash_at(a[1])
-  if h == false then return err(WRONGTYPE) end
-  return h and h.v[a[2]] or false
-end}
+C.HGET = {3, function(a) return hget(a[1], a[2]) end}
+C.HEXISTS = {3, function(a) return hexists(a[1], a[2]) end}
 
 C.HMGET = {-3, function(a, n)
   local h = hash_at(a[1])
   if h == false then return err(WRONGTYPE) end
   local out = {}
-  for i = 2, n do out[i - 1] = h and h.v[a[i]] or false end
+  for i = 2, n do out[i - 1] = h and h[a[i]] or false end
   return out
 end}
 
@@ -95,9 +161,9 @@ C.HGETALL = {2, function(a)
   if h == false then return err(WRONGTYPE) end
   local out = {}
   if h then
-    for _, f in ipairs(fields(h)) do
-      out[#out + 1] = f
-      out[#out + 1] = h.v[f]
+    for i = 1, #h do
+      local f = h[i]
+      out[2 * i - 1], out[2 * i] = f, h[f]
     end
   end
   return out
@@ -114,7 +180,7 @@ C.HVALS = {2, function(a)
   if h == false then return err(WRONGTYPE) end
   local out = {}
   if h then
-    for i, f in ipairs(fields(h)) do out[i] = h.v[f] end
+    for i = 1, #h do out[i] = h[h[i]] end
   end
   return out
 end}
@@ -122,33 +188,8 @@ end}
 C.HLEN = {2, function(a)
   local h = hash_at(a[1])
   if h == false then return err(WRONGTYPE) end
-  local n = 0
-  if h then for _ in pairs(h.v) do n = n + 1 end end
-  return n
+  return h and #h or 0
 end}
-
-C.HEXISTS = {3, function(a)
-  local h = hash_at(a[1])
-  if h == false then return err(WRONGTYPE) end
-  return (h and h.v[a[2]] ~= nil) and 1 or 0
-end}
-
-local function hset(a, n, name)
-  if n % 2 == 0 then return wrong(name) end
-  local h = hash_at(a[1], true)
-  if h == false then return err(WRONGTYPE) end
-  local added, v = 0, h.v
-  for i = 2, n, 2 do
-    local f = a[i]
-    if v[f] == nil then
-      added = added + 1
-      local c = h.n + 1
-      h.n, h.o[f] = c, c
-    end
-    v[f] = a[i + 1]
-  end
-  return added
-end
 
 C.HSET = {-4, function(a, n) return hset(a, n, 'hset') end}
 
@@ -161,7 +202,7 @@ end}
 C.HSETNX = {4, function(a)
   local h = hash_at(a[1], true)
   if h == false then return err(WRONGTYPE) end
-  if h.v[a[2]] ~= nil then return 0 end
+  if h[a[2]] ~= nil then return 0 end
   put(h, a[2], a[3])
   return 1
 end}
@@ -171,52 +212,29 @@ C.HDEL = {-3, function(a, n)
   local h = hash_at(key)
   if h == false then return err(WRONGTYPE) end
   if h == nil then return 0 end
-  local removed, v, o = 0, h.v, h.o
+  local removed = 0
   for i = 2, n do
     local f = a[i]
-    if v[f] ~= nil then
+    if h[f] ~= nil then
       removed = removed + 1
-      v[f], o[f] = nil, nil
+      remove(h, f)
     end
   end
-  if next(v) == nil then
+  if #h == 0 then
     HASH[key], EXP[key] = nil, nil
     dropped(key)
   end
   return removed
 end}
 
-C.HINCRBY = {4, function(a)
-  local by = small(a[3])
-  if by == nil then
-    local e = int_error(a[3])
-    if e then return e end
-  end
-  local h = hash_at(a[1], true)
-  if h == false then return err(WRONGTYPE) end
-  local f = a[2]
-  local old = h.v[f]
-  if by ~= nil then
-    local base = 0
-    if old ~= nil then base = small(old) end
-    if base ~= nil then
-      local value = base + by
-      put(h, f, fmt('%d', value))
-      return value
-    end
-  end
-  local new = incrby(old or false, a[3])  -- past 15 digits: Python's exact integers
-  if type(new) == 'table' then return new end
-  put(h, f, new)
-  return tonumber(new)
-end}
+C.HINCRBY = {4, function(a) return hincrby(a[1], a[2], a[3], small(a[3])) end}
 
 C.HINCRBYFLOAT = {4, function(a)
   local e = float_error(a[3])
   if e then return e end
   local h = hash_at(a[1], true)
   if h == false then return err(WRONGTYPE) end
-  local new = incrbyfloat(h.v[a[2]] or false, a[3])
+  local new = incrbyfloat(h[a[2]] or false, a[3])
   if type(new) == 'table' then return new end
   put(h, a[2], new)
   return new
@@ -243,6 +261,37 @@ end
 
 local commands = {}
 for name, spec in pairs(C) do commands[name] = script_command(spec) end
+
+-- The pool scripts' most frequent calls, all their arguments strings: no argument table.
+local generic_hget, generic_hexists = commands.HGET, commands.HEXISTS
+local generic_hset, generic_hincrby = commands.HSET, commands.HINCRBY
+commands.HGET = function(name, ...)
+  local key, f = ...
+  if select('#', ...) == 2 and type(key) == 'string' and type(f) == 'string' then return hget(key, f) end
+  return generic_hget(name, ...)
+end
+commands.HEXISTS = function(name, ...)
+  local key, f = ...
+  if select('#', ...) == 2 and type(key) == 'string' and type(f) == 'string' then return hexists(key, f) end
+  return generic_hexists(name, ...)
+end
+commands.HSET = function(name, ...)
+  local key, f, value = ...
+  if select('#', ...) == 3 and type(key) == 'string' and type(f) == 'string' and type(value) == 'string' then
+    return hset1(key, f, value)
+  end
+  return generic_hset(name, ...)
+end
+commands.HINCRBY = function(name, ...)
+  local key, f, by = ...
+  if select('#', ...) == 3 and type(key) == 'string' and type(f) == 'string' then
+    if type(by) == 'number' and by == floor(by) and by > -1e15 and by < 1e15 and (by ~= 0 or 1 / by > 0) then
+      return hincrby(key, f, fmt('%d', by), by)
+    end
+    if type(by) == 'string' then return hincrby(key, f, by, small(by)) end
+  end
+  return generic_hincrby(name, ...)
+end
 
 -- Python's side: a[1] the name, its arity already checked by the keyspace.
 local function entry(now, a, n)
