@@ -132,8 +132,8 @@ local function write_model(cfg, index, max_burst, tiers)
 end
 
 local LIMITS_PATTERN = '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$'
-local LIMITS_PATTERN_12 = '^' .. string.rep('([^\t]*)\t', 11) .. '([^\t]*)$'
-local LEARNED_PATTERN = '^' .. string.rep('([^\t]*)\t', 6) .. '([^\t]*)$'
+local LIMITS_PATTERN_12 = '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$'
+local LEARNED_PATTERN = '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$'
 local FIGURES = {'rpm', 'tpm', 'rpd', 'itpm', 'otpm'}
 -- Seconds a request waits, at most, before looking again at a key whose limits are being learned.
 local LEARN_POLL = 0.2
@@ -203,9 +203,9 @@ end
 -- GCRA_MARGIN; a record written before it has 12 fields and no known last admission, so the
 -- margin applies to it), and the GCRA times of the input and output token limits (a record
 -- written before them has 13 fields: both buckets full).
-local STATE_PATTERN_15 = '^' .. string.rep('([^\t]*)\t', 14) .. '([^\t]*)$'
-local STATE_PATTERN = '^' .. string.rep('([^\t]*)\t', 12) .. '([^\t]*)$'
-local STATE_PATTERN_12 = '^' .. string.rep('([^\t]*)\t', 11) .. '([^\t]*)$'
+local STATE_PATTERN_15 = '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$'
+local STATE_PATTERN = '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$'
+local STATE_PATTERN_12 = '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$'
 local STATE_FORMAT = '%.6f\t%.6f\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.6f\t%d\t%.6f\t%.6f\t%.6f'
 
 local function read_state(state_key, bucket)

@@ -48,6 +48,7 @@ local TIER_KEYS = 9   -- KEYS before the tiers' sets
 local model, tokens, strategy, rid = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local ttl = tonumber(ARGV[5])
 local now = pool_now(ARGV[6])
+local now_s = f6(now)   -- formatted once: each string.format of a timestamp costs ~0.4 us
 local offsets = parse_offsets(ARGV[7])
 local rnd_state = math.floor((tonumber(ARGV[8]) or 0) * 233280)
 local exclude = {}
@@ -69,8 +70,8 @@ if existing[1] then
 end
 
 local max_burst = read_model(CFG, model)
-if not max_burst then return {'no_keys', f6(now)} end
-if max_burst >= 0 and tokens > max_burst then return {'too_large', f6(now), int(max_burst)} end
+if not max_burst then return {'no_keys', now_s} end
+if max_burst >= 0 and tokens > max_burst then return {'too_large', now_s, int(max_burst)} end
 
 local held_budgets, refusal = check_budgets(BUDGETS, SPEND, budget_fields, estimate, now, offsets)
 if refusal then return refusal end
@@ -192,8 +193,8 @@ local function commit(ev, t)
   -- used keys go to the back of the ready order (least recently used first)
   redis.call('ZADD', t.R, f6(math.min(math.max(next_at, now), NEVER)), ev.key)
   redis.call('HINCRBY', STATS, ev.key .. ':requests', 1)
-  redis.call('HSET', STATS, ev.key .. ':last_used', f6(now))
-  redis.call('HSET', RES, 'key', ev.key, 'bucket', ev.bucket, 'tokens', int(tokens), 'at', f6(now),
+  redis.call('HSET', STATS, ev.key .. ':last_used', now_s)
+  redis.call('HSET', RES, 'key', ev.key, 'bucket', ev.bucket, 'tokens', int(tokens), 'at', now_s,
     'tier', t.tier, 'state', 'reserved', 'model', model, 'seq', int(seq), 'out', int(out_tokens))
   local alerts = ''
   if estimate then
@@ -202,7 +203,7 @@ local function commit(ev, t)
     redis.call('HSET', RES, 'budgets', held, 'cost', int(estimate))
   end
   redis.call('EXPIRE', RES, ttl)
-  return {'ok', ev.key, int(tokens), f6(now), t.tier, ev.probe and 'probe' or 'new', ev.bucket, alerts}
+  return {'ok', ev.key, int(tokens), now_s, t.tier, ev.probe and 'probe' or 'new', ev.bucket, alerts}
 end
 
 -- capacity-aware: of the least recently busy keys with room, the one with most headroom
@@ -210,7 +211,7 @@ end
 local function pick_capacity(t)
   local offset, scanned, size = 0, 0, CHOICES
   while scanned < MAX_SCAN do
-    local batch = redis.call('ZRANGEBYSCORE', t.R, '-inf', f6(now), 'LIMIT', offset, size)
+    local batch = redis.call('ZRANGEBYSCORE', t.R, '-inf', now_s, 'LIMIT', offset, size)
     size = BATCH
     if #batch == 0 then return nil end
     local best = nil
@@ -271,7 +272,7 @@ end
 -- random: a uniformly drawn key among those whose ready time has come
 local function pick_random(t)
   for _ = 1, BATCH do
-    local n = redis.call('ZCOUNT', t.R, '-inf', f6(now))
+    local n = redis.call('ZCOUNT', t.R, '-inf', now_s)
     if n == 0 then return nil end
     local rank = math.min(math.floor(next_random() * n), n - 1)
     local key = redis.call('ZRANGE', t.R, rank, rank)[1]
@@ -325,7 +326,7 @@ for i, tier in ipairs(tiers) do
   if not ev then ev = pick_capacity(t) end
   if ev then return commit(ev, t) end
   -- the first key of this tier still waiting for its time: when and why
-  local nxt = redis.call('ZRANGEBYSCORE', t.R, '(' .. f6(now), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  local nxt = redis.call('ZRANGEBYSCORE', t.R, '(' .. now_s, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   if nxt[1] then
     any_keys = true
     local ev2 = evaluate(nxt[1])
@@ -338,7 +339,7 @@ for i, tier in ipairs(tiers) do
     any_keys = true
   end
 end
-if not any_keys and #notes == 0 then return {'no_keys', f6(now)} end
-local out = {'no_room', earliest >= NEVER and 'inf' or f6(earliest), earliest_why, f6(now)}
+if not any_keys and #notes == 0 then return {'no_keys', now_s} end
+local out = {'no_room', earliest >= NEVER and 'inf' or f6(earliest), earliest_why, now_s}
 for _, n in ipairs(notes) do out[#out + 1] = n end
 return out

@@ -56,6 +56,7 @@ local outcome, retry_after, scope = ARGV[2], ARGV[3], ARGV[4]
 local cd_base, cd_factor, cd_max = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local cb_threshold, cb_timeout, error_class = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
 local now = pool_now(ARGV[11])
+local now_s = f6(now)
 local offsets = parse_offsets(ARGV[12])
 local provider_limits = ARGV[13] or ''
 local hold = tonumber(ARGV[14] or '') or 0
@@ -160,9 +161,9 @@ if outcome == 'unreachable' then
     write_health(HEALTH, key, h)
   end
   redis.call('HINCRBY', STATS, key .. ':failures', 1)
-  redis.call('HSET', STATS, key .. ':last_error', error_class, key .. ':last_error_at', f6(now))
+  redis.call('HSET', STATS, key .. ':last_error', error_class, key .. ':last_error_at', now_s)
   redis.call('HSET', RES, 'state', 'released')
-  return {'settled', key, '0', h.state, f6(h.till), f6(0), before, f6(now), ''}
+  return {'settled', key, '0', h.state, f6(h.till), f6(0), before, now_s, ''}
 end
 
 local actual = reserved
@@ -267,7 +268,7 @@ elseif outcome == 'transient' then
   result_state, result_until = h.state, h.till
 elseif outcome == 'cancelled' and is_probe and h.state == 'probing' then
   h.state, h.till, h_changed = 'open', now, true
-  for i = READY, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'LT', f6(now), key) end
+  for i = READY, #KEYS do redis.call('ZADD', KEYS[i], 'XX', 'LT', now_s, key) end
   result_state, result_until = h.state, h.till
 end
 -- The provider's own word: its buckets may hold less than this one thinks (the key is also used
@@ -294,7 +295,7 @@ if outcome == 'success' or outcome == 'neutral' then
   end
 end
 if outcome ~= 'success' and outcome ~= 'cancelled' then
-  redis.call('HSET', STATS, key .. ':last_error', error_class, key .. ':last_error_at', f6(now))
+  redis.call('HSET', STATS, key .. ':last_error', error_class, key .. ':last_error_at', now_s)
 end
 if h_changed then write_health(HEALTH, key, h) end
 if diff < 0 and outcome ~= 'auth' then
@@ -307,4 +308,4 @@ if diff < 0 and outcome ~= 'auth' then
 end
 write_state(STATE, bucket, S)
 redis.call('HSET', RES, 'state', 'settled', 'actual', int(actual))
-return {'settled', key, int(actual), result_state, f6(result_until), f6(charged), before, f6(now), above}
+return {'settled', key, int(actual), result_state, f6(result_until), f6(charged), before, now_s, above}
