@@ -195,7 +195,9 @@ local function read_limits(cfg, bucket)
     br = tonumber(br) or 0, bt = tonumber(bt) or 0, itpm = tonumber(itpm) or 0,
     otpm = tonumber(otpm) or 0, bi = tonumber(bi) or 0, bo = tonumber(bo) or 0, learn = learn == '1',
   }
-  return merge_limits({c = c, P = read_learned(cfg, bucket), strict = strict == '1', tz = tz or 'UTC'})
+  -- every field merge_limits sets is in the constructor: the table is sized once, never rehashed
+  return merge_limits({c = c, P = read_learned(cfg, bucket), strict = strict == '1', tz = tz or 'UTC',
+    rpm = 0, br = 0, tpm = 0, bt = 0, rpd = 0, itpm = 0, bi = 0, otpm = 0, bo = 0, learning = false})
 end
 
 -- Bucket state: GCRA times of both limits, day and minute counters (for RPD and status), a
@@ -242,8 +244,9 @@ local function read_lows(state_key, bucket)
   if raw then
     local seq, cut, list = string.match(raw, '^([^\t]*)\t([^\t]*)\t([^\t]*)$')
     m.seq, m.cut = tonumber(seq) or 0, tonumber(cut) or 0
-    for q, v in string.gmatch(list or '', '(%d+):([%d%.]+)') do
-      m.lows[#m.lows + 1] = {tonumber(q), tonumber(v)}
+    -- each entry keeps its text: written back as it was read unless its level changes
+    for txt, q, v in string.gmatch(list or '', '((%d+):([%d%.]+))') do
+      m.lows[#m.lows + 1] = {tonumber(q), tonumber(v), txt}
     end
   end
   return m
@@ -252,7 +255,9 @@ end
 local function write_lows(state_key, bucket, m)
   local parts = {}
   -- marks are rounded down: a rounded-up mark could grant a sliver too much
-  for i, e in ipairs(m.lows) do parts[i] = string.format('%d:%.3f', e[1], math.floor(e[2] * 1000) / 1000) end
+  for i, e in ipairs(m.lows) do
+    parts[i] = e[3] or string.format('%d:%.3f', e[1], math.floor(e[2] * 1000) / 1000)
+  end
   redis.call('HSET', state_key, bucket .. '#lows', string.format('%d\t%d\t%s', m.seq, m.cut, table.concat(parts, ',')))
 end
 
@@ -351,7 +356,7 @@ local function refund_bound(m, S, now, rseq, since, amount, limit)
   local back = math.max(0, math.min(amount, low))
   if back > 0 then
     for _, e in ipairs(m.lows) do
-      if e[1] > rseq then e[2] = math.max(0, e[2] - back) end
+      if e[1] > rseq then e[2], e[3] = math.max(0, e[2] - back), nil end
     end
     -- keep the stack increasing: entries at or above a later one can never be a minimum again
     local kept, floor = {}, math.huge
@@ -417,12 +422,9 @@ end
 -- Earliest time a request of (1 request, `tokens`) fits the limits, and the binding limit; `out`
 -- of the tokens are its completion (output limit), the rest its prompt (input limit).
 local function limits_at(L, S, W, tokens, next_day, out)
-  local at, why = 0, nil
-  local function bound(t, reason)
-    if t > at then at, why = t, reason end
-  end
-  if S.blocked > 0 then bound(S.blocked, 'rate_limited') end
-  if L.rpd > 0 and S.day_req >= L.rpd then bound(next_day, 'rpd') end
+  local at, why = 0, nil   -- the latest bound so far, and its limit (no closure: one per call costs)
+  if S.blocked > 0 then at, why = S.blocked, 'rate_limited' end
+  if L.rpd > 0 and S.day_req >= L.rpd and next_day > at then at, why = next_day, 'rpd' end
   local r_at, t_at = gcra_at(S.tat_r, 1, L.rpm, L.br), gcra_at(S.tat_t, tokens, L.tpm, L.bt)
   if GCRA_MARGIN > 0 then
     -- only room that refilled after the last admission, where the burst can hold the delay
@@ -435,13 +437,21 @@ local function limits_at(L, S, W, tokens, next_day, out)
       t_at = t_at + GCRA_MARGIN
     end
   end
-  bound(r_at, 'rpm')
-  bound(t_at, 'tpm')
-  if L.itpm > 0 then bound(gcra_at(S.tat_i, tokens - (out or 0), L.itpm, L.bi), 'itpm') end
-  if L.otpm > 0 then bound(gcra_at(S.tat_o, out or 0, L.otpm, L.bo), 'otpm') end
+  if r_at > at then at, why = r_at, 'rpm' end
+  if t_at > at then at, why = t_at, 'tpm' end
+  if L.itpm > 0 then
+    local t = gcra_at(S.tat_i, tokens - (out or 0), L.itpm, L.bi)
+    if t > at then at, why = t, 'itpm' end
+  end
+  if L.otpm > 0 then
+    local t = gcra_at(S.tat_o, out or 0, L.otpm, L.bo)
+    if t > at then at, why = t, 'otpm' end
+  end
   if W then
-    bound(window_at(W, 2, 1, L.rpm), 'rpm')
-    bound(window_at(W, 3, tokens, L.tpm), 'tpm')
+    local t = window_at(W, 2, 1, L.rpm)
+    if t > at then at, why = t, 'rpm' end
+    t = window_at(W, 3, tokens, L.tpm)
+    if t > at then at, why = t, 'tpm' end
   end
   return at, why
 end
