@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import importlib.util
 import json
 import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,26 +34,44 @@ import lua.settle
 from bench.common import redis_server
 from bench.reserve import MODEL, _given, make_store, pool
 from keys.engine import CapacityEngine
-from lua import Script, inline
+from lua import Script
 
 SCRIPTS = {"reserve": lua.reserve, "settle": lua.settle, "release": lua.release}
 
 
+def _expander(root: Path) -> Callable[[str, Callable[[str], str]], str]:
+    """The checkout's own ``-- include:`` expansion (lua/includes.py), or, for a checkout from
+    before it, the plain one: every included text in full."""
+    path = root / "lua" / "includes.py"
+    if path.exists():
+        spec = importlib.util.spec_from_file_location(f"includes_{uuid.uuid4().hex}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.expand  # type: ignore[no-any-return]
+
+    def plain(source: str, read: Callable[[str], str]) -> str:
+        names = []
+        for line in source.splitlines():
+            if not line.startswith("-- include: "):
+                break
+            names.append(line.removeprefix("-- include: ").strip())
+        return "\n".join([*(read(n) for n in names), source])
+
+    return plain
+
+
 def read_scripts(root: Path) -> dict[str, Script]:
-    """The pool's scripts of a checkout, their ``-- include:`` lines expanded from its lua/."""
+    """The pool's scripts of a checkout, expanded as that checkout's loader expands them."""
 
     def text(name: str) -> str:
         return (root / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
+    expand = _expander(root)
     out = {}
     for name in SCRIPTS:
-        source = text(name)
-        libs = []
-        for line in source.splitlines():
-            if not line.startswith("-- include: "):
-                break
-            libs.append(text(line.removeprefix("-- include: ").strip()))
-        out[name] = inline(name, "\n".join([*libs, source]))
+        source = expand(text(name), text)
+        out[name] = Script(name, source, hashlib.sha1(source.encode()).hexdigest())  # noqa: S324
     return out
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from lua.includes import expand
+
 
 @dataclass(frozen=True)
 class Script:
@@ -36,12 +38,7 @@ def _read(name: str) -> str:
 
 
 def _expand(source: str) -> str:
-    parts: list[str] = []
-    for line in source.splitlines():
-        if not line.startswith("-- include: "):
-            break
-        parts.append(_read(line.removeprefix("-- include: ").strip()))
-    return "\n".join([*parts, source])
+    return expand(source, _read)
 
 
 @cache
