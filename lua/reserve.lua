@@ -85,7 +85,7 @@ end
 
 -- Can `key` take the request now? ev.gone: remove it from this tier's sets (inactive, disabled,
 -- unconfigured); ev.skip: not for this request; ev.fits; else ev.at (for this request) and
--- ev.at_min (for a minimal request) say when.
+-- ev.at_min (for a minimal request, set only when it does not fit) say when.
 local function evaluate(key)
   local ev = {key = key}
   if exclude[key] then ev.skip = true return ev end
@@ -106,21 +106,25 @@ local function evaluate(key)
   local W = nil
   if L.strict then W = read_window(WIN, ev.bucket, now) end
   local at, why = limits_at(L, S, W, tokens, next_day, out_tokens)
-  local at_min = limits_at(L, S, W, math.min(tokens, 1), next_day)
   if at >= NEVER and (why == 'tpm' or why == 'itpm' or why == 'otpm') then why = 'too_large' end
+  local poll = nil
   if L.learning and L.P.flight > now then
-    local poll = math.min(L.P.flight, now + LEARN_POLL)
+    poll = math.min(L.P.flight, now + LEARN_POLL)
     if poll > at then at, why = poll, 'learning' end
-    if poll > at_min then at_min = poll end
   end
   if h_at > at then at, why = h_at, h_why end
-  if h_at > at_min then at_min = h_at end
   ev.h, ev.L, ev.S, ev.W, ev.next_day = h, L, S, W, next_day
-  ev.at, ev.at_min, ev.why = at, at_min, why
+  ev.at, ev.why = at, why
   ev.fits = at <= now + EPS
   ev.probe = h.state == 'open' or h.state == 'probing'
   if ev.fits then
     ev.room = math.min(headroom(S.tat_r, now, 1, L.rpm, L.br), headroom(S.tat_t, now, tokens, L.tpm, L.bt))
+  else
+    -- only a busy key's new score in the ready set needs the time of a minimal request
+    local at_min = limits_at(L, S, W, math.min(tokens, 1), next_day)
+    if poll and poll > at_min then at_min = poll end
+    if h_at > at_min then at_min = h_at end
+    ev.at_min = at_min
   end
   return ev
 end
