@@ -54,10 +54,13 @@ async def test_an_sdk_stream_longer_than_the_ttl_is_settled_with_its_usage(
         usage = chunk.usage or usage
     lasted = time.monotonic() - started
     assert usage is not None and lasted > 2 * TTL
-    [record] = await reservation_records(gw)
+    # the settle's own counts (a reservation left to expire would count no success and keep its
+    # estimate); the settled record itself expires a TTL after the last extension, so on a
+    # loaded machine it may be gone by now
     stats = await gw.gateway.router.key_manager.engine.stats("slow")
-    assert record["state"] == "settled" and int(record["actual"]) == usage.total_tokens
     assert stats["successes"] == 1 and stats["tokens"] == usage.total_tokens
+    for record in await reservation_records(gw):
+        assert record["state"] == "settled" and int(record["actual"]) == usage.total_tokens
     assert gw.sim is not None
     assert gw.sim.usage("slow", MODEL)["admitted_tokens"] == usage.total_tokens
     assert not keepers()
