@@ -4,7 +4,8 @@ Values are Python objects by type: ``bytes`` (string), :data:`~.luahash.LUA_HASH
 fields live in a Lua table, kernel/embedded/luahash.py), :class:`~.zsets.ZSet` (sorted set),
 ``list`` (list), ``set`` (set), :class:`~.streams.Stream` (stream). A key's TTL is an
 absolute deadline in milliseconds of ``clock`` (injectable: tests drive time by hand); an expired
-key is removed when it is next looked up, as Redis does lazily. While a script runs, the time keys
+key is removed when it is next looked up, as Redis does lazily, or by the active expiry cycle
+(kernel/embedded/expiry.py) run between commands, whichever comes first. While a script runs, the time keys
 expire at is frozen at the script's start (Redis 7 semantics).
 
 Commands are registered in :data:`COMMANDS` (name, arity as Redis counts it, function) by the
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from heapq import heappush
 from typing import Any
 
+from kernel.embedded.expiry import PLAIN_EVERY, SLACK, compact, expire_cycle
 from kernel.embedded.luahash import LUA_HASH, LuaHashes, new_runtime
 from kernel.embedded.replies import WRONGTYPE, ReplyError, wrong_args
 
@@ -54,6 +57,10 @@ class Keyspace:
         self.data: dict[bytes, Any] = {}
         self.expires: dict[bytes, int] = {}
         self.frozen_ms: int | None = None
+        #: (deadline, key) of every TTL set, stale ones included: the active expiry's index.
+        self.deadlines: list[tuple[int, bytes]] = []
+        self.next_cycle_ms = 0
+        self.plain_commands = 0
         #: The Lua runtime the hashes live in (and the scripts run in: kernel/embedded/scripting.py).
         self.lua = new_runtime()
         self.hashes = LuaHashes(self, self.lua)
@@ -122,8 +129,13 @@ class Keyspace:
 
     def set_expire(self, key: bytes, at: int) -> None:
         """The key (live) expires at ``at`` ms (Lua sees the same TTL)."""
-        self.expires[key] = at
+        expires = self.expires
+        expires[key] = at
         self.hashes.ttls[key] = at
+        heap = self.deadlines
+        heappush(heap, (at, key))
+        if len(heap) > 2 * len(expires) + SLACK:
+            self.deadlines = compact(expires)
 
     def persist(self, key: bytes) -> bool:
         """Remove the key's TTL; False when it had none."""
@@ -139,9 +151,21 @@ class Keyspace:
             self.delete(key)
         return list(self.data)
 
+    def tick(self, now: int) -> None:
+        """Between commands: run the active expiry cycle when it is due."""
+        if now >= self.next_cycle_ms:
+            expire_cycle(self, now)
+
+    def after_plain_command(self) -> None:
+        """After a command that is not a script: every few, look at the clock (tick)."""
+        self.plain_commands += 1
+        if self.plain_commands % PLAIN_EVERY == 0:
+            self.tick(int(self.clock() * 1000))
+
     def flush(self) -> None:
         self.data.clear()
         self.expires.clear()
+        self.deadlines.clear()
         self.hashes.flush()
 
     # -- commands -------------------------------------------------------------------------------

@@ -187,6 +187,8 @@ class Scripting:
                 )
         finally:
             keyspace.frozen_ms = None
+        if now >= keyspace.next_cycle_ms:
+            keyspace.tick(now)
         if not ok:
             raise ReplyError(_failure(result) + b" script: " + sha)
         return to_reply(result)

@@ -34,7 +34,11 @@ class EmbeddedServer:
             return self.scripting.evalsha(args[1], args[2:])
         if name == b"SCRIPT":
             return self._script(args[1:])
-        return self.keyspace.execute(args)
+        keyspace = self.keyspace
+        try:
+            return keyspace.execute(args)
+        finally:
+            keyspace.after_plain_command()
 
     def _script(self, args: list[bytes]) -> Any:
         sub = args[0].upper() if args else b""
