@@ -198,13 +198,12 @@ class ScriptLane:
             raise RedisConnectionError("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((packed, future))
-        if self._flush_scheduled:
-            return future
         channel = self._channel
-        if channel is not None and not channel.inflight and len(self._queue) == 1:
-            self._flush()  # an idle lane: nothing to batch with, write at once
-        else:
+        if channel is not None and not channel.inflight and not self._queue:
+            self._send(channel, [(packed, future)])  # an idle lane: nothing to batch with
+            return future
+        self._queue.append((packed, future))
+        if not self._flush_scheduled:
             # after the current turn of the loop: everything queued by then goes in one write
             self._flush_scheduled = True
             loop.call_soon(self._flush)
@@ -219,16 +218,19 @@ class ScriptLane:
             return
         batch, self._queue = self._queue, []
         live = [(packed, future) for packed, future in batch if not future.done()]
-        if not live:
-            return
+        if live:
+            self._send(channel, live)
+
+    @staticmethod
+    def _send(channel: _Link, calls: list[tuple[list[bytes], asyncio.Future[Any]]]) -> None:
         try:
-            channel.write([chunk for packed, _ in live for chunk in packed])
+            channel.write([chunk for packed, _ in calls for chunk in packed])
         except Exception as exc:  # the transport is gone
-            for _, future in live:
+            for _, future in calls:
                 _fail(future, exc)
             channel.fail(exc)
             return
-        channel.inflight.extend(future for _, future in live)
+        channel.inflight.extend(future for _, future in calls)
 
     async def _connect(self) -> None:
         """Open a new connection (redis-py's handshake), take it over, write what waited for it."""
