@@ -38,6 +38,7 @@ from importlib import resources
 from typing import Any
 
 from kernel.errors import ConfigError
+from kernel.lru import LRU
 from lua.usage_records import NANOS, nanos_to_usd
 
 #: Tokens a price is quoted for.
@@ -48,6 +49,8 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: Snapshot suffixes that name the same model at the same price as its base name: OpenAI's
 #: ``-2024-08-06``, Anthropic's ``-20241022``, ``-latest``, Gemini's stable versions ``-001``.
 _SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|latest|\d{3})$")
+#: Model names whose price a table remembers (``PriceTable.lookup``).
+LOOKUPS_KEPT = 1024
 _PREFIXES = ("openai/", "anthropic/", "gemini/", "google/", "models/")
 
 
@@ -82,6 +85,10 @@ class Price:
 
     def rates(self) -> tuple[int, int, int, int]:
         """Nano-dollars per million tokens: input, output, cached input, cache write."""
+        return self._rates
+
+    @functools.cached_property
+    def _rates(self) -> tuple[int, int, int, int]:  # a price never changes: computed once
         cached = self.input if self.cached_input is None else self.cached_input
         write = self.input if self.cache_write is None else self.cache_write
         return _rate(self.input), _rate(self.output), _rate(cached), _rate(write)
@@ -132,6 +139,9 @@ class PriceTable(Mapping[str, Price]):
 
     def __init__(self, prices: Mapping[str, Price] | None = None) -> None:
         self._prices = {normalise_model(name): price for name, price in (prices or {}).items()}
+        #: ``lookup``'s answers by the name asked for (the table never changes); bounded, since
+        #: names come from clients.
+        self._found: LRU[str, tuple[Price | None]] = LRU(LOOKUPS_KEPT)
 
     def __getitem__(self, model: str) -> Price:
         return self._prices[normalise_model(model)]
@@ -150,6 +160,13 @@ class PriceTable(Mapping[str, Price]):
         ``-001``) the name without that suffix; never a neighbouring model's. None if unknown."""
         if not model:
             return None
+        known = self._found.get(model)
+        if known is None:
+            known = (self._lookup(model),)
+            self._found.put(model, known)
+        return known[0]
+
+    def _lookup(self, model: str) -> Price | None:
         name = normalise_model(model)
         exact = self._prices.get(name)
         if exact is not None:

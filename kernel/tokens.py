@@ -177,10 +177,31 @@ def encoding_name_for(model: str) -> str:
     return "o200k_base"
 
 
+#: Texts up to this many characters have their count remembered (:func:`count_tokens`).
+CACHED_TEXT_CHARS = 2048
+#: How many (text, model) counts are remembered: at most ~8 MiB of text.
+CACHED_COUNTS = 4096
+
+
 def count_tokens(text: str, model: str = "gpt-4o") -> int:
-    """Tokens in ``text`` for ``model``: exact for OpenAI, the documented approximation else."""
+    """Tokens in ``text`` for ``model``: exact for OpenAI, the documented approximation else.
+
+    Short texts recur on every call (roles, system prompts, a conversation's earlier turns):
+    their counts are remembered (the most recent :data:`CACHED_COUNTS`, texts of at most
+    :data:`CACHED_TEXT_CHARS` characters), a count that depends on the text and model only."""
     if not text:
         return 0
+    if len(text) <= CACHED_TEXT_CHARS:
+        return _count_short(text, model)
+    return _count(text, model)
+
+
+@lru_cache(maxsize=CACHED_COUNTS)  # thread-safe: large chats are counted in a worker thread
+def _count_short(text: str, model: str) -> int:
+    return _count(text, model)
+
+
+def _count(text: str, model: str) -> int:
     encoding = get_encoding(encoding_name_for(model))
     if encoding is None:
         return math.ceil(len(text) / CHARS_PER_TOKEN)

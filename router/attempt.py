@@ -26,8 +26,9 @@ from kernel.errors import (
 )
 from kernel.log import get_logger
 from kernel.settings import Settings
+from kernel.usage_record import UsageRecord
 from keys.manager import KeyManager, KeySelection
-from lua.usage_records import UsageArgs, nanos_to_usd
+from lua.usage_records import nanos_to_usd
 from router.answers import AttemptRecord, CallSummary
 from router.dispatch_types import CallPlan, Dispatched, Messages
 from router.provider_limits import figures, limits_json, provider_room
@@ -206,29 +207,27 @@ class KeyCaller:
         in the same script run, its usage record (router/usage_log.py)."""
         selection, summary = done.selection, done.summary
         assert selection is not None
-        cost, args = self._success_record(done, usage, content, usage_reported)
-        limits = self._success_limits(selection.key.key_id, snapshot)
+        cost, record = self._success_record(done, usage, content, usage_reported)
         room = provider_room(snapshot, usage)
         # the settle writes the record; if it cannot, it goes the background way (settle())
-        summary.recorded = args is not None
-
-        said = figures(snapshot)
+        summary.recorded = record is not None
         split = (usage.prompt_tokens, usage.completion_tokens) if usage_reported else (None, None)
 
         async def settle() -> None:
+            # what only the settle needs is made here, off the answer's path (deferred mode)
+            args = None if record is None or self.usage is None else self.usage.args(record, cost)
             settled = await self.manager.record_success(
                 selection,
                 actual_tokens,
-                provider_limits=limits,
+                provider_limits=self._success_limits(selection.key.key_id, snapshot),
                 cost_nanos=cost,
                 usage=args,
-                said=said,
+                said=figures(snapshot),
                 split=split,
                 **room,
             )
-            if not settled and args is not None and self.usage is not None:
-                assert summary.usage_record is not None
-                self.usage.unsettled(summary.usage_record, summary)
+            if not settled and record is not None and self.usage is not None:
+                self.usage.unsettled(record, summary)
 
         await self.send_success(selection.key.key_id, settle, short=_provider_short(room, usage))
 
@@ -248,7 +247,7 @@ class KeyCaller:
 
     def _success_record(
         self, done: Dispatched, usage: Usage, content: str | None, usage_reported: bool
-    ) -> tuple[int | None, UsageArgs | None]:
+    ) -> tuple[int | None, UsageRecord | None]:
         """The call's cost (nano-dollars, None: unknown) and the usage record its settle
         writes (None: none, e.g. served degraded: it goes the background way)."""
         selection, summary = done.selection, done.summary
@@ -271,7 +270,7 @@ class KeyCaller:
             completion=content,
         )
         summary.usage_record = record
-        return cost, self.usage.args(record, cost)
+        return cost, record
 
     def _success_limits(self, key_id: str, snapshot: Any) -> str:
         """The provider's headers as JSON, or "" when this key's were stored less than

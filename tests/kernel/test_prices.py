@@ -331,3 +331,33 @@ def test_a_section_refuses_patterns_and_non_objects() -> None:
     assert caught.value.field == "prices"
     with pytest.raises(ConfigError, match="expected an object"):
         parse_prices({"gpt-4o": 2.5}, where="f", source="keys.json")
+
+
+# -- lookups remembered (issue 18: the router's CPU per call) ------------------------------------
+
+
+def test_lookups_are_remembered_bounded_and_equal_the_tables() -> None:
+    from kernel import prices
+
+    table = PriceTable({"m-1": Price(1.0, 2.0)})
+    assert table.lookup("m-1") == Price(1.0, 2.0)
+    assert table.lookup("M-1-2024-08-06") is table.lookup("m-1")  # a dated snapshot: its base
+    assert table.lookup("unknown") is None
+    assert table.lookup("unknown") is None  # remembered as unknown too
+    for i in range(prices.LOOKUPS_KEPT + 50):  # names made up by clients: the memory is bounded
+        assert table.lookup(f"made-up-{i}") is None
+    assert len(table._found) == prices.LOOKUPS_KEPT
+    assert "M-1-2024-08-06" not in table._found  # the oldest went first
+
+
+def test_a_prices_rates_are_computed_once_and_unchanged() -> None:
+    price = Price(0.15, 0.6, cached_input=0.075)
+    assert price.rates() == (
+        round(0.15 * NANOS),
+        round(0.6 * NANOS),
+        round(0.075 * NANOS),
+        round(0.15 * NANOS),
+    )
+    assert price.rates() is price.rates()
+    assert price == Price(0.15, 0.6, cached_input=0.075)  # equality and hashing as before
+    assert hash(price) == hash(Price(0.15, 0.6, cached_input=0.075))

@@ -414,3 +414,27 @@ async def test_a_small_chat_is_counted_inline() -> None:
     chat = [{"role": "user", "content": "hello"}]
     ticks, counted = await _ticks_while(tokens.count_message_tokens_async(chat, "gpt-4o"))
     assert counted == tokens.count_message_tokens(chat, "gpt-4o") and ticks == 0
+
+
+# -- short texts' counts are remembered (issue 18: the router's CPU per call) ---------------------
+
+
+def test_a_short_texts_count_is_remembered_and_equals_the_tokenizers() -> None:
+    from kernel import tokens
+
+    text = f"a short prompt that recurs {os.urandom(8).hex()}"
+    hits = tokens._count_short.cache_info().hits
+    first = count_tokens(text, "gpt-4o")
+    assert count_tokens(text, "gpt-4o") == first == tokens._count(text, "gpt-4o")
+    assert tokens._count_short.cache_info().hits == hits + 1
+    # the model is part of what is remembered: Claude's approximation differs
+    assert count_tokens(text, "claude-3-opus") == tokens._count(text, "claude-3-opus")
+
+
+def test_a_long_text_is_counted_every_time_not_remembered() -> None:
+    from kernel import tokens
+
+    text = "word " * (tokens.CACHED_TEXT_CHARS // 5 + 1)
+    size = tokens._count_short.cache_info().currsize
+    assert count_tokens(text, "gpt-4o") == tokens._count(text, "gpt-4o")
+    assert tokens._count_short.cache_info().currsize == size
