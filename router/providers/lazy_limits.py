@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from router.providers.ratelimits import RateLimitSnapshot, parse_rate_limits
+from router.providers.ratelimits import ProviderRoom, RateLimitSnapshot, parse_rate_limits
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(RateLimitSnapshot))
 
@@ -49,6 +49,20 @@ class LazySnapshot(RateLimitSnapshot):
             parsed = parse_rate_limits(self._provider, self.headers, now=self._at)
             object.__setattr__(self, "_parsed", parsed)
         return parsed
+
+    # the parsed snapshot's own methods, called on it directly (a field read through this class's
+    # properties costs a call each: room_for reads a dozen)
+    @property
+    def empty(self) -> bool:
+        return self.parsed().empty
+
+    def room_for(
+        self, prompt_tokens: int, completion_tokens: int, now: float | None = None
+    ) -> ProviderRoom:
+        return self.parsed().room_for(prompt_tokens, completion_tokens, now)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.parsed().as_dict()
 
     @property
     def is_parsed(self) -> bool:

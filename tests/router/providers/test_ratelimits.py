@@ -300,3 +300,14 @@ def test_the_tolerance_is_the_rounding_at_the_refill_rate_and_at_most_one_unit()
     room = openai.room_for(10, 10, now=NOW)
     assert room.hold == pytest.approx(1 - 0.013, abs=1e-6)  # the 0.013 refilled since full
     assert room.requests == pytest.approx(1.0) and room.requests_tolerance < 0.01
+
+
+@pytest.mark.parametrize("value", ["inf", "INF", "-inf", "1e999", "nan"])
+def test_a_count_that_is_no_finite_number_is_not_said(value: str) -> None:
+    """A header like ``x-ratelimit-limit-requests: inf`` is no limit said (it failed the parse)."""
+    snapshot = parse_openai_headers(
+        {"x-ratelimit-limit-requests": value, "x-ratelimit-remaining-requests": value}, now=NOW
+    )
+    assert snapshot.requests.limit is None and snapshot.requests.remaining is None
+    anthropic = parse_anthropic_headers({"anthropic-ratelimit-requests-limit": value}, now=NOW)
+    assert anthropic.requests.limit is None
