@@ -256,7 +256,7 @@ def as_int(value: str | None) -> int | None:
         return None
     try:
         return int(float(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", "inf"
         return None
 
 
