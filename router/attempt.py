@@ -31,7 +31,7 @@ from keys.manager import KeyManager, KeySelection
 from lua.usage_records import nanos_to_usd
 from router.answers import AttemptRecord, CallSummary
 from router.dispatch_types import CallPlan, Dispatched, Messages
-from router.provider_limits import figures, limits_json, provider_room
+from router.provider_limits import figures, limits_json, plenty_of_room, provider_room
 from router.providers import (
     ChatRequest,
     ProviderAdapter,
@@ -208,10 +208,13 @@ class KeyCaller:
         selection, summary = done.selection, done.summary
         assert selection is not None
         cost, record = self._success_record(done, usage, content, usage_reported)
-        room = provider_room(snapshot, usage)
         # the settle writes the record; if it cannot, it goes the background way (settle())
         summary.recorded = record is not None
         split = (usage.prompt_tokens, usage.completion_tokens) if usage_reported else (None, None)
+        key_id, now = selection.key.key_id, time.time()
+        # headers that surely leave room are read by the settle (send_success: what is waited for)
+        plenty = key_id in self._answered and plenty_of_room(snapshot, usage)
+        room = None if plenty else provider_room(snapshot, usage, now)
 
         async def settle() -> None:
             # what only the settle needs is made here, off the answer's path (deferred mode)
@@ -219,17 +222,18 @@ class KeyCaller:
             settled = await self.manager.record_success(
                 selection,
                 actual_tokens,
-                provider_limits=self._success_limits(selection.key.key_id, snapshot),
+                provider_limits=self._success_limits(key_id, snapshot),
                 cost_nanos=cost,
                 usage=args,
                 said=figures(snapshot),
                 split=split,
-                **room,
+                **(provider_room(snapshot, usage, now) if room is None else room),
             )
             if not settled and record is not None and self.usage is not None:
                 self.usage.unsettled(record, summary)
 
-        await self.send_success(selection.key.key_id, settle, short=_provider_short(room, usage))
+        short = room is not None and _provider_short(room, usage)
+        await self.send_success(key_id, settle, short=short)
 
     async def send_success(
         self, key_id: str, settle: Callable[[], Awaitable[Any]], *, short: bool = False
