@@ -50,7 +50,7 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: ``-2024-08-06``, Anthropic's ``-20241022``, ``-latest``, Gemini's stable versions ``-001``.
 _SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|latest|\d{3})$")
 #: Model names whose price a table remembers (``PriceTable.lookup``).
-LOOKUPS_KEPT = 1024
+LOOKUPS_KEPT = 256
 _PREFIXES = ("openai/", "anthropic/", "gemini/", "google/", "models/")
 
 

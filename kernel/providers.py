@@ -23,7 +23,7 @@ _MODEL_PREFIXES: tuple[tuple[str, str], ...] = (
 )
 
 
-@lru_cache(maxsize=1024)  # a few names recur on every call (bounded: names come from clients)
+@lru_cache(maxsize=256)  # a few names recur on every call (bounded: names come from clients)
 def provider_of_model(model: str) -> str | None:
     """The provider a model name belongs to, from its well-known prefix; None when unknown."""
     lowered = model.lower()

@@ -179,7 +179,7 @@ def encoding_name_for(model: str) -> str:
 
 #: Texts up to this many characters have their count remembered (:func:`count_tokens`).
 CACHED_TEXT_CHARS = 2048
-#: How many (text, model) counts are remembered: at most ~8 MiB of text.
+#: How many (text, encoding) counts are remembered: at most ~8 MiB of text.
 CACHED_COUNTS = 4096
 
 
@@ -187,27 +187,29 @@ def count_tokens(text: str, model: str = "gpt-4o") -> int:
     """Tokens in ``text`` for ``model``: exact for OpenAI, the documented approximation else.
 
     Short texts recur on every call (roles, system prompts, a conversation's earlier turns):
-    their counts are remembered (the most recent :data:`CACHED_COUNTS`, texts of at most
-    :data:`CACHED_TEXT_CHARS` characters), a count that depends on the text and model only."""
+    their encoded lengths are remembered per encoding (the most recent :data:`CACHED_COUNTS`
+    texts of at most :data:`CACHED_TEXT_CHARS` characters; not per model, so that many model
+    names cost no more memory)."""
     if not text:
         return 0
-    if len(text) <= CACHED_TEXT_CHARS:
-        return _count_short(text, model)
-    return _count(text, model)
-
-
-@lru_cache(maxsize=CACHED_COUNTS)  # thread-safe: large chats are counted in a worker thread
-def _count_short(text: str, model: str) -> int:
-    return _count(text, model)
-
-
-def _count(text: str, model: str) -> int:
-    encoding = get_encoding(encoding_name_for(model))
-    if encoding is None:
+    name = encoding_name_for(model)
+    count = _encoded(text, name) if len(text) <= CACHED_TEXT_CHARS else _encode_count(text, name)
+    if count is None:
         return math.ceil(len(text) / CHARS_PER_TOKEN)
-    count = len(encoding.encode(text, disallowed_special=()))
     factor = APPROXIMATION.get(provider_of_model(model) or "", ("", 1.0))[1]
     return math.ceil(count * factor) if factor != 1.0 else count
+
+
+def _encode_count(text: str, encoding_name: str) -> int | None:
+    """Tokens of ``text`` in the encoding (None: no tokenizer loads)."""
+    encoding = get_encoding(encoding_name)
+    if encoding is None:
+        return None
+    return len(encoding.encode(text, disallowed_special=()))
+
+
+#: :func:`_encode_count` remembered (thread-safe: large chats are counted in a worker thread).
+_encoded = lru_cache(maxsize=CACHED_COUNTS)(_encode_count)
 
 
 def content_text(content: Any) -> str:

@@ -100,7 +100,7 @@ def _normalise(model: str) -> str:
     return name
 
 
-@lru_cache(maxsize=1024)  # a few names recur on every call (bounded: names come from clients)
+@lru_cache(maxsize=256)  # a few names recur on every call (bounded: names come from clients)
 def model_info(model: str) -> ModelInfo | None:
     """The entry of ``model`` (exact name, else the longest known prefix); None if unknown."""
     name = _normalise(model)

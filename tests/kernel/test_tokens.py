@@ -423,18 +423,26 @@ def test_a_short_texts_count_is_remembered_and_equals_the_tokenizers() -> None:
     from kernel import tokens
 
     text = f"a short prompt that recurs {os.urandom(8).hex()}"
-    hits = tokens._count_short.cache_info().hits
+    hits = tokens._encoded.cache_info().hits
     first = count_tokens(text, "gpt-4o")
-    assert count_tokens(text, "gpt-4o") == first == tokens._count(text, "gpt-4o")
-    assert tokens._count_short.cache_info().hits == hits + 1
-    # the model is part of what is remembered: Claude's approximation differs
-    assert count_tokens(text, "claude-3-opus") == tokens._count(text, "claude-3-opus")
+    assert count_tokens(text, "gpt-4o") == first == tokens._encode_count(text, "o200k_base")
+    assert tokens._encoded.cache_info().hits == hits + 1
+    # remembered per encoding, the model's approximation applied after: Claude's count is
+    # cl100k_base's x 1.10, rounded up, whichever names share that encoding
+    base = tokens._encode_count(text, "cl100k_base")
+    assert base is not None
+    assert count_tokens(text, "claude-3-opus") == math.ceil(base * 1.10)
+    assert count_tokens(text, "gpt-4") == base
+    size = tokens._encoded.cache_info().currsize
+    for i in range(20):  # many names of one encoding: nothing more remembered
+        assert count_tokens(text, f"gpt-4o-custom-{i}") == first
+    assert tokens._encoded.cache_info().currsize == size
 
 
 def test_a_long_text_is_counted_every_time_not_remembered() -> None:
     from kernel import tokens
 
     text = "word " * (tokens.CACHED_TEXT_CHARS // 5 + 1)
-    size = tokens._count_short.cache_info().currsize
-    assert count_tokens(text, "gpt-4o") == tokens._count(text, "gpt-4o")
-    assert tokens._count_short.cache_info().currsize == size
+    size = tokens._encoded.cache_info().currsize
+    assert count_tokens(text, "gpt-4o") == tokens._encode_count(text, "o200k_base")
+    assert tokens._encoded.cache_info().currsize == size
