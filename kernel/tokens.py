@@ -164,6 +164,7 @@ def preload_encodings(models: Iterable[str]) -> list[str]:
     return names
 
 
+@lru_cache(maxsize=256)  # a few names recur on every call (bounded: names come from clients)
 def encoding_name_for(model: str) -> str:
     """The tiktoken encoding for an OpenAI model (and the base of the approximations)."""
     name = model.lower().removeprefix("openai/").removeprefix("ft:")
