@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import collections
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -61,7 +62,7 @@ class Sampler:
 def _name(frame: FrameType) -> str:
     code = frame.f_code
     where = code.co_filename.split("site-packages/")[-1].replace(ROOT, "")
-    return f"{code.co_qualname} ({where.split('/lib/python3')[-1]})"
+    return f"{code.co_qualname} ({re.sub(r'^.*/lib/python3[.0-9]*/', '', where)})"
 
 
 async def drive(
