@@ -7,6 +7,12 @@ from kernel.tokens import (
     APPROXIMATION as APPROXIMATION,
 )
 from kernel.tokens import (
+    CACHED_COUNTS as CACHED_COUNTS,
+)
+from kernel.tokens import (
+    CACHED_TEXT_CHARS as CACHED_TEXT_CHARS,
+)
+from kernel.tokens import (
     CHARS_PER_TOKEN as CHARS_PER_TOKEN,
 )
 from kernel.tokens import (
