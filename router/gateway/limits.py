@@ -75,9 +75,7 @@ ALLOWED = LimitDecision(allowed=True)
 
 def refused(exc: AdmissionRefusedError) -> LimitDecision:
     """The decision of a refusal the router raised (the limits charged with its reservation)."""
-    if exc.revoked:
-        return LimitDecision(allowed=False, limit="revoked", revoked=True)
-    return LimitDecision(allowed=False, limit=exc.limit, retry_after=exc.retry_after)
+    return limit_decision(AcquireReply(False, exc.revoked, exc.limit, exc.retry_after))
 
 
 def limit_decision(reply: AcquireReply) -> LimitDecision:
